@@ -1,0 +1,103 @@
+"""The command line: ``outbox`` and its sub-commands.
+
+Objects are wired here and in the window's start-up, nowhere else. Every
+command module has ``register(subparsers)`` which adds its parser and sets
+``func(args) -> int``. Imports stay lazy: ``outbox sendmail`` is started once
+per message by mail clients and must not pay for Qt or aiosmtplib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from relay import __version__
+from relay.errors import OutboxError
+
+COMMAND_MODULES = (
+    "relay.commands.intake",
+    "relay.commands.manage",
+    "relay.commands.flush",
+    "relay.commands.account",
+    "relay.commands.gui",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    import importlib
+
+    parser = argparse.ArgumentParser(
+        prog="outbox",
+        description="A desktop outbox for e-mail. Without a command, opens the window.",
+    )
+    parser.add_argument("--version", action="version", version=f"outbox {__version__}")
+    parser.add_argument(
+        "--home", metavar="DIR", help="the outbox's data directory (default: $OUTBOX_HOME)"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue  # a command group not built yet
+        module.register(subparsers)
+    return parser
+
+
+def _split_home(argv: list[str]) -> tuple[str | None, list[str]]:
+    """Take ``--home DIR`` / ``--home=DIR`` from anywhere before a ``--``."""
+    home = None
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        if arg == "--home" and i + 1 < len(argv):
+            home = argv[i + 1]
+            i += 2
+            continue
+        if arg.startswith("--home="):
+            home = arg.split("=", 1)[1]
+            i += 1
+            continue
+        rest.append(arg)
+        i += 1
+    return home, rest
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    home, args_list = _split_home(args_list)
+    invoked_as = os.path.basename(sys.argv[0]) if argv is None else "outbox"
+    try:
+        if invoked_as == "sendmail" or (args_list and args_list[0] == "sendmail"):
+            from relay.commands import sendmail
+
+            if args_list and args_list[0] == "sendmail":
+                args_list = args_list[1:]
+            return sendmail.run(args_list, home)
+        parser = build_parser()
+        if not args_list:
+            args_list = ["gui"]
+        args = parser.parse_args(args_list)
+        args.home = home
+        code: int = args.func(args)
+        return code
+    except OutboxError as exc:
+        print(f"outbox: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("outbox: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

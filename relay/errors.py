@@ -1,0 +1,45 @@
+"""Errors that are a person's mistake or a fact about their setup.
+
+Each carries a message fit to show as is, one line, and the command line
+turns it into that line on stderr and a non-zero exit. Outcomes of delivery
+are never exceptions: see ``relay.report``.
+"""
+
+from __future__ import annotations
+
+
+class OutboxError(Exception):
+    """Base of every error the command line shows as one plain line."""
+
+    exit_code = 1
+
+
+class NoSuchMessage(OutboxError):
+    def __init__(self, message_id: object) -> None:
+        super().__init__(f"no message {message_id}")
+        self.message_id = message_id
+
+
+class InvalidMessage(OutboxError):
+    """Intake refused a message; the text names the problem."""
+
+    exit_code = 65  # EX_DATAERR
+
+
+class UsageError(OutboxError):
+    exit_code = 64  # EX_USAGE
+
+
+class ConfigError(OutboxError):
+    exit_code = 78  # EX_CONFIG
+
+
+class KeyringUnavailable(ConfigError):
+    """No usable keyring backend: the message says how to get one."""
+
+
+class FlushRunning(OutboxError):
+    exit_code = 75  # EX_TEMPFAIL
+
+    def __init__(self) -> None:
+        super().__init__("a flush is already running for this outbox")
