@@ -1,0 +1,660 @@
+"""The outbox store: one SQLite file holding messages, recipients and attempts.
+
+Rules this module keeps:
+
+- Every change is one ``BEGIN IMMEDIATE`` transaction, so two processes (the
+  window and a ``sendmail`` call) take turns instead of failing; a waiting
+  writer blocks on SQLite's busy handler for up to ``BUSY_TIMEOUT_S``.
+- WAL with ``synchronous=FULL``: when a write returns, it survives a crash of
+  the process *and* a power loss (WAL at NORMAL would only promise the former).
+- A message's ``state`` column is always ``derive_message_state`` of its
+  recipients, its ``held`` flag and its ``sending`` claim, written in the same
+  transaction as whatever changed them. It is stored, not computed on read,
+  so ``list --state`` and the window's filter are one indexed query.
+- The raw message lives in its own table, so listing 100,000 messages never
+  reads a body.
+- Events are published after the commit, carrying snapshots.
+
+The store records; it does not decide. Verdicts come from the attempt
+manager, which calls ``finish_attempt`` and friends with their meaning
+already settled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from relay.errors import NoSuchMessage, OutboxError
+from relay.events import (
+    EventBus,
+    MessageChanged,
+    MessageDeleted,
+    MessageQueued,
+    MessageSnapshot,
+    RecipientSnapshot,
+)
+from relay.home import ensure_home
+from relay.message import ParsedMessage
+from relay.report import OutgoingMessage
+from relay.states import OWED, MessageState, RecipientState, derive_message_state
+
+DB_NAME = "outbox.sqlite3"
+BUSY_TIMEOUT_S = 60.0
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first release.
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        size INTEGER NOT NULL,
+        account TEXT,
+        needs_smtputf8 INTEGER NOT NULL DEFAULT 0,
+        eight_bit INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        held INTEGER NOT NULL DEFAULT 0,
+        sending INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        deferred_since TEXT,
+        last_error TEXT
+    );
+    CREATE INDEX messages_by_state ON messages(state, next_attempt_at);
+    CREATE TABLE bodies (
+        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        raw BLOB NOT NULL
+    );
+    CREATE TABLE recipients (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reply TEXT,
+        PRIMARY KEY (message_id, position)
+    );
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        account TEXT NOT NULL,
+        server TEXT NOT NULL,
+        outcome TEXT,
+        error TEXT,
+        replies TEXT NOT NULL DEFAULT '[]',
+        accepted TEXT NOT NULL DEFAULT '[]',
+        sent_bytes INTEGER NOT NULL DEFAULT 0,
+        data_completed INTEGER NOT NULL DEFAULT 0,
+        transcript TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX attempts_by_message ON attempts(message_id);
+    """,
+)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _to_text(moment: datetime | None) -> str | None:
+    """UTC, fixed width, so text order is time order in SQL comparisons."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _from_text(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One stored attempt: a transaction, or a session that failed around it."""
+
+    id: int
+    message_id: int
+    started_at: datetime
+    ended_at: datetime | None
+    account: str
+    server: str
+    outcome: str | None
+    error: str | None
+    replies: tuple[dict[str, object], ...]
+    sent_bytes: int
+    data_completed: bool
+    transcript: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "started": self.started_at.isoformat(),
+            "ended": self.ended_at.isoformat() if self.ended_at else None,
+            "account": self.account,
+            "server": self.server,
+            "outcome": self.outcome,
+            "error": self.error,
+            "replies": list(self.replies),
+            "sent_bytes": self.sent_bytes,
+            "data_completed": self.data_completed,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the attempt manager settled for one recipient."""
+
+    state: RecipientState
+    reply: str | None
+
+
+class Outbox:
+    """The store at ``<home>/outbox.sqlite3``. Open with ``Outbox.open(home)``."""
+
+    def __init__(self, path: Path, bus: EventBus | None = None) -> None:
+        self.path = path
+        self.bus = bus or EventBus()
+        self._conn = _connect(path)
+
+    # -- life cycle -----------------------------------------------------------
+
+    @classmethod
+    def open(cls, home: Path, bus: EventBus | None = None) -> Outbox:
+        ensure_home(home)
+        return cls(home / DB_NAME, bus)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # -- intake ---------------------------------------------------------------
+
+    def add_message(
+        self, parsed: ParsedMessage, *, account: str | None = None, now: datetime | None = None
+    ) -> MessageSnapshot:
+        """Store one message and its recipients; one transaction."""
+        now = now or utc_now()
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO messages (created_at, sender, subject, size, account,"
+                " needs_smtputf8, eight_bit, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    _to_text(now),
+                    parsed.sender,
+                    parsed.subject,
+                    len(parsed.raw),
+                    account,
+                    int(parsed.needs_smtputf8),
+                    int(parsed.eight_bit),
+                    MessageState.QUEUED.value,
+                ),
+            )
+            message_id = cursor.lastrowid
+            assert message_id is not None
+            conn.execute(
+                "INSERT INTO bodies (message_id, raw) VALUES (?, ?)", (message_id, parsed.raw)
+            )
+            conn.executemany(
+                "INSERT INTO recipients (message_id, position, address, state)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (message_id, position, address, RecipientState.PENDING.value)
+                    for position, address in enumerate(parsed.recipients)
+                ],
+            )
+            snapshot = self._snapshot(message_id)
+        self.bus.publish(MessageQueued(snapshot))
+        return snapshot
+
+    # -- reading --------------------------------------------------------------
+
+    def get(self, message_id: int) -> MessageSnapshot:
+        return self._snapshot(message_id)
+
+    def messages(self, state: MessageState | None = None) -> list[MessageSnapshot]:
+        """Every message (or those in ``state``), oldest first."""
+        where, params = ("WHERE state = ?", (state.value,)) if state else ("", ())
+        rows = self._conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages {where} ORDER BY id", params
+        ).fetchall()
+        recipients: dict[int, list[RecipientSnapshot]] = {}
+        recipient_rows = self._conn.execute(
+            "SELECT r.message_id, r.address, r.state, r.reply FROM recipients r"
+            + (" JOIN messages m ON m.id = r.message_id WHERE m.state = ?" if state else "")
+            + " ORDER BY r.message_id, r.position",
+            params,
+        )
+        for message_id, address, rstate, reply in recipient_rows:
+            recipients.setdefault(message_id, []).append(
+                RecipientSnapshot(address, RecipientState(rstate), reply)
+            )
+        return [_message_from_row(row, recipients.get(row[0], [])) for row in rows]
+
+    def ids(self) -> list[int]:
+        return [row[0] for row in self._conn.execute("SELECT id FROM messages ORDER BY id")]
+
+    def raw(self, message_id: int) -> bytes:
+        row = self._conn.execute(
+            "SELECT raw FROM bodies WHERE message_id = ?", (message_id,)
+        ).fetchone()
+        if row is None:
+            raise NoSuchMessage(message_id)
+        return bytes(row[0])
+
+    def attempts(self, message_id: int) -> list[AttemptRecord]:
+        self._require(message_id)
+        rows = self._conn.execute(
+            "SELECT id, message_id, started_at, ended_at, account, server, outcome, error,"
+            " replies, sent_bytes, data_completed, transcript"
+            " FROM attempts WHERE message_id = ? ORDER BY id",
+            (message_id,),
+        ).fetchall()
+        return [
+            AttemptRecord(
+                id=row[0],
+                message_id=row[1],
+                started_at=_from_text(row[2]) or utc_now(),
+                ended_at=_from_text(row[3]),
+                account=row[4],
+                server=row[5],
+                outcome=row[6],
+                error=row[7],
+                replies=tuple(json.loads(row[8])),
+                sent_bytes=row[9],
+                data_completed=bool(row[10]),
+                transcript=row[11],
+            )
+            for row in rows
+        ]
+
+    def counts(self) -> dict[MessageState, int]:
+        counts = dict.fromkeys(MessageState, 0)
+        for state, count in self._conn.execute(
+            "SELECT state, COUNT(*) FROM messages GROUP BY state"
+        ):
+            counts[MessageState(state)] = count
+        return counts
+
+    def due_ids(self, now: datetime | None = None) -> list[int]:
+        """Queued messages, and deferred ones whose time has come; never held or claimed."""
+        rows = self._conn.execute(
+            "SELECT id FROM messages WHERE sending = 0 AND held = 0 AND"
+            " (state = 'queued' OR (state = 'deferred' AND"
+            "  (next_attempt_at IS NULL OR next_attempt_at <= ?)))"
+            " ORDER BY id",
+            (_to_text(now or utc_now()),),
+        )
+        return [row[0] for row in rows]
+
+    def _require(self, message_id: int) -> None:
+        if self._conn.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone():
+            return
+        raise NoSuchMessage(message_id)
+
+    def _snapshot(self, message_id: int) -> MessageSnapshot:
+        row = self._conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if row is None:
+            raise NoSuchMessage(message_id)
+        recipients = [
+            RecipientSnapshot(address, RecipientState(state), reply)
+            for address, state, reply in self._conn.execute(
+                "SELECT address, state, reply FROM recipients WHERE message_id = ?"
+                " ORDER BY position",
+                (message_id,),
+            )
+        ]
+        return _message_from_row(row, recipients)
+
+    def _recipient_states(self, message_id: int) -> list[RecipientState]:
+        return [
+            RecipientState(row[0])
+            for row in self._conn.execute(
+                "SELECT state FROM recipients WHERE message_id = ?", (message_id,)
+            )
+        ]
+
+    def _rederive(self, message_id: int) -> MessageState:
+        """Write the message's state from its recipients and flags (inside a transaction)."""
+        held, sending = self._conn.execute(
+            "SELECT held, sending FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        state = derive_message_state(
+            self._recipient_states(message_id), held=bool(held), sending=bool(sending)
+        )
+        self._conn.execute("UPDATE messages SET state = ? WHERE id = ?", (state.value, message_id))
+        return state
+
+    # -- a person's commands ----------------------------------------------------
+
+    def hold(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
+        """Keep messages out of every flush until released."""
+        return self._change_each(message_ids, self._hold_one)
+
+    def _hold_one(self, message_id: int) -> None:
+        if self.get(message_id).state is MessageState.SENT:
+            raise OutboxError(f"message {message_id} is already sent")
+        self._conn.execute("UPDATE messages SET held = 1 WHERE id = ?", (message_id,))
+
+    def release(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
+        def release_one(message_id: int) -> None:
+            self._conn.execute("UPDATE messages SET held = 0 WHERE id = ?", (message_id,))
+
+        return self._change_each(message_ids, release_one)
+
+    def retry(
+        self, message_ids: Sequence[int], *, now: datetime | None = None
+    ) -> list[MessageSnapshot]:
+        """Make named messages due now; every recipient not ``sent`` is owed again.
+
+        Naming a message is the explicit "send again" that also covers its
+        ``uncertain`` recipients (they may receive it twice; the caller warns).
+        Recipients already ``sent`` are never touched.
+        """
+
+        def retry_one(message_id: int) -> None:
+            self._conn.execute(
+                "UPDATE recipients SET state = 'pending' WHERE message_id = ?"
+                " AND state IN ('deferred', 'failed', 'uncertain')",
+                (message_id,),
+            )
+            self._conn.execute(
+                "UPDATE messages SET next_attempt_at = NULL, deferred_since = NULL"
+                " WHERE id = ?",
+                (message_id,),
+            )
+
+        return self._change_each(message_ids, retry_one)
+
+    def failed_ids(self) -> list[int]:
+        return [
+            row[0]
+            for row in self._conn.execute("SELECT id FROM messages WHERE state = 'failed'")
+        ]
+
+    def delete(self, message_ids: Sequence[int]) -> list[int]:
+        """Remove messages, their recipients, bodies and attempts; one transaction."""
+        ids = list(dict.fromkeys(message_ids))
+        with self._write() as conn:
+            for message_id in ids:
+                row = conn.execute(
+                    "SELECT sending FROM messages WHERE id = ?", (message_id,)
+                ).fetchone()
+                if row is None:
+                    raise NoSuchMessage(message_id)
+                if row[0]:
+                    raise OutboxError(f"message {message_id} is being sent; stop the flush first")
+            conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+        for message_id in ids:
+            self.bus.publish(MessageDeleted(message_id))
+        return ids
+
+    def _change_each(
+        self, message_ids: Sequence[int], change: Callable[[int], None]
+    ) -> list[MessageSnapshot]:
+        """Apply ``change`` to every message and re-derive its state: all or nothing."""
+        ids = list(dict.fromkeys(message_ids))
+        with self._write():
+            for message_id in ids:
+                self._require(message_id)
+                change(message_id)
+                self._rederive(message_id)
+            snapshots = [self._snapshot(message_id) for message_id in ids]
+        for snapshot in snapshots:
+            self.bus.publish(MessageChanged(snapshot))
+        return snapshots
+
+    # -- the attempt manager's writes -------------------------------------------
+
+    def claim(
+        self, message_ids: Iterable[int], *, include_held: bool = False
+    ) -> list[OutgoingMessage]:
+        """Mark messages as being sent and hand back what is still owed.
+
+        Messages already claimed, held, or owing nobody are skipped. One
+        transaction, so two flushes can never claim the same message.
+        """
+        claimed: list[OutgoingMessage] = []
+        snapshots: list[MessageSnapshot] = []
+        with self._write() as conn:
+            for message_id in message_ids:
+                row = conn.execute(
+                    "SELECT sender, held, sending, needs_smtputf8, eight_bit"
+                    " FROM messages WHERE id = ?",
+                    (message_id,),
+                ).fetchone()
+                if row is None or row[2] or (row[1] and not include_held):
+                    continue
+                owed = tuple(
+                    address
+                    for address, state in conn.execute(
+                        "SELECT address, state FROM recipients WHERE message_id = ?"
+                        " ORDER BY position",
+                        (message_id,),
+                    )
+                    if RecipientState(state) in OWED
+                )
+                if not owed:
+                    continue
+                conn.execute("UPDATE messages SET sending = 1 WHERE id = ?", (message_id,))
+                self._rederive(message_id)
+                claimed.append(
+                    OutgoingMessage(
+                        id=message_id,
+                        sender=row[0],
+                        recipients=owed,
+                        body=self.raw(message_id),
+                        needs_smtputf8=bool(row[3]),
+                        eight_bit=bool(row[4]),
+                    )
+                )
+                snapshots.append(self._snapshot(message_id))
+        for snapshot in snapshots:
+            self.bus.publish(MessageChanged(snapshot))
+        return claimed
+
+    def start_attempt(
+        self, message_id: int, *, account: str, server: str, now: datetime | None = None
+    ) -> int:
+        with self._write() as conn:
+            cursor = conn.execute(
+                "INSERT INTO attempts (message_id, started_at, account, server)"
+                " VALUES (?, ?, ?, ?)",
+                (message_id, _to_text(now or utc_now()), account, server),
+            )
+            conn.execute(
+                "UPDATE messages SET attempts = attempts + 1 WHERE id = ?", (message_id,)
+            )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def mark_data_completed(self, attempt_id: int, accepted: Sequence[str]) -> None:
+        """The final dot is on the wire: from here a lost reply means *uncertain*."""
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE attempts SET data_completed = 1, accepted = ? WHERE id = ?",
+                (json.dumps(list(accepted)), attempt_id),
+            )
+
+    def finish_attempt(
+        self,
+        message_id: int,
+        attempt_id: int | None,
+        verdicts: dict[str, Verdict],
+        *,
+        outcome: str,
+        error: str | None,
+        next_attempt_at: datetime | None,
+        replies: Sequence[dict[str, object]] = (),
+        sent_bytes: int = 0,
+        transcript: str = "",
+        now: datetime | None = None,
+    ) -> MessageSnapshot:
+        """Record settled verdicts, release the claim and close the attempt; one transaction."""
+        now = now or utc_now()
+        with self._write() as conn:
+            conn.executemany(
+                "UPDATE recipients SET state = ?, reply = ? WHERE message_id = ? AND address = ?"
+                " AND state != 'sent'",
+                [
+                    (verdict.state.value, verdict.reply, message_id, address)
+                    for address, verdict in verdicts.items()
+                ],
+            )
+            deferred = any(v.state is RecipientState.DEFERRED for v in verdicts.values())
+            conn.execute(
+                "UPDATE messages SET sending = 0, last_error = ?, next_attempt_at = ?,"
+                " deferred_since = CASE WHEN ? THEN COALESCE(deferred_since, ?) ELSE NULL END"
+                " WHERE id = ?",
+                (error, _to_text(next_attempt_at), deferred, _to_text(now), message_id),
+            )
+            if attempt_id is not None:
+                conn.execute(
+                    "UPDATE attempts SET ended_at = ?, outcome = ?, error = ?, replies = ?,"
+                    " sent_bytes = ?, transcript = ? WHERE id = ?",
+                    (
+                        _to_text(now),
+                        outcome,
+                        error,
+                        json.dumps(list(replies)),
+                        sent_bytes,
+                        transcript,
+                        attempt_id,
+                    ),
+                )
+            self._rederive(message_id)
+            snapshot = self._snapshot(message_id)
+        self.bus.publish(MessageChanged(snapshot))
+        return snapshot
+
+    def deferred_since(self, message_id: int) -> datetime | None:
+        row = self._conn.execute(
+            "SELECT deferred_since FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        return None if row is None else _from_text(row[0])
+
+    def interrupted(self) -> list[tuple[int, int | None, bool, list[str]]]:
+        """Messages a dead process left claimed, with their last attempt.
+
+        Each item: (message id, attempt id or None, data completed, accepted
+        recipients). Only call this while holding the flush lock.
+        """
+        result: list[tuple[int, int | None, bool, list[str]]] = []
+        for (message_id,) in self._conn.execute(
+            "SELECT id FROM messages WHERE sending = 1"
+        ).fetchall():
+            row = self._conn.execute(
+                "SELECT id, data_completed, accepted FROM attempts WHERE message_id = ?"
+                " AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
+                (message_id,),
+            ).fetchone()
+            if row is None:
+                result.append((message_id, None, False, []))
+            else:
+                result.append((message_id, row[0], bool(row[1]), json.loads(row[2])))
+        return result
+
+
+_MESSAGE_COLUMNS = (
+    "id, state, sender, subject, size, created_at, attempts, next_attempt_at,"
+    " last_error, account"
+)
+
+
+def _message_from_row(
+    row: tuple[object, ...], recipients: Sequence[RecipientSnapshot]
+) -> MessageSnapshot:
+    (message_id, state, sender, subject, size, created_at, attempts, next_at, error, account) = row
+    assert isinstance(message_id, int) and isinstance(size, int) and isinstance(attempts, int)
+    return MessageSnapshot(
+        id=message_id,
+        state=MessageState(str(state)),
+        sender=str(sender),
+        subject=str(subject),
+        size=size,
+        created_at=_from_text(str(created_at)) or utc_now(),
+        attempts=attempts,
+        next_attempt_at=_from_text(next_at if isinstance(next_at, str) else None),
+        last_error=error if isinstance(error, str) else None,
+        recipients=tuple(recipients),
+        account=account if isinstance(account, str) else None,
+    )
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    """Open (creating 0600) and migrate, tolerating many processes doing it at once."""
+    if not path.exists():
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            _migrate(conn)
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            # Switching to WAL takes an exclusive lock without waiting on the busy
+            # handler, so a crowd of first-time openers can see "locked": retry.
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current >= len(MIGRATIONS):
+        if current > len(MIGRATIONS):
+            raise OutboxError(
+                f"this outbox was written by a newer Outbox (schema {current}); please upgrade"
+            )
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for version in range(current, len(MIGRATIONS)):
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
