@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -45,6 +45,7 @@ from relay.events import (
 )
 from relay.home import ensure_home
 from relay.message import ParsedMessage
+from relay.policy import Verdict
 from relay.report import OutgoingMessage
 from relay.states import OWED, MessageState, RecipientState, derive_message_state
 
@@ -149,14 +150,6 @@ class AttemptRecord:
             "sent_bytes": self.sent_bytes,
             "data_completed": self.data_completed,
         }
-
-
-@dataclass(frozen=True, slots=True)
-class Verdict:
-    """What the attempt manager settled for one recipient."""
-
-    state: RecipientState
-    reply: str | None
 
 
 class Outbox:
@@ -559,6 +552,42 @@ class Outbox:
             snapshot = self._snapshot(message_id)
         self.bus.publish(MessageChanged(snapshot))
         return snapshot
+
+    def release_claims(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
+        """Give messages back untouched (a stop, refused credentials): they stay as they were."""
+
+        def release_one(message_id: int) -> None:
+            self._conn.execute("UPDATE messages SET sending = 0 WHERE id = ?", (message_id,))
+
+        return self._change_each(message_ids, release_one)
+
+    def expire_due(self, lifetime_s: float, now: datetime | None = None) -> list[MessageSnapshot]:
+        """Fail deferred messages whose queue lifetime is over; one transaction."""
+        now = now or utc_now()
+        cutoff = _to_text(now - timedelta(seconds=lifetime_s))
+        ids = [
+            row[0]
+            for row in self._conn.execute(
+                "SELECT id FROM messages WHERE state = 'deferred' AND sending = 0"
+                " AND deferred_since IS NOT NULL AND deferred_since <= ?",
+                (cutoff,),
+            )
+        ]
+
+        def expire_one(message_id: int) -> None:
+            self._conn.execute(
+                "UPDATE recipients SET state = 'failed', reply = 'expired: ' || COALESCE(reply, '')"
+                " WHERE message_id = ? AND state IN ('deferred', 'pending')",
+                (message_id,),
+            )
+            self._conn.execute(
+                "UPDATE messages SET next_attempt_at = NULL,"
+                " last_error = 'expired: ' || COALESCE(last_error, 'not delivered in time')"
+                " WHERE id = ?",
+                (message_id,),
+            )
+
+        return self._change_each(ids, expire_one) if ids else []
 
     def deferred_since(self, message_id: int) -> datetime | None:
         row = self._conn.execute(

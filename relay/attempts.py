@@ -1,0 +1,253 @@
+"""The attempt manager: the only place an outcome gets a meaning.
+
+One ``AttemptManager`` listens to one relayer session (it implements
+``relay.report.RelayObserver``). For every report it applies the pure rules of
+``relay.policy``, writes the result in one transaction, and publishes events
+after the commit. The relayer never writes the store and never decides; this
+class never talks SMTP.
+
+What it writes, and when, is what makes the outbox crash-safe:
+
+- ``transaction_started`` opens an attempt row (the message is already claimed);
+- ``data_completed`` records, durably, that the final dot left and which
+  recipients the server had accepted: if the process dies before the verdict,
+  recovery knows those recipients are *uncertain* rather than owed;
+- ``transaction_finished`` settles every owed recipient and releases the claim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from relay.events import (
+    AttemptStarted,
+    AuthenticationRefused,
+    MessageSnapshot,
+    PhaseChanged,
+    ProgressMade,
+    RecipientReplied,
+)
+from relay.outbox import Outbox
+from relay.policy import (
+    Clock,
+    RetryPolicy,
+    Verdict,
+    attempt_outcome,
+    expire,
+    recipient_verdicts,
+)
+from relay.report import (
+    FailureKind,
+    OutgoingMessage,
+    Reply,
+    SessionFailure,
+    SessionInfo,
+    TransactionReport,
+)
+from relay.states import OWED, Phase, RecipientState
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """A message whose attempt is over, as the flush reports it to a person."""
+
+    message: MessageSnapshot
+    outcome: str
+    detail: str | None
+
+
+SettledCallback = Callable[[Settled], None]
+
+
+class AttemptManager:
+    """Decides and records the outcome of everything one relayer session reports."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        messages: Sequence[OutgoingMessage],
+        *,
+        account: str,
+        policy: RetryPolicy,
+        clock: Clock,
+        on_settled: SettledCallback | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._bus = outbox.bus
+        self._owed = {message.id: message.recipients for message in messages}
+        self._account = account
+        self._server = ""
+        self._policy = policy
+        self._clock = clock
+        self._on_settled = on_settled
+        self._attempt_ids: dict[int, int] = {}
+        self._accepted: dict[int, list[str]] = {}
+        self._finished: set[int] = set()
+        #: Set when the server refused our credentials: the flush stops for this account.
+        self.auth_failure: SessionFailure | None = None
+
+    # -- RelayObserver ------------------------------------------------------------
+
+    def session_started(self, session: SessionInfo, message_ids: Sequence[int]) -> None:
+        self._server = f"{session.host}:{session.port}"
+
+    def phase_changed(self, phase: Phase, message_id: int | None) -> None:
+        self._bus.publish(PhaseChanged(self._account, phase, message_id))
+
+    def transaction_started(self, message_id: int) -> None:
+        self._attempt_ids[message_id] = self._outbox.start_attempt(
+            message_id, account=self._account, server=self._server, now=self._clock()
+        )
+        self._accepted[message_id] = []
+        self._bus.publish(AttemptStarted(message_id, self._account, self._server))
+
+    def recipient_replied(self, message_id: int, address: str, reply: Reply) -> None:
+        if reply.positive:
+            self._accepted.setdefault(message_id, []).append(address)
+        self._bus.publish(RecipientReplied(message_id, address, str(reply)))
+
+    def data_progressed(self, message_id: int, sent_bytes: int, total_bytes: int) -> None:
+        self._bus.publish(ProgressMade(message_id, sent_bytes, total_bytes))
+
+    def data_completed(self, message_id: int) -> None:
+        attempt_id = self._attempt_ids.get(message_id)
+        if attempt_id is not None:
+            self._outbox.mark_data_completed(attempt_id, self._accepted.get(message_id, []))
+
+    def transaction_finished(self, report: TransactionReport) -> None:
+        message_id = report.message_id
+        if message_id in self._finished or message_id not in self._owed:
+            return
+        verdicts = recipient_verdicts(report, self._owed[message_id])
+        replies = [
+            {"address": address, "stage": str(reply.stage), "code": reply.code, "text": reply.text}
+            for address, reply in report.recipients.items()
+        ]
+        for reply in (report.mail, report.data, report.end_of_data):
+            if reply is not None:
+                replies.append(
+                    {"address": None, "stage": str(reply.stage), "code": reply.code,
+                     "text": reply.text}
+                )
+        self._settle(
+            message_id,
+            verdicts,
+            replies=replies,
+            sent_bytes=report.sent_bytes,
+            transcript=report.transcript,
+        )
+
+    def session_finished(self, transcript: str) -> None:
+        # A relayer that was stopped hands back what it never started: untouched.
+        self._release_unfinished()
+
+    def session_failed(
+        self, failure: SessionFailure, unfinished: Sequence[int], transcript: str
+    ) -> None:
+        if failure.kind is FailureKind.AUTH:
+            self.auth_failure = failure
+            self._bus.publish(AuthenticationRefused(self._account, failure.text))
+            self._release_unfinished()
+            return
+        for message_id in unfinished:
+            if message_id in self._finished or message_id not in self._owed:
+                continue
+            if message_id not in self._attempt_ids:
+                self._attempt_ids[message_id] = self._outbox.start_attempt(
+                    message_id, account=self._account, server=self._server, now=self._clock()
+                )
+            verdicts = {
+                address: Verdict(RecipientState.DEFERRED, failure.text)
+                for address in self._owed[message_id]
+            }
+            self._settle(message_id, verdicts, transcript=transcript)
+        self._release_unfinished()
+
+    # -- deciding -------------------------------------------------------------------
+
+    def _settle(
+        self,
+        message_id: int,
+        verdicts: dict[str, Verdict],
+        *,
+        replies: Sequence[dict[str, object]] = (),
+        sent_bytes: int = 0,
+        transcript: str = "",
+    ) -> None:
+        now = self._clock()
+        deferred = any(v.state is RecipientState.DEFERRED for v in verdicts.values())
+        if deferred and self._policy.expired(self._outbox.deferred_since(message_id), now):
+            verdicts = expire(verdicts)
+            deferred = False
+        next_attempt_at = None
+        if deferred:
+            attempts = self._outbox.get(message_id).attempts
+            next_attempt_at = self._policy.next_attempt_at(attempts, now)
+        problems = [v.reply for v in verdicts.values() if v.state is not RecipientState.SENT]
+        error = problems[0] if problems else None
+        outcome = attempt_outcome(verdicts)
+        snapshot = self._outbox.finish_attempt(
+            message_id,
+            self._attempt_ids.get(message_id),
+            verdicts,
+            outcome=outcome,
+            error=error,
+            next_attempt_at=next_attempt_at,
+            replies=replies,
+            sent_bytes=sent_bytes,
+            transcript=transcript,
+            now=now,
+        )
+        self._finished.add(message_id)
+        if self._on_settled is not None:
+            self._on_settled(Settled(snapshot, outcome, error))
+
+    def _release_unfinished(self) -> None:
+        rest = [message_id for message_id in self._owed if message_id not in self._finished]
+        if rest:
+            self._outbox.release_claims(rest)
+            self._finished.update(rest)
+
+
+def recover_interrupted(outbox: Outbox, clock: Clock) -> list[MessageSnapshot]:
+    """Settle messages a process that died left in ``sending``.
+
+    Call only while holding the flush lock (no live flush owns those claims).
+    If the final dot had been sent, the recipients the server had accepted are
+    *uncertain*: the server may have the message, and only a person decides to
+    send it again. Everything else is owed again, due at once (the server was
+    not at fault).
+    """
+    recovered = []
+    now = clock()
+    for message_id, attempt_id, data_completed, accepted in outbox.interrupted():
+        owed = [
+            r.address
+            for r in outbox.get(message_id).recipients
+            if r.state in OWED
+        ]
+        verdicts: dict[str, Verdict] = {}
+        for address in owed:
+            if data_completed and address in accepted:
+                verdicts[address] = Verdict(
+                    RecipientState.UNCERTAIN,
+                    "Outbox stopped after the end of the data, before the server's reply:"
+                    " the server may have the message",
+                )
+            else:
+                verdicts[address] = Verdict(
+                    RecipientState.DEFERRED, "Outbox stopped during the attempt"
+                )
+        recovered.append(
+            outbox.finish_attempt(
+                message_id,
+                attempt_id,
+                verdicts,
+                outcome="interrupted",
+                error=next(iter(verdicts.values())).reply if verdicts else None,
+                next_attempt_at=now,
+                now=now,
+            )
+        )
+    return recovered
