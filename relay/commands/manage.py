@@ -1,0 +1,190 @@
+"""``list``, ``show``, ``hold``, ``release``, ``delete``, ``retry``: managing the outbox."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime
+
+from relay.commands.store import open_outbox, parse_ids
+from relay.errors import UsageError
+from relay.events import MessageSnapshot
+from relay.states import MessageState, RecipientState
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser("list", help="list the messages in the outbox")
+    p.add_argument("--state", choices=[s.value for s in MessageState])
+    p.add_argument("--json", action="store_true", help="one JSON array")
+    p.set_defaults(func=cmd_list)
+
+    p = subparsers.add_parser("show", help="show one message, its recipients and attempts")
+    p.add_argument("id")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--json", action="store_true")
+    group.add_argument("--raw", action="store_true", help="the message exactly as it will be sent")
+    p.set_defaults(func=cmd_show)
+
+    for name, helptext, func in (
+        ("hold", "keep messages out of every flush", cmd_hold),
+        ("release", "let held messages go again", cmd_release),
+        ("delete", "remove messages from the outbox", cmd_delete),
+    ):
+        p = subparsers.add_parser(name, help=helptext)
+        p.add_argument("ids", nargs="+", metavar="ID")
+        p.set_defaults(func=func)
+
+    p = subparsers.add_parser(
+        "retry",
+        help="make messages due now (every recipient not yet sent is owed again)",
+    )
+    p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument("--failed", action="store_true", help="every failed message")
+    p.set_defaults(func=cmd_retry)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "-"
+
+
+def _size(octets: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if octets < 1024:
+            return f"{octets}{unit}" if unit == "B" else f"{octets:.0f}{unit}"
+        octets /= 1024  # type: ignore[assignment]
+    return f"{octets:.1f}GB"
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    _, outbox = open_outbox(args.home)
+    with outbox:
+        messages = outbox.messages(MessageState(args.state) if args.state else None)
+    if args.json:
+        json.dump([m.to_json() for m in messages], sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    if not messages:
+        print("the outbox is empty" if not args.state else f"no {args.state} messages")
+        return 0
+    rows = [("ID", "STATE", "SIZE", "TRIES", "NEXT TRY", "TO", "SUBJECT")]
+    for m in messages:
+        to = m.recipients[0].address if m.recipients else ""
+        if len(m.recipients) > 1:
+            to += f" +{len(m.recipients) - 1}"
+        rows.append(
+            (
+                str(m.id),
+                m.state.value,
+                _size(m.size),
+                str(m.attempts),
+                _when(m.next_attempt_at),
+                _clip(to, 32),
+                _clip(m.subject, 40),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    (message_id,) = parse_ids([args.id])
+    _, outbox = open_outbox(args.home)
+    with outbox:
+        message = outbox.get(message_id)
+        if args.raw:
+            sys.stdout.buffer.write(outbox.raw(message_id))
+            sys.stdout.flush()
+            return 0
+        attempts = outbox.attempts(message_id)
+    if args.json:
+        item = message.to_json()
+        item["attempt_history"] = [
+            {**a.to_json(), "transcript": a.transcript} for a in attempts
+        ]
+        json.dump(item, sys.stdout, ensure_ascii=False, indent=1)
+        sys.stdout.write("\n")
+        return 0
+    _print_message(message)
+    if attempts:
+        print("attempts:")
+        for a in attempts:
+            ended = _when(a.ended_at) if a.ended_at else "unfinished"
+            print(
+                f"  {_when(a.started_at)} → {ended}  {a.account} ({a.server})"
+                f"  {a.outcome or '-'}"
+            )
+            if a.error:
+                print(f"    {a.error}")
+    return 0
+
+
+def _print_message(m: MessageSnapshot) -> None:
+    print(f"message {m.id}: {m.state.value}")
+    print(f"  from:       {m.sender}")
+    print(f"  subject:    {m.subject}")
+    print(f"  size:       {m.size} octets")
+    print(f"  queued:     {_when(m.created_at)}")
+    print(f"  attempts:   {m.attempts}")
+    print(f"  next try:   {_when(m.next_attempt_at)}")
+    if m.last_error:
+        print(f"  last error: {m.last_error}")
+    print("recipients:")
+    for r in m.recipients:
+        print(f"  {r.address}  {r.state.value}" + (f"  ({r.reply})" if r.reply else ""))
+
+
+def cmd_hold(args: argparse.Namespace) -> int:
+    _, outbox = open_outbox(args.home)
+    with outbox:
+        for m in outbox.hold(parse_ids(args.ids)):
+            print(f"{m.id}: {m.state.value}")
+    return 0
+
+
+def cmd_release(args: argparse.Namespace) -> int:
+    _, outbox = open_outbox(args.home)
+    with outbox:
+        for m in outbox.release(parse_ids(args.ids)):
+            print(f"{m.id}: {m.state.value}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    _, outbox = open_outbox(args.home)
+    with outbox:
+        for message_id in outbox.delete(parse_ids(args.ids)):
+            print(f"{message_id}: deleted")
+    return 0
+
+
+def cmd_retry(args: argparse.Namespace) -> int:
+    if bool(args.ids) == bool(args.failed):
+        raise UsageError("retry takes message ids or --failed (not both)")
+    _, outbox = open_outbox(args.home)
+    with outbox:
+        ids = outbox.failed_ids() if args.failed else parse_ids(args.ids)
+        before = {i: outbox.get(i) for i in ids}
+        for m in outbox.retry(ids):
+            again = [
+                r.address
+                for r in before[m.id].recipients
+                if r.state is RecipientState.UNCERTAIN
+            ]
+            if again:
+                print(
+                    f"outbox: warning: {m.id}: {', '.join(again)} may already have"
+                    " this message and may receive it twice",
+                    file=sys.stderr,
+                )
+            print(f"{m.id}: {m.state.value}")
+    if not ids:
+        print("no failed messages")
+    return 0

@@ -1,0 +1,206 @@
+"""The relaying manager: one flush, "send what is due", over as many sessions as allowed.
+
+It picks what is due, groups it by account, and spreads each account's
+messages over up to ``max_connections`` concurrent relayers, each sending up to
+``max_messages_per_connection`` messages on one connection. Messages are
+claimed batch by batch just before a relayer takes them, so stopping a flush
+leaves everything not yet claimed exactly as it was.
+
+Holding the flush lock is the caller's job (``FlushLock``): the window and the
+command line must never both send the same message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from relay.accounts import Account
+from relay.attempts import AttemptManager, Settled, SettledCallback, recover_interrupted
+from relay.errors import OutboxError
+from relay.events import FlushFinished, FlushStarted, MessageSnapshot
+from relay.outbox import Outbox
+from relay.policy import Clock, RetryPolicy
+from relay.report import OutgoingMessage
+from relay.states import OWED, MessageState
+
+AccountChooser = Callable[[MessageSnapshot], Account]
+PasswordLookup = Callable[[Account], str | None]
+
+
+@dataclass(slots=True)
+class FlushResult:
+    """What one flush did, for its exit status and its last words."""
+
+    settled: list[Settled] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    stopped: bool = False
+    auth_refused: bool = False
+
+    def count(self, state: MessageState) -> int:
+        return sum(1 for s in self.settled if s.message.state is state)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all sent; 1 something failed for good (or needs a person); 75 try later."""
+        if self.auth_refused or self.count(MessageState.FAILED):
+            return 1
+        if (
+            self.errors
+            or self.count(MessageState.DEFERRED)
+            or self.count(MessageState.UNCERTAIN)
+            or self.count(MessageState.QUEUED)
+        ):
+            return 75
+        return 0
+
+
+class RelayingManager:
+    """Runs one flush. Create, ``await run()``; ``stop()`` from anywhere on the loop."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        choose_account: AccountChooser,
+        password_for: PasswordLookup,
+        policy: RetryPolicy,
+        clock: Clock,
+        on_settled: SettledCallback | None = None,
+    ) -> None:
+        self._outbox = outbox
+        self._choose_account = choose_account
+        self._password_for = password_for
+        self._policy = policy
+        self._clock = clock
+        self._on_settled = on_settled
+        self._stopping = False
+        self._relayers: set[object] = set()
+        self.result = FlushResult()
+
+    def stop(self) -> None:
+        """Finish or abort what is in flight; claim nothing more."""
+        self._stopping = True
+        for relayer in list(self._relayers):
+            stop = getattr(relayer, "stop", None)
+            if stop is not None:
+                stop()
+
+    async def run(self, message_ids: Sequence[int] | None = None) -> FlushResult:
+        """Send what is due, or exactly ``message_ids`` (whatever their back-off)."""
+        now = self._clock()
+        recover_interrupted(self._outbox, self._clock)
+        self._outbox.expire_due(self._policy.lifetime_s, now)
+        selected = self._select(message_ids, now)
+        groups: dict[str, tuple[Account, list[MessageSnapshot]]] = {}
+        for snapshot in selected:
+            try:
+                account = self._choose_account(snapshot)
+            except OutboxError as exc:
+                self.result.errors.append(f"{snapshot.id}: {exc}")
+                continue
+            groups.setdefault(account.name, (account, []))[1].append(snapshot)
+
+        self._outbox.bus.publish(
+            FlushStarted(
+                sum(len(msgs) for _, msgs in groups.values()),
+                sum(m.size for _, msgs in groups.values() for m in msgs),
+            )
+        )
+        try:
+            await asyncio.gather(
+                *(self._run_account(account, msgs) for account, msgs in groups.values())
+            )
+        finally:
+            self.result.stopped = self._stopping
+            self._outbox.bus.publish(
+                FlushFinished(
+                    sent=self.result.count(MessageState.SENT),
+                    deferred=self.result.count(MessageState.DEFERRED),
+                    failed=self.result.count(MessageState.FAILED),
+                    uncertain=self.result.count(MessageState.UNCERTAIN),
+                    stopped=self._stopping,
+                    error="; ".join(self.result.errors) or None,
+                )
+            )
+        return self.result
+
+    def _select(self, message_ids: Sequence[int] | None, now: datetime) -> list[MessageSnapshot]:
+        if message_ids is None:
+            return [self._outbox.get(i) for i in self._outbox.due_ids(now)]
+        chosen = []
+        for message_id in dict.fromkeys(message_ids):
+            snapshot = self._outbox.get(message_id)  # NoSuchMessage for a bad id
+            if snapshot.state is MessageState.HELD:
+                self.result.errors.append(f"{message_id}: held; release it first")
+            elif any(r.state in OWED for r in snapshot.recipients):
+                chosen.append(snapshot)
+        return chosen
+
+    async def _run_account(self, account: Account, messages: list[MessageSnapshot]) -> None:
+        try:
+            password = self._password_for(account) if account.user else None
+        except OutboxError as exc:
+            self.result.errors.append(f"{account.name}: {exc}")
+            return
+        per_connection = max(1, account.max_messages_per_connection)
+        batches = [
+            [m.id for m in messages[i : i + per_connection]]
+            for i in range(0, len(messages), per_connection)
+        ]
+        queue: asyncio.Queue[list[int]] = asyncio.Queue()
+        for batch in batches:
+            queue.put_nowait(batch)
+        refused = asyncio.Event()
+
+        async def worker() -> None:
+            while not (self._stopping or refused.is_set()):
+                try:
+                    batch = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                claimed = self._outbox.claim(batch)
+                if claimed and await self._run_session(account, password, claimed):
+                    refused.set()
+
+        workers = max(1, min(account.max_connections, len(batches)))
+        await asyncio.gather(*(worker() for _ in range(workers)))
+
+    async def _run_session(
+        self, account: Account, password: str | None, messages: list[OutgoingMessage]
+    ) -> bool:
+        """One relayer over one connection; true when the server refused our credentials."""
+        from relay.relayer import ManagedRelayer
+
+        def settled(item: Settled) -> None:
+            self.result.settled.append(item)
+            if self._on_settled is not None:
+                self._on_settled(item)
+
+        manager = AttemptManager(
+            self._outbox,
+            messages,
+            account=account.name,
+            policy=self._policy,
+            clock=self._clock,
+            on_settled=settled,
+        )
+        relayer = ManagedRelayer(account, password, messages, manager)
+        self._relayers.add(relayer)
+        try:
+            if self._stopping:
+                relayer.stop()
+            await relayer.run()
+        finally:
+            self._relayers.discard(relayer)
+            manager.session_finished("")  # releases anything the relayer left unreported
+        if manager.auth_failure is not None:
+            self.result.auth_refused = True
+            self.result.errors.append(
+                f"{account.name}: the server refused the credentials"
+                f" ({manager.auth_failure.text}); flush stopped for this account"
+            )
+            return True
+        return False
