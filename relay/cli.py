@@ -73,6 +73,7 @@ def _split_home(argv: list[str]) -> tuple[str | None, list[str]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    os.umask(0o077)  # everything Outbox writes holds unsent mail or settings: owner only
     home, args_list = _split_home(args_list)
     invoked_as = os.path.basename(sys.argv[0]) if argv is None else "outbox"
     try:
