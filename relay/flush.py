@@ -16,12 +16,13 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from relay.accounts import Account
 from relay.attempts import AttemptManager, Settled, SettledCallback, recover_interrupted
-from relay.errors import OutboxError
+from relay.errors import ConfigError, OutboxError
 from relay.events import FlushFinished, FlushStarted, MessageSnapshot
-from relay.outbox import Outbox
+from relay.outbox import Outbox, utc_now
 from relay.policy import Clock, RetryPolicy
 from relay.report import OutgoingMessage
 from relay.states import OWED, MessageState
@@ -204,3 +205,44 @@ class RelayingManager:
             )
             return True
         return False
+
+
+def prepare_flush(
+    home: Path,
+    outbox: Outbox,
+    *,
+    on_settled: SettledCallback | None = None,
+    clock: Clock = utc_now,
+) -> RelayingManager:
+    """Wire a flush from what ``home`` holds: accounts, keyring passwords, retry settings."""
+    from relay.accounts import account_for_sender, find_account, load_accounts, queue_settings
+    from relay.credentials import get_password
+
+    accounts = load_accounts(home)
+    if not accounts:
+        raise ConfigError(
+            "no account configured: add one with `outbox account add NAME --host HOST …`"
+        )
+
+    def choose_account(message: MessageSnapshot) -> Account:
+        if message.account:
+            return find_account(accounts, message.account)
+        return account_for_sender(accounts, message.sender)
+
+    def password_for(account: Account) -> str:
+        password = get_password(account.name)
+        if password is None:
+            raise ConfigError(
+                f"no password stored for account {account.name}: set one with"
+                f" `outbox account set {account.name} --password-stdin`"
+            )
+        return password
+
+    return RelayingManager(
+        outbox,
+        choose_account=choose_account,
+        password_for=password_for,
+        policy=RetryPolicy.from_config(queue_settings(home)),
+        clock=clock,
+        on_settled=on_settled,
+    )

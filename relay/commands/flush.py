@@ -1,0 +1,145 @@
+"""``outbox flush [ID…]``: send what is due, say what happened, exit 0 / 75 / 1.
+
+One line per message on stderr (id, recipients, outcome, the server's reply);
+a progress bar on stdout when it is a terminal. Ctrl-C stops cleanly: the
+message in flight is finished or aborted, nothing is lost, and everything not
+finished stays queued. A second Ctrl-C aborts at once (still nothing lost: the
+next start settles what was in flight).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import TextIO
+
+from relay.attempts import Settled
+from relay.commands.store import open_outbox, parse_ids
+from relay.events import Event, FlushStarted, MessageChanged, ProgressMade
+from relay.flushlock import FlushLock
+from relay.states import MessageState
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = subparsers.add_parser(
+        "flush",
+        help="send what is due (or the given messages, whatever their back-off)",
+        description="Exit status: 0 all sent, 75 something deferred (try later),"
+        " 1 something failed permanently.",
+    )
+    p.add_argument("ids", nargs="*", metavar="ID")
+    p.set_defaults(func=cmd_flush)
+
+
+def describe(item: Settled) -> str:
+    message = item.message
+    recipients = ", ".join(r.address for r in message.recipients)
+    line = f"{message.id} {recipients}: {message.state.value}"
+    replies = sorted({r.reply for r in message.recipients if r.reply})
+    detail = item.detail or (replies[0] if replies else None)
+    return f"{line} ({detail})" if detail else line
+
+
+class ProgressBar:
+    """Messages and bytes done of the flush's total, redrawn in place on a terminal."""
+
+    WIDTH = 30
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._total_messages = 0
+        self._total_bytes = 0
+        self._done_messages = 0
+        self._done_bytes = 0
+        self._in_flight: dict[int, int] = {}
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, FlushStarted):
+            self._total_messages, self._total_bytes = event.message_count, event.total_bytes
+        elif isinstance(event, ProgressMade):
+            self._in_flight[event.message_id] = event.sent_bytes
+        elif isinstance(event, MessageChanged):
+            if event.message.state is MessageState.SENDING:
+                self._in_flight[event.message.id] = 0
+            elif self._in_flight.pop(event.message.id, None) is not None:
+                self._done_messages += 1
+                self._done_bytes += event.message.size
+        else:
+            return
+        self.draw()
+
+    def draw(self) -> None:
+        if not self._total_messages:
+            return
+        sent = min(self._total_bytes, self._done_bytes + sum(self._in_flight.values()))
+        share = sent / self._total_bytes if self._total_bytes else 1.0
+        filled = int(share * self.WIDTH)
+        self._out.write(
+            f"\r[{'#' * filled}{' ' * (self.WIDTH - filled)}]"
+            f" {min(self._done_messages, self._total_messages)}/{self._total_messages} messages,"
+            f" {sent / 1e6:.1f}/{self._total_bytes / 1e6:.1f} MB "
+        )
+        self._out.flush()
+
+    def finish(self) -> None:
+        if self._total_messages:
+            self._out.write("\n")
+            self._out.flush()
+
+
+def cmd_flush(args: argparse.Namespace) -> int:
+    from relay.flush import prepare_flush
+
+    ids = parse_ids(args.ids) if args.ids else None
+    home, outbox = open_outbox(args.home)
+    with outbox, FlushLock(home):
+        _import_drop_folder(outbox, home)
+        manager = prepare_flush(
+            home, outbox, on_settled=lambda item: print(describe(item), file=sys.stderr)
+        )
+        bar = ProgressBar(sys.stdout) if sys.stdout.isatty() else None
+        if bar is not None:
+            outbox.bus.subscribe(bar)
+
+        async def run() -> None:
+            loop = asyncio.get_running_loop()
+            task = asyncio.current_task()
+            interrupts = 0
+
+            def interrupted() -> None:
+                nonlocal interrupts
+                interrupts += 1
+                if interrupts == 1:
+                    print("\noutbox: stopping after the message in flight…", file=sys.stderr)
+                    manager.stop()
+                elif task is not None:
+                    task.cancel()
+
+            loop.add_signal_handler(signal.SIGINT, interrupted)
+            loop.add_signal_handler(signal.SIGTERM, interrupted)
+            await manager.run(ids)
+
+        try:
+            asyncio.run(run())
+        except asyncio.CancelledError:
+            print("outbox: aborted", file=sys.stderr)
+            return 75
+        finally:
+            if bar is not None:
+                bar.finish()
+    result = manager.result
+    for error in result.errors:
+        print(f"outbox: {error}", file=sys.stderr)
+    if not result.settled and not result.errors:
+        print("outbox: nothing to send", file=sys.stderr)
+    return result.exit_code
+
+
+def _import_drop_folder(outbox: object, home: object) -> None:
+    try:
+        from relay.dropfolder import import_drop_folder
+    except ImportError:
+        return
+    import_drop_folder(outbox, home)  # type: ignore[arg-type]
