@@ -1,11 +1,75 @@
 """An outgoing message: parsing, envelope derivation, Bcc stripping, validation.
 
-(Being written: the intake rules land here.)
+:func:`parse_message` turns the bytes a person (or a mail client) handed us
+into a :class:`ParsedMessage` whose ``raw`` is exactly what will go on the
+wire, or refuses them with :class:`relay.errors.InvalidMessage` and a one-line
+reason. The rules, in the order they are checked:
+
+1. Empty input (nothing but white space) is refused.
+2. Line endings are normalised to CRLF, whatever the input used (bare LF, bare
+   CR, a mix); a missing final line ending is added. A leading mbox
+   ``From `` line is dropped.
+3. The header section runs to the first empty line (or to the end). Each of
+   its lines is a header field ``name: value`` with a printable-ASCII name
+   (RFC 5322 §2.2), or a continuation line starting with a space or tab that
+   follows one. Anything else is "not an e-mail message". An input that starts
+   with an empty line has no header fields at all; that is allowed, the
+   missing ones are added.
+4. No line may be longer than 998 octets (RFC 5322 §2.1.1) and none may hold a
+   NUL; errors give the line number as the input counted it.
+5. The envelope, as sendmail builds it:
+
+   - sender: the explicit one; else the single address of From; else, when
+     From has several, the Sender header's; else Sender alone. If the message
+     was resent (it has Resent-To, Resent-Cc or Resent-Bcc), Resent-Sender and
+     Resent-From come first in the same way, and the plain ones are the
+     fallback.
+   - recipients: with ``from_headers``, every address of To, Cc and Bcc, or of
+     Resent-To, Resent-Cc and Resent-Bcc if the message was resent (sendmail
+     -t); then the explicit ones. Duplicates go (the domain compared without
+     case), the first spelling and the order are kept.
+
+   Address headers are parsed by :mod:`email.headerregistry`, which quietly
+   drops or "repairs" garbage: a header it reports a real defect in is refused
+   as a whole, and every address it returns is then checked by
+   :func:`relay.address.check_address`, which is strict about anything that
+   could break an SMTP command line.
+6. Bcc and Resent-Bcc fields (with their continuation lines) are removed from
+   what is stored, whether or not their addresses were used. Missing From
+   (built from the envelope sender and ``full_name``), Date and Message-ID
+   fields are added at the end of the header section.
+
+Importing this module is cheap: ``outbox sendmail`` starts once per message.
+The :mod:`email` package is imported only when a header needs it.
 """
 
 from __future__ import annotations
 
+import os
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+
+from relay.address import check_address, domain_key, needs_smtputf8, show
+from relay.errors import InvalidMessage
+
+MAX_LINE_OCTETS = 998  # RFC 5322 §2.1.1, without the CRLF
+MAX_FULL_NAME_CHARS = 256
+
+_LINE_BREAK = re.compile(rb"\r\n|\r|\n")
+_FIELD_NAME = re.compile(rb"([\x21-\x39\x3b-\x7e]+):")
+_WSP = (b" ", b"\t")
+
+_RESENT_RECIPIENT_FIELDS = ("resent-to", "resent-cc", "resent-bcc")
+_RECIPIENT_FIELDS = ("to", "cc", "bcc")
+_STRIPPED_FIELDS = frozenset({"bcc", "resent-bcc"})
+
+# Header defects that do not make an address list ambiguous: obsolete but
+# well-defined syntax, and non-ASCII (which check_address judges itself).
+_HARMLESS_DEFECTS = frozenset(
+    {"ObsoleteHeaderDefect", "NonASCIILocalPartDefect", "UndecodableBytesDefect"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,3 +86,300 @@ class ParsedMessage:
     subject: str = ""
     needs_smtputf8: bool = False
     eight_bit: bool = False
+
+
+@dataclass(slots=True)
+class _Field:
+    """One header field: its physical lines, without line endings."""
+
+    name: str  # as written
+    lines: list[bytes]
+    line_number: int  # 1-based, as the input counted
+
+    @property
+    def key(self) -> str:
+        return self.name.lower()
+
+    def value(self) -> str:
+        """The unfolded value, decoded as UTF-8 (undecodable bytes kept as
+        surrogates, which address checks refuse and display replaces)."""
+        unfolded = b"".join(self.lines)[len(self.name) + 1 :]
+        return unfolded.decode("utf-8", "surrogateescape")
+
+
+def parse_message(
+    data: bytes,
+    *,
+    sender: str | None = None,
+    recipients: Sequence[str] = (),
+    from_headers: bool = True,
+    full_name: str | None = None,
+    now: datetime | None = None,
+) -> ParsedMessage:
+    """Check ``data`` and derive its envelope; see the module's rules.
+
+    ``sender`` and ``recipients`` are the explicit envelope (``-f``, command
+    line recipients); ``from_headers`` takes recipients from the header too
+    (sendmail ``-t``); ``full_name`` goes into a From field we have to add;
+    ``now`` is the Date we add (default: the local time now).
+    """
+    if not data.strip():
+        raise InvalidMessage("empty message")
+    lines = _LINE_BREAK.split(data)
+    if lines[-1] == b"":
+        lines.pop()  # the input ended with a line break
+    first_number = 1
+    if lines[0].startswith(b"From "):
+        del lines[0]
+        first_number = 2
+        if not b"".join(lines).strip():
+            raise InvalidMessage("empty message")
+
+    fields, body_start = _split_header(lines, first_number)
+    _check_lines(lines, first_number)
+
+    if sender is not None:
+        envelope_sender = check_address(sender, where="(envelope sender)")
+    else:
+        envelope_sender = _sender_from_header(fields)
+
+    resent = any(field.key in _RESENT_RECIPIENT_FIELDS for field in fields)
+    candidates: list[str] = []
+    if from_headers:
+        wanted = _RESENT_RECIPIENT_FIELDS if resent else _RECIPIENT_FIELDS
+        for field in fields:
+            if field.key in wanted:
+                candidates.extend(_addresses(field))
+    candidates.extend(check_address(r, where="(recipient)") for r in recipients)
+    envelope_recipients = _deduplicate(candidates)
+    if not envelope_recipients:
+        if from_headers:
+            raise InvalidMessage("no recipient: no To, Cc or Bcc header and none given")
+        raise InvalidMessage("no recipient given")
+
+    kept = [field for field in fields if field.key not in _STRIPPED_FIELDS]
+    present = {field.key for field in fields}
+    added: list[bytes] = []
+    if "from" not in present:
+        added.append(_from_field(envelope_sender, full_name))
+    when = now if now is not None else datetime.now().astimezone()
+    if "date" not in present:
+        added.append(b"Date: " + _format_date(when).encode("ascii"))
+    if "message-id" not in present:
+        added.append(b"Message-ID: " + _message_id(envelope_sender, when).encode("ascii"))
+
+    out: list[bytes] = [line for field in kept for line in field.lines]
+    out.extend(added)
+    out.extend(lines[body_start:])
+    raw = b"".join(line + b"\r\n" for line in out)
+
+    subject = next((_display(field.value()) for field in fields if field.key == "subject"), "")
+    return ParsedMessage(
+        sender=envelope_sender,
+        recipients=tuple(envelope_recipients),
+        raw=raw,
+        subject=subject,
+        needs_smtputf8=needs_smtputf8(envelope_sender)
+        or any(needs_smtputf8(r) for r in envelope_recipients),
+        eight_bit=not raw.isascii(),
+    )
+
+
+def _split_header(lines: list[bytes], first_number: int) -> tuple[list[_Field], int]:
+    """The header fields, and the index of the first line after the header
+    (the empty separator line, which stays with the body, or ``len(lines)``)."""
+    fields: list[_Field] = []
+    for index, line in enumerate(lines):
+        if line == b"":
+            return fields, index
+        number = first_number + index
+        if line[:1] in _WSP:
+            if not fields:
+                raise InvalidMessage(
+                    f"not an e-mail message: line {number} is indented but follows no header field"
+                )
+            fields[-1].lines.append(line)
+            continue
+        match = _FIELD_NAME.match(line)
+        if match is None:
+            hint = " (the header ends at the first empty line)" if fields else ""
+            raise InvalidMessage(
+                f"not an e-mail message: line {number} is not a header field{hint}"
+            )
+        fields.append(_Field(match.group(1).decode("ascii"), [line], number))
+    return fields, len(lines)
+
+
+def _check_lines(lines: list[bytes], first_number: int) -> None:
+    if lines and max(map(len, lines)) > MAX_LINE_OCTETS:
+        for index, line in enumerate(lines):
+            if len(line) > MAX_LINE_OCTETS:
+                raise InvalidMessage(
+                    f"line {first_number + index} is longer than {MAX_LINE_OCTETS} octets"
+                    f" ({len(line)})"
+                )
+    for index, line in enumerate(lines):
+        if b"\0" in line:
+            raise InvalidMessage(f"line {first_number + index} contains a NUL byte")
+
+
+def _sender_from_header(fields: list[_Field]) -> str:
+    resent = any(field.key in _RESENT_RECIPIENT_FIELDS for field in fields)
+    if resent:
+        found = _single_sender(fields, "resent-from", "resent-sender")
+        if found is not None:
+            return found
+    found = _single_sender(fields, "from", "sender")
+    if found is None:
+        raise InvalidMessage("no sender: no From header and none given")
+    return found
+
+
+def _single_sender(fields: list[_Field], from_key: str, sender_key: str) -> str | None:
+    """From's only address; or Sender's when From has several (or none)."""
+    from_addresses = [a for f in fields if f.key == from_key for a in _addresses(f)]
+    if len(from_addresses) == 1:
+        return from_addresses[0]
+    sender_addresses = [a for f in fields if f.key == sender_key for a in _addresses(f)]
+    if len(sender_addresses) > 1:
+        raise InvalidMessage(f"no sender: {_title(sender_key)} has several addresses")
+    if sender_addresses:
+        return sender_addresses[0]
+    if from_addresses:
+        raise InvalidMessage(
+            f"no sender: {_title(from_key)} has several addresses"
+            f" and there is no {_title(sender_key)} header"
+        )
+    return None
+
+
+def _title(key: str) -> str:
+    return "-".join(part.capitalize() for part in key.split("-"))
+
+
+def _addresses(field: _Field) -> list[str]:
+    """The addr-specs of an address-list field, each checked; group syntax
+    (``undisclosed-recipients:;``) yields its members, possibly none."""
+    from email.policy import default  # lazy: the email package is slow to import
+
+    value = field.value()
+    where = f"in {field.name} (line {field.line_number})"
+    try:
+        header = default.header_factory(field.name, value)
+        defects = [d for d in header.defects if type(d).__name__ not in _HARMLESS_DEFECTS]
+        found = [address.addr_spec for address in header.addresses]
+    except Exception as exc:  # the stdlib parser on hostile input: any failure means "garbage"
+        raise InvalidMessage(f"bad address list {show(value.strip())} {where}") from exc
+    for address in found:
+        check_address(address, where=where)
+    if defects:
+        raise InvalidMessage(
+            f"bad address list {show(value.strip())} {where}: {_describe(defects[0])}"
+        )
+    return found
+
+
+def _describe(defect: Exception) -> str:
+    text = str(defect).strip().rstrip(")")  # one stdlib message ends in a stray ")"
+    return text or type(defect).__name__
+
+
+def _deduplicate(addresses: list[str]) -> list[str]:
+    seen: set[str] = set()
+    kept: list[str] = []
+    for address in addresses:
+        key = domain_key(address)
+        if key not in seen:
+            seen.add(key)
+            kept.append(address)
+    return kept
+
+
+def _display(value: str) -> str:
+    """A header value for people: unfolded, RFC 2047 decoded, one line."""
+    text = value
+    if "=?" in text:
+        try:
+            from email.header import decode_header, make_header
+
+            text = str(make_header(decode_header(text)))
+        except Exception:  # malformed encoded words: show them as they are
+            text = value
+    text = re.sub("[\ud800-\udfff]", "\ufffd", text)  # undecodable bytes
+    return " ".join(text.split())
+
+
+def _from_field(sender: str, full_name: str | None) -> bytes:
+    if not full_name:
+        return b"From: " + sender.encode()
+    if len(full_name) > MAX_FULL_NAME_CHARS:
+        raise InvalidMessage(f"full name longer than {MAX_FULL_NAME_CHARS} characters")
+    if any(_unprintable(char) for char in full_name):
+        raise InvalidMessage(f"full name {show(full_name)} contains a control character")
+    return b"From: " + _phrase(full_name) + b" <" + sender.encode() + b">"
+
+
+def _unprintable(char: str) -> bool:
+    """Control characters (C0, DEL, C1), line/paragraph separators and lone
+    surrogates (undecodable bytes from the command line): none belongs in a
+    display name."""
+    return (
+        char < " "
+        or "\x7f" <= char <= "\x9f"
+        or char in "\u2028\u2029"
+        or "\ud800" <= char <= "\udfff"
+    )
+
+
+_ATOM_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]+")
+
+
+def _phrase(name: str) -> bytes:
+    """A display name as an RFC 5322 phrase: atoms as they are, other ASCII
+    as a quoted string, anything else as RFC 2047 encoded words folded onto
+    continuation lines (each line well under 998 octets)."""
+    if name.isascii():
+        if _ATOM_PHRASE.fullmatch(name) and name.strip() == name:
+            return name.encode("ascii")
+        return b'"' + name.replace("\\", "\\\\").replace('"', '\\"').encode("ascii") + b'"'
+    import base64
+
+    words: list[bytes] = []
+    chunk = b""
+    for char in name:
+        encoded = char.encode("utf-8")
+        if len(chunk) + len(encoded) > 45:
+            words.append(chunk)
+            chunk = b""
+        chunk += encoded
+    words.append(chunk)
+    return b"\r\n ".join(b"=?utf-8?b?" + base64.b64encode(word) + b"?=" for word in words)
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _format_date(when: datetime) -> str:
+    """RFC 5322 §3.3 date-time, locale-independent (no strftime ``%a``)."""
+    if when.tzinfo is None:
+        when = when.astimezone()
+    offset = when.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    sign = "+" if minutes >= 0 else "-"
+    hours, mins = divmod(abs(minutes), 60)
+    return (
+        f"{_DAYS[when.weekday()]}, {when.day:02d} {_MONTHS[when.month - 1]} {when.year:04d}"
+        f" {when.hour:02d}:{when.minute:02d}:{when.second:02d} {sign}{hours:02d}{mins:02d}"
+    )
+
+
+def _message_id(sender: str, when: datetime) -> str:
+    """``<time.random@sender-domain>``: unique without asking DNS for our name."""
+    domain = sender.rpartition("@")[2]
+    if not domain.isascii():
+        try:
+            domain = domain.encode("idna").decode("ascii")
+        except UnicodeError:
+            domain = "outbox.invalid"
+    return f"<{when:%Y%m%d%H%M%S}.{os.urandom(8).hex()}@{domain}>"
