@@ -1,14 +1,51 @@
-"""Accounts: where mail goes out (TOML config, no secrets) and their passwords (keyring).
+"""Accounts: where mail goes out (TOML config, no secrets).
 
 The config lives in ``<home>/config.toml``; a password is stored only through
-keyring (service ``outbox``, the account name as user name), never on disk.
+keyring (``relay.credentials``: service ``outbox``, the account name as user
+name), never on disk.
+
+The rules this module keeps:
+
+- Account names are unique; exactly one account is the default as soon as
+  there is one (the first added, until another is made the default).
+- Ports default by security: 465 for implicit TLS, 587 for STARTTLS, 25 for
+  none.
+- No account may send a password in the clear to anything but a loopback
+  address (``is_loopback_host``): ``security = "none"`` with a user is refused
+  off loopback, whatever the port.
+- A message goes out through the account with the most specific ``from``
+  pattern that matches its sender (``account_for_sender``), else the default.
+
+The file is written atomically (a temporary file in the same directory, then
+``rename``), mode 0600, under an advisory lock so two processes editing
+accounts at once do not lose each other's change. Tables other than
+``accounts`` (and the top-level ``default_account`` key) are kept as they are:
+other parts of Outbox may keep their settings in the same file.
+
+Everything here is plain functions over sequences of immutable ``Account``
+values; only ``load_accounts``, ``save_accounts`` and ``editing_accounts``
+touch the disk.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fnmatch
+import ipaddress
+import os
+import re
+import ssl
+import sys
+import tempfile
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
+
+from relay.errors import ConfigError
 
 
 class Security(StrEnum):
@@ -44,3 +81,486 @@ class Account:
     command_timeout_s: float = 120.0
     data_timeout_s: float = 600.0
     pipelining: bool = True
+
+
+CONFIG_NAME = "config.toml"
+
+# The fields a person may change with ``account set`` (``default`` has its own rules).
+EDITABLE_FIELDS = frozenset(
+    f.name for f in dataclasses.fields(Account) if f.name not in ("name", "default")
+)
+
+# config.toml key <-> Account field. Keys are what a person would type; the
+# ``_s`` suffix of the timeouts is said in the file's comment instead.
+_KEYS = {
+    "host": "host",
+    "port": "port",
+    "security": "security",
+    "user": "user",
+    "ca_file": "ca_file",
+    "from": "from_patterns",
+    "max_connections": "max_connections",
+    "max_messages_per_connection": "max_messages_per_connection",
+    "connect_timeout": "connect_timeout_s",
+    "command_timeout": "command_timeout_s",
+    "data_timeout": "data_timeout_s",
+    "pipelining": "pipelining",
+}
+_ALWAYS_WRITTEN = ("host", "port", "security")
+
+_NAME_RE = re.compile(r"[\w][\w.@+-]*")
+
+
+# -- reading and checking values -------------------------------------------------------
+
+
+def config_path(home: Path) -> Path:
+    return home / CONFIG_NAME
+
+
+def parse_security(value: str) -> Security:
+    try:
+        return Security(value.strip().lower())
+    except ValueError:
+        choices = ", ".join(s.value for s in Security)
+        raise ConfigError(f"unknown security {value!r} (choose one of {choices})") from None
+
+
+def parse_port(value: str | int) -> int:
+    port = _parse_int(value, "port")
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"port {port} is out of range (1-65535)")
+    return port
+
+
+def parse_limit(value: str | int, what: str) -> int:
+    """A count that must be at least 1 (``max_connections`` and the like)."""
+    number = _parse_int(value, what)
+    if number < 1:
+        raise ConfigError(f"{what} must be at least 1, not {number}")
+    return number
+
+
+def parse_timeout(value: str | float, what: str) -> float:
+    """A timeout in seconds: a positive, finite number."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be a number of seconds, not {value!r}")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ConfigError(f"{what} must be a number of seconds, not {value!r}") from None
+    if not (seconds > 0 and seconds != float("inf")):
+        raise ConfigError(f"{what} must be a positive number of seconds, not {value!r}")
+    return seconds
+
+
+def _parse_int(value: str | int, what: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be a whole number, not {value!r}")
+    if isinstance(value, int):
+        return value
+    text = value.strip()
+    if not text.lstrip("-").isascii() or not text.lstrip("-").isdigit():
+        raise ConfigError(f"{what} must be a whole number, not {value!r}")
+    return int(text)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` names this machine without asking DNS.
+
+    Only ``localhost`` and literal loopback addresses (127.0.0.0/8, ::1, and
+    ::ffff:127.x.y.z) count. A name is never resolved to decide: what a name
+    resolves to can change, and a password sent in the clear cannot be taken
+    back.
+    """
+    name = host.strip().strip("[]").rstrip(".").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def validate_account(account: Account, *, check_files: bool = True) -> Account:
+    """Return ``account`` if it is usable, else raise ``ConfigError`` saying why.
+
+    ``check_files`` also checks that the CA file exists and holds certificates;
+    loading the config skips it, so a CA file that went away breaks only the
+    accounts that use it, when they connect, and not ``account list``.
+    """
+    where = f"account {account.name!r}"
+    if not _NAME_RE.fullmatch(account.name):
+        raise ConfigError(
+            f"bad account name {account.name!r}: use letters, digits and . _ @ + -"
+            " (not starting with a punctuation mark)"
+        )
+    if not account.host.strip():
+        raise ConfigError(f"{where}: the host is empty")
+    if any(c.isspace() for c in account.host) or "/" in account.host:
+        raise ConfigError(f"{where}: bad host {account.host!r}")
+    parse_port(account.port)
+    if account.user is not None and (not account.user or "\n" in account.user):
+        raise ConfigError(f"{where}: the user name is empty or spans lines")
+    parse_limit(account.max_connections, "max connections")
+    parse_limit(account.max_messages_per_connection, "max messages per connection")
+    parse_timeout(account.connect_timeout_s, "connect timeout")
+    parse_timeout(account.command_timeout_s, "command timeout")
+    parse_timeout(account.data_timeout_s, "data timeout")
+    for pattern in account.from_patterns:
+        if not pattern or any(c.isspace() for c in pattern):
+            raise ConfigError(f"{where}: bad from pattern {pattern!r}")
+    if (
+        account.security is Security.NONE
+        and account.user is not None
+        and not is_loopback_host(account.host)
+    ):
+        raise ConfigError(
+            f"{where}: refusing to send the password for {account.user!r} without TLS"
+            f" to {account.host}; use --security tls or starttls"
+            " (plain text is allowed only to a loopback address)"
+        )
+    if check_files and account.ca_file is not None:
+        _check_ca_file(account.ca_file, where)
+    return account
+
+
+def _check_ca_file(path: Path, where: str) -> None:
+    if not path.is_file():
+        raise ConfigError(f"{where}: CA file {path} does not exist")
+    try:
+        ssl.create_default_context(cafile=str(path))
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or exc.__class__.__name__
+        raise ConfigError(
+            f"{where}: CA file {path} holds no usable PEM certificate ({reason})"
+        ) from None
+
+
+# -- building and changing ---------------------------------------------------------------
+
+
+def make_account(
+    name: str,
+    host: str,
+    *,
+    port: int | None = None,
+    security: Security = Security.STARTTLS,
+    **fields: Any,
+) -> Account:
+    """An account with the port defaulted by security; not yet validated."""
+    if port is None:
+        port = DEFAULT_PORTS[security]
+    return Account(name=name, host=host, port=port, security=security, **fields)
+
+
+def find_account(accounts: Sequence[Account], name: str) -> Account:
+    for account in accounts:
+        if account.name == name:
+            return account
+    raise ConfigError(f"no account {name!r}" + _known_names(accounts))
+
+
+def default_account(accounts: Sequence[Account]) -> Account | None:
+    for account in accounts:
+        if account.default:
+            return account
+    return None
+
+
+def add_account(accounts: Sequence[Account], new: Account) -> list[Account]:
+    """``accounts`` plus ``new`` (validated). The first account becomes the default."""
+    validate_account(new)
+    if any(a.name == new.name for a in accounts):
+        raise ConfigError(f"an account {new.name!r} already exists (change it with 'account set')")
+    result = [*accounts, dataclasses.replace(new, default=False)]
+    if new.default or default_account(accounts) is None:
+        return set_default(result, new.name)
+    return result
+
+
+def update_account(accounts: Sequence[Account], name: str, **changes: Any) -> list[Account]:
+    """``accounts`` with only the given fields of ``name`` changed (validated).
+
+    Changing the security without giving a port moves the port along when it
+    was the old security's default (587 becomes 465 for ``tls``); a port the
+    person chose stays. ``default=True`` makes the account the default;
+    ``default=False`` is refused, since some account must be the default.
+    """
+    current = find_account(accounts, name)
+    unknown = set(changes) - EDITABLE_FIELDS - {"default"}
+    if unknown:
+        raise TypeError(f"not account fields: {sorted(unknown)}")
+    make_default = changes.pop("default", None)
+    if make_default is False:
+        raise ConfigError(
+            f"account {name!r}: make another account the default instead of unsetting it"
+        )
+    if (
+        "security" in changes
+        and "port" not in changes
+        and current.port == DEFAULT_PORTS[current.security]
+    ):
+        changes["port"] = DEFAULT_PORTS[changes["security"]]
+    updated = validate_account(dataclasses.replace(current, **changes))
+    result = [updated if a.name == name else a for a in accounts]
+    return set_default(result, name) if make_default else result
+
+
+def remove_account(accounts: Sequence[Account], name: str) -> list[Account]:
+    """``accounts`` without ``name``; if it was the default, the first left takes over."""
+    removed = find_account(accounts, name)
+    result = [a for a in accounts if a.name != name]
+    if removed.default and result:
+        return set_default(result, result[0].name)
+    return result
+
+
+def set_default(accounts: Sequence[Account], name: str) -> list[Account]:
+    find_account(accounts, name)
+    return [dataclasses.replace(a, default=a.name == name) for a in accounts]
+
+
+# -- choosing the account for a message -------------------------------------------------
+
+
+def account_for_sender(accounts: Sequence[Account], sender: str) -> Account:
+    """The account a message from ``sender`` (an envelope address) goes out through.
+
+    Patterns are shell-style (``*@example.org``, ``alice@*``), matched
+    case-insensitively against the whole address. When several accounts match,
+    the most specific pattern wins (the one with the most characters that are
+    not wildcards), then the account listed first; an exact address thus beats
+    ``*@domain``. No match: the default account. The null sender (``<>``,
+    bounces) always goes through the default.
+    """
+    address = sender.strip().removeprefix("<").removesuffix(">").strip().lower()
+    best: tuple[int, int] | None = None
+    chosen: Account | None = None
+    if address:
+        for index, account in enumerate(accounts):
+            for pattern in account.from_patterns:
+                if fnmatch.fnmatchcase(address, pattern.lower()):
+                    rank = (_specificity(pattern), -index)
+                    if best is None or rank > best:
+                        best, chosen = rank, account
+    if chosen is not None:
+        return chosen
+    fallback = default_account(accounts)
+    if fallback is not None:
+        return fallback
+    if not accounts:
+        raise ConfigError(
+            "no account to send through: add one with 'outbox account add NAME --host HOST'"
+        )
+    raise ConfigError(
+        f"no account matches sender {sender!r} and none is the default"
+        " (make one the default with 'outbox account set NAME --default')"
+    )
+
+
+def _specificity(pattern: str) -> int:
+    """Characters of ``pattern`` that are literal (a ``[...]`` set counts as one)."""
+    without_sets = re.sub(r"\[[^\]]*\]", "x", pattern)
+    return sum(1 for c in without_sets if c not in "*?")
+
+
+# -- the file ------------------------------------------------------------------------------
+
+
+def load_accounts(home: Path) -> list[Account]:
+    """Every account in ``<home>/config.toml``, in file order; [] when there is no file."""
+    return _accounts_from_document(_read_document(config_path(home)), config_path(home))
+
+
+def queue_settings(home: Path) -> dict[str, Any]:
+    """The ``[queue]`` table of config.toml (retry back-off, lifetime); {} when absent.
+
+    Its keys are checked by ``relay.policy.RetryPolicy.from_config``; this
+    module only keeps the table intact when accounts are written.
+    """
+    path = config_path(home)
+    table = _read_document(path).get("queue", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: 'queue' must be a table")
+    return table
+
+
+def save_accounts(home: Path, accounts: Sequence[Account]) -> None:
+    """Write ``accounts`` into ``<home>/config.toml`` (atomically, 0600), keeping the rest."""
+    with _config_lock(home):
+        _write(home, accounts)
+
+
+@contextlib.contextmanager
+def editing_accounts(home: Path) -> Iterator[list[Account]]:
+    """Read, change, write, with other writers kept out in between.
+
+    The list yielded is the accounts as on disk; replace its contents
+    (``accounts[:] = add_account(accounts, new)``) and they are written back
+    when the block ends without an exception.
+    """
+    with _config_lock(home):
+        accounts = load_accounts(home)
+        yield accounts
+        _write(home, accounts)
+
+
+def _write(home: Path, accounts: Sequence[Account]) -> None:
+    import tomli_w
+
+    path = config_path(home)
+    document = _read_document(path)
+    document.pop("accounts", None)
+    document.pop("default_account", None)
+    chosen = default_account(accounts)
+    top: dict[str, Any] = {}
+    if chosen is not None:
+        top["default_account"] = chosen.name
+    top.update(document)
+    if accounts:
+        top["accounts"] = {a.name: _account_to_table(a) for a in accounts}
+    text = (
+        "# Outbox settings. Passwords are not here: they are kept in the system keyring.\n"
+        "# Timeouts are in seconds.\n\n" + tomli_w.dumps(top)
+    )
+    _atomic_write(path, text.encode("utf-8"))
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp_name)
+        raise
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+@contextlib.contextmanager
+def _config_lock(home: Path) -> Iterator[None]:
+    """An advisory lock on ``<home>/config.lock`` (POSIX only; elsewhere none)."""
+    if sys.platform == "win32":
+        yield
+        return
+    import fcntl
+
+    fd = os.open(home / "config.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _accounts_from_document(document: Mapping[str, Any], path: Path) -> list[Account]:
+    tables = document.get("accounts", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: 'accounts' must be a table of accounts")
+    accounts: list[Account] = []
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{path}: accounts.{name} must be a table")
+        try:
+            account = validate_account(_account_from_table(name, table), check_files=False)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        accounts.append(account)
+    chosen = document.get("default_account")
+    if chosen is not None:
+        if not any(a.name == chosen for a in accounts):
+            raise ConfigError(f"{path}: default_account {chosen!r} is not an account")
+        return set_default(accounts, chosen)
+    if accounts:
+        return set_default(accounts, accounts[0].name)
+    return accounts
+
+
+def _account_from_table(name: str, table: Mapping[str, Any]) -> Account:
+    where = f"account {name!r}"
+    unknown = set(table) - set(_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown setting {sorted(unknown)[0]!r}")
+    if "host" not in table:
+        raise ConfigError(f"{where}: the host is missing")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        attr = _KEYS[key]
+        if attr == "security":
+            values[attr] = parse_security(_expect(value, str, key, where))
+        elif attr == "port":
+            values[attr] = parse_port(_expect(value, int, key, where))
+        elif attr in ("host", "user"):
+            values[attr] = _expect(value, str, key, where)
+        elif attr == "ca_file":
+            values[attr] = Path(_expect(value, str, key, where))
+        elif attr == "from_patterns":
+            patterns = _expect(value, list, key, where)
+            values[attr] = tuple(_expect(p, str, key, where) for p in patterns)
+        elif attr in ("max_connections", "max_messages_per_connection"):
+            values[attr] = parse_limit(_expect(value, int, key, where), key.replace("_", " "))
+        elif attr.endswith("_timeout_s"):
+            values[attr] = parse_timeout(_expect(value, (int, float), key, where), key)
+        elif attr == "pipelining":
+            values[attr] = _expect(value, bool, key, where)
+    return make_account(name, **values)
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], key: str, where: str) -> Any:
+    if isinstance(value, bool) and kind is not bool:
+        raise ConfigError(f"{where}: {key} has the wrong type")
+    if not isinstance(value, kind):
+        raise ConfigError(f"{where}: {key} has the wrong type")
+    return value
+
+
+def _account_to_table(account: Account) -> dict[str, Any]:
+    defaults = make_account(account.name, account.host, security=account.security)
+    table: dict[str, Any] = {}
+    for key, attr in _KEYS.items():
+        value = getattr(account, attr)
+        if key not in _ALWAYS_WRITTEN and value == getattr(defaults, attr):
+            continue  # unwritten settings follow the defaults of the release in use
+        if value is None:
+            continue
+        if isinstance(value, Security):
+            value = value.value
+        elif isinstance(value, Path):
+            value = str(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        table[key] = value
+    return table
+
+
+def _known_names(accounts: Sequence[Account]) -> str:
+    if not accounts:
+        return " (there are no accounts yet)"
+    return " (accounts: " + ", ".join(a.name for a in accounts) + ")"

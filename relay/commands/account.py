@@ -1,0 +1,340 @@
+"""``outbox account add|set|list|remove|test``: the accounts mail goes out through.
+
+Every value a person types is checked here or in ``relay.accounts`` and a bad
+one is a one-line ``ConfigError`` (exit 78), not argparse's usage dump: ports,
+limits and timeouts are taken as text and parsed by ``relay.accounts``.
+
+A password is read from standard input (``--password-stdin``) or a hidden
+prompt on a terminal, goes straight to the keyring and nowhere else. The
+order of an ``add`` or a ``set`` is: check everything, ask for the password,
+then, under the config lock, check again, store the password and write the
+config, so a refused account never leaves a password behind and a keyring
+that does not work leaves the config untouched.
+
+Imports of keyring and aiosmtplib stay inside the functions: the command line
+imports this module for every command, ``outbox sendmail`` included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from relay.accounts import (
+    Account,
+    Security,
+    add_account,
+    default_account,
+    editing_accounts,
+    find_account,
+    load_accounts,
+    make_account,
+    parse_limit,
+    parse_port,
+    parse_security,
+    parse_timeout,
+    remove_account,
+    update_account,
+)
+from relay.errors import ConfigError, UsageError
+from relay.home import ensure_home, resolve_home
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "account",
+        help="add, change, list, test and remove the accounts mail goes out through",
+        description="Accounts: the servers mail goes out through. Passwords are kept only"
+        " in the system keyring.",
+    )
+    actions = parser.add_subparsers(dest="account_action", metavar="ACTION", required=True)
+
+    add = actions.add_parser(
+        "add",
+        help="add an account",
+        description="Add an account. The first account becomes the default. Ports default"
+        " by security: 465 (tls), 587 (starttls), 25 (none).",
+    )
+    add.add_argument("name", metavar="NAME")
+    _add_settings(add, adding=True)
+    add.set_defaults(func=run_add)
+
+    change = actions.add_parser(
+        "set",
+        help="change an account (only what is given)",
+        description="Change the given settings of an account and nothing else.",
+    )
+    change.add_argument("name", metavar="NAME")
+    _add_settings(change, adding=False)
+    change.set_defaults(func=run_set)
+
+    listing = actions.add_parser("list", help="list the accounts")
+    listing.add_argument("--json", action="store_true", help="print one JSON array")
+    listing.set_defaults(func=run_list)
+
+    remove = actions.add_parser(
+        "remove", help="remove an account and its password from the keyring"
+    )
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(func=run_remove)
+
+    test = actions.add_parser(
+        "test",
+        help="connect, secure, log in and report what the server offers (sends nothing)",
+    )
+    test.add_argument("name", metavar="NAME", nargs="?", help="default: the default account")
+    test.set_defaults(func=run_test)
+
+
+def _add_settings(parser: argparse.ArgumentParser, *, adding: bool) -> None:
+    parser.add_argument("--host", metavar="HOST", required=adding, help="the SMTP server")
+    parser.add_argument("--port", metavar="PORT", help="default: by security (465/587/25)")
+    parser.add_argument(
+        "--security",
+        metavar="tls|starttls|none",
+        help="implicit TLS, STARTTLS (required), or none (default: starttls)",
+    )
+    parser.add_argument("--user", metavar="USER", help="log in as USER (a password is needed)")
+    parser.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read the password from standard input (else asked for on a terminal)",
+    )
+    parser.add_argument(
+        "--ca-file", metavar="PEM", help="trust the certificates in PEM instead of the system's"
+    )
+    parser.add_argument(
+        "--from",
+        dest="from_patterns",
+        metavar="PATTERN",
+        action="extend",
+        nargs="+",
+        help="send mail from senders matching PATTERN (e.g. '*@example.org') this way",
+    )
+    parser.add_argument("--max-connections", metavar="N", help="at once (default 2)")
+    parser.add_argument(
+        "--max-messages-per-connection", metavar="N", help="before reconnecting (default 100)"
+    )
+    parser.add_argument("--connect-timeout", metavar="S", help="seconds (default 30)")
+    parser.add_argument("--command-timeout", metavar="S", help="seconds per reply (default 120)")
+    parser.add_argument(
+        "--data-timeout", metavar="S", help="seconds for the verdict on a message (default 600)"
+    )
+    parser.add_argument("--default", action="store_true", help="make this the default account")
+    if not adding:
+        parser.add_argument(
+            "--no-user", action="store_true", help="stop logging in (forgets the password)"
+        )
+        parser.add_argument(
+            "--no-ca-file", action="store_true", help="trust the system's certificates again"
+        )
+        parser.add_argument("--no-from", action="store_true", help="forget the from patterns")
+
+
+def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``Account`` fields given on the command line, parsed; absent ones left out."""
+    fields: dict[str, Any] = {}
+    if args.host is not None:
+        fields["host"] = args.host.strip()
+    if args.security is not None:
+        fields["security"] = parse_security(args.security)
+    if args.port is not None:
+        fields["port"] = parse_port(args.port)
+    if args.user is not None:
+        fields["user"] = args.user
+    if args.ca_file is not None:
+        fields["ca_file"] = Path(args.ca_file).expanduser().absolute()
+    if args.from_patterns is not None:
+        fields["from_patterns"] = tuple(args.from_patterns)
+    if args.max_connections is not None:
+        fields["max_connections"] = parse_limit(args.max_connections, "max connections")
+    if args.max_messages_per_connection is not None:
+        fields["max_messages_per_connection"] = parse_limit(
+            args.max_messages_per_connection, "max messages per connection"
+        )
+    if args.connect_timeout is not None:
+        fields["connect_timeout_s"] = parse_timeout(args.connect_timeout, "connect timeout")
+    if args.command_timeout is not None:
+        fields["command_timeout_s"] = parse_timeout(args.command_timeout, "command timeout")
+    if args.data_timeout is not None:
+        fields["data_timeout_s"] = parse_timeout(args.data_timeout, "data timeout")
+    if args.default:
+        fields["default"] = True
+    return fields
+
+
+def _read_password(account: Account, *, from_stdin: bool) -> str:
+    """The password for ``account.user``: standard input, or a hidden prompt on a terminal."""
+    if from_stdin:
+        text = sys.stdin.read()
+        # One trailing line ending is the end of the line, not part of the password.
+        password = text.removesuffix("\n").removesuffix("\r")
+        if "\n" in password or "\r" in password:
+            raise UsageError("the password on standard input spans several lines")
+    elif sys.stdin.isatty():
+        import getpass
+
+        try:
+            password = getpass.getpass(f"Password for {account.user} (account {account.name}): ")
+        except EOFError:
+            raise UsageError("no password given") from None
+    else:
+        raise UsageError(
+            f"account {account.name!r} needs the password of {account.user!r}: give it on"
+            " standard input with --password-stdin, or run this on a terminal to be asked"
+        )
+    if not password:
+        raise UsageError("the password is empty")
+    return password
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from relay import credentials
+
+    fields = _settings_from_args(args)
+    new = make_account(
+        args.name,
+        fields.pop("host"),
+        port=fields.pop("port", None),
+        security=fields.pop("security", Security.STARTTLS),
+        **fields,
+    )
+    if args.password_stdin and new.user is None:
+        raise UsageError("--password-stdin needs --user: a password goes with a user name")
+    home = ensure_home(resolve_home(args.home))
+    add_account(load_accounts(home), new)  # refuse before asking for a password
+    password = _read_password(new, from_stdin=args.password_stdin) if new.user else None
+    with editing_accounts(home) as accounts:
+        updated = add_account(accounts, new)
+        if password is not None:
+            credentials.store_password(new.name, password)
+        accounts[:] = updated
+    added = find_account(updated, new.name)
+    print(f"added account {added.name}: {_describe(added)}")
+    return 0
+
+
+def run_set(args: argparse.Namespace) -> int:
+    from relay import credentials
+
+    changes = _settings_from_args(args)
+    if args.no_user:
+        if "user" in changes:
+            raise UsageError("--user and --no-user contradict each other")
+        changes["user"] = None
+    if args.no_ca_file:
+        if "ca_file" in changes:
+            raise UsageError("--ca-file and --no-ca-file contradict each other")
+        changes["ca_file"] = None
+    if args.no_from:
+        if "from_patterns" in changes:
+            raise UsageError("--from and --no-from contradict each other")
+        changes["from_patterns"] = ()
+    if not changes and not args.password_stdin:
+        raise UsageError("nothing to change: give at least one setting (see 'account set -h')")
+    home = ensure_home(resolve_home(args.home))
+    before = find_account(load_accounts(home), args.name)
+    after = find_account(update_account(load_accounts(home), args.name, **changes), args.name)
+    password = None
+    if args.password_stdin or changes.get("user") is not None:
+        if after.user is None:
+            raise UsageError(
+                f"account {args.name!r} has no user to go with a password: give --user"
+            )
+        password = _read_password(after, from_stdin=args.password_stdin)
+    with editing_accounts(home) as accounts:
+        updated = update_account(accounts, args.name, **changes)
+        if password is not None:
+            credentials.store_password(args.name, password)
+        elif after.user is None and before.user is not None:
+            credentials.delete_password(args.name)
+        accounts[:] = updated
+    print(f"changed account {args.name}: {_describe(find_account(updated, args.name))}")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    from relay import credentials
+
+    home = resolve_home(args.home)
+    find_account(load_accounts(home), args.name)
+    with editing_accounts(home) as accounts:
+        removed = find_account(accounts, args.name)
+        if removed.user is not None:
+            # First the secret: a keyring that does not answer keeps the account
+            # listed, so the password is never left behind unnamed.
+            credentials.delete_password(args.name)
+        accounts[:] = remove_account(accounts, args.name)
+    print(f"removed account {args.name}")
+    chosen = default_account(accounts)
+    if removed.default and chosen is not None:
+        print(f"the default account is now {chosen.name}")
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    accounts = load_accounts(resolve_home(args.home))
+    if args.json:
+        json.dump([account_as_json(a) for a in accounts], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if not accounts:
+        print("no accounts: add one with 'outbox account add NAME --host HOST'", file=sys.stderr)
+        return 0
+    _print_table(accounts)
+    return 0
+
+
+def run_test(args: argparse.Namespace) -> int:
+    raise ConfigError("account test is not built yet")
+
+
+def account_as_json(account: Account) -> dict[str, Any]:
+    """The ``account list --json`` item: the settings, never a password."""
+    return {
+        "name": account.name,
+        "default": account.default,
+        "host": account.host,
+        "port": account.port,
+        "security": account.security.value,
+        "user": account.user,
+        "ca_file": str(account.ca_file) if account.ca_file is not None else None,
+        "from": list(account.from_patterns),
+        "max_connections": account.max_connections,
+        "max_messages_per_connection": account.max_messages_per_connection,
+        "connect_timeout": account.connect_timeout_s,
+        "command_timeout": account.command_timeout_s,
+        "data_timeout": account.data_timeout_s,
+    }
+
+
+def _describe(account: Account) -> str:
+    words = [f"{account.host}:{account.port}", account.security.value]
+    if account.user:
+        words.append(f"as {account.user}")
+    if account.default:
+        words.append("(default)")
+    return " ".join(words)
+
+
+def _print_table(accounts: Sequence[Account]) -> None:
+    rows = [("", "NAME", "SERVER", "SECURITY", "USER", "FROM")]
+    for a in accounts:
+        rows.append(
+            (
+                "*" if a.default else "",
+                a.name,
+                f"{a.host}:{a.port}",
+                a.security.value,
+                a.user or "-",
+                " ".join(a.from_patterns) or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    for row in rows:
+        cells = [cell.ljust(width) for cell, width in zip(row, widths, strict=False)]
+        print(" ".join([*cells, row[-1]]).rstrip())
