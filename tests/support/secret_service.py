@@ -120,9 +120,7 @@ def running_secret_service(*, timeout_s: float = 30.0) -> Iterator[SecretService
                 f"gnome-keyring-daemon did not take {SECRETS_NAME} within {timeout_s} s:"
                 f" {_log(base / 'keyring.log')}"
             ) from None
-        yield SecretService(
-            bus_address=address, env={**env, "PYTHON_KEYRING_BACKEND": BACKEND}
-        )
+        yield SecretService(bus_address=address, env={**env, "PYTHON_KEYRING_BACKEND": BACKEND})
     finally:
         for process in reversed(started):
             _stop(process)

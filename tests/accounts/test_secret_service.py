@@ -1,0 +1,45 @@
+"""The one test that keeps a password in a real Secret Service (gnome-keyring).
+
+Everything else uses the test keyring; this proves the real path works end to
+end: the command line stores through keyring's Secret Service backend on a
+private D-Bus session, Outbox reads it back, and ``account remove`` deletes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from keyring.backends import SecretService as secret_service_backend
+
+from relay import credentials
+from tests.accounts.conftest import RunOutbox, UseKeyring
+from tests.support.secret_service import SecretService
+
+
+@pytest.mark.secret_service
+def test_a_password_goes_into_a_real_secret_service_and_comes_back(
+    outbox: RunOutbox,
+    home: Path,
+    real_secret_service: SecretService,
+    monkeypatch: pytest.MonkeyPatch,
+    use_keyring: UseKeyring,
+) -> None:
+    password = "gnome keyring test pässword"
+
+    added = outbox(
+        "account", "add", "work", "--host", "smtp.example.org", "--user", "alice",
+        "--password-stdin", input=password, env=real_secret_service.env,
+    )  # fmt: skip
+
+    assert added.returncode == 0, added.stderr
+    assert password.encode() not in (home / "config.toml").read_bytes()
+    for key, value in real_secret_service.env.items():
+        monkeypatch.setenv(key, value)
+    use_keyring(secret_service_backend.Keyring())
+    assert credentials.get_password("work") == password
+
+    removed = outbox("account", "remove", "work", env=real_secret_service.env)
+
+    assert removed.returncode == 0, removed.stderr
+    assert credentials.get_password("work") is None
