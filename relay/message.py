@@ -5,7 +5,8 @@ into a :class:`ParsedMessage` whose ``raw`` is exactly what will go on the
 wire, or refuses them with :class:`relay.errors.InvalidMessage` and a one-line
 reason. The rules, in the order they are checked:
 
-1. Empty input (nothing but white space) is refused.
+1. Empty input (nothing but white space) is refused, and so is anything over
+   ``MAX_MESSAGE_OCTETS`` (64 MiB).
 2. Line endings are normalised to CRLF, whatever the input used (bare LF, bare
    CR, a mix); a missing final line ending is added. A leading mbox
    ``From `` line is dropped.
@@ -55,6 +56,8 @@ from relay.address import check_address, domain_key, needs_smtputf8, show
 from relay.errors import InvalidMessage
 
 MAX_LINE_OCTETS = 998  # RFC 5322 §2.1.1, without the CRLF
+#: The largest input any intake path accepts (enqueue, sendmail, drop folder).
+MAX_MESSAGE_OCTETS = 64 * 1024 * 1024
 MAX_FULL_NAME_CHARS = 256
 
 _LINE_BREAK = re.compile(rb"\r\n|\r|\n")
@@ -123,6 +126,8 @@ def parse_message(
     (sendmail ``-t``); ``full_name`` goes into a From field we have to add;
     ``now`` is the Date we add (default: the local time now).
     """
+    if len(data) > MAX_MESSAGE_OCTETS:
+        raise InvalidMessage(f"message larger than {MAX_MESSAGE_OCTETS // (1024 * 1024)} MiB")
     if not data.strip():
         raise InvalidMessage("empty message")
     lines = _LINE_BREAK.split(data)
