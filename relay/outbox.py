@@ -255,6 +255,15 @@ class Outbox:
             )
         return [_message_from_row(row, recipients.get(row[0], [])) for row in rows]
 
+    def data_version(self) -> int:
+        """A number that changes whenever *another* connection commits (``PRAGMA data_version``).
+
+        This connection's own commits leave it alone, so a window that hears
+        about its own changes through the bus can poll this cheaply to notice
+        what other processes (``sendmail``, a command-line flush) changed.
+        """
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+
     def ids(self) -> list[int]:
         return [row[0] for row in self._conn.execute("SELECT id FROM messages ORDER BY id")]
 
