@@ -275,16 +275,18 @@ def _addresses(field: _Field) -> list[str]:
         found = [address.addr_spec for address in header.addresses]
     except Exception as exc:  # the stdlib parser on hostile input: any failure means "garbage"
         raise InvalidMessage(f"bad address list {show(value.strip())} {where}") from exc
-    for address in found:
-        check_address(address, where=where)
-    if defects:
+    if defects:  # first: its words are about what the person wrote
         raise InvalidMessage(
             f"bad address list {show(value.strip())} {where}: {_describe(defects[0])}"
         )
+    for address in found:
+        check_address(address, where=where)
     return found
 
 
 def _describe(defect: Exception) -> str:
+    if type(defect).__name__ == "NonPrintableDefect":
+        return "contains a control character"  # the stdlib's text is a Python list repr
     text = str(defect).strip().rstrip(")")  # one stdlib message ends in a stray ")"
     return text or type(defect).__name__
 
