@@ -39,6 +39,7 @@ from relay.accounts import (
     parse_timeout,
     remove_account,
     update_account,
+    validate_account,
 )
 from relay.errors import ConfigError, UsageError
 from relay.home import ensure_home, resolve_home
@@ -87,6 +88,11 @@ def register(subparsers: Any) -> None:
         help="connect, secure, log in and report what the server offers (sends nothing)",
     )
     test.add_argument("name", metavar="NAME", nargs="?", help="default: the default account")
+    test.add_argument(
+        "--transcript",
+        action="store_true",
+        help="also print the SMTP conversation on standard error (credentials masked)",
+    )
     test.set_defaults(func=run_test)
 
 
@@ -290,7 +296,60 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    raise ConfigError("account test is not built yet")
+    """Open a session as the relayer would (``relay.connection``), report it, send nothing."""
+    import asyncio
+
+    from relay import credentials
+    from relay.connection import open_session
+    from relay.report import SessionFailure
+    from relay.transcript import Transcript
+
+    accounts = load_accounts(resolve_home(args.home))
+    if args.name is not None:
+        account = find_account(accounts, args.name)
+    else:
+        chosen = default_account(accounts)
+        if chosen is None:
+            raise ConfigError(
+                "no account to test: add one with 'outbox account add NAME --host HOST'"
+            )
+        account = chosen
+    validate_account(account)  # the CA file too, now that it is about to be used
+    password = None
+    if account.user is not None:
+        password = credentials.get_password(account.name)
+        if password is None:
+            raise ConfigError(
+                f"no password stored for account {account.name!r}: set one with"
+                f" 'outbox account set {account.name} --password-stdin'"
+            )
+    print(f"account {account.name}: {_describe(account)}")
+    sys.stdout.flush()
+    transcript = Transcript()
+
+    async def probe() -> str | SessionFailure:
+        opened = await open_session(account, password, transcript=transcript)
+        if isinstance(opened, SessionFailure):
+            return opened
+        try:
+            return str(opened.offer)
+        finally:
+            await opened.quit()
+
+    outcome = asyncio.run(probe())
+    if args.transcript:
+        print(transcript.render(), file=sys.stderr)
+    if isinstance(outcome, SessionFailure):
+        print(f"outbox: account {account.name}: {outcome.text}", file=sys.stderr)
+        return _TEST_EXIT_CODES.get(outcome.kind.value, 1)
+    print(outcome)
+    print("nothing was sent")
+    return 0
+
+
+# ``account test`` exits like ``flush``: 75 when trying again later may work,
+# 1 when a person has to change something (credentials, TLS, the server's answers).
+_TEST_EXIT_CODES = {"connect": 75, "timeout": 75, "dropped": 75, "closing": 75}
 
 
 def account_as_json(account: Account) -> dict[str, Any]:

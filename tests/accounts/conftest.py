@@ -16,6 +16,7 @@ from pathlib import Path
 
 import keyring
 import pytest
+from keyring.backend import KeyringBackend
 
 from tests.support import secret_service
 from tests.support.keyrings import FILE_ENV, MemoryKeyring
@@ -23,7 +24,7 @@ from tests.support.keyrings import FILE_ENV, MemoryKeyring
 REPO = Path(__file__).resolve().parents[2]
 
 RunOutbox = Callable[..., subprocess.CompletedProcess[str]]
-UseKeyring = Callable[[object], None]
+UseKeyring = Callable[[KeyringBackend], None]
 
 
 @pytest.fixture
