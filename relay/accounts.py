@@ -23,8 +23,9 @@ accounts at once do not lose each other's change. Tables other than
 other parts of Outbox may keep their settings in the same file.
 
 Everything here is plain functions over sequences of immutable ``Account``
-values; only ``load_accounts``, ``save_accounts`` and ``editing_accounts``
-touch the disk.
+values; only ``load_accounts``, ``queue_settings``, ``save_accounts`` and
+``editing_accounts`` touch the disk. ``ssl``, ``tomllib`` and ``tempfile`` are
+imported where used: every ``outbox`` command imports this module.
 """
 
 from __future__ import annotations
@@ -35,10 +36,7 @@ import fnmatch
 import ipaddress
 import os
 import re
-import ssl
 import sys
-import tempfile
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -229,6 +227,8 @@ def validate_account(account: Account, *, check_files: bool = True) -> Account:
 
 
 def _check_ca_file(path: Path, where: str) -> None:
+    import ssl
+
     if not path.is_file():
         raise ConfigError(f"{where}: CA file {path} does not exist")
     try:
@@ -431,6 +431,8 @@ def _write(home: Path, accounts: Sequence[Account]) -> None:
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
+    import tempfile
+
     fd, tmp_name = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o600)
@@ -468,6 +470,8 @@ def _config_lock(home: Path) -> Iterator[None]:
 
 
 def _read_document(path: Path) -> dict[str, Any]:
+    import tomllib
+
     try:
         data = path.read_bytes()
     except FileNotFoundError:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import select
 import subprocess
 import sys
+import termios
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +18,7 @@ import trustme
 
 from relay.accounts import config_path
 from tests.accounts.conftest import REPO, RunOutbox
+from tests.support.keyrings import FILE_ENV
 
 Passwords = Callable[[], dict[tuple[str, str], str]]
 
@@ -306,3 +312,53 @@ def test_accounts_added_by_many_processes_at_once_all_land(outbox: RunOutbox, ho
 
     assert sorted(a["name"] for a in listed) == [f"a{i}" for i in range(8)]  # type: ignore[type-var]
     assert sum(1 for a in listed if a["default"]) == 1
+
+
+def _read_until(fd: int, marker: bytes, seen: bytearray, timeout_s: float = 30) -> None:
+    """Read the terminal's output until ``marker`` shows up (select: no sleeping)."""
+    while marker not in seen:
+        ready, _, _ = select.select([fd], [], [], timeout_s)
+        assert ready, f"no {marker!r} on the terminal; got {bytes(seen)!r}"
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the other side closed
+            chunk = b""
+        assert chunk, f"the terminal closed before {marker!r}; got {bytes(seen)!r}"
+        seen += chunk
+
+
+def test_on_a_terminal_the_password_is_asked_for_without_echo(
+    home: Path, keyring_file: Path, stored_passwords: Passwords
+) -> None:
+    master, slave = pty.openpty()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
+        FILE_ENV: str(keyring_file),
+    }
+
+    def take_the_terminal() -> None:  # in the child: the pty becomes its terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relay.cli", "--home", str(home), "account", "add", "work",
+         "--host", "smtp.example.org", "--user", "alice"],
+        stdin=slave, stdout=slave, stderr=slave, env=env, cwd=REPO,
+        start_new_session=True, preexec_fn=take_the_terminal,
+    )  # fmt: skip
+    os.close(slave)
+    seen = bytearray()
+    try:
+        _read_until(master, b"Password for alice (account work): ", seen)
+        os.write(master, b"typed secret\n")
+        _read_until(master, b"added account work", seen)
+        assert process.wait(timeout=60) == 0, bytes(seen)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+
+    assert b"typed secret" not in seen  # not echoed
+    assert stored_passwords() == {("outbox", "work"): "typed secret"}
