@@ -1,0 +1,81 @@
+"""The sendmail command line and the lone-dot rule, as pure functions."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.commands.sendmail import Invocation, parse_arguments, truncate_at_dot
+from relay.errors import UsageError
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        ([], Invocation()),
+        (["-t"], Invocation(read_recipients=True)),
+        (["-ti"], Invocation(read_recipients=True, ignore_dots=True)),
+        (["-oi"], Invocation(ignore_dots=True)),
+        (["-o", "i"], Invocation(ignore_dots=True)),
+        (["-OIgnoreDots"], Invocation(ignore_dots=True)),
+        (["-O", "IgnoreDots=True"], Invocation(ignore_dots=True)),
+        (["-OIgnoreDots=false"], Invocation()),
+        (["-oem", "-odi", "-oee", "-odb", "-om"], Invocation()),
+        (["-f", "a@x"], Invocation(sender="a@x")),
+        (["-fa@x"], Invocation(sender="a@x")),
+        (["-r", "a@x"], Invocation(sender="a@x")),
+        (["-tfa@x"], Invocation(read_recipients=True, sender="a@x")),
+        (["-F", "Ann Example"], Invocation(full_name="Ann Example")),
+        (["-FCronDaemon"], Invocation(full_name="CronDaemon")),
+        (["-a", "work"], Invocation(account="work")),
+        (["--account", "work"], Invocation(account="work")),
+        (["--account=work"], Invocation(account="work")),
+        (["b@x", "-i", "c@x"], Invocation(ignore_dots=True, recipients=["b@x", "c@x"])),
+        (["--", "-t", "--x"], Invocation(recipients=["-t", "--x"])),
+        (["-B", "8BITMIME", "-N", "never", "-R", "hdrs", "-X", "log", "-V", "id"], Invocation()),
+        (["-h", "5", "-L", "tag", "-A", "c", "-bm", "-v", "-G", "-U", "-n", "-m"], Invocation()),
+        (["-d0.1", "-d"], Invocation()),
+        (["--help"], Invocation(show_help=True)),
+        (["-"], Invocation(recipients=["-"])),
+    ],
+)
+def test_the_command_line_is_read_like_sendmail(argv: list[str], expected: Invocation) -> None:
+    assert parse_arguments(argv) == expected
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["-x"], "unknown option -x (see outbox sendmail --help)"),
+        (["-tq"], "unknown option -q (see outbox sendmail --help)"),
+        (["--verbose"], "unknown option --verbose (see outbox sendmail --help)"),
+        (["-f"], "option -f needs an argument"),
+        (["-t", "-F"], "option -F needs an argument"),
+        (["--account"], "option --account needs an argument"),
+        (["-bs"], "unsupported mode -bs: only -bm (read a message) is"),
+        (["-b", "p"], "unsupported mode -bp: only -bm (read a message) is"),
+        (["-f", "<>"], "the null sender (-f '<>') is not supported"),
+    ],
+)
+def test_unknown_or_incomplete_options_are_usage_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_arguments(argv)
+    assert str(caught.value) == message
+    assert caught.value.exit_code == 64
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        (b"a\n.\nb\n", b"a\n"),
+        (b"a\r\n.\r\nb\r\n", b"a\r\n"),
+        (b"a\r.\rb\r", b"a\r"),
+        (b"a\n.", b"a\n"),
+        (b".\nb\n", b""),
+        (b"a\n..\n.x\n. \nb\n", b"a\n..\n.x\n. \nb\n"),
+        (b"a.\n.a\n", b"a.\n.a\n"),
+        (b"a\n\n.\n\nb", b"a\n\n"),
+        (b"no dot at all", b"no dot at all"),
+    ],
+)
+def test_a_lone_dot_line_ends_the_input(data: bytes, expected: bytes) -> None:
+    assert truncate_at_dot(data) == expected

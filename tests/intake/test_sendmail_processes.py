@@ -1,0 +1,88 @@
+"""``outbox sendmail`` as a process among many: concurrency, and a light start-up."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.intake.conftest import stored_messages
+
+CONCURRENT = 40
+
+
+def test_forty_sendmail_processes_started_at_once_all_land(home: Path) -> None:
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "relay.cli", "--home", str(home), "sendmail", "-t", "-i"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for _ in range(CONCURRENT)
+    ]
+    # Every process is running before the first message is handed over.
+    results = []
+    for number, process in enumerate(processes):
+        message = (
+            f"From: a@example.org\nTo: b{number}@example.org\nSubject: message {number}\n\n"
+            f"body {number}\n"
+        ).encode()
+        assert process.stdin is not None
+        process.stdin.write(message)
+        process.stdin.close()
+    for process in processes:
+        assert process.stdout is not None and process.stderr is not None
+        out, err = process.stdout.read(), process.stderr.read()
+        results.append((process.wait(timeout=120), out, err))
+        process.stdout.close()
+        process.stderr.close()
+    assert results == [(0, b"", b"")] * CONCURRENT
+    stored = stored_messages(home)
+    assert len(stored) == CONCURRENT
+    assert len({message.id for message in stored}) == CONCURRENT
+    assert sorted(message.subject for message in stored) == sorted(
+        f"message {n}" for n in range(CONCURRENT)
+    )
+    for message in stored:
+        number = message.subject.split()[1]
+        assert message.recipients == (f"b{number}@example.org",)
+        assert message.raw.endswith(f"body {number}\r\n".encode())
+
+
+PROBE = """
+import io, json, sys
+from relay.cli import main
+sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[2].encode()))
+code = main(["--home", sys.argv[1], "sendmail", *json.loads(sys.argv[3])])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+HEAVY = ("asyncio", "aiosmtplib", "PySide6", "qasync", "gui", "keyring", "ssl", "tomllib")
+
+
+@pytest.mark.parametrize(
+    ("args", "email_allowed"),
+    [(["-f", "a@example.org", "b@example.org"], False), (["-t"], True)],
+    ids=["explicit envelope", "-t"],
+)
+def test_sendmail_imports_nothing_heavy(home: Path, args: list[str], email_allowed: bool) -> None:
+    message = "From: a@example.org\nTo: b@example.org\nSubject: s\n\nx\n"
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(home), message, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ},
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["code"] == 0
+    loaded = {name.split(".")[0] for name in report["modules"]}
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & set(HEAVY))
+    assert ("email" in loaded) is email_allowed
+    assert len(stored_messages(home)) == 1
