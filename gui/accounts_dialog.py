@@ -1,0 +1,502 @@
+"""The Accounts dialog: add, change and remove the accounts mail goes out through.
+
+Settings go to ``config.toml`` through ``relay.accounts`` (validated there, with
+the same one-line errors the command line prints); a password goes only to the
+keyring through ``relay.credentials``, never to a file, and is never shown
+again: the field stays empty and says whether one is stored.
+
+"Test connection" opens a session exactly as a flush would
+(``relay.connection.open_session``) with what the form holds now, saved or
+not, as an asyncio task on the Qt loop; the dialog stays responsive and shows
+what the server offered, or exactly why it failed. Nothing is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.confirm import ask
+from relay import credentials
+from relay.accounts import (
+    DEFAULT_PORTS,
+    Account,
+    Security,
+    add_account,
+    editing_accounts,
+    find_account,
+    load_accounts,
+    make_account,
+    remove_account,
+    update_account,
+    validate_account,
+)
+from relay.errors import ConfigError, OutboxError
+
+_SECURITY_LABELS = {
+    Security.STARTTLS: "STARTTLS (port 587)",
+    Security.TLS: "TLS from the start (port 465)",
+    Security.NONE: "None (port 25; a password only to this computer)",
+}
+
+
+class AccountsDialog(QDialog):
+    #: config.toml changed (an account added, changed or removed).
+    accounts_changed = Signal()
+    #: A connection test ended: its text (what the server offered, or why it failed).
+    test_finished = Signal(str)
+
+    def __init__(self, home: Path, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.home = home
+        self.setObjectName("accounts_dialog")
+        self.setWindowTitle("Accounts")
+        self.setWindowModality(Qt.WindowModality.WindowModal)
+        self.resize(820, 560)
+        self._editing: str | None = None  # the account in the form; None: a new one
+        self._test: asyncio.Task[None] | None = None
+
+        self.list = QListWidget()
+        self.list.setObjectName("accounts_list")
+        self.list.setAccessibleName("Accounts")
+        self.add_button = QPushButton("Add")
+        self.add_button.setObjectName("accounts_add")
+        self.remove_button = QPushButton("Remove…")
+        self.remove_button.setObjectName("accounts_remove")
+        list_buttons = QHBoxLayout()
+        list_buttons.addWidget(self.add_button)
+        list_buttons.addWidget(self.remove_button)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addWidget(self.list)
+        left_layout.addLayout(list_buttons)
+
+        self.name = self._line("account_name", "Account name")
+        self.host = self._line("account_host", "Server host name")
+        self.port = QSpinBox()
+        self.port.setObjectName("account_port")
+        self.port.setAccessibleName("Server port")
+        self.port.setRange(1, 65535)
+        self.security = QComboBox()
+        self.security.setObjectName("account_security")
+        self.security.setAccessibleName("Encryption")
+        for security, label in _SECURITY_LABELS.items():
+            self.security.addItem(label, security.value)
+        self.user = self._line("account_user", "User name")
+        self.user.setPlaceholderText("empty: no authentication")
+        self.password = self._line("account_password", "Password")
+        self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.ca_file = self._line("account_ca_file", "CA certificate file")
+        self.ca_file.setPlaceholderText("empty: the system's trusted certificates")
+        browse = QPushButton("Browse…")
+        browse.setObjectName("account_ca_browse")
+        browse.clicked.connect(self._choose_ca_file)
+        ca_row = QHBoxLayout()
+        ca_row.addWidget(self.ca_file, 1)
+        ca_row.addWidget(browse)
+        self.patterns = self._line("account_from", "Sender patterns")
+        self.patterns.setPlaceholderText("e.g. *@example.org, me@example.com")
+        self.max_connections = QSpinBox()
+        self.max_connections.setObjectName("account_max_connections")
+        self.max_connections.setAccessibleName("Connections at once")
+        self.max_connections.setRange(1, 64)
+        self.max_messages = QSpinBox()
+        self.max_messages.setObjectName("account_max_messages")
+        self.max_messages.setAccessibleName("Messages per connection")
+        self.max_messages.setRange(1, 100_000)
+        self.default = QCheckBox("Send messages no pattern matches through this account")
+        self.default.setObjectName("account_default")
+
+        form = QFormLayout()
+        form.addRow("&Name:", self.name)
+        form.addRow("&Host:", self.host)
+        form.addRow("&Port:", self.port)
+        form.addRow("&Encryption:", self.security)
+        form.addRow("&User:", self.user)
+        form.addRow("Pass&word:", self.password)
+        form.addRow("&CA file:", ca_row)
+        form.addRow("&Senders:", self.patterns)
+        form.addRow("Connections at &once:", self.max_connections)
+        form.addRow("&Messages per connection:", self.max_messages)
+        form.addRow("", self.default)
+
+        self.error = QLabel()
+        self.error.setObjectName("accounts_error")
+        self.error.setWordWrap(True)
+        self.error.setTextFormat(Qt.TextFormat.PlainText)
+        self.error.setStyleSheet("color: #dc2626")
+        self.error.hide()
+
+        self.test_button = QPushButton("Test Connection")
+        self.test_button.setObjectName("accounts_test")
+        self.save_button = QPushButton("Save")
+        self.save_button.setObjectName("accounts_save")
+        self.save_button.setDefault(True)
+        form_buttons = QHBoxLayout()
+        form_buttons.addWidget(self.test_button)
+        form_buttons.addStretch(1)
+        form_buttons.addWidget(self.save_button)
+
+        self.test_output = QPlainTextEdit()
+        self.test_output.setObjectName("accounts_test_output")
+        self.test_output.setAccessibleName("Connection test result")
+        self.test_output.setReadOnly(True)
+        self.test_output.setPlaceholderText(
+            "Test Connection connects as a flush would and shows what the server offers."
+            " Nothing is sent."
+        )
+
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addLayout(form)
+        right_layout.addWidget(self.error)
+        right_layout.addLayout(form_buttons)
+        right_layout.addWidget(self.test_output, 1)
+
+        splitter = QSplitter()
+        splitter.addWidget(left)
+        splitter.addWidget(right)
+        splitter.setSizes([200, 600])
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(splitter, 1)
+        layout.addWidget(close)
+
+        self.list.currentItemChanged.connect(self._on_current_changed)
+        self.add_button.clicked.connect(self.new_account)
+        self.remove_button.clicked.connect(self.remove_current)
+        self.save_button.clicked.connect(self.save)
+        self.test_button.clicked.connect(self.test_connection)
+        self.security.currentIndexChanged.connect(self._on_security_changed)
+
+        self.reload()
+
+    def _line(self, name: str, accessible: str) -> QLineEdit:
+        line = QLineEdit()
+        line.setObjectName(name)
+        line.setAccessibleName(accessible)
+        return line
+
+    # -- the list ---------------------------------------------------------------------------
+
+    def reload(self, select: str | None = None) -> None:
+        try:
+            accounts = load_accounts(self.home)
+        except ConfigError as exc:
+            accounts = []
+            self._show_error(str(exc))
+        self.list.blockSignals(True)
+        self.list.clear()
+        for account in accounts:
+            item = QListWidgetItem(
+                f"{account.name} (default)" if account.default else account.name
+            )
+            item.setData(Qt.ItemDataRole.UserRole, account.name)
+            self.list.addItem(item)
+        self.list.blockSignals(False)
+        names = [a.name for a in accounts]
+        if select in names:
+            self.list.setCurrentRow(names.index(select))
+        elif accounts:
+            self.list.setCurrentRow(0)
+        else:
+            self.new_account()
+        self.remove_button.setEnabled(bool(accounts))
+
+    def _on_current_changed(self, item: QListWidgetItem | None) -> None:
+        if item is None:
+            return
+        name = item.data(Qt.ItemDataRole.UserRole)
+        try:
+            account = find_account(load_accounts(self.home), name)
+        except ConfigError as exc:
+            self._show_error(str(exc))
+            return
+        self._fill(account)
+
+    def new_account(self) -> None:
+        self.list.blockSignals(True)
+        self.list.clearSelection()
+        self.list.setCurrentRow(-1)
+        self.list.blockSignals(False)
+        self._fill(None)
+        self.name.setFocus()
+
+    def _fill(self, account: Account | None) -> None:
+        self._editing = account.name if account else None
+        self._show_error("")
+        self.test_output.clear()
+        account = account or make_account("", "", security=Security.STARTTLS)
+        self.name.setText(account.name)
+        self.name.setReadOnly(self._editing is not None)
+        self.host.setText(account.host)
+        self.security.blockSignals(True)
+        self.security.setCurrentIndex(self.security.findData(account.security.value))
+        self.security.blockSignals(False)
+        self.port.setValue(account.port)
+        self.user.setText(account.user or "")
+        self.password.clear()
+        self.password.setPlaceholderText(self._password_hint(self._editing))
+        self.ca_file.setText(str(account.ca_file) if account.ca_file else "")
+        self.patterns.setText(", ".join(account.from_patterns))
+        self.max_connections.setValue(account.max_connections)
+        self.max_messages.setValue(account.max_messages_per_connection)
+        self.default.setChecked(account.default)
+        self.default.setEnabled(not account.default)
+
+    def _password_hint(self, name: str | None) -> str:
+        if name is None:
+            return "kept in your keyring, never in a file"
+        try:
+            stored = credentials.get_password(name) is not None
+        except OutboxError:
+            return "the keyring cannot be read"
+        return "stored in your keyring (type to replace)" if stored else "none stored"
+
+    def _on_security_changed(self, _index: int) -> None:
+        # Follow the port along when it was the old security's default.
+        if self.port.value() in DEFAULT_PORTS.values():
+            self.port.setValue(DEFAULT_PORTS[self._security()])
+
+    def _security(self) -> Security:
+        return Security(self.security.currentData())
+
+    def _choose_ca_file(self) -> None:
+        dialog = QFileDialog(self, "CA certificate file", str(Path.home()))
+        dialog.setObjectName("ca_file_dialog")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setNameFilters(["PEM certificates (*.pem *.crt)", "All files (*)"])
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.fileSelected.connect(self.ca_file.setText)
+        dialog.open()
+
+    # -- reading the form ---------------------------------------------------------------------
+
+    def _fields(self) -> dict[str, Any]:
+        patterns = tuple(
+            p for p in self.patterns.text().replace(",", " ").split() if p
+        )
+        ca = self.ca_file.text().strip()
+        return {
+            "host": self.host.text().strip(),
+            "port": self.port.value(),
+            "security": self._security(),
+            "user": self.user.text().strip() or None,
+            "ca_file": Path(ca).expanduser() if ca else None,
+            "from_patterns": patterns,
+            "max_connections": self.max_connections.value(),
+            "max_messages_per_connection": self.max_messages.value(),
+        }
+
+    def form_account(self) -> Account:
+        """The account as the form holds it now (validated; raises ``ConfigError``)."""
+        name = self.name.text().strip()
+        if not name:
+            raise ConfigError("give the account a name")
+        if self._editing is not None:
+            current = find_account(load_accounts(self.home), self._editing)
+            fields = self._fields()
+            return validate_account(
+                make_account(
+                    name,
+                    fields.pop("host"),
+                    port=fields.pop("port"),
+                    security=fields.pop("security"),
+                    default=current.default,
+                    connect_timeout_s=current.connect_timeout_s,
+                    command_timeout_s=current.command_timeout_s,
+                    data_timeout_s=current.data_timeout_s,
+                    pipelining=current.pipelining,
+                    **fields,
+                )
+            )
+        fields = self._fields()
+        return validate_account(
+            make_account(
+                name,
+                fields.pop("host"),
+                port=fields.pop("port"),
+                security=fields.pop("security"),
+                **fields,
+            )
+        )
+
+    # -- saving and removing --------------------------------------------------------------------
+
+    def save(self) -> bool:
+        """Write the form to config.toml and the password to the keyring; false on an error."""
+        self._show_error("")
+        try:
+            account = self.form_account()
+            with editing_accounts(self.home) as accounts:
+                if self._editing is None:
+                    accounts[:] = add_account(
+                        accounts, _with_default(account, self.default.isChecked())
+                    )
+                else:
+                    changes = self._fields()
+                    if self.default.isChecked():
+                        changes["default"] = True
+                    accounts[:] = update_account(accounts, self._editing, **changes)
+        except OutboxError as exc:
+            self._show_error(str(exc))
+            return False
+        self._editing = account.name
+        self.accounts_changed.emit()
+        saved = self._save_password(account)
+        self.reload(select=account.name)
+        if saved is not None:
+            self._show_error(saved)
+            return False
+        return True
+
+    def _save_password(self, account: Account) -> str | None:
+        """Store (or forget) the password; the error text if the keyring failed."""
+        password = self.password.text()
+        try:
+            if account.user is None:
+                credentials.delete_password(account.name)
+            elif password:
+                credentials.store_password(account.name, password)
+        except OutboxError as exc:
+            return f"The account is saved, but its password is not: {exc}"
+        self.password.clear()
+        return None
+
+    def remove_current(self) -> None:
+        name = self._editing
+        if name is None:
+            return
+        ask(
+            self,
+            name="confirm_remove_account",
+            title="Remove account?",
+            text=f"Remove the account “{name}”?",
+            detail="Its settings and its password in the keyring are removed."
+            " Messages already in the outbox stay there.",
+            accept_text="Remove",
+            on_accept=lambda: self._remove(name),
+            warning=True,
+        )
+
+    def _remove(self, name: str) -> None:
+        try:
+            with editing_accounts(self.home) as accounts:
+                accounts[:] = remove_account(accounts, name)
+        except OutboxError as exc:
+            self._show_error(str(exc))
+            return
+        self.accounts_changed.emit()
+        problem = None
+        try:
+            credentials.delete_password(name)
+        except OutboxError as exc:
+            problem = f"The account is removed, but its password may still be in the keyring: {exc}"
+        self.reload()
+        if problem:
+            self._show_error(problem)
+
+    # -- testing -------------------------------------------------------------------------------
+
+    @property
+    def testing(self) -> bool:
+        return self._test is not None
+
+    def test_connection(self) -> None:
+        """Open a session with what the form holds now, on the running loop; report it."""
+        if self._test is not None:
+            return
+        self._show_error("")
+        try:
+            account = self.form_account()
+            password = self.password.text() or None
+            if account.user is not None and password is None and self._editing is not None:
+                password = credentials.get_password(self._editing)
+            if account.user is not None and password is None:
+                raise ConfigError("enter the password to test with (it is not stored yet)")
+            loop = asyncio.get_running_loop()
+        except OutboxError as exc:
+            self._show_error(str(exc))
+            return
+        except RuntimeError:
+            self._show_error("cannot test: the window's event loop is not running")
+            return
+        self.test_button.setEnabled(False)
+        self.test_button.setText("Testing…")
+        self.test_output.setPlainText(f"Connecting to {account.host}:{account.port}…")
+        self._test = loop.create_task(self._probe(account, password))
+
+    async def _probe(self, account: Account, password: str | None) -> None:
+        from relay.connection import open_session
+        from relay.report import SessionFailure
+
+        text = ""
+        try:
+            opened = await open_session(account, password)
+            if isinstance(opened, SessionFailure):
+                text = f"The test failed: {opened.text}"
+            else:
+                try:
+                    text = f"The server is ready to send through.\n\n{opened.offer}"
+                finally:
+                    await opened.quit()
+                text += "\n\nNothing was sent."
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug in the engine: say so, keep the dialog alive
+            text = f"The test stopped on an unexpected error: {exc!r}"
+        finally:
+            self._test = None
+        self.test_output.setPlainText(text)
+        self.test_button.setText("Test Connection")
+        self.test_button.setEnabled(True)
+        self.test_finished.emit(text)
+
+    # -- closing ---------------------------------------------------------------------------------
+
+    def done(self, result: int) -> None:
+        if self._test is not None:
+            self._test.cancel()
+            self._test = None
+        super().done(result)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._test is not None:
+            self._test.cancel()
+            self._test = None
+        super().closeEvent(event)
+
+    def _show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.setVisible(bool(text))
+
+
+def _with_default(account: Account, default: bool) -> Account:
+    return dataclasses.replace(account, default=default)

@@ -1,0 +1,127 @@
+"""Start-up: the QApplication, the qasync loop and the main window.
+
+``create_main_window(home)`` builds the window over the outbox at ``home``
+without starting any loop: the caller owns the QApplication and the qasync
+loop (tests do). ``main(home)`` is the program: it checks there is a display
+to open a window on (Qt would abort with a message about plug-ins), creates the
+application and a qasync loop, shows the window and runs until it closes. The
+engine runs on that loop; there are no threads for SMTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from relay.errors import OutboxError
+
+if TYPE_CHECKING:  # Qt is imported when the window is made, after the display check
+    from gui.main_window import MainWindow
+
+APPLICATION_NAME = "Outbox"
+DESKTOP_FILE_NAME = "outbox"
+
+
+class NoDisplay(OutboxError):
+    """There is nowhere to show a window (no X11/Wayland display, no Qt platform chosen)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set);"
+            " use the command line (outbox --help), or set QT_QPA_PLATFORM=offscreen"
+        )
+
+
+def has_display(environ: dict[str, str] | None = None) -> bool:
+    """Whether a window can be shown: always on macOS and Windows; on X11/Wayland, a display."""
+    env = os.environ if environ is None else environ
+    if env.get("QT_QPA_PLATFORM"):
+        return True
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
+
+
+def create_main_window(home: Path) -> MainWindow:
+    """The main window over the outbox at ``home``; the caller runs the loop and shows it.
+
+    A QApplication must exist. The window owns the ``Outbox`` it opens and
+    closes it when the window is destroyed.
+    """
+    from PySide6.QtCore import QCoreApplication
+
+    from gui.main_window import MainWindow
+    from gui.settings import open_settings
+    from relay.home import ensure_home
+    from relay.outbox import Outbox
+
+    if QCoreApplication.instance() is None:
+        raise RuntimeError("create a QApplication before the main window")
+    ensure_home(home)
+    outbox = Outbox.open(home)
+    try:
+        window = MainWindow(home, outbox, open_settings())
+    except BaseException:
+        outbox.close()
+        raise
+    window.destroyed.connect(lambda *_: outbox.close())
+    _import_drop_folder(window)
+    return window
+
+
+def main(home: Path) -> int:
+    """Run the window over ``home`` until it is closed; the exit status."""
+    if not has_display():
+        raise NoDisplay()
+
+    import qasync
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from gui.icons import app_icon
+
+    app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "outbox"])
+    assert isinstance(app, QApplication)
+    app.setApplicationName(APPLICATION_NAME)
+    app.setApplicationDisplayName(APPLICATION_NAME)
+    app.setOrganizationName(APPLICATION_NAME)
+    app.setDesktopFileName(DESKTOP_FILE_NAME)
+    app.setWindowIcon(app_icon())
+    app.setQuitOnLastWindowClosed(True)
+
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    window = create_main_window(home)
+    window.show()
+    # Ctrl-C in the terminal closes the window the same way the Quit action does.
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, window.close)
+    # Objects made at start-up live as long as the app: keep the collector off them.
+    QTimer.singleShot(0, gc.freeze)
+    with loop:
+        loop.run_forever()
+    return 0
+
+
+def _import_drop_folder(window: MainWindow) -> None:
+    """Take in what waits in the drop folder; say what was refused."""
+    from relay.dropfolder import import_drop_folder
+
+    try:
+        result = import_drop_folder(window.outbox, window.home)
+    except OutboxError as exc:
+        window.status.notice(f"Drop folder: {exc}")
+        return
+    if result.imported:
+        window.status.notice(f"Imported {len(result.imported)} from the drop folder.")
+    if result.rejected:
+        window.status.notice(
+            f"Drop folder: {len(result.rejected)} refused, see drop/rejected/"
+            f" ({result.rejected[0].reason})"
+        )

@@ -1,0 +1,68 @@
+"""Asking a person before doing something that cannot be undone, without blocking.
+
+A window-modal ``QMessageBox`` opened with ``open()``, never ``exec()``: a
+nested event loop started from an engine callback or a coroutine misbehaves
+under qasync, and ``open()`` leaves the loop (and a running flush) alone. The
+answer arrives through the ``on_accept`` callback. Tests find the box as
+``QApplication.activeModalWidget()`` or by its object name and click its
+buttons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+
+def ask(
+    parent: QWidget,
+    *,
+    name: str,
+    title: str,
+    text: str,
+    detail: str,
+    accept_text: str,
+    on_accept: Callable[[], None],
+    warning: bool = False,
+) -> QMessageBox:
+    """Show the question; call ``on_accept`` if the person clicks ``accept_text``."""
+    box = QMessageBox(parent)
+    box.setObjectName(name)
+    box.setIcon(QMessageBox.Icon.Warning if warning else QMessageBox.Icon.Question)
+    box.setWindowTitle(title)
+    box.setText(text)
+    box.setInformativeText(detail)
+    accept = box.addButton(accept_text, QMessageBox.ButtonRole.AcceptRole)
+    accept.setObjectName("accept")
+    cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    cancel.setObjectName("cancel")
+    box.setDefaultButton(cancel)
+    box.setEscapeButton(cancel)
+    box.setWindowModality(Qt.WindowModality.WindowModal)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+    def answered(_result: int) -> None:
+        if box.clickedButton() is accept:
+            on_accept()
+
+    box.finished.connect(answered)
+    box.open()
+    return box
+
+
+def tell(parent: QWidget, *, name: str, title: str, text: str, detail: str = "") -> QMessageBox:
+    """A non-blocking warning with one OK button."""
+    box = QMessageBox(parent)
+    box.setObjectName(name)
+    box.setIcon(QMessageBox.Icon.Warning)
+    box.setWindowTitle(title)
+    box.setText(text)
+    if detail:
+        box.setInformativeText(detail)
+    box.setStandardButtons(QMessageBox.StandardButton.Ok)
+    box.setWindowModality(Qt.WindowModality.WindowModal)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    box.open()
+    return box

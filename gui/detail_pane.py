@@ -1,0 +1,269 @@
+"""The detail pane: everything about the selected message.
+
+Three tabs: the message (its header fields and a text preview of the body),
+its recipients (each with its state and the server's last reply), and its
+attempts (when, through which server, the outcome) with the SMTP transcript of
+the attempt selected there.
+
+The pane reads the store for one message only, and only when the selection
+changes or that message changed; the body is parsed once per selection.
+Transcripts arrive with credentials already replaced by ``****`` (the engine
+records them that way); ``redacted`` masks anything that still looks like an
+AUTH exchange all the same, because a transcript on screen is easily shared.
+"""
+
+from __future__ import annotations
+
+import email.message
+import email.parser
+import email.policy
+import html
+import re
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QFontDatabase
+from PySide6.QtWidgets import (
+    QLabel,
+    QPlainTextEdit,
+    QSplitter,
+    QTabWidget,
+    QTreeWidget,
+    QTreeWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.display_text import size_text, when_text
+from relay.errors import NoSuchMessage
+from relay.events import MessageSnapshot
+from relay.outbox import AttemptRecord, Outbox, utc_now
+
+PREVIEW_CHARS = 100_000
+
+_AUTH_COMMAND = re.compile(r"^(C: AUTH\s+\S+)(\s+\S.*)?$", re.IGNORECASE)
+_ANY_TAG = re.compile(r"<[^>]*>")
+
+
+def redacted(transcript: str) -> str:
+    """``transcript`` with AUTH arguments and every client line answering a 334 masked."""
+    lines = transcript.splitlines()
+    out: list[str] = []
+    challenged = False
+    for line in lines:
+        match = _AUTH_COMMAND.match(line)
+        if match:
+            out.append(match.group(1) + (" ****" if match.group(2) else ""))
+            challenged = False
+            continue
+        if line.startswith("C: ") and challenged:
+            out.append("C: ****")
+            continue
+        if line.startswith("S: "):
+            challenged = line.startswith("S: 334")
+        out.append(line)
+    return "\n".join(out)
+
+
+def body_preview(raw: bytes) -> tuple[str, str]:
+    """(the header section as text, the body as readable text) of a stored message."""
+    parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
+    header_end = raw.find(b"\r\n\r\n")
+    header_bytes = raw if header_end < 0 else raw[:header_end]
+    headers = header_bytes.decode("utf-8", "replace").replace("\r\n", "\n")
+    text = ""
+    try:
+        part = parsed.get_body(preferencelist=("plain", "html"))
+        if isinstance(part, email.message.EmailMessage):
+            content = part.get_content()
+            if isinstance(content, str):
+                text = content
+                if part.get_content_subtype() == "html":
+                    text = html.unescape(_ANY_TAG.sub("", text))
+            else:
+                text = f"({part.get_content_type()}, {size_text(len(content))})"
+    except (LookupError, ValueError, KeyError, AssertionError):
+        text = ""
+    if not text:
+        body = b"" if header_end < 0 else raw[header_end + 4 :]
+        text = body.decode("utf-8", "replace").replace("\r\n", "\n")
+    if len(text) > PREVIEW_CHARS:
+        text = text[:PREVIEW_CHARS] + "\n[…]"
+    return headers, text
+
+
+class DetailPane(QWidget):
+    def __init__(self, outbox: Outbox, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("detail_pane")
+        self.setAccessibleName("Message details")
+        self._outbox = outbox
+        self._message_id: int | None = None
+        self._attempts: list[AttemptRecord] = []
+
+        self.title = QLabel()
+        self.title.setObjectName("detail_title")
+        self.title.setTextFormat(Qt.TextFormat.PlainText)
+        self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+
+        mono = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont)
+
+        self.headers = QPlainTextEdit()
+        self.headers.setObjectName("detail_headers")
+        self.headers.setAccessibleName("Header fields")
+        self.headers.setReadOnly(True)
+        self.headers.setFont(mono)
+        self.headers.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.body = QPlainTextEdit()
+        self.body.setObjectName("detail_body")
+        self.body.setAccessibleName("Body preview")
+        self.body.setReadOnly(True)
+        message_tab = QSplitter(Qt.Orientation.Vertical)
+        message_tab.addWidget(self.headers)
+        message_tab.addWidget(self.body)
+        message_tab.setSizes([120, 240])
+
+        self.recipients = QTreeWidget()
+        self.recipients.setObjectName("detail_recipients")
+        self.recipients.setAccessibleName("Recipients")
+        self.recipients.setHeaderLabels(["Recipient", "State", "Server's reply"])
+        self.recipients.setRootIsDecorated(False)
+        self.recipients.setColumnWidth(0, 240)
+        self.recipients.setColumnWidth(1, 90)
+
+        self.attempts = QTreeWidget()
+        self.attempts.setObjectName("detail_attempts")
+        self.attempts.setAccessibleName("Attempts")
+        self.attempts.setHeaderLabels(
+            ["Started", "Ended", "Account", "Server", "Outcome", "Sent", "Error"]
+        )
+        self.attempts.setRootIsDecorated(False)
+        self.attempts.currentItemChanged.connect(self._show_transcript)
+        self.transcript = QPlainTextEdit()
+        self.transcript.setObjectName("detail_transcript")
+        self.transcript.setAccessibleName("SMTP transcript")
+        self.transcript.setReadOnly(True)
+        self.transcript.setFont(mono)
+        self.transcript.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.transcript.setPlaceholderText("Select an attempt to see its SMTP transcript.")
+        attempts_tab = QSplitter(Qt.Orientation.Vertical)
+        attempts_tab.addWidget(self.attempts)
+        attempts_tab.addWidget(self.transcript)
+        attempts_tab.setSizes([110, 250])
+
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("detail_tabs")
+        self.tabs.addTab(message_tab, "Message")
+        self.tabs.addTab(self.recipients, "Recipients")
+        self.tabs.addTab(attempts_tab, "Attempts")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 4, 0, 0)
+        layout.addWidget(self.title)
+        layout.addWidget(self.tabs)
+        self.show_message(None)
+
+    @property
+    def message_id(self) -> int | None:
+        return self._message_id
+
+    def show_message(self, message_id: int | None) -> None:
+        """Show ``message_id`` (None: nothing selected), reading its body once."""
+        self._message_id = message_id
+        snapshot = self._snapshot()
+        if snapshot is None:
+            self._message_id = None
+            self.title.setText("No message selected")
+            for widget in (self.headers, self.body, self.transcript):
+                widget.clear()
+            self.recipients.clear()
+            self.attempts.clear()
+            self.tabs.setEnabled(False)
+            return
+        self.tabs.setEnabled(True)
+        try:
+            headers, body = body_preview(self._outbox.raw(snapshot.id))
+        except NoSuchMessage:
+            headers, body = "", ""
+        self.headers.setPlainText(headers)
+        self.body.setPlainText(body)
+        self._show_state(snapshot)
+
+    def refresh(self, changed_ids: set[int]) -> None:
+        """The model applied a batch: redraw if it touched the message shown."""
+        if self._message_id is None or self._message_id not in changed_ids:
+            return
+        snapshot = self._snapshot()
+        if snapshot is None:
+            self.show_message(None)
+        else:
+            self._show_state(snapshot)
+
+    def _snapshot(self) -> MessageSnapshot | None:
+        if self._message_id is None:
+            return None
+        try:
+            return self._outbox.get(self._message_id)
+        except NoSuchMessage:
+            return None
+
+    def _show_state(self, message: MessageSnapshot) -> None:
+        self.title.setText(
+            f"Message {message.id} · {message.state.value} · {message.subject or '(no subject)'}"
+        )
+        self.recipients.clear()
+        for recipient in message.recipients:
+            item = QTreeWidgetItem(
+                [recipient.address, recipient.state.value, recipient.reply or ""]
+            )
+            item.setToolTip(2, recipient.reply or "")
+            self.recipients.addTopLevelItem(item)
+        self.recipients.resizeColumnToContents(0)
+
+        try:
+            attempts = self._outbox.attempts(message.id)
+        except NoSuchMessage:
+            attempts = []
+        current = self.attempts.currentItem()
+        current_id = current.data(0, Qt.ItemDataRole.UserRole) if current else None
+        self._attempts = attempts
+        self.attempts.clear()
+        now = utc_now()
+        chosen: QTreeWidgetItem | None = None
+        for attempt in attempts:
+            item = QTreeWidgetItem(
+                [
+                    when_text(attempt.started_at, now),
+                    when_text(attempt.ended_at, now) if attempt.ended_at else "running",
+                    attempt.account,
+                    attempt.server,
+                    attempt.outcome or "",
+                    size_text(attempt.sent_bytes),
+                    attempt.error or "",
+                ]
+            )
+            item.setData(0, Qt.ItemDataRole.UserRole, attempt.id)
+            item.setToolTip(0, attempt.started_at.astimezone().isoformat(timespec="seconds"))
+            item.setToolTip(6, attempt.error or "")
+            self.attempts.addTopLevelItem(item)
+            if attempt.id == current_id:
+                chosen = item
+        if chosen is None and self.attempts.topLevelItemCount():
+            chosen = self.attempts.topLevelItem(self.attempts.topLevelItemCount() - 1)
+        if chosen is not None:
+            self.attempts.setCurrentItem(chosen)
+        else:
+            self.transcript.clear()
+
+    def _show_transcript(self, item: QTreeWidgetItem | None) -> None:
+        if item is None:
+            self.transcript.clear()
+            return
+        attempt_id = item.data(0, Qt.ItemDataRole.UserRole)
+        for attempt in self._attempts:
+            if attempt.id == attempt_id:
+                self.transcript.setPlainText(redacted(attempt.transcript))
+                return
+        self.transcript.clear()

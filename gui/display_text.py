@@ -1,0 +1,82 @@
+"""How the window words sizes, times, recipients and results.
+
+Plain functions of their inputs (``now`` included), so the table, the detail
+pane and the status bar say the same thing the same way.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from relay.events import MessageSnapshot
+from relay.states import MessageState, RecipientState
+
+#: What the state filter and the status bar call each state, in the order they show them.
+STATE_LABELS: dict[MessageState, str] = {
+    MessageState.QUEUED: "Queued",
+    MessageState.SENDING: "Sending",
+    MessageState.DEFERRED: "Deferred",
+    MessageState.UNCERTAIN: "Uncertain",
+    MessageState.FAILED: "Failed",
+    MessageState.HELD: "Held",
+    MessageState.SENT: "Sent",
+}
+
+
+def size_text(octets: int) -> str:
+    """``812 B``, ``4.2 KB``, ``13 MB``: at most three significant digits."""
+    value = float(octets)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            if unit == "B":
+                return f"{int(value)} B"
+            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def rate_text(per_second: float, unit: str) -> str:
+    if per_second >= 100:
+        return f"{per_second:.0f} {unit}/s"
+    return f"{per_second:.1f} {unit}/s"
+
+
+def when_text(moment: datetime | None, now: datetime) -> str:
+    """A local time: ``14:05`` today, ``Tue 14:05`` within a week, else ``2026-11-24 14:05``."""
+    if moment is None:
+        return ""
+    local = moment.astimezone()
+    today = now.astimezone().date()
+    if local.date() == today:
+        return local.strftime("%H:%M")
+    if abs((local.date() - today).days) < 7:
+        return local.strftime("%a %H:%M")
+    return local.strftime("%Y-%m-%d %H:%M")
+
+
+def recipients_text(message: MessageSnapshot) -> str:
+    """The first recipient and how many more: ``ann@example.org +2``."""
+    if not message.recipients:
+        return ""
+    first = message.recipients[0].address
+    more = len(message.recipients) - 1
+    return f"{first} +{more}" if more else first
+
+
+def last_result_text(message: MessageSnapshot) -> str:
+    """The server's last word on this message, or the error that stood in for it.
+
+    A message that is not sent shows its error (the first recipient not sent);
+    a sent one shows the server's acceptance, so "250 2.0.0 queued as …" is
+    one glance away.
+    """
+    if message.last_error:
+        return _one_line(message.last_error)
+    for recipient in message.recipients:
+        if recipient.reply and recipient.state is not RecipientState.PENDING:
+            return _one_line(recipient.reply)
+    return ""
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())

@@ -1,0 +1,160 @@
+"""Running one flush at a time from the window, on the Qt loop through qasync.
+
+``FlushRunner.start`` takes the outbox's flush lock (``relay.flushlock``), wires
+a ``RelayingManager`` from the home (``relay.flush.prepare_flush``) and runs it
+as an asyncio task on the running loop; ``stop`` asks it to finish what is in
+flight and claim nothing more. The lock is released when the task ends,
+however it ends.
+
+While this window is not flushing, the runner probes the lock once a second:
+when another process (``outbox flush``) holds it, ``lock_busy`` is true and the
+window keeps Send all disabled and says why, until it is free again.
+
+Nothing here decides or records an outcome: the engine's events tell the
+window what happened, and ``finished`` hands over the ``FlushResult``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from relay.attempts import recover_interrupted
+from relay.dropfolder import import_drop_folder
+from relay.errors import OutboxError
+from relay.flush import FlushResult, RelayingManager, prepare_flush
+from relay.flushlock import FlushLock
+from relay.outbox import Outbox, utc_now
+
+LOCK_PROBE_MS = 1000
+
+log = logging.getLogger(__name__)
+
+
+class FlushRunner(QObject):
+    #: A flush of this window started (True) or ended (False).
+    running_changed = Signal(bool)
+    #: Another process started (True) or ended (False) holding the flush lock.
+    lock_busy_changed = Signal(bool)
+    #: The flush ended; carries its ``FlushResult``.
+    finished = Signal(FlushResult)
+    #: A flush could not start, or stopped on an error: one line fit to show.
+    problem = Signal(str)
+
+    def __init__(self, home: Path, outbox: Outbox, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._home = home
+        self._outbox = outbox
+        self._lock = FlushLock(home)
+        self._manager: RelayingManager | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._lock_busy = False
+        self._probe = QTimer(self)
+        self._probe.setInterval(LOCK_PROBE_MS)
+        self._probe.timeout.connect(self.probe_lock)
+        self._probe.start()
+        self._recover()
+
+    # -- what the window asks -------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None
+
+    @property
+    def stopping(self) -> bool:
+        return self._task is not None and self._stopping
+
+    @property
+    def lock_busy(self) -> bool:
+        """Another process holds the flush lock (as of the last probe)."""
+        return self._lock_busy
+
+    def start(self, message_ids: Sequence[int] | None = None) -> bool:
+        """Send what is due, or exactly ``message_ids``; false (and ``problem``) if it cannot."""
+        if self._task is not None:
+            return False
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.problem.emit("cannot send: the window's event loop is not running")
+            return False
+        if not self._lock.try_acquire():
+            self._set_lock_busy(True)
+            self.problem.emit(
+                "another Outbox is sending from this outbox (a flush on the command line?);"
+                " try again when it is done"
+            )
+            return False
+        self._set_lock_busy(False)
+        try:
+            import_drop_folder(self._outbox, self._home)
+            manager = prepare_flush(self._home, self._outbox)
+        except OutboxError as exc:
+            self._lock.release()
+            self.problem.emit(str(exc))
+            return False
+        self._manager = manager
+        self._stopping = False
+        self._task = loop.create_task(self._run(manager, message_ids))
+        self.running_changed.emit(True)
+        return True
+
+    def stop(self) -> None:
+        """Finish or abort the messages in flight, claim nothing more."""
+        if self._manager is not None and not self._stopping:
+            self._stopping = True
+            self._manager.stop()
+            self.running_changed.emit(True)  # the same flush, now stopping: redo enablement
+
+    def shutdown(self) -> None:
+        """The window is closing: no more probing; stop a flush that runs."""
+        self._probe.stop()
+        self.stop()
+
+    def probe_lock(self) -> None:
+        if self._task is not None:
+            return
+        if self._lock.try_acquire():
+            self._lock.release()
+            self._set_lock_busy(False)
+        else:
+            self._set_lock_busy(True)
+
+    # -- inside ---------------------------------------------------------------------------
+
+    async def _run(self, manager: RelayingManager, message_ids: Sequence[int] | None) -> None:
+        try:
+            await manager.run(message_ids)
+        except OutboxError as exc:
+            self.problem.emit(str(exc))
+        except Exception as exc:  # a bug: say so in one line, keep the window alive
+            log.exception("the flush stopped on an unexpected error")
+            self.problem.emit(f"the flush stopped on an unexpected error: {exc!r}")
+        finally:
+            self._lock.release()
+            self._task = None
+            self._manager = None
+            self._stopping = False
+            self.running_changed.emit(False)
+            self.finished.emit(manager.result)
+
+    def _recover(self) -> None:
+        """Settle what a dead process left in ``sending``, if no flush is running anywhere."""
+        if not self._lock.try_acquire():
+            self._lock_busy = True
+            return
+        try:
+            recover_interrupted(self._outbox, utc_now)
+        finally:
+            self._lock.release()
+
+    def _set_lock_busy(self, busy: bool) -> None:
+        if busy != self._lock_busy:
+            self._lock_busy = busy
+            self.lock_busy_changed.emit(busy)

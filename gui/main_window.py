@@ -1,0 +1,766 @@
+"""The main window: the outbox table, its actions, the detail pane and the status bar.
+
+The window is wiring. The engine does the work (``Outbox`` commands, a
+``RelayingManager`` run by ``FlushRunner``); the window hands it what a person
+chose, and shows what the engine's events say through ``EngineBridge`` and
+``OutboxModel``. It never talks SMTP and never writes the store but through
+engine calls.
+
+Actions (toolbar, menus, the table's context menu, keyboard) are enabled only
+when they make sense for the selection and for the flush state: Send all needs
+something due and no flush anywhere; Stop needs this window's flush; Retry
+needs a deferred, failed or uncertain message, and reads "Send Again…" (with a
+warning that the recipient may get it twice) when a selected message has an
+uncertain recipient; Delete asks first.
+
+Dialogs are opened with ``open()``: a nested ``exec()`` loop under qasync,
+started from an engine callback, misbehaves (STACK-NOTES.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, Qt, QTimer
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDragMoveEvent,
+    QDropEvent,
+    QKeySequence,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QSplitter,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from gui.bridge import EngineBridge
+from gui.confirm import ask, tell
+from gui.detail_pane import DetailPane
+from gui.display_text import STATE_LABELS
+from gui.file_intake import add_files, dropped_files
+from gui.flush_runner import FlushRunner
+from gui.icons import action_icon, app_icon
+from gui.outbox_model import Column, OutboxFilter, OutboxModel
+from gui.password_prompt import PasswordPrompt
+from gui.progress_delegate import ProgressDelegate
+from gui.status import StatusPanel
+from gui.store_watcher import StoreWatcher
+from gui.tray import OutboxTray
+from relay.errors import OutboxError
+from relay.events import (
+    AttemptStarted,
+    AuthenticationRefused,
+    FlushFinished,
+    MessageChanged,
+    MessageDeleted,
+    MessageQueued,
+    MessageSnapshot,
+    PhaseChanged,
+    ProgressMade,
+)
+from relay.flush import FlushResult
+from relay.outbox import Outbox
+from relay.states import MessageState, Phase, RecipientState
+
+RETRYABLE = frozenset({MessageState.DEFERRED, MessageState.FAILED, MessageState.UNCERTAIN})
+SENDABLE = frozenset({MessageState.QUEUED, MessageState.DEFERRED})
+HOLDABLE = frozenset(
+    {MessageState.QUEUED, MessageState.DEFERRED, MessageState.FAILED, MessageState.UNCERTAIN}
+)
+
+_DEFAULT_WIDTHS = {
+    Column.STATE: 100,
+    Column.RECIPIENTS: 210,
+    Column.SUBJECT: 230,
+    Column.SIZE: 70,
+    Column.ATTEMPTS: 70,
+    Column.LAST_RESULT: 250,
+    Column.NEXT_TRY: 80,
+    Column.PROGRESS: 140,
+}
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        home: Path,
+        outbox: Outbox,
+        settings: QSettings,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.home = home
+        self.outbox = outbox
+        self.settings = settings
+        self._closing = False
+        self._close_when_stopped = False
+        self._send_again_after_flush = False
+        self._prompts: dict[str, PasswordPrompt] = {}
+        self._selected: list[int] = []
+
+        self.setObjectName("main_window")
+        self.setWindowTitle("Outbox")
+        self.setWindowIcon(app_icon())
+        self.setAcceptDrops(True)
+
+        self.bridge = EngineBridge(outbox.bus, self)
+        self.model = OutboxModel(self)
+        self.model.load(outbox.messages())
+        self.proxy = OutboxFilter(self.model, self)
+        self.runner = FlushRunner(home, outbox, self)
+        self.watcher = StoreWatcher(outbox, self)
+
+        self._build_actions()
+        self._build_view()
+        self._build_filter_bar()
+        self.detail = DetailPane(outbox)
+        self._build_layout()
+        self._build_menus_and_toolbar()
+        self.status = StatusPanel(self.statusBar())
+        self.tray = OutboxTray(self.action_show, self.action_flush, self.action_quit, self)
+
+        self._connect()
+        self._restore_settings()
+        self._on_counts_changed(self.model.counts())
+        self.status.show_lock_busy(self.runner.lock_busy)
+        self.update_actions()
+
+    # -- building -----------------------------------------------------------------------
+
+    def _action(
+        self, name: str, text: str, icon: str | None,
+        shortcut: QKeySequence | QKeySequence.StandardKey | str | None,
+        tip: str,
+    ) -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        if icon is not None:
+            action.setIcon(action_icon(icon))
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        action.setToolTip(tip)
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        self.action_flush = self._action(
+            "action_flush", "Send All", "send-all", "Ctrl+Shift+Return",
+            "Send every message that is due now",
+        )
+        self.action_flush_selected = self._action(
+            "action_flush_selected", "Send Selected", "send-selected", "Ctrl+Return",
+            "Send the selected messages now, whatever their back-off",
+        )
+        self.action_stop = self._action(
+            "action_stop", "Stop", "stop", "Ctrl+.",
+            "Finish the messages in flight and send nothing more",
+        )
+        self.action_retry = self._action(
+            "action_retry", "Retry", "retry", "Ctrl+R",
+            "Send the selected deferred or failed messages again now",
+        )
+        self.action_retry_failed = self._action(
+            "action_retry_failed", "Retry All Failed", None, "Ctrl+Shift+R",
+            "Send every failed message again now",
+        )
+        self.action_hold = self._action(
+            "action_hold", "Hold", "hold", "Ctrl+H",
+            "Keep the selected messages out of every flush",
+        )
+        self.action_release = self._action(
+            "action_release", "Release", "release", "Ctrl+Shift+H",
+            "Let the selected held messages go with the next flush",
+        )
+        self.action_delete = self._action(
+            "action_delete", "Delete…", "delete", QKeySequence.StandardKey.Delete,
+            "Remove the selected messages from the outbox",
+        )
+        self.action_add = self._action(
+            "action_add", "Add Messages…", "add", QKeySequence.StandardKey.Open,
+            "Add .eml files to the outbox (or drop them on the window)",
+        )
+        self.action_accounts = self._action(
+            "action_accounts", "Accounts…", "accounts", "Ctrl+,",
+            "Add, change or remove the accounts mail goes out through",
+        )
+        self.action_find = self._action(
+            "action_find", "Find", None, QKeySequence.StandardKey.Find,
+            "Search recipients and subjects",
+        )
+        self.action_quit = self._action(
+            "action_quit", "Quit", None, QKeySequence.StandardKey.Quit, "Close Outbox"
+        )
+        self.action_show = self._action(
+            "action_show", "Show Outbox", None, None, "Bring the Outbox window to the front"
+        )
+
+    def _build_view(self) -> None:
+        view = QTableView()
+        view.setObjectName("outbox_view")
+        view.setAccessibleName("Messages in the outbox")
+        view.setModel(self.proxy)
+        view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        view.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        view.setSortingEnabled(True)
+        view.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
+        view.setAlternatingRowColors(True)
+        view.setShowGrid(False)
+        view.setWordWrap(False)
+        view.setTextElideMode(Qt.TextElideMode.ElideRight)
+        view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        view.setAcceptDrops(False)
+        view.viewport().setAcceptDrops(False)
+        vertical = view.verticalHeader()
+        vertical.hide()
+        vertical.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        vertical.setDefaultSectionSize(view.fontMetrics().height() + 10)
+        header = view.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        header.setStretchLastSection(True)
+        header.setHighlightSections(False)
+        header.setSortIndicatorClearable(True)
+        for column, width in _DEFAULT_WIDTHS.items():
+            header.resizeSection(column, width)
+        self.progress_delegate = ProgressDelegate(view)
+        view.setItemDelegateForColumn(Column.PROGRESS, self.progress_delegate)
+        self.view = view
+
+    def _build_filter_bar(self) -> None:
+        self.state_filter = QComboBox()
+        self.state_filter.setObjectName("state_filter")
+        self.state_filter.setAccessibleName("Show messages in state")
+        self.state_filter.addItem("All", "")
+        for state, label in STATE_LABELS.items():
+            self.state_filter.addItem(label, state.value)
+        self.state_filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.search = QLineEdit()
+        self.search.setObjectName("search")
+        self.search.setAccessibleName("Search recipients and subject")
+        self.search.setPlaceholderText("Search recipients and subject")
+        self.search.setClearButtonEnabled(True)
+        self.search.addAction(action_icon("search"), QLineEdit.ActionPosition.LeadingPosition)
+
+    def _build_layout(self) -> None:
+        bar = QHBoxLayout()
+        bar.setContentsMargins(0, 0, 0, 0)
+        show = QLabel("&Show:")
+        show.setBuddy(self.state_filter)
+        bar.addWidget(show)
+        bar.addWidget(self.state_filter)
+        bar.addSpacing(12)
+        bar.addWidget(self.search, 1)
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addLayout(bar)
+        top_layout.addWidget(self.view)
+        self.splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("main_splitter")
+        self.splitter.addWidget(top)
+        self.splitter.addWidget(self.detail)
+        self.splitter.setStretchFactor(0, 3)
+        self.splitter.setStretchFactor(1, 2)
+        self.splitter.setChildrenCollapsible(False)
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 0)
+        layout.addWidget(self.splitter)
+        self.setCentralWidget(central)
+
+    def _build_menus_and_toolbar(self) -> None:
+        menus = self.menuBar()
+        file_menu = menus.addMenu("&File")
+        file_menu.addAction(self.action_add)
+        file_menu.addAction(self.action_accounts)
+        file_menu.addSeparator()
+        file_menu.addAction(self.action_quit)
+        messages = menus.addMenu("&Messages")
+        for action in (self.action_flush, self.action_flush_selected, self.action_stop):
+            messages.addAction(action)
+        messages.addSeparator()
+        for action in (
+            self.action_retry,
+            self.action_retry_failed,
+            self.action_hold,
+            self.action_release,
+        ):
+            messages.addAction(action)
+        messages.addSeparator()
+        messages.addAction(self.action_delete)
+        edit = menus.addMenu("&View")
+        edit.addAction(self.action_find)
+
+        toolbar = QToolBar("Main")
+        toolbar.setObjectName("main_toolbar")
+        toolbar.setAccessibleName("Actions")
+        toolbar.setMovable(False)
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for action in (self.action_flush, self.action_flush_selected, self.action_stop):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        for action in (
+            self.action_retry,
+            self.action_hold,
+            self.action_release,
+            self.action_delete,
+        ):
+            toolbar.addAction(action)
+        toolbar.addSeparator()
+        toolbar.addAction(self.action_add)
+        toolbar.addAction(self.action_accounts)
+        self.addToolBar(toolbar)
+        self.toolbar = toolbar
+
+        self.context_menu = QMenu(self)
+        for action in (self.action_flush_selected, self.action_retry):
+            self.context_menu.addAction(action)
+        self.context_menu.addSeparator()
+        for action in (self.action_hold, self.action_release):
+            self.context_menu.addAction(action)
+        self.context_menu.addSeparator()
+        self.context_menu.addAction(self.action_delete)
+
+    def _connect(self) -> None:
+        bridge, model = self.bridge, self.model
+        bridge.message_queued.connect(self._on_message_queued)
+        bridge.message_changed.connect(self._on_message_changed)
+        bridge.message_deleted.connect(self._on_message_deleted)
+        bridge.attempt_started.connect(self._on_attempt_started)
+        bridge.phase_changed.connect(self._on_phase_changed)
+        bridge.progress_made.connect(self._on_progress_made)
+        bridge.flush_started.connect(self.status.on_flush_started)
+        bridge.flush_finished.connect(self._on_flush_finished)
+        bridge.authentication_refused.connect(self._on_authentication_refused)
+
+        model.counts_changed.connect(self._on_counts_changed)
+        model.messages_refreshed.connect(self._on_messages_refreshed)
+        self.watcher.changed.connect(self._on_store_changed_elsewhere)
+
+        self.runner.running_changed.connect(self._on_running_changed)
+        self.runner.lock_busy_changed.connect(self._on_lock_busy_changed)
+        self.runner.finished.connect(self._on_runner_finished)
+        self.runner.problem.connect(self._on_runner_problem)
+
+        selection = self.view.selectionModel()
+        selection.selectionChanged.connect(self._on_selection_changed)
+        selection.currentRowChanged.connect(self._on_current_row_changed)
+        self.view.customContextMenuRequested.connect(self._show_context_menu)
+        self.state_filter.currentIndexChanged.connect(self._on_state_filter_changed)
+        self.search.textChanged.connect(self.proxy.set_search_text)
+        self.proxy.rowsInserted.connect(self._select_first_if_none)
+
+        self.action_flush.triggered.connect(self.flush_all)
+        self.action_flush_selected.triggered.connect(self.flush_selected)
+        self.action_stop.triggered.connect(self.runner.stop)
+        self.action_retry.triggered.connect(self.retry_selected)
+        self.action_retry_failed.triggered.connect(self.retry_failed)
+        self.action_hold.triggered.connect(self.hold_selected)
+        self.action_release.triggered.connect(self.release_selected)
+        self.action_delete.triggered.connect(self.delete_selected)
+        self.action_add.triggered.connect(self.choose_files)
+        self.action_accounts.triggered.connect(self.open_accounts)
+        self.action_find.triggered.connect(self._focus_search)
+        self.action_quit.triggered.connect(self.close)
+        self.action_show.triggered.connect(self._bring_to_front)
+
+    # -- what a person does -------------------------------------------------------------------
+
+    def selected_ids(self) -> list[int]:
+        return list(self._selected)
+
+    def selected_messages(self) -> list[MessageSnapshot]:
+        messages = []
+        for message_id in self._selected:
+            row = self.model.row_of(message_id)
+            if row is not None:
+                messages.append(self.model.message_at(row))
+        return messages
+
+    def flush_all(self) -> None:
+        if self.runner.start(None):
+            self.status.notice("Sending what is due…")
+
+    def flush_selected(self) -> None:
+        ids = [m.id for m in self.selected_messages() if m.state in SENDABLE]
+        if ids and self.runner.start(ids):
+            self.status.notice(f"Sending {_messages(len(ids))}…")
+
+    def retry_selected(self) -> None:
+        chosen = [m for m in self.selected_messages() if m.state in RETRYABLE]
+        if not chosen:
+            return
+        again = [
+            (m, r.address)
+            for m in chosen
+            for r in m.recipients
+            if r.state is RecipientState.UNCERTAIN
+        ]
+        ids = [m.id for m in chosen]
+        if not again:
+            self._retry(ids)
+            return
+        who = "\n".join(f"• {address} (message {m.id})" for m, address in again[:10])
+        if len(again) > 10:
+            who += f"\n… and {len(again) - 10} more"
+        ask(
+            self,
+            name="confirm_send_again",
+            title="Send again?",
+            text="The server may already have these messages.",
+            detail=(
+                "The connection was lost after the message was sent and before the server"
+                " answered, so it may have arrived. Sending again may deliver a second copy"
+                f" to:\n{who}"
+            ),
+            accept_text="Send Again",
+            on_accept=lambda: self._retry(ids),
+            warning=True,
+        )
+
+    def retry_failed(self) -> None:
+        ids = self.outbox.failed_ids()
+        if ids:
+            self._retry(ids)
+
+    def _retry(self, ids: list[int]) -> None:
+        try:
+            self.outbox.retry(ids)
+        except OutboxError as exc:
+            self.status.notice(str(exc))
+            return
+        if self.runner.start(ids):
+            self.status.notice(f"Sending {_messages(len(ids))} again…")
+
+    def hold_selected(self) -> None:
+        ids = [m.id for m in self.selected_messages() if m.state in HOLDABLE]
+        self._command(lambda: self.outbox.hold(ids), f"Held {_messages(len(ids))}.")
+
+    def release_selected(self) -> None:
+        ids = [m.id for m in self.selected_messages() if m.state is MessageState.HELD]
+        self._command(lambda: self.outbox.release(ids), f"Released {_messages(len(ids))}.")
+
+    def delete_selected(self) -> None:
+        ids = [m.id for m in self.selected_messages() if m.state is not MessageState.SENDING]
+        if not ids:
+            return
+        unsent = sum(
+            1
+            for m in self.selected_messages()
+            if m.id in ids and m.state is not MessageState.SENT
+        )
+        detail = (
+            f"{_messages(unsent).capitalize()} not sent yet will never be sent."
+            if unsent
+            else "Their record of delivery goes with them."
+        )
+        ask(
+            self,
+            name="confirm_delete",
+            title="Delete messages?",
+            text=f"Delete {_messages(len(ids))} from the outbox?",
+            detail=detail + " This cannot be undone.",
+            accept_text="Delete",
+            on_accept=lambda: self._command(
+                lambda: self.outbox.delete(ids), f"Deleted {_messages(len(ids))}."
+            ),
+            warning=True,
+        )
+
+    def choose_files(self) -> None:
+        dialog = QFileDialog(self, "Add messages to the outbox", str(Path.home()))
+        dialog.setObjectName("add_dialog")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFiles)
+        dialog.setNameFilters(["E-mail messages (*.eml)", "All files (*)"])
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.filesSelected.connect(lambda names: self.add_files([Path(n) for n in names]))
+        dialog.open()
+
+    def add_files(self, paths: list[Path]) -> list[int]:
+        """Store the messages in ``paths``; say which were refused and why. The new ids."""
+        result = add_files(self.outbox, paths)
+        if result.added:
+            self.status.notice(f"Added {_messages(len(result.added))} to the outbox.")
+        if result.refused:
+            lines = "\n".join(f"{path.name}: {reason}" for path, reason in result.refused[:20])
+            tell(
+                self,
+                name="add_refused",
+                title="Some files were not added",
+                text=f"{len(result.refused)} of {len(paths)} files are not messages Outbox"
+                " can send:",
+                detail=lines,
+            )
+        return result.added
+
+    def open_accounts(self) -> None:
+        from gui.accounts_dialog import AccountsDialog
+
+        existing = self.findChild(AccountsDialog, "accounts_dialog")
+        if existing is not None:
+            existing.raise_()
+            existing.activateWindow()
+            return
+        dialog = AccountsDialog(self.home, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.open()
+
+    def _command(self, run: Callable[[], object], done: str) -> None:
+        try:
+            run()
+        except OutboxError as exc:
+            self.status.notice(str(exc))
+            return
+        self.status.notice(done)
+
+    # -- keeping actions honest --------------------------------------------------------------
+
+    def update_actions(self) -> None:
+        states = {m.state for m in self.selected_messages()}
+        uncertain = any(
+            r.state is RecipientState.UNCERTAIN
+            for m in self.selected_messages()
+            if m.state in RETRYABLE
+            for r in m.recipients
+        )
+        running = self.runner.running
+        free = not running and not self.runner.lock_busy
+        counts = self.model.counts()
+        due = counts[MessageState.QUEUED] + counts[MessageState.DEFERRED] > 0
+        self.action_flush.setEnabled(free and due)
+        self.action_flush_selected.setEnabled(free and bool(states & SENDABLE))
+        self.action_stop.setEnabled(running and not self.runner.stopping)
+        self.action_retry.setEnabled(free and bool(states & RETRYABLE))
+        self.action_retry.setText("Send Again…" if uncertain else "Retry")
+        self.action_retry_failed.setEnabled(free and counts[MessageState.FAILED] > 0)
+        self.action_hold.setEnabled(bool(states & HOLDABLE))
+        self.action_release.setEnabled(MessageState.HELD in states)
+        self.action_delete.setEnabled(bool(states - {MessageState.SENDING}))
+
+    # -- engine events -----------------------------------------------------------------------
+
+    def _on_message_queued(self, event: MessageQueued) -> None:
+        self.model.message_arrived(event.message)
+
+    def _on_message_changed(self, event: MessageChanged) -> None:
+        self.model.message_arrived(event.message)
+        self.status.on_message_changed(event)
+
+    def _on_message_deleted(self, event: MessageDeleted) -> None:
+        self.model.message_gone(event.message_id)
+
+    def _on_attempt_started(self, event: AttemptStarted) -> None:
+        self.model.phase_reached(event.message_id, "starting")
+
+    def _on_phase_changed(self, event: PhaseChanged) -> None:
+        if event.message_id is not None:
+            self.model.phase_reached(event.message_id, str(event.phase))
+        elif event.phase is not Phase.DONE:
+            self.status.notice(f"{event.account}: {event.phase}…")
+
+    def _on_progress_made(self, event: ProgressMade) -> None:
+        self.model.bytes_sent(event.message_id, event.sent_bytes, event.total_bytes)
+        self.status.on_progress_made(event)
+
+    def _on_flush_finished(self, event: FlushFinished) -> None:
+        self.status.on_flush_finished(event)
+        self.tray.on_flush_finished(event)
+
+    def _on_authentication_refused(self, event: AuthenticationRefused) -> None:
+        # Called inside the engine's task: open the prompt from the Qt loop instead.
+        QTimer.singleShot(0, lambda: self._ask_password(event.account, event.reply))
+
+    def _ask_password(self, account: str, reply: str) -> None:
+        if self._closing:
+            return
+        prompt = self._prompts.get(account)
+        if prompt is not None:
+            prompt.raise_()
+            return
+        prompt = PasswordPrompt(account, reply, self)
+        self._prompts[account] = prompt
+        prompt.password_saved.connect(self._on_password_saved)
+        prompt.finished.connect(lambda _result: self._forget_prompt(account))
+        prompt.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        prompt.open()
+
+    def _forget_prompt(self, account: str) -> None:
+        self._prompts.pop(account, None)
+
+    def _on_password_saved(self, account: str) -> None:
+        if self.runner.running:
+            self._send_again_after_flush = True
+            self.status.notice(f"Password of {account} saved; sending again after this flush.")
+        else:
+            self.status.notice(f"Password of {account} saved.")
+            self.flush_all()
+
+    # -- the runner ------------------------------------------------------------------------------
+
+    def _on_running_changed(self, _running: bool) -> None:
+        self.update_actions()
+
+    def _on_lock_busy_changed(self, busy: bool) -> None:
+        self.status.show_lock_busy(busy)
+        self.update_actions()
+
+    def _on_runner_finished(self, result: FlushResult) -> None:
+        self.update_actions()
+        if self._close_when_stopped:
+            self.close()
+            return
+        if self._send_again_after_flush:
+            self._send_again_after_flush = False
+            self.flush_all()
+            return
+        problems = [e for e in result.errors if "refused the credentials" not in e]
+        if problems:
+            tell(
+                self,
+                name="flush_problems",
+                title="Some messages were not sent",
+                text="Some messages could not be sent:",
+                detail="\n".join(problems[:20]),
+            )
+
+    def _on_runner_problem(self, text: str) -> None:
+        self.status.notice(f"Cannot send: {text}")
+        tell(self, name="flush_problem", title="Cannot send", text=text)
+
+    # -- the model and the view -------------------------------------------------------------------
+
+    def _on_counts_changed(self, counts: dict[MessageState, int]) -> None:
+        self.status.show_counts(counts)
+        self.tray.show_counts(counts)
+        total = sum(counts.values())
+        self.state_filter.setItemText(0, f"All ({total})")
+        for index, (state, label) in enumerate(STATE_LABELS.items(), start=1):
+            self.state_filter.setItemText(index, f"{label} ({counts[state]})")
+        self.update_actions()
+
+    def _on_messages_refreshed(self, ids: set[int]) -> None:
+        self.detail.refresh(ids)
+        if ids & set(self._selected):
+            self.update_actions()
+
+    def _on_store_changed_elsewhere(self) -> None:
+        self.model.reconcile(self.outbox.messages())
+
+    def _on_selection_changed(self) -> None:
+        rows = self.view.selectionModel().selectedRows()
+        self._selected = [int(self.proxy.data(index, Qt.ItemDataRole.UserRole)) for index in rows]
+        self.update_actions()
+
+    def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        message_id = current.data(Qt.ItemDataRole.UserRole) if current.isValid() else None
+        if message_id != self.detail.message_id:
+            self.detail.show_message(message_id)
+
+    def _select_first_if_none(self) -> None:
+        if not self.view.selectionModel().hasSelection() and self.proxy.rowCount() == 1:
+            self.view.selectRow(0)
+
+    def _on_state_filter_changed(self, _index: int) -> None:
+        value = self.state_filter.currentData()
+        self.proxy.set_state(MessageState(value) if value else None)
+
+    def _show_context_menu(self, position: QPoint) -> None:
+        self.context_menu.popup(self.view.viewport().mapToGlobal(position))
+
+    def _focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
+
+    def _bring_to_front(self) -> None:
+        self.showNormal()
+        self.raise_()
+        self.activateWindow()
+
+    # -- drag and drop ----------------------------------------------------------------------------
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        if dropped_files(event.mimeData()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event: QDragMoveEvent) -> None:
+        if dropped_files(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = dropped_files(event.mimeData())
+        if paths:
+            event.acceptProposedAction()
+            self.add_files(paths)
+
+    # -- remembering ------------------------------------------------------------------------------
+
+    def _restore_settings(self) -> None:
+        s = self.settings
+        geometry = s.value("window/geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1180, 760)
+        state = s.value("window/state")
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+        header = s.value("table/header")
+        if isinstance(header, QByteArray) and not header.isEmpty():
+            self.view.horizontalHeader().restoreState(header)
+        splitter = s.value("window/splitter")
+        if isinstance(splitter, QByteArray) and not splitter.isEmpty():
+            self.splitter.restoreState(splitter)
+        chosen = s.value("filter/state", "")
+        index = self.state_filter.findData(chosen if isinstance(chosen, str) else "")
+        self.state_filter.setCurrentIndex(max(0, index))
+
+    def save_settings(self) -> None:
+        s = self.settings
+        s.setValue("window/geometry", self.saveGeometry())
+        s.setValue("window/state", self.saveState())
+        s.setValue("window/splitter", self.splitter.saveState())
+        s.setValue("table/header", self.view.horizontalHeader().saveState())
+        s.setValue("filter/state", self.state_filter.currentData() or "")
+        s.sync()
+
+    # -- closing ----------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self.runner.running:
+            # Never drop a flush on the floor: stop it, and close once it has stopped.
+            self._close_when_stopped = True
+            self.runner.stop()
+            self.status.notice("Stopping after the messages in flight, then closing…")
+            event.ignore()
+            return
+        if not self._closing:
+            self._closing = True
+            self.save_settings()
+            self.runner.shutdown()
+            self.watcher.stop()
+            self.bridge.close()
+            self.tray.close()
+        event.accept()
+
+
+def _messages(count: int) -> str:
+    return f"{count} message" if count == 1 else f"{count} messages"

@@ -1,0 +1,131 @@
+"""The status bar: how many messages are in each state, and how a flush is going.
+
+Three parts, left to right: a transient notice (Qt's own status message, for
+"3 messages added", "cannot send: …"), a persistent line when another process
+holds the flush lock, and on the right the flush's progress (messages and bytes
+of total, rates) and the counts per state. The flush figures are redrawn four
+times a second while a flush runs, not on every engine event.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer
+from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
+
+from gui.display_text import STATE_LABELS, rate_text, size_text
+from gui.flush_progress import FlushProgress
+from relay.events import FlushFinished, FlushStarted, MessageChanged, ProgressMade
+from relay.states import MessageState
+
+REDRAW_MS = 250
+NOTICE_MS = 8000
+
+
+def counts_text(counts: dict[MessageState, int]) -> str:
+    parts = [
+        f"{counts[state]} {label.lower()}"
+        for state, label in STATE_LABELS.items()
+        if counts.get(state)
+    ]
+    return " · ".join(parts) if parts else "The outbox is empty"
+
+
+class StatusPanel(QObject):
+    def __init__(self, bar: QStatusBar) -> None:
+        super().__init__(bar)
+        self._bar = bar
+        self.progress = FlushProgress()
+
+        self.lock_label = QLabel()
+        self.lock_label.setObjectName("status_lock")
+        self.lock_label.setAccessibleName("Flush lock")
+        self.lock_label.hide()
+        bar.addWidget(self.lock_label)
+
+        self.flush_label = QLabel()
+        self.flush_label.setObjectName("status_flush")
+        self.flush_label.setAccessibleName("Flush progress")
+        self.flush_bar = QProgressBar()
+        self.flush_bar.setObjectName("status_flush_bar")
+        self.flush_bar.setAccessibleName("Bytes sent of this flush")
+        self.flush_bar.setRange(0, 1000)
+        self.flush_bar.setTextVisible(False)
+        self.flush_bar.setMaximumWidth(160)
+        self.flush_bar.setMaximumHeight(14)
+        self.flush_label.hide()
+        self.flush_bar.hide()
+        bar.addPermanentWidget(self.flush_label)
+        bar.addPermanentWidget(self.flush_bar)
+
+        self.counts_label = QLabel()
+        self.counts_label.setObjectName("status_counts")
+        self.counts_label.setAccessibleName("Messages per state")
+        bar.addPermanentWidget(self.counts_label)
+
+        self._timer = QTimer(self)
+        self._timer.setInterval(REDRAW_MS)
+        self._timer.timeout.connect(self._redraw_flush)
+
+    # -- fed by the window --------------------------------------------------------------------
+
+    def show_counts(self, counts: dict[MessageState, int]) -> None:
+        self.counts_label.setText(counts_text(counts))
+
+    def notice(self, text: str) -> None:
+        self._bar.showMessage(text, NOTICE_MS)
+
+    def show_lock_busy(self, busy: bool) -> None:
+        self.lock_label.setText(
+            "Another Outbox is sending from this outbox; Send all waits until it is done."
+            if busy
+            else ""
+        )
+        self.lock_label.setVisible(busy)
+
+    def on_flush_started(self, event: FlushStarted) -> None:
+        self.progress.started(event.message_count, event.total_bytes)
+        self.flush_label.show()
+        self.flush_bar.show()
+        self._redraw_flush()
+        self._timer.start()
+
+    def on_message_changed(self, event: MessageChanged) -> None:
+        self.progress.message_changed(event.message)
+
+    def on_progress_made(self, event: ProgressMade) -> None:
+        self.progress.bytes_sent(event.message_id, event.sent_bytes)
+
+    def on_flush_finished(self, event: FlushFinished) -> None:
+        self.progress.finished()
+        self._timer.stop()
+        self.flush_label.hide()
+        self.flush_bar.hide()
+        self.notice(finished_text(event))
+
+    def _redraw_flush(self) -> None:
+        f = self.progress.figures()
+        text = f"Sending {f.done_messages} of {f.total_messages}"
+        text += f" · {size_text(f.done_bytes)} of {size_text(f.total_bytes)}"
+        if f.messages_per_s or f.bytes_per_s:
+            rates = f"{rate_text(f.messages_per_s, 'msg')}, {rate_text(f.bytes_per_s / 1024, 'KB')}"
+            text += f" · {rates}"
+        self.flush_label.setText(text)
+        share = f.done_bytes / f.total_bytes if f.total_bytes else 0.0
+        self.flush_bar.setValue(int(share * 1000))
+
+
+def finished_text(event: FlushFinished) -> str:
+    """One line on how a flush ended: ``Sent 12, 1 deferred, 2 failed.``"""
+    parts = [f"{event.sent} sent"]
+    for count, word in (
+        (event.deferred, "deferred"),
+        (event.failed, "failed"),
+        (event.uncertain, "uncertain"),
+    ):
+        if count:
+            parts.append(f"{count} {word}")
+    head = "Flush stopped" if event.stopped else "Flush done"
+    line = f"{head}: {', '.join(parts)}."
+    if event.error:
+        line += f" {event.error}"
+    return line
