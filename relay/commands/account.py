@@ -67,7 +67,8 @@ def register(subparsers: Any) -> None:
     change = actions.add_parser(
         "set",
         help="change an account (only what is given)",
-        description="Change the given settings of an account and nothing else.",
+        description="Change the given settings of an account and nothing else. --from"
+        " replaces the account's patterns; --user or --password-stdin stores a new password.",
     )
     change.add_argument("name", metavar="NAME")
     _add_settings(change, adding=False)
