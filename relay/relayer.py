@@ -1,0 +1,349 @@
+"""The managed relayer: one SMTP session that sends a batch and reports every outcome.
+
+After Twisted's ``SMTPManagedRelayer``: it is handed messages and an observer
+(the attempt manager), sends the messages over one connection, and *reports*;
+it never decides what a reply means and never writes the store. Unlike
+Twisted's, every recipient's reply is reported on its own, and so is the
+moment the final dot left (RFC 1047's duplicate window).
+
+Per message, lock-step:
+
+| step | sent when | on a refusal |
+|---|---|---|
+| local checks | always | too big for SIZE, or needs SMTPUTF8 / 8BITMIME |
+| | | the server lacks: ``local_error``, nothing sent |
+| MAIL FROM | checks passed, with ``SIZE=``, | report; RSET |
+| | ``BODY=8BITMIME``, ``SMTPUTF8`` as offered and needed | |
+| RCPT TO | once per recipient | that recipient's reply is reported; go on |
+| DATA | some RCPT accepted | report; RSET |
+| message data | 354 | streamed and stuffed by ``Session.send_data`` |
+| end-of-data reply | final dot written, within ``data_timeout_s`` | report; RSET |
+
+RSET follows a failed transaction only when another message follows (QUIT
+discards a transaction as well). A 421, a lost connection or a timeout at any
+point ends the session: the transaction in flight is reported with what is
+known (its ``connection_error``, and ``data_completed`` telling whether the
+server may have it), then ``session_failed`` names every message not
+finished. ``run()`` never raises for anything the network or the server does.
+
+Stopping: ``stop()`` lets the transaction in flight finish, sends QUIT and
+hands the rest back untouched (``session_finished``); ``stop(abort=True)``
+drops the connection at once and reports the transaction in flight as it
+stood (after the final dot that makes its recipients *uncertain*: the truth).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from relay.accounts import Account
+from relay.connection import ServerOffer, Session, SessionLost, open_session
+from relay.report import (
+    FailureKind,
+    OutgoingMessage,
+    RelayObserver,
+    Reply,
+    SessionFailure,
+    SessionInfo,
+    Stage,
+    TransactionReport,
+)
+from relay.states import Phase
+from relay.transcript import Transcript
+
+
+@dataclass(slots=True)
+class _Transaction:
+    """What is known about the transaction in flight, turned into a report at its end."""
+
+    message: OutgoingMessage
+    mark: int
+    mail: Reply | None = None
+    recipients: dict[str, Reply] = field(default_factory=dict)
+    data: Reply | None = None
+    end_of_data: Reply | None = None
+    data_completed: bool = False
+    local_error: str | None = None
+    connection_error: SessionFailure | None = None
+    sent_bytes: int = 0
+
+    def record(self, reply: Reply, address: str | None = None) -> None:
+        if reply.stage is Stage.MAIL:
+            self.mail = reply
+        elif reply.stage is Stage.RCPT and address is not None:
+            self.recipients[address] = reply
+        elif reply.stage is Stage.DATA:
+            self.data = reply
+        elif reply.stage is Stage.END_OF_DATA:
+            self.end_of_data = reply
+
+    @property
+    def succeeded(self) -> bool:
+        return self.end_of_data is not None and self.end_of_data.positive
+
+    def report(self, transcript: str) -> TransactionReport:
+        return TransactionReport(
+            message_id=self.message.id,
+            mail=self.mail,
+            recipients=dict(self.recipients),
+            data=self.data,
+            end_of_data=self.end_of_data,
+            data_completed=self.data_completed,
+            local_error=self.local_error,
+            connection_error=self.connection_error,
+            sent_bytes=self.sent_bytes,
+            transcript=transcript,
+        )
+
+
+class ManagedRelayer:
+    """Sends ``messages`` over one session to ``account``'s server, reporting to ``observer``.
+
+    Create, ``await run()`` once; ``stop()`` from anywhere on the same loop.
+    """
+
+    def __init__(
+        self,
+        account: Account,
+        password: str | None,
+        messages: Sequence[OutgoingMessage],
+        observer: RelayObserver,
+    ) -> None:
+        self._account = account
+        self._password = password
+        self._messages = tuple(messages)
+        self._observer = observer
+        self._transcript = Transcript()
+        self._stopping = False
+        self._aborting = False
+        self._opening: asyncio.Task[Session | SessionFailure] | None = None
+        self._session: Session | None = None
+        self._finished: set[int] = set()
+        self._broken: int | None = None
+        self._current_address: str | None = None
+        self._ran = False
+
+    @property
+    def transcript(self) -> Transcript:
+        return self._transcript
+
+    def stop(self, *, abort: bool = False) -> None:
+        """Start no new transaction; with ``abort``, also drop the connection now.
+
+        While the session is still opening there is nothing to finish: the
+        opening is cancelled either way.
+        """
+        self._stopping = True
+        if self._opening is not None and not self._opening.done():
+            self._opening.cancel()
+        if abort:
+            self._aborting = True
+            if self._session is not None:
+                self._session.abort()
+
+    async def run(self) -> None:
+        """The whole session; every outcome goes to the observer, nothing is raised for it."""
+        if self._ran:
+            raise RuntimeError("a ManagedRelayer runs once")
+        self._ran = True
+        observer = self._observer
+        account = self._account
+        observer.session_started(
+            SessionInfo(account.name, account.host, account.port),
+            [message.id for message in self._messages],
+        )
+        if self._stopping:
+            self._end(None)
+            return
+        session = await self._open()
+        if session is None:
+            return
+        self._session = session
+        try:
+            await self._send_all(session)
+        except SessionLost as lost:
+            session.abort()
+            self._end(lost.failure)
+            return
+        except BaseException:
+            session.abort()  # run() cancelled, or a bug: never leave the connection open
+            raise
+        finally:
+            self._session = None
+        await session.quit()  # after stop(abort=True) the connection is already gone
+        self._end(None)
+
+    # -- session -------------------------------------------------------------------
+
+    async def _open(self) -> Session | None:
+        """The open session, or None after reporting why there is none."""
+
+        def phase(value: Phase) -> None:
+            self._observer.phase_changed(value, None)
+
+        self._opening = asyncio.create_task(
+            open_session(self._account, self._password, transcript=self._transcript, on_phase=phase)
+        )
+        try:
+            await asyncio.wait({self._opening})
+        finally:
+            if not self._opening.done():
+                self._opening.cancel()  # run() itself is being cancelled
+        if self._opening.cancelled():  # stop() while opening
+            self._transcript.note("stopped while opening the session")
+            self._end(None)
+            return None
+        result = self._opening.result()
+        if isinstance(result, SessionFailure):
+            self._end(result)
+            return None
+        if self._stopping:  # stop() while opening: nothing was started
+            await result.quit()
+            self._end(None)
+            return None
+        return result
+
+    async def _send_all(self, session: Session) -> None:
+        messages = self._messages
+        for index, message in enumerate(messages):
+            if self._stopping:
+                return
+            transaction = _Transaction(message, self._transcript.mark())
+            try:
+                await self._transact(session, transaction)
+            except SessionLost as lost:
+                failure = lost.failure
+                if self._aborting:
+                    failure = SessionFailure(
+                        FailureKind.DROPPED,
+                        "stopped: the transaction was aborted"
+                        + (" after the end of the data" if transaction.data_completed else ""),
+                    )
+                    self._transcript.note(failure.text)
+                elif failure.kind is FailureKind.CLOSING and failure.reply is not None:
+                    transaction.record(failure.reply, self._current_address)
+                    if failure.reply.stage is Stage.RCPT and self._current_address:
+                        self._observer.recipient_replied(
+                            message.id, self._current_address, failure.reply
+                        )
+                transaction.connection_error = failure
+                self._broken = message.id
+                self._finish(transaction)
+                if self._aborting:
+                    return
+                raise
+            self._finish(transaction)
+            more = index + 1 < len(messages) and not self._stopping
+            if more and not transaction.succeeded and transaction.local_error is None:
+                await self._reset(session)
+
+    async def _transact(self, session: Session, tx: _Transaction) -> None:
+        observer = self._observer
+        message = tx.message
+        observer.transaction_started(message.id)
+        observer.phase_changed(Phase.SENDING, message.id)
+        self._current_address = None
+        problem, mail_line = _mail_command(message, session.offer)
+        if problem is not None:
+            tx.local_error = problem
+            self._transcript.note(f"message {message.id} not sent: {problem}")
+            return
+        tx.mail = await session.command(Stage.MAIL, mail_line)
+        if not tx.mail.positive:
+            return
+        for address in message.recipients:
+            self._current_address = address
+            reply = await session.command(Stage.RCPT, f"RCPT TO:<{address}>")
+            tx.recipients[address] = reply
+            observer.recipient_replied(message.id, address, reply)
+        self._current_address = None
+        if not any(reply.positive for reply in tx.recipients.values()):
+            return
+        tx.data = await session.command(Stage.DATA, "DATA")
+        if tx.data.code != 354:
+            return
+
+        def progressed(sent_bytes: int) -> None:
+            tx.sent_bytes = sent_bytes
+            observer.data_progressed(message.id, sent_bytes, message.size)
+
+        def completing() -> None:
+            tx.data_completed = True
+            observer.data_completed(message.id)
+
+        await session.send_data(message.body, progressed=progressed, completing=completing)
+        observer.phase_changed(Phase.AWAITING_VERDICT, message.id)
+        tx.end_of_data = await session.read_reply(
+            Stage.END_OF_DATA, timeout_s=self._account.data_timeout_s
+        )
+
+    async def _reset(self, session: Session) -> None:
+        reply = await session.command(Stage.RSET, "RSET")
+        if not reply.positive:
+            raise SessionLost(
+                SessionFailure(
+                    FailureKind.PROTOCOL,
+                    f"{self._account.host} refused RSET after a failed transaction: {reply}",
+                    reply,
+                )
+            )
+
+    # -- reporting ---------------------------------------------------------------------
+
+    def _finish(self, tx: _Transaction) -> None:
+        self._finished.add(tx.message.id)
+        self._observer.transaction_finished(tx.report(self._transcript.render(since=tx.mark)))
+
+    def _end(self, failure: SessionFailure | None) -> None:
+        """The last words: DONE, then exactly one of session_finished / session_failed."""
+        self._observer.phase_changed(Phase.DONE, None)
+        transcript = self._transcript.render()
+        if failure is None or self._aborting:
+            self._observer.session_finished(transcript)
+            return
+        # Never finished, or broken mid-transaction (after its transaction_finished).
+        unfinished = [
+            message.id
+            for message in self._messages
+            if message.id not in self._finished or message.id == self._broken
+        ]
+        self._observer.session_failed(failure, unfinished, transcript)
+
+
+def _needs_smtputf8(message: OutgoingMessage) -> bool:
+    return message.needs_smtputf8 or not all(
+        address.isascii() for address in (message.sender, *message.recipients)
+    )
+
+
+def _mail_command(message: OutgoingMessage, offer: ServerOffer) -> tuple[str | None, str]:
+    """Why the message cannot go to this server (or None), and its MAIL FROM line."""
+    host = offer.host
+    for address in (message.sender, *message.recipients):
+        if any(ord(c) < 32 or ord(c) == 127 for c in address):
+            return f"the address {address!r} contains a control character", ""
+    utf8 = _needs_smtputf8(message)
+    if utf8 and not offer.smtputf8:
+        return (
+            f"the message needs SMTPUTF8 (non-ASCII addresses or headers)"
+            f" and {host} does not offer it",
+            "",
+        )
+    if message.eight_bit and not offer.eight_bit_mime:
+        return f"the message has 8-bit content and {host} does not offer 8BITMIME", ""
+    limit = offer.size_limit
+    if limit is not None and message.size > limit:
+        return (
+            f"the message is {message.size} bytes and {host} accepts at most {limit} bytes (SIZE)",
+            "",
+        )
+    parts = [f"MAIL FROM:<{message.sender}>"]
+    if offer.offers("SIZE"):
+        parts.append(f"SIZE={message.size}")
+    if message.eight_bit and offer.eight_bit_mime:
+        parts.append("BODY=8BITMIME")
+    if utf8:
+        parts.append("SMTPUTF8")
+    return None, " ".join(parts)

@@ -1,0 +1,114 @@
+"""The transcript of one SMTP session: what we said, what the server said, bounded.
+
+Rules this module keeps:
+
+- It never sees a secret. Callers record what a person may read: the AUTH
+  lines arrive here already as ``AUTH PLAIN ****`` and ``****``.
+- It is bounded. A hostile or broken server can answer with endless text; each
+  line is cut at ``max_line_chars`` and the whole keeps at most ``max_chars``,
+  dropping the oldest lines first but never the *preamble* (the connection,
+  TLS and AUTH lines before ``pin()``), so a cut transcript still says where
+  the session went and how it ended.
+- Every line has a sequence number, so the transcript of one transaction is
+  ``render(since=mark)`` with the mark taken when the transaction began: the
+  preamble followed by that transaction's lines.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Direction(StrEnum):
+    CLIENT = "C"  # we sent it
+    SERVER = "S"  # the server sent it
+    NOTE = "*"  # what happened without words on the wire (connected, TLS, lost …)
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptLine:
+    seq: int
+    direction: Direction
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.direction}: {self.text}"
+
+
+class Transcript:
+    """An append-only, size-bounded record of one session, rendered as text."""
+
+    def __init__(self, *, max_chars: int = 256 * 1024, max_line_chars: int = 1000) -> None:
+        self._max_chars = max_chars
+        self._max_line_chars = max_line_chars
+        self._preamble: list[TranscriptLine] = []
+        self._pinned = False
+        self._lines: deque[TranscriptLine] = deque()
+        self._chars = 0
+        self._next_seq = 0
+        self._first_kept = 0  # sequence number of the oldest line kept after the preamble
+
+    def client(self, text: str) -> None:
+        """A command as we sent it (secrets already replaced by ``****``)."""
+        self._add(Direction.CLIENT, text)
+
+    def server(self, code: int, lines: tuple[str, ...] | list[str]) -> None:
+        """A reply, one transcript line per reply line, as ``250-…``/``250 …``."""
+        if not lines:
+            lines = [""]
+        last = len(lines) - 1
+        for index, line in enumerate(lines):
+            separator = " " if index == last else "-"
+            self._add(Direction.SERVER, f"{code:03d}{separator}{line}".rstrip())
+
+    def note(self, text: str) -> None:
+        self._add(Direction.NOTE, text)
+
+    def pin(self) -> None:
+        """Everything recorded so far is the preamble: kept, and part of every render."""
+        if not self._pinned:
+            self._preamble.extend(self._lines)
+            self._lines.clear()
+            self._chars = 0
+            self._first_kept = self._next_seq
+            self._pinned = True
+
+    def mark(self) -> int:
+        """A position to render from later (see ``render``)."""
+        return self._next_seq
+
+    def render(self, since: int | None = None) -> str:
+        """The transcript as text: the preamble, then every kept line from ``since`` on.
+
+        A note says how many lines of that range were dropped to stay bounded.
+        """
+        start = self._preamble_end if since is None else max(since, self._preamble_end)
+        out = [str(line) for line in self._preamble]
+        dropped = self._first_kept - start
+        if dropped > 0:
+            out.append(f"{Direction.NOTE}: [{dropped} lines not kept: the transcript is bounded]")
+        out.extend(str(line) for line in self._lines if line.seq >= start)
+        return "\n".join(out)
+
+    def __str__(self) -> str:
+        return self.render()
+
+    @property
+    def _preamble_end(self) -> int:
+        return self._preamble[-1].seq + 1 if self._preamble else 0
+
+    def _add(self, direction: Direction, text: str) -> None:
+        text = text.replace("\r", "").replace("\n", " ")
+        if len(text) > self._max_line_chars:
+            cut = len(text) - self._max_line_chars
+            text = f"{text[: self._max_line_chars]}… [{cut} more characters]"
+        line = TranscriptLine(self._next_seq, direction, text)
+        self._next_seq += 1
+        self._lines.append(line)
+        self._chars += len(text) + 4
+        while self._chars > self._max_chars and len(self._lines) > 1:
+            oldest = self._lines.popleft()
+            self._chars -= len(oldest.text) + 4
+            self._first_kept = self._lines[0].seq

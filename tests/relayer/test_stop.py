@@ -1,0 +1,92 @@
+"""Stopping a relayer: finish or abort the transaction in flight, hand the rest back."""
+
+from __future__ import annotations
+
+from relay.relayer import ManagedRelayer
+from relay.report import FailureKind
+from relay.states import Phase
+from tests.relayer.messages import large_body, message
+from tests.relayer.observer import RecordingObserver
+from tests.support.fault_server import SILENCE, FaultServer
+
+MESSAGES = [message(1, "a@example.net"), message(2, "b@example.net"), message(3, "c@example.net")]
+
+
+async def test_stop_before_run_connects_to_nobody_and_hands_everything_back() -> None:
+    async with FaultServer() as server:
+        observer = RecordingObserver()
+        relayer = ManagedRelayer(server.account(), None, MESSAGES, observer)
+        relayer.stop()
+        await relayer.run()
+    assert observer.names == ["session_started", "phase_changed", "session_finished"]
+    assert server.connections == 0
+
+
+async def test_stop_during_a_transaction_finishes_it_and_starts_no_other() -> None:
+    async with FaultServer() as server:
+        observer = RecordingObserver()
+        relayer = ManagedRelayer(server.account(), None, MESSAGES, observer)
+        observer.on("transaction_started", lambda message_id: relayer.stop())
+        await relayer.run()
+    assert observer.ended == "finished"
+    assert observer.started == [1]
+    report = observer.reports[1]
+    assert report.end_of_data is not None and report.end_of_data.code == 250
+    assert len(server.messages) == 1 and server.messages[0].complete
+    assert server.verbs()[-1] == "QUIT"
+
+
+async def test_stop_while_the_session_opens_gives_up_at_once() -> None:
+    async with FaultServer(greeting=SILENCE) as server:
+        observer = RecordingObserver()
+        relayer = ManagedRelayer(server.account(connect_timeout_s=60.0), None, MESSAGES, observer)
+
+        def on_phase(phase: Phase, message_id: int | None) -> None:
+            if phase is Phase.CONNECTING:
+                relayer.stop()
+
+        observer.on("phase_changed", on_phase)
+        await relayer.run()
+    assert observer.ended == "finished"
+    assert observer.failure is None and observer.started == []
+    assert "stopped while opening the session" in observer.transcript
+
+
+async def test_abort_in_the_middle_of_the_data_reports_the_transaction_as_it_stood() -> None:
+    body = large_body(2 * 1024 * 1024)
+    async with FaultServer() as server:
+        observer = RecordingObserver()
+        relayer = ManagedRelayer(
+            server.account(),
+            None,
+            [message(1, "a@example.net", body=body), *MESSAGES[1:]],
+            observer,
+        )
+        observer.on("data_progressed", lambda *args: relayer.stop(abort=True))
+        await relayer.run()
+    assert observer.ended == "finished"  # a stop is not a failure: the rest is handed back
+    assert observer.started == [1]
+    report = observer.reports[1]
+    assert not report.data_completed and report.end_of_data is None
+    assert report.connection_error is not None
+    assert report.connection_error.kind is FailureKind.DROPPED
+    assert report.connection_error.text == "stopped: the transaction was aborted"
+    assert not any(m.complete for m in server.messages)
+
+
+async def test_abort_after_the_final_dot_reports_the_data_as_completed() -> None:
+    async with FaultServer(end_of_data=SILENCE) as server:
+        observer = RecordingObserver()
+        relayer = ManagedRelayer(server.account(), None, MESSAGES, observer)
+
+        def on_phase(phase: Phase, message_id: int | None) -> None:
+            if phase is Phase.AWAITING_VERDICT:
+                relayer.stop(abort=True)
+
+        observer.on("phase_changed", on_phase)
+        await relayer.run()
+    report = observer.reports[1]
+    assert report.data_completed and report.end_of_data is None
+    assert report.connection_error is not None
+    assert "after the end of the data" in report.connection_error.text
+    assert observer.ended == "finished" and observer.started == [1]
