@@ -36,7 +36,7 @@ MAX_DOMAIN_OCTETS = 255
 MAX_LABEL_OCTETS = 63
 
 # The grammar, in ASCII. Non-ASCII characters are judged by category first and
-# then stand in as a letter (see _ascii_form): compiling classes that span
+# then stand in as a letter (see ascii_form): compiling classes that span
 # U+0080..U+10FFFF costs milliseconds at every start of ``outbox sendmail``.
 _ATEXT = r"A-Za-z0-9!#$%&'*+/=?^_`{|}~\-"
 _DOT_STRING = re.compile(rf"[{_ATEXT}]+(?:\.[{_ATEXT}]+)*")
@@ -46,7 +46,7 @@ _QUOTED_STRING = re.compile(r'"(?:[\x21\x23-\x3b\x3d\x3f-\x5b\x5d-\x7e]|\\["\\])
 _LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
 
 
-def _ascii_form(text: str) -> str:
+def ascii_form(text: str) -> str:
     """``text`` with each non-ASCII character replaced by ``a`` (RFC 6531 lets
     UTF-8 stand wherever a letter may)."""
     if text.isascii():
@@ -72,7 +72,7 @@ def show(text: str) -> str:
             out.append("\\t")
         elif " " <= char <= "~":
             out.append(char)
-        elif char < " " or char == "\x7f" or _is_forbidden(char):
+        elif char < " " or char == "\x7f" or is_forbidden(char):
             code = ord(char)
             if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte (surrogateescape)
                 out.append(f"\\x{code - 0xDC00:02x}")
@@ -87,8 +87,8 @@ def show(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def _is_forbidden(char: str) -> bool:
-    """A non-ASCII code point that must not appear in an address."""
+def is_forbidden(char: str) -> bool:
+    """A non-ASCII code point that must not appear in an address (C* or Z*)."""
     import unicodedata  # lazy: only non-ASCII addresses pay for it
 
     category = unicodedata.category(char)
@@ -126,7 +126,7 @@ def address_problem(address: str) -> str | None:
             return "contains a space"
         if char in "<>":
             return "contains an angle bracket"
-        if not char.isascii() and _is_forbidden(char):
+        if not char.isascii() and is_forbidden(char):
             return "contains a character that is not allowed in an address"
     local, at, domain = address.rpartition("@")
     if not at:
@@ -135,7 +135,7 @@ def address_problem(address: str) -> str | None:
         return "empty local part"
     if not domain:
         return "empty domain"
-    ascii_local = _ascii_form(local)
+    ascii_local = ascii_form(local)
     if not (_DOT_STRING.fullmatch(ascii_local) or _QUOTED_STRING.fullmatch(ascii_local)):
         return "the part before @ is not a valid local part"
     if len(local.encode()) > MAX_LOCAL_PART_OCTETS:
@@ -151,7 +151,7 @@ def _domain_problem(domain: str) -> str | None:
     for label in domain.split("."):
         if not label:
             return "the domain has an empty label"
-        if not _LABEL.fullmatch(_ascii_form(label)):
+        if not _LABEL.fullmatch(ascii_form(label)):
             return "the domain is not a valid host name"
         if len(label.encode()) > MAX_LABEL_OCTETS:
             return f"a domain label is longer than {MAX_LABEL_OCTETS} octets"

@@ -288,3 +288,65 @@ def test_address_checks_never_raise_anything_but_invalid_message(text: str) -> N
     except InvalidMessage:
         return
     assert not set(text) & {"\r", "\n", "\x00", " ", "<", ">", "\t"}
+
+
+# -- the everyday-address fast path agrees with the stdlib ------------------------------
+
+
+def stdlib_addresses(value: str) -> list[str] | None:
+    """The stdlib's addr-specs for ``value``, or None if it reports a real defect."""
+    from email.policy import default
+
+    header = default.header_factory("To", value)
+    harmless = {"ObsoleteHeaderDefect", "NonASCIILocalPartDefect", "UndecodableBytesDefect"}
+    if any(type(defect).__name__ not in harmless for defect in header.defects):
+        return None
+    return [address.addr_spec for address in header.addresses]
+
+
+dot_atoms = st.lists(
+    st.one_of(atoms.filter(lambda a: "." not in a), utf8_atoms), min_size=1, max_size=3
+).map(".".join)
+everyday_items = st.one_of(
+    st.builds("{}@{}".format, dot_atoms, dot_atoms),
+    st.builds(
+        "{} <{}@{}>".format,
+        st.lists(atoms.filter(lambda a: "." not in a), min_size=1, max_size=3).map(" ".join),
+        dot_atoms,
+        dot_atoms,
+    ),
+)
+
+
+@SETTINGS
+@given(st.lists(everyday_items, min_size=1, max_size=4), st.sampled_from([",", ", ", " ,\t"]))
+def test_everyday_address_lists_take_the_fast_path_and_agree_with_the_stdlib(
+    items: list[str], separator: str
+) -> None:
+    from relay.message import _simple_addresses
+
+    value = separator.join(items)
+    assert _simple_addresses(value) is not None
+    assert _simple_addresses(value) == stdlib_addresses(value)
+
+
+near_addresses = st.lists(
+    st.sampled_from(
+        [
+            *["a", "é", "x.y", ".", "@", "<", ">", " ", "\t", ",", '"', "(", ")", "=?", ":", ";"],
+            *["\\", "a@b.example", "é@x", "Ann ", "<a@b>", ", ", "\x00", "\u2028", "\u00a0"],
+            *["-", "[1.2.3.4]", "a@b.example", "<a@b>", ", "],
+        ]
+    ),
+    max_size=10,
+).map("".join)
+
+
+@SETTINGS
+@given(near_addresses)
+def test_whatever_the_fast_path_accepts_the_stdlib_reads_the_same_way(value: str) -> None:
+    from relay.message import _simple_addresses
+
+    simple = _simple_addresses(value)
+    if simple is not None:
+        assert simple == stdlib_addresses(value)
