@@ -352,7 +352,9 @@ def _deduplicate(addresses: list[str]) -> list[str]:
 
 
 def _display(value: str) -> str:
-    """A header value for people: unfolded, RFC 2047 decoded, one line."""
+    """A header value for people: unfolded, RFC 2047 decoded, one line, and
+    safe to print: undecodable bytes and control characters (an ESC could
+    repaint a terminal running ``outbox list``) become U+FFFD."""
     text = value
     if "=?" in text:
         try:
@@ -361,8 +363,8 @@ def _display(value: str) -> str:
             text = str(make_header(decode_header(text)))
         except Exception:  # malformed encoded words: show them as they are
             text = value
-    text = re.sub("[\ud800-\udfff]", "\ufffd", text)  # undecodable bytes
-    return " ".join(text.split())
+    text = " ".join(text.split())  # unfolds, and tabs and line breaks become spaces
+    return re.sub("[\x00-\x1f\x7f-\x9f\ud800-\udfff]", "\ufffd", text)
 
 
 def _from_field(sender: str, full_name: str | None) -> bytes:

@@ -198,6 +198,15 @@ def test_a_raw_utf8_subject_is_shown_and_a_broken_one_does_not_fail() -> None:
     assert bad.subject.startswith("caf\ufffd")
 
 
+def test_the_subject_shown_to_people_carries_no_control_characters() -> None:
+    parsed = parse(
+        b"From: a@example.org\nTo: b@example.org\n"
+        b"Subject: \x1b[2Jred\tand =?utf-8?q?=1B=5B31m=C2=9B?=\n\nx\n"
+    )
+    assert parsed.subject == "\ufffd[2Jred and \ufffd[31m\ufffd"
+    assert b"\x1b[2Jred" in parsed.raw  # the message itself is sent as written
+
+
 def test_eight_bit_content_is_flagged_and_ascii_content_is_not() -> None:
     assert parse(BASIC).eight_bit is False
     assert parse(BASIC + b"gr\xc3\xbc\xc3\x9fe\n").eight_bit is True
