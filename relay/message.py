@@ -35,6 +35,8 @@ reason. The rules, in the order they are checked:
    as a whole, and every address it returns is then checked by
    :func:`relay.address.check_address`, which is strict about anything that
    could break an SMTP command line.
+   ``needs_smtputf8`` is set when an envelope address is UTF-8, ``eight_bit``
+   when any byte of what is stored is (body or header alike).
 6. Bcc and Resent-Bcc fields (with their continuation lines) are removed from
    what is stored, whether or not their addresses were used. Missing From
    (built from the envelope sender and ``full_name``), Date and Message-ID
@@ -166,7 +168,8 @@ def parse_message(
     envelope_recipients = _deduplicate(candidates)
     if not envelope_recipients:
         if from_headers:
-            raise InvalidMessage("no recipient: no To, Cc or Bcc header and none given")
+            names = "Resent-To, Resent-Cc or Resent-Bcc" if resent else "To, Cc or Bcc"
+            raise InvalidMessage(f"no recipient: no address in {names} and none given")
         raise InvalidMessage("no recipient given")
 
     kept = [field for field in fields if field.key not in _STRIPPED_FIELDS]
@@ -243,7 +246,7 @@ def _sender_from_header(fields: list[_Field]) -> str:
             return found
     found = _single_sender(fields, "from", "sender")
     if found is None:
-        raise InvalidMessage("no sender: no From header and none given")
+        raise InvalidMessage("no sender: no address in From or Sender and none given")
     return found
 
 

@@ -73,7 +73,7 @@ def test_a_bad_file_is_moved_to_rejected_with_its_reason_beside_it(home: Path) -
     deliver(home, "2.bad", b"From: a@example.org\nSubject: nobody to send to\n\nx\n")
     deliver(home, "3.good", message(3))
     result = run_import(home)
-    reason = "no recipient: no To, Cc or Bcc header and none given"
+    reason = "no recipient: no address in To, Cc or Bcc and none given"
     assert result.rejected == (Rejection("2.bad", reason),)
     assert [m.subject for m in stored_messages(home)] == ["drop 1", "drop 3"]
     rejected = home / "drop" / "rejected"

@@ -86,8 +86,11 @@ def test_enqueue_dash_reads_standard_input(home: Path) -> None:
             b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
             "not an e-mail message: line 1 is not a header field",
         ),
-        (b"To: bob@example.org\n\nx\n", "no sender: no From header and none given"),
-        (b"From: ann@example.org\n\nx\n", "no recipient: no To, Cc or Bcc header and none given"),
+        (b"To: bob@example.org\n\nx\n", "no sender: no address in From or Sender and none given"),
+        (
+            b"From: ann@example.org\n\nx\n",
+            "no recipient: no address in To, Cc or Bcc and none given",
+        ),
         (
             b"From: ann@example.org\nTo: bob@example.org\n\n" + b"x" * 1000 + b"\n",
             "line 4 is longer than 998 octets (1000)",

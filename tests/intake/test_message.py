@@ -350,7 +350,7 @@ def test_the_message_id_domain_of_a_utf8_sender_is_punycode() -> None:
             {},
             "not an e-mail message: line 3 is not a header field (the header ends at the first",
         ),
-        (b"To: b@example.org\n\nx\n", {}, "no sender: no From header and none given"),
+        (b"To: b@example.org\n\nx\n", {}, "no sender: no address in From or Sender and none given"),
         (
             b"From: a@example.org, b@example.org\nTo: c@example.org\n\nx\n",
             {},
@@ -363,8 +363,17 @@ def test_the_message_id_domain_of_a_utf8_sender_is_punycode() -> None:
             "no sender: Sender has several addresses",
         ),
         (b"From: undisclosed:;\nTo: c@example.org\n\nx\n", {}, "no sender"),
-        (b"From: a@example.org\nSubject: s\n\nx\n", {}, "no recipient: no To, Cc or Bcc header"),
+        (
+            b"From: a@example.org\nSubject: s\n\nx\n",
+            {},
+            "no recipient: no address in To, Cc or Bcc",
+        ),
         (b"From: a@example.org\nTo: list:;\n\nx\n", {}, "no recipient"),
+        (
+            b"From: a@example.org\nTo: b@example.org\nResent-To: list:;\n\nx\n",
+            {},
+            "no recipient: no address in Resent-To, Resent-Cc or Resent-Bcc and none given",
+        ),
         (BASIC, {"from_headers": False}, "no recipient given"),
         (
             b"From: a@example.org\nTo: b@example.org\n\n" + b"x" * 999 + b"\n",

@@ -241,9 +241,13 @@ def test_usage_errors_exit_64_and_store_nothing(home: Path, args: list[str], tex
         (
             ["-t"],
             b"From: a@example.org\n\nx\n",
-            "no recipient: no To, Cc or Bcc header and none given",
+            "no recipient: no address in To, Cc or Bcc and none given",
         ),
-        (["-t"], b"To: b@example.org\n\nx\n", "no sender: no From header and none given"),
+        (
+            ["-t"],
+            b"To: b@example.org\n\nx\n",
+            "no sender: no address in From or Sender and none given",
+        ),
         (
             ["-t"],
             b"From: a@example.org\nTo: b@example.org\n\n" + b"z" * 1200 + b"\n",
