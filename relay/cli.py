@@ -8,13 +8,16 @@ per message by mail clients and must not pay for Qt or aiosmtplib.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from relay import __version__
 from relay.errors import OutboxError
+
+if TYPE_CHECKING:
+    import argparse
 
 COMMAND_MODULES = (
     "relay.commands.intake",
@@ -26,6 +29,7 @@ COMMAND_MODULES = (
 
 
 def build_parser() -> argparse.ArgumentParser:
+    import argparse
     import importlib
 
     parser = argparse.ArgumentParser(

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from relay.errors import NoSuchMessage, OutboxError
 from relay.events import (
@@ -45,9 +45,11 @@ from relay.events import (
 )
 from relay.home import ensure_home
 from relay.message import ParsedMessage
-from relay.policy import Verdict
-from relay.report import OutgoingMessage
 from relay.states import OWED, MessageState, RecipientState, derive_message_state
+
+if TYPE_CHECKING:
+    from relay.policy import Verdict
+    from relay.report import OutgoingMessage
 
 DB_NAME = "outbox.sqlite3"
 BUSY_TIMEOUT_S = 60.0
@@ -449,6 +451,8 @@ class Outbox:
         Messages already claimed, held, or owing nobody are skipped. One
         transaction, so two flushes can never claim the same message.
         """
+        from relay.report import OutgoingMessage
+
         claimed: list[OutgoingMessage] = []
         snapshots: list[MessageSnapshot] = []
         with self._write() as conn:

@@ -13,12 +13,14 @@ import argparse
 import asyncio
 import signal
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from relay.attempts import Settled
 from relay.commands.store import open_outbox, parse_ids
 from relay.events import Event, FlushStarted, MessageChanged, ProgressMade
 from relay.flushlock import FlushLock
+from relay.outbox import Outbox
 from relay.states import MessageState
 
 
@@ -137,9 +139,10 @@ def cmd_flush(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
-def _import_drop_folder(outbox: object, home: object) -> None:
-    try:
-        from relay.dropfolder import import_drop_folder
-    except ImportError:
-        return
-    import_drop_folder(outbox, home)  # type: ignore[arg-type]
+def _import_drop_folder(outbox: Outbox, home: Path) -> None:
+    """Take in what other programs left in ``<home>/drop/``; say what was refused."""
+    from relay.dropfolder import import_drop_folder
+
+    result = import_drop_folder(outbox, home)
+    for rejection in result.rejected:
+        print(f"outbox: drop/{rejection.name}: {rejection.reason}", file=sys.stderr)
