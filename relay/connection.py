@@ -227,11 +227,12 @@ class Session:
         """
         if any(c in line for c in "\r\n\0"):
             raise ValueError(f"an SMTP command may not contain CR, LF or NUL: {line!r}")
+        self._refuse_stray_reply()
         self.transcript.client(line)
         try:
             self._wire.write(line.encode("utf-8") + b"\r\n")
         except WireError as exc:
-            raise self._lost_by(exc, f"sending {_WHAT.get(stage, stage)}") from None
+            raise self._lost_by(exc, f"while sending {_WHAT.get(stage, stage)}") from None
         return await self.read_reply(stage, timeout_s=timeout_s)
 
     async def read_reply(self, stage: Stage, *, timeout_s: float | None = None) -> Reply:
@@ -247,7 +248,7 @@ class Session:
                 f"{self.account.host} did not reply to {what} within {timeout_s:g} s",
             ) from None
         except WireError as exc:
-            raise self._lost_by(exc, f"waiting for the reply to {what}") from None
+            raise self._lost_by(exc, f"while waiting for the reply to {what}") from None
         self.transcript.server(raw.code, raw.lines)
         reply = Reply(stage, raw.code, _clip(raw.text))
         if raw.code == 421:
@@ -318,6 +319,25 @@ class Session:
         self._smtp.close()
 
     # -- internals ---------------------------------------------------------------
+
+    def _refuse_stray_reply(self) -> None:
+        """In lock-step every reply was read: one waiting now was never asked for.
+
+        Sending on would pair it with the next command and give a recipient
+        another's verdict, so the session ends (a stray 421 is the server
+        leaving, the one unsolicited reply RFC 5321 section 3.8 allows).
+        """
+        stray = self._wire.queued_reply()
+        if stray is None:
+            return
+        self.transcript.server(stray.code, stray.lines)
+        said = f"{stray.code} {_clip(stray.text)}".strip()  # answers no command: no Reply
+        host = self.account.host
+        if stray.code == 421:
+            raise self._lose(
+                FailureKind.CLOSING, f"{host} is closing the session: {said}", close=True
+            )
+        raise self._lose(FailureKind.PROTOCOL, f"{host} sent a reply nobody asked for: {said}")
 
     async def _drain(self, written: int, reported: int, progressed: Callable[[int], None]) -> int:
         """Wait until the transport takes more; report progress while waiting."""
@@ -844,7 +864,7 @@ class _Opener:
             during = " during the TLS handshake" if handshake else ""
             return self._refused(
                 FailureKind.DROPPED,
-                f"{host} closed the connection{during} (waiting for {what})",
+                f"{host} closed the connection{during} (while we waited for {what})",
             )
         if isinstance(exc, aiosmtplib.SMTPResponseException):
             return self._refused(
@@ -860,9 +880,9 @@ class _Opener:
     def _tls_text(self, exc: ssl.SSLError) -> str:
         host = self.account.host
         trust = (
-            f"the CA file {self.account.ca_file}"
+            f"the account's CA file {self.account.ca_file}"
             if self.account.ca_file
-            else "the system's trusted authorities"
+            else "this system (the account has no CA file)"
         )
         if isinstance(exc, ssl.SSLCertVerificationError):
             code = exc.verify_code
@@ -872,13 +892,13 @@ class _Opener:
             elif code == 9:
                 problem = "is not valid yet"
             elif code == 18:
-                problem = f"is self-signed and not trusted ({trust} do not vouch for it)"
+                problem = f"is self-signed and not trusted by {trust}"
             elif code == 19:
-                problem = f"chains to a self-signed root that is not trusted (not in {trust})"
+                problem = f"chains to a self-signed root not trusted by {trust}"
             elif code in (20, 21):
-                problem = f"is not signed by an authority in {trust}"
+                problem = f"is signed by an authority not trusted by {trust}"
             elif code in (62, 64):
-                problem = f"is for another name, not {host} ({detail})"
+                problem = f"is for another name ({detail.rstrip('.')})"
             else:
                 problem = f"was not accepted: {detail}"
             return f"the TLS certificate of {host} {problem}; nothing was sent"

@@ -124,6 +124,7 @@ class ManagedRelayer:
         self._broken: int | None = None
         self._current_address: str | None = None
         self._ran = False
+        self._ended = False
 
     @property
     def transcript(self) -> Transcript:
@@ -144,17 +145,30 @@ class ManagedRelayer:
                 self._session.abort()
 
     async def run(self) -> None:
-        """The whole session; every outcome goes to the observer, nothing is raised for it."""
+        """The whole session; every outcome goes to the observer, nothing is raised for it.
+
+        Cancelling ``run()`` itself (not the way to stop it: see ``stop``)
+        drops the connection, still reports the transaction in flight and
+        ends with ``session_finished``, then lets the cancellation through.
+        """
         if self._ran:
             raise RuntimeError("a ManagedRelayer runs once")
         self._ran = True
-        observer = self._observer
         account = self._account
-        observer.session_started(
+        self._observer.session_started(
             SessionInfo(account.name, account.host, account.port),
             [message.id for message in self._messages],
         )
-        if self._stopping:
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            if not self._ended:
+                self._transcript.note("cancelled")
+                self._end(None)
+            raise
+
+    async def _run(self) -> None:
+        if self._stopping or not self._messages:
             self._end(None)
             return
         session = await self._open()
@@ -213,6 +227,15 @@ class ManagedRelayer:
             transaction = _Transaction(message, self._transcript.mark())
             try:
                 await self._transact(session, transaction)
+            except asyncio.CancelledError:
+                transaction.connection_error = SessionFailure(
+                    FailureKind.DROPPED,
+                    "stopped: the transaction was cancelled"
+                    + (" after the end of the data" if transaction.data_completed else ""),
+                )
+                self._broken = message.id
+                self._finish(transaction)
+                raise
             except SessionLost as lost:
                 failure = lost.failure
                 if self._aborting:
@@ -298,6 +321,7 @@ class ManagedRelayer:
 
     def _end(self, failure: SessionFailure | None) -> None:
         """The last words: DONE, then exactly one of session_finished / session_failed."""
+        self._ended = True
         self._observer.phase_changed(Phase.DONE, None)
         transcript = self._transcript.render()
         if failure is None or self._aborting:

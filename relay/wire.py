@@ -150,6 +150,7 @@ class Wire(asyncio.Protocol):
             self._parse()
         except WireGarbled as exc:
             self._garbled = exc
+            self._closed = exc  # a write after this says why, not just "closed"
             self._buffer.clear()
             self._transport.abort()
         self._wake_reader()
@@ -192,7 +193,7 @@ class Wire(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         if self._closed is not None:
-            raise self._closed
+            raise _again(self._closed)
         if self._transport.is_closing():
             raise WireClosed("the connection is closing")
         self._transport.write(data)
@@ -204,10 +205,8 @@ class Wire(asyncio.Protocol):
                 while True:
                     if self._replies:
                         return self._replies.popleft()
-                    if self._garbled is not None:
-                        raise self._garbled
                     if self._closed is not None:
-                        raise self._closed
+                        raise _again(self._closed)
                     self._reply_waiter = self._loop.create_future()
                     try:
                         await self._reply_waiter
@@ -219,7 +218,7 @@ class Wire(asyncio.Protocol):
     async def wait_writable(self, timeout_s: float) -> bool:
         """Wait until the write buffer drains below its mark: false if ``timeout_s`` passed."""
         if self._closed is not None:
-            raise self._closed
+            raise _again(self._closed)
         if not self._paused:
             return True
         waiter: asyncio.Future[None] = self._loop.create_future()
@@ -231,7 +230,7 @@ class Wire(asyncio.Protocol):
         if not done:
             return False
         if self._closed is not None:
-            raise self._closed
+            raise _again(self._closed)
         return True
 
     def close(self) -> None:
@@ -288,6 +287,11 @@ def _parse_reply(buffer: bytearray) -> tuple[RawReply | None, int]:
         lines.append(line[4:].decode("utf-8", "replace"))
         if separator != b"-":
             return RawReply(int(code_text), tuple(lines)), offset
+
+
+def _again(error: WireError) -> WireError:
+    """A fresh exception like ``error`` (re-raising one instance piles up tracebacks)."""
+    return type(error)(str(error))
 
 
 def _describe_os_error(exc: BaseException) -> str:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
+
 from relay.relayer import ManagedRelayer
 from relay.report import FailureKind
 from relay.states import Phase
@@ -90,3 +94,21 @@ async def test_abort_after_the_final_dot_reports_the_data_as_completed() -> None
     assert report.connection_error is not None
     assert "after the end of the data" in report.connection_error.text
     assert observer.ended == "finished" and observer.started == [1]
+
+
+async def test_cancelling_run_still_reports_the_transaction_in_flight() -> None:
+    body = large_body(2 * 1024 * 1024)
+    async with FaultServer() as server:
+        observer = RecordingObserver()
+        relayer = ManagedRelayer(
+            server.account(), None, [message(1, "a@example.net", body=body)], observer
+        )
+        task = asyncio.create_task(relayer.run())
+        observer.on("data_progressed", lambda *args: task.cancel())
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert observer.ended == "finished"
+    report = observer.reports[1]
+    assert report.connection_error is not None
+    assert report.connection_error.text == "stopped: the transaction was cancelled"
+    assert not any(m.complete for m in server.messages)

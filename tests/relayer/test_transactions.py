@@ -7,7 +7,7 @@ from relay.relayer import ManagedRelayer
 from relay.report import FailureKind, OutgoingMessage, Stage
 from tests.relayer.messages import SENDER, large_body, message
 from tests.relayer.observer import RecordingObserver
-from tests.support.fault_server import DROP, SILENCE, FaultServer, Late
+from tests.support.fault_server import DROP, SILENCE, FaultServer, Late, Raw
 from tests.support.smtp_servers import smtp_server
 
 
@@ -301,3 +301,47 @@ async def test_each_transaction_transcript_holds_the_preamble_and_only_its_own_c
     assert "S: 220 fault.test ESMTP ready" in second
     assert "RCPT TO:<second@example.net>" in second
     assert "first@example.net" not in second
+
+
+async def test_a_reply_nobody_asked_for_ends_the_session_before_it_is_mismatched() -> None:
+    two_replies = Raw(b"250 2.1.0 OK\r\n250 2.1.0 and once more\r\n")
+    async with FaultServer(mail=two_replies) as server:
+        observer = await relay(server.account(), message(1, "a@example.net"))
+    assert observer.failure is not None and observer.failure.kind is FailureKind.PROTOCOL
+    assert observer.failure.text == (
+        "127.0.0.1 sent a reply nobody asked for: 250 2.1.0 and once more"
+    )
+    assert observer.replies[1] == {}
+    assert "RCPT" not in server.verbs()
+
+
+async def test_a_421_sent_between_transactions_ends_the_session_before_the_next() -> None:
+    goodbye = Raw(b"250 2.0.0 Queued\r\n421 4.3.2 shutting down\r\n")
+    async with FaultServer(end_of_data=goodbye) as server:
+        observer = await relay(
+            server.account(), message(1, "a@example.net"), message(2, "b@example.net")
+        )
+    first = observer.reports[1]
+    assert first.end_of_data is not None and first.end_of_data.code == 250
+    second = observer.reports[2]
+    assert second.mail is None
+    assert second.connection_error is not None
+    assert second.connection_error.kind is FailureKind.CLOSING
+    assert observer.unfinished == [2]
+    assert server.verbs().count("MAIL") == 1
+
+
+async def test_an_empty_batch_connects_to_nobody() -> None:
+    async with FaultServer() as server:
+        observer = await relay(server.account())
+    assert observer.names == ["session_started", "phase_changed", "session_finished"]
+    assert server.connections == 0
+
+
+async def test_a_line_that_is_not_an_smtp_reply_is_a_protocol_failure_quoting_it() -> None:
+    async with FaultServer(mail=Raw(b"HTTP/1.1 400 Bad Request\r\n")) as server:
+        observer = await relay(server.account(), message(1, "a@example.net"))
+    assert observer.failure is not None and observer.failure.kind is FailureKind.PROTOCOL
+    assert "not an SMTP reply: 'HTTP/1.1 400 Bad Request'" in observer.failure.text
+    report = observer.reports[1]
+    assert report.connection_error is not None and report.mail is None

@@ -6,7 +6,8 @@ or one of:
 
 - ``DROP``: close the connection instead of answering;
 - ``SILENCE``: never answer (the client's timeout has to end it);
-- ``Late(seconds, text)``: answer, but only after ``seconds``.
+- ``Late(seconds, text)``: answer, but only after ``seconds``;
+- ``Raw(data)``: send exactly these bytes.
 
 MAIL and end-of-data may take a sequence, one answer per MAIL command and
 per message data respectively (the last one repeats), so a test can fail
@@ -52,6 +53,13 @@ class Silence:
 
 
 @dataclass(frozen=True)
+class Raw:
+    """Send these bytes verbatim (two replies at once, garbage, half a line …)."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Late:
     """Answer ``text``, but only after ``seconds``."""
 
@@ -61,7 +69,7 @@ class Late:
 
 DROP = Drop()
 SILENCE = Silence()
-Response = str | Drop | Silence | Late
+Response = str | Drop | Silence | Late | Raw
 
 
 @dataclass(frozen=True)
@@ -175,6 +183,13 @@ class _Connection:
         if isinstance(response, Late):
             await asyncio.sleep(response.seconds)
             response = response.text
+        if isinstance(response, Raw):
+            self.writer.write(response.data)
+            try:
+                await self.writer.drain()
+            except ConnectionError:
+                raise _Closed from None
+            return
         await self.say(response)
 
 
@@ -347,7 +362,7 @@ class FaultServer:
 
 
 def _pick(response: Response | Sequence[Response], index: int) -> Response:
-    if isinstance(response, str | Drop | Silence | Late):
+    if isinstance(response, str | Drop | Silence | Late | Raw):
         return response
     return response[min(index, len(response) - 1)]
 
