@@ -436,12 +436,14 @@ class _Opener:
             return await self._open()
         except _Refused as refused:
             self.transcript.note(refused.failure.text)
-            if refused.polite:
-                await self._quit()
-            self._close()
+            try:
+                if refused.polite:
+                    await self._quit()
+            finally:
+                self._close()  # even when cancelled during that QUIT
             return refused.failure
         except BaseException:
-            self._close()
+            self._close()  # cancelled (stop while opening), or a bug
             raise
 
     async def _open(self) -> Session:
@@ -463,7 +465,7 @@ class _Opener:
             await self._authenticate(account.user)
         smtp = self._smtp
         assert smtp is not None and smtp.transport is not None
-        offer = self._offer(smtp)
+        offer = self._offer()
         self.transcript.pin()
         wire = Wire(smtp.transport)  # type: ignore[arg-type]  # a stream transport
         return Session(
@@ -822,7 +824,7 @@ class _Opener:
             f"TLS established: {version}, {cipher}; certificate verified for {self.account.host}"
         )
 
-    def _offer(self, smtp: aiosmtplib.SMTP) -> ServerOffer:
+    def _offer(self) -> ServerOffer:
         version, cipher = self._tls_facts()
         return ServerOffer(
             host=self.account.host,

@@ -35,7 +35,9 @@ class RecordingObserver:
     failure: SessionFailure | None = None
     unfinished: list[int] | None = None
     failed_transcript: str | None = None
-    _hooks: dict[str, list[Callable[..., object]]] = field(default_factory=lambda: defaultdict(list))
+    _hooks: dict[str, list[Callable[..., object]]] = field(
+        default_factory=lambda: defaultdict(list)
+    )
     _open: int | None = None
 
     def on(self, name: str, callback: Callable[..., object]) -> None:
