@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "relay.commands.flush",
     "relay.commands.account",
     "relay.commands.gui",
+    "relay.commands.desktop",
 )
 
 
