@@ -84,6 +84,7 @@ def main(home: Path) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
+    from gui.garbage import GuiThreadCollector
     from gui.icons import app_icon
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "outbox"])
@@ -97,15 +98,28 @@ def main(home: Path) -> int:
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    windows: list[MainWindow] = []
+
+    def interrupted() -> None:
+        """Ctrl-C or SIGTERM: close the way the Quit action does (a flush stops first)."""
+        if windows:
+            windows[0].close()
+        else:
+            app.quit()
+
+    # Installed before the window exists, so a signal during start-up waits for the loop.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, interrupted)
+    collector = GuiThreadCollector(app)
     window = create_main_window(home)
+    windows.append(window)
     window.show()
-    # Ctrl-C in the terminal closes the window the same way the Quit action does.
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, window.close)
     # Objects made at start-up live as long as the app: keep the collector off them.
     QTimer.singleShot(0, gc.freeze)
     with loop:
         loop.run_forever()
+    collector.stop()
     return 0
 
 

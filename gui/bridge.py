@@ -49,7 +49,10 @@ class EngineBridge(QObject):
 
     def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._unsubscribe: Callable[[], None] | None = bus.subscribe(self._on_event)
+        unsubscribe = bus.subscribe(self._on_event)
+        self._unsubscribe: Callable[[], None] | None = unsubscribe
+        # Never emit from a deleted object: a flush may outlive its window by a moment.
+        self.destroyed.connect(lambda *_: unsubscribe())
 
     def close(self) -> None:
         if self._unsubscribe is not None:

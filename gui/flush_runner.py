@@ -112,6 +112,15 @@ class FlushRunner(QObject):
             self._manager.stop()
             self.running_changed.emit(True)  # the same flush, now stopping: redo enablement
 
+    def abort(self) -> None:
+        """Drop the flush now (cancel its task): a message in flight is settled as it stood.
+
+        Its connection is dropped; if the final dot had gone out, the next start
+        finds its recipients *uncertain* (the engine's recovery), never lost.
+        """
+        if self._task is not None:
+            self._task.cancel()
+
     def shutdown(self) -> None:
         """The window is closing: no more probing; stop a flush that runs."""
         self._probe.stop()

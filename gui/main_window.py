@@ -747,9 +747,13 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         if self.runner.running:
             # Never drop a flush on the floor: stop it, and close once it has stopped.
-            self._close_when_stopped = True
-            self.runner.stop()
-            self.status.notice("Stopping after the messages in flight, then closing…")
+            # Closing again while it stops drops the connection (like a second Ctrl-C).
+            if self._close_when_stopped:
+                self.runner.abort()
+            else:
+                self._close_when_stopped = True
+                self.runner.stop()
+                self.status.notice("Stopping after the messages in flight, then closing…")
             event.ignore()
             return
         if not self._closing:

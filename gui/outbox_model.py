@@ -122,7 +122,9 @@ class _Row:
         self.progress: Progress | None = None
         self.set(message, now)
 
-    def set(self, message: MessageSnapshot, now: datetime) -> None:
+    def set(
+        self, message: MessageSnapshot, now: datetime, progress: Progress | None = None
+    ) -> None:
         self.message = message
         recipients = recipients_text(message)
         last = last_result_text(message)
@@ -136,7 +138,7 @@ class _Row:
             when_text(message.next_attempt_at, now) if message.state.value == "deferred" else "",
         )
         self.search = " ".join(
-            [message.subject, message.sender, *(r.address for r in message.recipients)]
+            [message.subject, *(r.address for r in message.recipients)]
         ).casefold()
         next_at = message.next_attempt_at
         self.keys: tuple[Any, ...] = (
@@ -151,7 +153,7 @@ class _Row:
         if message.state is not MessageState.SENDING:
             self.progress = None
         elif self.progress is None:
-            self.progress = Progress(message.size)
+            self.progress = progress or Progress(message.size)
 
     def sort_key(self, column: int) -> Any:
         if column == Column.PROGRESS:
@@ -174,6 +176,9 @@ class OutboxModel(QAbstractTableModel):
         self._counts = dict.fromkeys(MessageState, 0)
         self._pending: dict[int, MessageSnapshot | None] = {}
         self._pending_progress: set[int] = set()
+        # Progress of messages whose "sending" snapshot waits in the pending batch:
+        # shown with that batch, never before the row says "sending".
+        self._early_progress: dict[int, Progress] = {}
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
         self._last_sort_s = 0.0
@@ -192,6 +197,7 @@ class OutboxModel(QAbstractTableModel):
         self._timer.stop()
         self._pending.clear()
         self._pending_progress.clear()
+        self._early_progress.clear()
         now = datetime.now(UTC)
         self.beginResetModel()
         self._rows = [_Row(m, now) for m in messages]
@@ -239,14 +245,17 @@ class OutboxModel(QAbstractTableModel):
         self.apply_pending()
 
     def _progress(self, message_id: int) -> Progress | None:
-        pending = self._pending.get(message_id)
+        """The progress to update: the row's, or one held back until its row says "sending"."""
         row = self._row_of.get(message_id)
         if row is None:
             return None
         entry = self._rows[row]
-        if entry.progress is None and pending is not None and pending.state is MessageState.SENDING:
-            entry.progress = Progress(pending.size)
-        return entry.progress
+        if entry.progress is not None:
+            return entry.progress
+        pending = self._pending.get(message_id)
+        if pending is not None and pending.state is MessageState.SENDING:
+            return self._early_progress.setdefault(message_id, Progress(pending.size))
+        return None
 
     def _schedule(self) -> None:
         if not self._timer.isActive():
@@ -261,6 +270,7 @@ class OutboxModel(QAbstractTableModel):
             return
         pending, self._pending = self._pending, {}
         progress_ids, self._pending_progress = self._pending_progress, set()
+        early, self._early_progress = self._early_progress, {}
         now = datetime.now(UTC)
         touched: set[int] = set(pending)
         counts_before = dict(self._counts)
@@ -285,7 +295,7 @@ class OutboxModel(QAbstractTableModel):
             entry = self._rows[row]
             self._counts[entry.message.state] -= 1
             self._counts[message.state] += 1
-            entry.set(message, now)
+            entry.set(message, now, early.get(message_id))
             changed_rows.append(row)
         last_column = len(Column) - 1
         for first, last in _runs(sorted(changed_rows)):
@@ -495,13 +505,20 @@ class OutboxFilter(QSortFilterProxyModel):
 
     def set_state(self, state: MessageState | None) -> None:
         if state is not self._state:
-            self._state = state
-            self.invalidateRowsFilter()
+            self._change_filter(state, self._needle)
 
     def set_search_text(self, text: str) -> None:
         needle = " ".join(text.split()).casefold()
         if needle != self._needle:
-            self._needle = needle
+            self._change_filter(self._state, needle)
+
+    def _change_filter(self, state: MessageState | None, needle: str) -> None:
+        if _HAS_FILTER_CHANGE:  # Qt 6.10: invalidateRowsFilter is deprecated
+            self.beginFilterChange()
+            self._state, self._needle = state, needle
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+        else:
+            self._state, self._needle = state, needle
             self.invalidateRowsFilter()
 
     def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
@@ -511,6 +528,9 @@ class OutboxFilter(QSortFilterProxyModel):
         # The source sorts far faster than per-comparison calls into Python; the
         # proxy keeps the source's order (its own sort column stays -1).
         self._source.sort(column, order)
+
+
+_HAS_FILTER_CHANGE = hasattr(QSortFilterProxyModel, "endFilterChange")
 
 
 def _runs(rows: Sequence[int], step: int = 1) -> list[tuple[int, int]]:

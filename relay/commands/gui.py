@@ -15,9 +15,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
-    from relay.home import ensure_home, resolve_home
-
-    home = ensure_home(resolve_home(args.home))
     from gui.app import main
+    from relay.home import resolve_home
 
-    return main(home)
+    return main(resolve_home(args.home))

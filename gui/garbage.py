@@ -1,0 +1,45 @@
+"""Python's garbage collector, run on the GUI thread only.
+
+A Qt object must be destroyed on the thread it lives on. Python's automatic
+collector runs in whichever thread happens to allocate when a threshold is
+crossed, and asyncio runs ``getaddrinfo`` (and any ``run_in_executor`` work) on
+worker threads: a cycle holding a ``QTimer`` collected there makes Qt warn
+"Timers cannot be stopped from another thread" and can crash. So, as
+qutebrowser does, the window turns automatic collection off and collects on a
+timer in the GUI thread, by generation, when the counts call for it.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from PySide6.QtCore import QObject, QTimer
+
+INTERVAL_MS = 1000
+
+
+class GuiThreadCollector(QObject):
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._was_enabled = gc.isenabled()
+        gc.disable()
+        self._timer = QTimer(self)
+        self._timer.setInterval(INTERVAL_MS)
+        self._timer.timeout.connect(self.collect)
+        self._timer.start()
+
+    def collect(self) -> int:
+        """Collect the generations whose counts passed their thresholds; objects freed."""
+        counts = gc.get_count()
+        thresholds = gc.get_threshold()
+        freed = 0
+        for generation in (2, 1, 0):
+            if counts[generation] > thresholds[generation]:
+                freed += gc.collect(generation)
+                break
+        return freed
+
+    def stop(self) -> None:
+        self._timer.stop()
+        if self._was_enabled:
+            gc.enable()

@@ -1,0 +1,184 @@
+"""Accounts from the window: the dialog, the keyring, Test Connection, a refused password."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QLabel
+from pytestqt.qtbot import QtBot
+
+from gui.accounts_dialog import AccountsDialog
+from gui.app import create_main_window
+from gui.main_window import MainWindow
+from relay.accounts import Security, load_accounts, save_accounts
+from relay.credentials import SERVICE
+from relay.states import MessageState
+from tests.gui.driving import click_action, click_button, modal, shown_state
+from tests.gui.messages import enqueue
+from tests.gui.servers import GatedHandler, gated_server
+from tests.support.keyrings import MemoryKeyring
+from tests.support.smtp_servers import USER, RunningServer
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def auth_server() -> Iterator[RunningServer]:
+    with gated_server(GatedHandler(), password=PASSWORD) as running:
+        yield running
+
+
+@pytest.fixture
+def dialog(qtbot: QtBot, loop: asyncio.AbstractEventLoop, home: Path) -> AccountsDialog:
+    widget = AccountsDialog(home)
+    qtbot.addWidget(widget)
+    widget.show()
+    return widget
+
+
+def fill(qtbot: QtBot, dialog: AccountsDialog, **values: str) -> None:
+    for name, text in values.items():
+        field = getattr(dialog, name)
+        field.clear()
+        qtbot.keyClicks(field, text)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port  # closed again: nothing listens there
+
+
+def test_a_new_account_goes_to_the_config_and_its_password_only_to_the_keyring(
+    dialog: AccountsDialog, qtbot: QtBot, home: Path, memory_keyring: MemoryKeyring
+) -> None:
+    fill(qtbot, dialog, name="work", host="smtp.example.org", user="me@example.org",
+         password=PASSWORD, patterns="*@example.org")
+    assert dialog.port.value() == 587
+    dialog.security.setCurrentIndex(dialog.security.findData(Security.TLS.value))
+    assert dialog.port.value() == 465  # the port follows the security
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+
+    assert not dialog.error.isVisible(), dialog.error.text()
+    (account,) = load_accounts(home)
+    assert (account.name, account.host, account.port, account.security) == (
+        "work", "smtp.example.org", 465, Security.TLS
+    )
+    assert account.user == "me@example.org" and account.from_patterns == ("*@example.org",)
+    assert account.default
+    assert memory_keyring.passwords() == {(SERVICE, "work"): PASSWORD}
+    assert PASSWORD.encode() not in (home / "config.toml").read_bytes()
+    assert dialog.password.text() == ""
+    assert "stored in your keyring" in dialog.password.placeholderText()
+
+
+def test_a_bad_setting_is_refused_with_the_reason_and_nothing_is_written(
+    dialog: AccountsDialog, qtbot: QtBot, home: Path
+) -> None:
+    fill(qtbot, dialog, name="open", host="smtp.example.org", user="me", password="secret")
+    dialog.security.setCurrentIndex(dialog.security.findData(Security.NONE.value))
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert dialog.error.isVisible()
+    assert "refusing to send the password" in dialog.error.text()
+    assert load_accounts(home) == []
+
+
+def test_changing_an_account_keeps_its_stored_password(
+    dialog: AccountsDialog, qtbot: QtBot, home: Path, memory_keyring: MemoryKeyring
+) -> None:
+    fill(qtbot, dialog, name="work", host="smtp.example.org", user="me", password=PASSWORD)
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    fill(qtbot, dialog, host="mail.example.org")
+    dialog.max_connections.setValue(4)
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    (account,) = load_accounts(home)
+    assert account.host == "mail.example.org" and account.max_connections == 4
+    assert memory_keyring.passwords() == {(SERVICE, "work"): PASSWORD}
+
+
+def test_test_connection_shows_what_the_server_offers_without_sending(
+    dialog: AccountsDialog, qtbot: QtBot, auth_server: RunningServer
+) -> None:
+    fill(qtbot, dialog, name="test", host=auth_server.host, user=USER, password=PASSWORD)
+    dialog.security.setCurrentIndex(dialog.security.findData(Security.NONE.value))
+    dialog.port.setValue(auth_server.port)
+    with qtbot.waitSignal(dialog.test_finished, timeout=10_000) as finished:
+        qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+        assert not dialog.test_button.isEnabled()  # running, and the dialog still answers
+    text = finished.args[0]
+    assert text.startswith("The server is ready")
+    assert f"server: {auth_server.host}:{auth_server.port}" in text
+    assert f"authentication: {USER}" in text
+    assert dialog.test_output.toPlainText() == text
+    assert dialog.test_button.isEnabled()
+    assert auth_server.received == []
+
+
+def test_test_connection_says_exactly_why_it_failed(
+    dialog: AccountsDialog, qtbot: QtBot, auth_server: RunningServer
+) -> None:
+    fill(qtbot, dialog, name="test", host=auth_server.host, user=USER, password="wrong")
+    dialog.security.setCurrentIndex(dialog.security.findData(Security.NONE.value))
+    dialog.port.setValue(auth_server.port)
+    with qtbot.waitSignal(dialog.test_finished, timeout=10_000) as finished:
+        qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    assert finished.args[0].startswith("The test failed:")
+    assert "535" in finished.args[0]
+
+    dialog.port.setValue(free_port())
+    with qtbot.waitSignal(dialog.test_finished, timeout=10_000) as finished:
+        qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    assert finished.args[0].startswith("The test failed:")
+    assert "refused" in finished.args[0]
+
+
+def test_removing_an_account_asks_first_and_forgets_its_password(
+    dialog: AccountsDialog, qtbot: QtBot, home: Path, memory_keyring: MemoryKeyring
+) -> None:
+    fill(qtbot, dialog, name="old", host="smtp.example.org", user="me", password=PASSWORD)
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert memory_keyring.passwords()
+    qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    click_button(qtbot, modal(qtbot, "confirm_remove_account"), "cancel")
+    assert [a.name for a in load_accounts(home)] == ["old"]
+    qtbot.mouseClick(dialog.remove_button, Qt.MouseButton.LeftButton)
+    click_button(qtbot, modal(qtbot, "confirm_remove_account"), "accept")
+    assert load_accounts(home) == []
+    assert memory_keyring.passwords() == {}
+
+
+def test_a_refused_password_during_a_flush_opens_a_prompt_and_the_right_one_sends(
+    qtbot: QtBot,
+    loop: asyncio.AbstractEventLoop,
+    home: Path,
+    auth_server: RunningServer,
+    memory_keyring: MemoryKeyring,
+) -> None:
+    save_accounts(home, [auth_server.account(name="test", default=True)])
+    memory_keyring.set_password(SERVICE, "test", "an old password")
+    window: MainWindow = create_main_window(home)
+    qtbot.addWidget(window)
+    window.show()
+    message = enqueue(window.outbox, "hal@example.net", "Needs the right password")
+    qtbot.waitUntil(lambda: shown_state(window, message) == "queued")
+
+    click_action(qtbot, window, window.action_flush)
+    prompt = modal(qtbot, "password_prompt")
+    explanation = prompt.findChild(QLabel, "password_prompt_text")
+    assert explanation is not None and "535" in explanation.text()
+    assert window.outbox.get(message).state is MessageState.QUEUED  # untouched, not failed
+    assert auth_server.received == []
+
+    qtbot.waitUntil(lambda: not window.runner.running)
+    with qtbot.waitSignal(window.runner.finished, timeout=30_000):
+        qtbot.keyClicks(prompt.password, PASSWORD)  # type: ignore[attr-defined]
+        click_button(qtbot, prompt, "password_prompt_save")
+    qtbot.waitUntil(lambda: shown_state(window, message) == "sent")
+    assert memory_keyring.passwords() == {(SERVICE, "test"): PASSWORD}
+    assert [r.rcpt_tos for r in auth_server.received] == [("hal@example.net",)]

@@ -1,0 +1,91 @@
+"""Changes other processes make to the outbox show up in the window within a second."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pytestqt.qtbot import QtBot
+
+from gui.main_window import MainWindow
+from relay.states import MessageState
+from tests.gui.driving import click_action, shown_state
+from tests.gui.messages import enqueue, message_bytes
+from tests.gui.servers import GatedHandler
+from tests.support.cli import outbox
+from tests.support.smtp_servers import RunningServer
+
+WITHIN_A_SECOND_MS = 1000
+
+
+def test_a_message_enqueued_by_another_process_appears_within_a_second(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    draft = tmp_path / "draft.eml"
+    draft.write_bytes(message_bytes("erin@example.net", "From a mail client"))
+    done = outbox(window.home, "enqueue", str(draft))
+    assert done.returncode == 0, done.stderr.decode()
+    message_id = int(done.stdout.split()[0])
+    qtbot.waitUntil(
+        lambda: shown_state(window, message_id) == "queued", timeout=WITHIN_A_SECOND_MS
+    )
+    assert window.status.counts_label.text() == "1 queued"
+
+
+def test_a_delete_on_the_command_line_disappears_from_the_window(
+    window: MainWindow, qtbot: QtBot
+) -> None:
+    gone, kept = (enqueue(window.outbox, f"{n}@example.net", n) for n in ("gone", "kept"))
+    qtbot.waitUntil(lambda: shown_state(window, kept) == "queued")
+    done = outbox(window.home, "delete", str(gone))
+    assert done.returncode == 0, done.stderr.decode()
+    qtbot.waitUntil(lambda: shown_state(window, gone) is None, timeout=WITHIN_A_SECOND_MS)
+    assert shown_state(window, kept) == "queued"
+    assert window.view.model().rowCount() == 1
+
+
+def test_a_flush_on_the_command_line_keeps_send_all_off_and_its_results_show_up(
+    window: MainWindow, qtbot: QtBot, server: RunningServer, handler: GatedHandler
+) -> None:
+    first = enqueue(window.outbox, "fay@example.net", "First")
+    qtbot.waitUntil(lambda: shown_state(window, first) == "queued")
+    assert window.action_flush.isEnabled()
+    handler.gated = True
+    started = time.monotonic()
+    flush = subprocess.Popen(
+        [sys.executable, "-m", "relay.cli", "--home", str(window.home), "flush"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        qtbot.waitUntil(handler.waiting.is_set, timeout=30_000)
+        # The command line holds the flush lock: the window says so and will not send.
+        qtbot.waitUntil(lambda: window.runner.lock_busy, timeout=3000)
+        assert not window.action_flush.isEnabled()
+        assert window.status.lock_label.isVisible()
+        assert "Another Outbox is sending" in window.status.lock_label.text()
+        qtbot.waitUntil(lambda: shown_state(window, first) == "sending", timeout=3000)
+        late = enqueue(window.outbox, "gus@example.net", "Late")
+        qtbot.waitUntil(lambda: shown_state(window, late) == "queued")
+        assert not window.action_flush.isEnabled()
+        handler.open_gate()
+        assert flush.wait(timeout=30) == 0, flush.stderr.read().decode() if flush.stderr else ""
+    finally:
+        if flush.poll() is None:
+            flush.kill()
+            flush.wait()
+        if flush.stderr is not None:
+            flush.stderr.close()
+    qtbot.waitUntil(lambda: shown_state(window, first) == "sent", timeout=WITHIN_A_SECOND_MS)
+    qtbot.waitUntil(lambda: not window.runner.lock_busy, timeout=3000)
+    assert not window.status.lock_label.isVisible()
+    assert window.outbox.get(first).state is MessageState.SENT
+    assert time.monotonic() - started < 30
+
+    # Free again: Send all works from the window.
+    with qtbot.waitSignal(window.runner.finished, timeout=30_000):
+        click_action(qtbot, window, window.action_flush)
+    qtbot.waitUntil(lambda: shown_state(window, late) == "sent")
+    assert [r.rcpt_tos for r in server.received] == [("fay@example.net",), ("gus@example.net",)]
