@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--home", metavar="DIR", help="the outbox's data directory (default: $OUTBOX_HOME)"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # Dispatched by hand before argparse (sendmail's flags are not argparse's): listed for --help.
+    subparsers.add_parser(
+        "sendmail", add_help=False, help="take a message on stdin as sendmail does (-t -i -f …)"
+    )
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

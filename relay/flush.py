@@ -200,8 +200,9 @@ class RelayingManager:
         if manager.auth_failure is not None:
             self.result.auth_refused = True
             self.result.errors.append(
-                f"{account.name}: the server refused the credentials"
-                f" ({manager.auth_failure.text}); flush stopped for this account"
+                f"account {account.name}: {manager.auth_failure.text};"
+                " the flush stopped for this account (fix the password with"
+                f" `outbox account set {account.name} --password-stdin`)"
             )
             return True
         return False
