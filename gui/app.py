@@ -16,6 +16,7 @@ import gc
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,8 @@ if TYPE_CHECKING:  # Qt is imported when the window is made, after the display c
     from gui.main_window import MainWindow
 
 APPLICATION_NAME = "Outbox"
-DESKTOP_FILE_NAME = "outbox"
+#: The desktop entry (resources/io.github.outbox.Outbox.desktop): Wayland app id, too.
+DESKTOP_FILE_NAME = "io.github.outbox.Outbox"
 
 
 class NoDisplay(OutboxError):
@@ -75,8 +77,12 @@ def create_main_window(home: Path) -> MainWindow:
     return window
 
 
-def main(home: Path) -> int:
-    """Run the window over ``home`` until it is closed; the exit status."""
+def main(home: Path, files: Sequence[Path] = ()) -> int:
+    """Run the window over ``home`` until it is closed; the exit status.
+
+    ``files`` (message files opened with Outbox from a file manager) are added
+    to the outbox once the window shows, refusals explained as for a drop.
+    """
     if not has_display():
         raise NoDisplay()
 
@@ -115,6 +121,8 @@ def main(home: Path) -> int:
     window = create_main_window(home)
     windows.append(window)
     window.show()
+    if files:
+        QTimer.singleShot(0, lambda: window.add_files(list(files)))
     # Objects made at start-up live as long as the app: keep the collector off them.
     QTimer.singleShot(0, gc.freeze)
     with loop:

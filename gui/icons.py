@@ -3,7 +3,8 @@
 Action icons are one-colour line drawings whose SVG says ``currentColor``;
 they are rendered in the palette's text colour, so they read on a dark theme as
 well as on a light one. State icons are a coloured disc with a white glyph and
-look the same everywhere. The application icon keeps its own colours.
+look the same everywhere. The application icon (``resources/outbox.svg``, the
+one the desktop entry uses too) keeps its own colours.
 
 Rendering goes through ``QSvgRenderer`` into pixmaps at the sizes toolbars,
 menus and tables ask for; results are cached per name and colour.
@@ -21,6 +22,7 @@ from PySide6.QtSvg import QSvgRenderer
 from relay.states import MessageState
 
 _SIZES = (16, 22, 24, 32, 48, 64)
+APP_ICON = "outbox"  # the same SVG the desktop entry's PNGs are rendered from
 
 
 def resources_dir() -> Path:
@@ -33,6 +35,9 @@ def resources_dir() -> Path:
 
 
 def icon_path(name: str) -> Path:
+    """``resources/icons/<name>.svg``; the application icon is ``resources/outbox.svg``."""
+    if name == APP_ICON:
+        return resources_dir() / f"{APP_ICON}.svg"
     return resources_dir() / "icons" / f"{name}.svg"
 
 
@@ -49,7 +54,7 @@ def state_icon(state: MessageState) -> QIcon:
 
 
 def app_icon() -> QIcon:
-    return _coloured("outbox")
+    return _coloured(APP_ICON)
 
 
 @cache

@@ -119,10 +119,12 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
 
         self.bridge = EngineBridge(outbox.bus, self)
+        # The runner first: it settles what a dead process left "sending", which
+        # the model must then show as it now is.
+        self.runner = FlushRunner(home, outbox, self)
         self.model = OutboxModel(self)
         self.model.load(outbox.messages())
         self.proxy = OutboxFilter(self.model, self)
-        self.runner = FlushRunner(home, outbox, self)
         self.watcher = StoreWatcher(outbox, self)
 
         self._build_actions()
@@ -729,6 +731,8 @@ class MainWindow(QMainWindow):
         splitter = s.value("window/splitter")
         if isinstance(splitter, QByteArray) and not splitter.isEmpty():
             self.splitter.restoreState(splitter)
+        else:
+            self.splitter.setSizes([460, 240])
         chosen = s.value("filter/state", "")
         index = self.state_filter.findData(chosen if isinstance(chosen, str) else "")
         self.state_filter.setCurrentIndex(max(0, index))

@@ -106,9 +106,13 @@ class StatusPanel(QObject):
         f = self.progress.figures()
         text = f"Sending {f.done_messages} of {f.total_messages}"
         text += f" · {size_text(f.done_bytes)} of {size_text(f.total_bytes)}"
-        if f.messages_per_s or f.bytes_per_s:
-            rates = f"{rate_text(f.messages_per_s, 'msg')}, {rate_text(f.bytes_per_s / 1024, 'KB')}"
-            text += f" · {rates}"
+        rates = []
+        if f.messages_per_s:
+            rates.append(rate_text(f.messages_per_s, "msg"))
+        if f.bytes_per_s:
+            rates.append(rate_text(f.bytes_per_s / 1024, "KB"))
+        if rates:
+            text += " · " + ", ".join(rates)
         self.flush_label.setText(text)
         share = f.done_bytes / f.total_bytes if f.total_bytes else 0.0
         self.flush_bar.setValue(int(share * 1000))

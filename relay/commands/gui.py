@@ -10,12 +10,21 @@ import argparse
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = subparsers.add_parser("gui", help="open the window (the default without a command)")
+    p = subparsers.add_parser(
+        "gui",
+        help="open the window (the default without a command)",
+        description="Open the window on the outbox. Message files given (the desktop"
+        " entry passes .eml files opened with Outbox) are added to the outbox first.",
+    )
+    p.add_argument("files", nargs="*", metavar="FILE", help="a message file to add")
     p.set_defaults(func=cmd_gui)
 
 
 def cmd_gui(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from gui.app import main
     from relay.home import resolve_home
 
-    return main(resolve_home(args.home))
+    files = [Path(name) for name in getattr(args, "files", [])]
+    return main(resolve_home(args.home), files)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from gui.outbox_model import Column
 from relay.states import MessageState
 from tests.gui.driving import click_rows, modal, shown_state
 from tests.gui.messages import enqueue, message_bytes
+from tests.support.cli import listed
 
 CONTRACT_ACTIONS = (
     "action_flush",
@@ -207,21 +209,51 @@ def test_outbox_without_a_command_opens_the_window_and_ctrl_c_closes_it(tmp_path
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
-        deadline = time.monotonic() + 30
         # The window probes the flush lock as soon as it is up.
-        while not (home / "flush.lock").exists():
-            assert process.poll() is None, process.stderr.read() if process.stderr else ""
-            assert time.monotonic() < deadline, "the window did not start"
-            time.sleep(0.05)
+        wait_for(lambda: (home / "flush.lock").exists(), process)
         process.send_signal(signal.SIGINT)
         _out, err = process.communicate(timeout=30)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        stop(process)
     assert process.returncode == 0, err
     assert (home / "outbox.sqlite3").exists()
     assert list(config.rglob("Outbox.ini")), "the window remembered nothing on closing"
+
+
+def test_outbox_gui_with_a_message_file_adds_it_to_the_outbox(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    opened = tmp_path / "opened.eml"
+    opened.write_bytes(message_bytes("nia@example.net", "Opened with Outbox"))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relay.cli", "--home", str(home), "gui", str(opened)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        wait_for(lambda: bool(listed(home)) if (home / "outbox.sqlite3").exists() else False,
+                 process)
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    finally:
+        stop(process)
+    assert process.returncode == 0, err
+    (item,) = listed(home)
+    assert item["subject"] == "Opened with Outbox" and item["state"] == "queued"
+
+
+def wait_for(condition: Callable[[], bool], process: subprocess.Popen[str]) -> None:
+    """Poll ``condition`` while ``process`` runs (a start-up has no signal to wait on)."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert process.poll() is None, process.stderr.read() if process.stderr else ""
+        assert time.monotonic() < deadline, "the window did not start"
+        time.sleep(0.05)
+
+
+def stop(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.communicate()
 
 
 def test_create_main_window_needs_no_running_loop(
@@ -249,3 +281,35 @@ def test_the_collector_runs_on_the_gui_thread_only(qtbot: QtBot) -> None:
     finally:
         collector.stop()
     assert gc.isenabled()
+
+
+def test_every_icon_is_valid_svg_that_draws_something(qtbot: QtBot) -> None:
+    from PySide6.QtCore import QByteArray
+    from PySide6.QtSvg import QSvgRenderer
+
+    from gui.icons import icon_path, resources_dir
+
+    names = [p.stem for p in (resources_dir() / "icons").glob("*.svg")] + ["outbox"]
+    assert len(names) >= 17
+    for name in names:
+        renderer = QSvgRenderer(QByteArray(icon_path(name).read_bytes()))
+        assert renderer.isValid(), name
+    for state in MessageState:
+        from gui.icons import state_icon
+
+        image = state_icon(state).pixmap(16, 16).toImage()
+        assert any(image.pixelColor(x, 8).alpha() for x in range(16)), state
+
+
+def test_the_screenshot_script_renders_the_window_to_a_png(tmp_path: Path) -> None:
+    from PySide6.QtGui import QImage
+
+    output = tmp_path / "shot.png"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "render_screenshot.py"
+    done = subprocess.run(
+        [sys.executable, str(script), str(output)], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    assert done.returncode == 0, done.stderr
+    image = QImage(str(output))
+    assert (image.width(), image.height()) == (1280, 780)
