@@ -102,6 +102,13 @@ def main(home: Path, files: Sequence[Path] = ()) -> int:
     app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(True)
 
+    from gui.single_instance import start as start_single_instance
+
+    # A window on this outbox is open already: it takes the files and comes to the front.
+    instance = start_single_instance(home, files)
+    if instance is None:
+        return 0
+
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
     windows: list[MainWindow] = []
@@ -120,6 +127,7 @@ def main(home: Path, files: Sequence[Path] = ()) -> int:
     collector = GuiThreadCollector(app)
     window = create_main_window(home)
     windows.append(window)
+    instance.serve(window)
     window.show()
     if files:
         QTimer.singleShot(0, lambda: window.add_files(list(files)))
@@ -127,6 +135,7 @@ def main(home: Path, files: Sequence[Path] = ()) -> int:
     QTimer.singleShot(0, gc.freeze)
     with loop:
         loop.run_forever()
+    instance.close()
     collector.stop()
     return 0
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QModelIndex, QPoint, QSettings, Qt, QTimer
+from PySide6.QtCore import QByteArray, QEvent, QModelIndex, QPoint, QSettings, Qt, QTimer
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
         self._send_again_after_flush = False
         self._prompts: dict[str, PasswordPrompt] = {}
         self._selected: list[int] = []
+        self._icons: dict[QAction, str] = {}  # redrawn in the new colours when the theme changes
 
         self.setObjectName("main_window")
         self.setWindowTitle("Outbox")
@@ -153,6 +154,7 @@ class MainWindow(QMainWindow):
         action.setObjectName(name)
         if icon is not None:
             action.setIcon(action_icon(icon))
+            self._icons[action] = icon
         if shortcut is not None:
             action.setShortcut(QKeySequence(shortcut))
         action.setStatusTip(tip)
@@ -258,7 +260,10 @@ class MainWindow(QMainWindow):
         self.search.setAccessibleName("Search recipients and subject")
         self.search.setPlaceholderText("Search recipients and subject")
         self.search.setClearButtonEnabled(True)
-        self.search.addAction(action_icon("search"), QLineEdit.ActionPosition.LeadingPosition)
+        search_icon = self.search.addAction(
+            action_icon("search"), QLineEdit.ActionPosition.LeadingPosition
+        )
+        self._icons[search_icon] = "search"
 
     def _build_layout(self) -> None:
         bar = QHBoxLayout()
@@ -745,6 +750,15 @@ class MainWindow(QMainWindow):
         s.setValue("table/header", self.view.horizontalHeader().saveState())
         s.setValue("filter/state", self.state_filter.currentData() or "")
         s.sync()
+
+    # -- the theme --------------------------------------------------------------------------------
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            # Light to dark or back: line icons are drawn in the palette's text colour.
+            for action, name in self._icons.items():
+                action.setIcon(action_icon(name))
+        super().changeEvent(event)
 
     # -- closing ----------------------------------------------------------------------------------
 

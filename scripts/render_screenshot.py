@@ -1,6 +1,6 @@
 """Render the window over a realistic outbox to a PNG (docs/screenshot.png by default).
 
-    uv run python scripts/render_screenshot.py [OUTPUT.png]
+    uv run python scripts/render_screenshot.py [--dark] [OUTPUT.png]
 
 Everything happens in a temporary home, offscreen, with the window's settings
 in a temporary directory: nothing of yours is read or written. The outbox is
@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtGui import QColor, QPalette  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
@@ -141,8 +142,40 @@ def fill(outbox: Outbox) -> tuple[int, int]:
     return failed_id, sending_id
 
 
-def render(output: Path) -> Path:
+def dark_palette() -> QPalette:
+    """A plain dark theme (Fusion's roles), to check the window reads on dark too."""
+    palette = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: "#202124",
+        QPalette.ColorRole.WindowText: "#e8eaed",
+        QPalette.ColorRole.Base: "#17181a",
+        QPalette.ColorRole.AlternateBase: "#232427",
+        QPalette.ColorRole.Text: "#e8eaed",
+        QPalette.ColorRole.Button: "#2b2c2f",
+        QPalette.ColorRole.ButtonText: "#e8eaed",
+        QPalette.ColorRole.Highlight: "#3b82f6",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.ToolTipBase: "#2b2c2f",
+        QPalette.ColorRole.ToolTipText: "#e8eaed",
+        QPalette.ColorRole.PlaceholderText: "#9aa0a6",
+        QPalette.ColorRole.Mid: "#3c4043",
+        QPalette.ColorRole.Dark: "#111214",
+        QPalette.ColorRole.Light: "#3c4043",
+    }
+    for role, colour in roles.items():
+        palette.setColor(role, QColor(colour))
+    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text,
+                 QPalette.ColorRole.ButtonText):
+        palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6f7378"))
+    return palette
+
+
+def render(output: Path, *, dark: bool = False) -> Path:
     app = QApplication.instance() or QApplication([APPLICATION_NAME])
+    assert isinstance(app, QApplication)
+    app.setStyle("Fusion")
+    if dark:
+        app.setPalette(dark_palette())
     with tempfile.TemporaryDirectory() as scratch:
         QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, scratch)
         home = Path(scratch) / "home"
@@ -168,6 +201,11 @@ def render(output: Path) -> Path:
                 window.view.selectRow(row)
         window.detail.tabs.setCurrentIndex(1)  # recipients and their replies
         QTest.qWait(400)  # let the coalesced redraws and the status bar's timer run
+        # No real flush runs here: show the actions as a running flush leaves them.
+        for action, on in ((window.action_flush, False), (window.action_flush_selected, False),
+                           (window.action_stop, True), (window.action_retry, False),
+                           (window.action_retry_failed, False)):
+            action.setEnabled(on)
         image = window.grab()
         output.parent.mkdir(parents=True, exist_ok=True)
         if not image.save(str(output)):
@@ -180,8 +218,12 @@ def render(output: Path) -> Path:
 
 
 def main() -> int:
-    output = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "docs" / "screenshot.png"
-    print(render(output.resolve()))
+    args = sys.argv[1:]
+    dark = "--dark" in args
+    names = [a for a in args if a != "--dark"]
+    default = "screenshot-dark.png" if dark else "screenshot.png"
+    output = Path(names[0]) if names else ROOT / "docs" / default
+    print(render(output.resolve(), dark=dark))
     return 0
 
 

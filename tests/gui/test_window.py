@@ -313,3 +313,32 @@ def test_the_screenshot_script_renders_the_window_to_a_png(tmp_path: Path) -> No
     assert done.returncode == 0, done.stderr
     image = QImage(str(output))
     assert (image.width(), image.height()) == (1280, 780)
+
+
+def test_line_icons_follow_a_switch_to_a_dark_theme(window: MainWindow, qtbot: QtBot) -> None:
+    from PySide6.QtGui import QColor, QPalette
+
+    def ink() -> QColor:
+        image = window.action_add.icon().pixmap(24, 24).toImage()
+        inked = [
+            image.pixelColor(x, y)
+            for x in range(24)
+            for y in range(24)
+            if image.pixelColor(x, y).alpha() == 255
+        ]
+        assert inked
+        return inked[0]
+
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    light = app.palette()
+    assert ink().lightness() < 128  # dark lines on a light theme
+    dark = QPalette(light)
+    for group in (QPalette.ColorGroup.Active, QPalette.ColorGroup.Inactive):
+        dark.setColor(group, QPalette.ColorRole.Window, QColor("#202124"))
+        dark.setColor(group, QPalette.ColorRole.WindowText, QColor("#e8eaed"))
+    try:
+        app.setPalette(dark)
+        qtbot.waitUntil(lambda: ink().lightness() > 128)  # light lines on a dark theme
+    finally:
+        app.setPalette(light)
