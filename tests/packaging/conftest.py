@@ -26,3 +26,17 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is not installed (.ci/install-packaging.sh installs it)")
         pytest.skip(f"{name} is not installed")
     return path
+
+
+def bundle_tests_enabled() -> bool:
+    """The bundle tests cost ~30-60 s (a PyInstaller build): in CI, or when asked for."""
+    return bool(os.environ.get("CI")) or os.environ.get("OUTBOX_TEST_BUNDLE") == "1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    if bundle_tests_enabled():
+        return
+    skip = pytest.mark.skip(reason="builds the bundle: set OUTBOX_TEST_BUNDLE=1 (CI does)")
+    for item in items:
+        if item.get_closest_marker("bundle") is not None:
+            item.add_marker(skip)
