@@ -111,6 +111,7 @@ class MainWindow(QMainWindow):
         self._close_when_stopped = False
         self._send_again_after_flush = False
         self._prompts: dict[str, PasswordPrompt] = {}
+        self._refused_accounts: set[str] = set()
         self._selected: list[int] = []
         self._icons: dict[QAction, str] = {}  # redrawn in the new colours when the theme changes
 
@@ -591,6 +592,7 @@ class MainWindow(QMainWindow):
         self.tray.on_flush_finished(event)
 
     def _on_authentication_refused(self, event: AuthenticationRefused) -> None:
+        self._refused_accounts.add(event.account)
         # Called inside the engine's task: open the prompt from the Qt loop instead.
         QTimer.singleShot(0, lambda: self._ask_password(event.account, event.reply))
 
@@ -634,10 +636,15 @@ class MainWindow(QMainWindow):
             self.close()
             return
         if self._send_again_after_flush:
+            self._refused_accounts.clear()
             self._send_again_after_flush = False
             self.flush_all()
             return
-        problems = [e for e in result.errors if "refused the credentials" not in e]
+        # A refused password has its own prompt; the rest is worth a word.
+        refused, self._refused_accounts = self._refused_accounts, set()
+        problems = [
+            e for e in result.errors if not any(e.startswith(f"account {a}:") for a in refused)
+        ]
         if problems:
             tell(
                 self,

@@ -119,7 +119,10 @@ class StatusPanel(QObject):
 
 
 def finished_text(event: FlushFinished) -> str:
-    """One line on how a flush ended: ``Sent 12, 1 deferred, 2 failed.``"""
+    """One line on how a flush ended: ``Flush done: 12 sent, 1 deferred, 2 failed.``"""
+    settled = event.sent + event.deferred + event.failed + event.uncertain
+    if not settled and not event.stopped and not event.error:
+        return "Nothing was due to be sent."
     parts = [f"{event.sent} sent"]
     for count, word in (
         (event.deferred, "deferred"),

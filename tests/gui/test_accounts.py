@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel
+from PySide6.QtWidgets import QLabel, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from gui.accounts_dialog import AccountsDialog
@@ -176,6 +176,7 @@ def test_a_refused_password_during_a_flush_opens_a_prompt_and_the_right_one_send
     assert auth_server.received == []
 
     qtbot.waitUntil(lambda: not window.runner.running)
+    assert window.findChild(QMessageBox, "flush_problems") is None  # the prompt says it all
     with qtbot.waitSignal(window.runner.finished, timeout=30_000):
         qtbot.keyClicks(prompt.password, PASSWORD)  # type: ignore[attr-defined]
         click_button(qtbot, prompt, "password_prompt_save")

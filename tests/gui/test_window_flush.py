@@ -259,3 +259,25 @@ def test_delete_asks_first_and_removes_only_when_confirmed(
     qtbot.waitUntil(lambda: shown_state(window, doomed) is None)
     assert window.outbox.ids() == [spared]
     assert window.view.model().rowCount() == 1
+
+
+def test_retry_all_failed_sends_every_failed_message_again(
+    window: MainWindow, qtbot: QtBot, server: RunningServer, handler: GatedHandler
+) -> None:
+    handler.refuse["x@example.net"] = "554 5.7.1 Relay access denied"
+    handler.refuse["y@example.net"] = "554 5.7.1 Relay access denied"
+    ids = [enqueue(window.outbox, f"{n}@example.net", n) for n in ("x", "y", "z")]
+    qtbot.waitUntil(lambda: all(shown_state(window, i) == "queued" for i in ids))
+    with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
+        click_action(qtbot, window, window.action_flush)
+    qtbot.waitUntil(lambda: [shown_state(window, i) for i in ids] == ["failed", "failed", "sent"])
+    assert window.action_retry_failed.isEnabled()
+
+    handler.refuse.clear()
+    with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
+        window.action_retry_failed.trigger()  # in the Messages menu
+    qtbot.waitUntil(lambda: all(shown_state(window, i) == "sent" for i in ids))
+    assert sorted(r.rcpt_tos[0] for r in server.received) == [
+        "x@example.net", "y@example.net", "z@example.net"
+    ]
+    assert not window.action_retry_failed.isEnabled()
