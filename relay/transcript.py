@@ -89,7 +89,15 @@ class Transcript:
         dropped = self._first_kept - start
         if dropped > 0:
             out.append(f"{Direction.NOTE}: [{dropped} lines not kept: the transcript is bounded]")
-        out.extend(str(line) for line in self._lines if line.seq >= start)
+        # Lines are kept in sequence order: take the tail from the right, so
+        # rendering one transaction costs its own lines, not the session's.
+        tail = []
+        for line in reversed(self._lines):
+            if line.seq < start:
+                break
+            tail.append(str(line))
+        tail.reverse()
+        out.extend(tail)
         return "\n".join(out)
 
     def __str__(self) -> str:

@@ -1,0 +1,1 @@
+"""Performance benchmarks (issue 6); run with ``uv run python -m tests.bench``."""

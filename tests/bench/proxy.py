@@ -1,0 +1,109 @@
+"""A loopback TCP proxy that delays every byte by a fixed time each way and counts client turns.
+
+A *client turn* is a burst of bytes from the client that follows bytes from
+the server: the client had to wait for the server before it could go on. In
+lock-step SMTP every command is one turn; with PIPELINING a whole group (or a
+message body with the next envelope) is one. Bytes keep their order and
+their timing relative to each other: each direction is one queue released
+``delay_s`` after the bytes arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class TurnCounter:
+    turns: int = 0
+    client_bytes: int = 0
+    server_bytes: int = 0
+    _last_from_server: bool = True  # the greeting comes first: the first command is a turn
+
+    def client_sent(self, size: int) -> None:
+        if size and self._last_from_server:
+            self.turns += 1
+            self._last_from_server = False
+        self.client_bytes += size
+
+    def server_sent(self, size: int) -> None:
+        if size:
+            self._last_from_server = True
+        self.server_bytes += size
+
+
+class DelayProxy:
+    """``async with DelayProxy(target_port, delay_s)``: listen on 127.0.0.1:``port``."""
+
+    def __init__(self, target_host: str, target_port: int, delay_s: float) -> None:
+        self.target = (target_host, target_port)
+        self.delay_s = delay_s
+        self.counter = TurnCounter()
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> DelayProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        tasks = [
+            asyncio.create_task(self._pipe(reader, up_writer, self.counter.client_sent)),
+            asyncio.create_task(self._pipe(up_reader, writer, self.counter.server_sent)),
+        ]
+        self._tasks.update(tasks)
+        try:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        finally:
+            self._tasks.difference_update(tasks)
+            for w in (writer, up_writer):
+                w.close()
+
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        count: Callable[[int], None],
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def release() -> None:
+            while True:
+                due, data = await queue.get()
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                if not data:
+                    with contextlib.suppress(OSError):
+                        writer.write_eof()
+                    return
+                writer.write(data)
+                with contextlib.suppress(ConnectionError):
+                    await writer.drain()
+
+        releaser = asyncio.create_task(release())
+        try:
+            while True:
+                data = await reader.read(256 * 1024)
+                count(len(data))  # counted on arrival: what the sender did, not the delay
+                queue.put_nowait((loop.time() + self.delay_s, data))
+                if not data:
+                    break
+            await releaser
+        finally:
+            releaser.cancel()

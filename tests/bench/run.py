@@ -1,0 +1,545 @@
+"""The performance benchmarks of issue 6: ``uv run python -m tests.bench`` prints the table.
+
+Not part of the test run (no ``test_*`` files here, and ``conftest.py``
+ignores the directory). What it does:
+
+1. finds Postfix's ``smtp-sink``/``smtp-source`` in /usr/sbin, or installs the
+   ``postfix`` package with debconf's "No configuration" (its daemon is never
+   started: the image's policy-rc.d forbids it and nothing here starts it);
+2. runs ``smtp-sink`` pinned to the last core and every client (``outbox
+   flush``, ``smtp-source``) pinned to core 0, so ratios within one run are
+   comparable;
+3. measures, each against its target and a peer where there is one:
+   1. ``outbox flush`` of 10,000 queued 2 KB messages over 4 connections,
+      end to end (process start to every message marked sent) vs
+      ``smtp-source -s 4 -d`` (4 sessions, messages back to back);
+   2. client turns per message through a proxy adding 25 ms each way
+      (``proxy.py``), 200 messages on one connection, with PIPELINING and
+      with the account's pipelining off; peer: ``smtp-source`` through the
+      same proxy. Session set-up and QUIT (2 turns) are not counted;
+   3. CPU (user + system) of the flush per 1,000 messages, and per MB for a
+      50 MB message (less the CPU of flushing one small message);
+   4. peak resident memory of flushing one 50 MB message less that of
+      flushing one small message;
+   5. median wall time of ``outbox sendmail -t`` as a fresh process (30 calls),
+      and whether it imported aiosmtplib or Qt;
+   6. the window: not measured here yet.
+4. stops every process it started, whatever happens.
+
+Options: ``--quick`` (1,000 messages instead of 10,000, 50 instead of 200
+through the proxy; for trying changes, not for the record), ``--only N…``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from relay.accounts import Account, Security, save_accounts
+from relay.message import parse_message
+from relay.outbox import Outbox
+from relay.states import MessageState
+from tests.bench.proxy import DelayProxy
+
+SINK = Path("/usr/sbin/smtp-sink")
+SOURCE = Path("/usr/sbin/smtp-source")
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+OUTBOX = Path(PYTHON).parent / "outbox"
+CLIENT_CORE = "0"
+SINK_CORE = str(max(0, (os.cpu_count() or 1) - 1))
+SENDER = "bench@example.org"
+RECIPIENT = "sink@example.net"
+
+
+@dataclass
+class Row:
+    number: str
+    figure: str
+    value: str
+    target: str
+    peer: str
+    passed: bool | None  # None: not measured / informational
+
+    @property
+    def verdict(self) -> str:
+        return {True: "pass", False: "FAIL", None: "-"}[self.passed]
+
+
+@dataclass
+class Run:
+    wall_s: float
+    cpu_s: float
+    max_rss_kb: int
+    returncode: int
+    stderr: str
+
+
+class Processes:
+    """Every process the bench starts; ``close()`` ends whatever is still running."""
+
+    def __init__(self) -> None:
+        self._started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, args: Sequence[str], **kwargs: object) -> subprocess.Popen[bytes]:
+        process = subprocess.Popen(list(args), **kwargs)  # type: ignore[call-overload]
+        self._started.append(process)
+        return process  # type: ignore[no-any-return]
+
+    def run(self, args: Sequence[str], *, stdin: bytes | None = None, timeout: float = 900) -> Run:
+        """Run to the end; wall time, its own CPU and peak RSS."""
+        with tempfile.TemporaryFile() as err_file:  # a pipe would fill: a line per message
+            began = time.perf_counter()
+            process = self.start(
+                args,
+                stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err_file,
+            )
+            if stdin is not None:
+                assert process.stdin is not None
+                process.stdin.write(stdin)
+                process.stdin.close()
+            deadline = time.monotonic() + timeout
+            # ru_maxrss of a child counts the parent's memory it was forked from;
+            # /proc's VmHWM of the exec'd program (sampled until it exits) does not.
+            high_water_kb = 0
+            while True:
+                high_water_kb = max(high_water_kb, _high_water_kb(process.pid))
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid:
+                    break
+                if time.monotonic() > deadline:
+                    process.kill()
+                    pid, status, usage = os.wait4(process.pid, 0)
+                    break
+                time.sleep(0.002)
+            wall = time.perf_counter() - began
+            process.returncode = os.waitstatus_to_exitcode(status)
+            err_file.seek(0)
+            err = err_file.read().decode("utf-8", "replace")
+        return Run(
+            wall,
+            usage.ru_utime + usage.ru_stime,
+            high_water_kb or usage.ru_maxrss,
+            process.returncode,
+            err,
+        )
+
+    def close(self) -> None:
+        for process in self._started:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        self._started.clear()
+
+
+def _high_water_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+# -- set-up ------------------------------------------------------------------------------
+
+
+def ensure_postfix_tools() -> None:
+    if SINK.exists() and SOURCE.exists():
+        return
+    print("installing postfix (No configuration; its daemon is never started) …", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    sudo = [] if os.geteuid() == 0 else ["sudo"]
+    subprocess.run(
+        [*sudo, "debconf-set-selections"],
+        input=b"postfix postfix/main_mailer_type select No configuration\n",
+        check=True,
+    )
+    subprocess.run([*sudo, "apt-get", "install", "-y", "postfix"], env=env, check=True)
+    if not (SINK.exists() and SOURCE.exists()):
+        raise SystemExit("smtp-sink/smtp-source not found after installing postfix")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
+            return
+        time.sleep(0.02)
+    raise SystemExit(f"nothing listening on port {port}")
+
+
+def pinned(core: str, *args: str) -> list[str]:
+    return ["taskset", "-c", core, *args]
+
+
+def start_sink(processes: Processes) -> int:
+    port = free_port()
+    user = "nobody" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
+    args = [str(SINK), "-u", user, f"127.0.0.1:{port}", "1024"]
+    processes.start(pinned(SINK_CORE, *args), stdout=subprocess.DEVNULL)
+    wait_listening(port)
+    return port
+
+
+def message_bytes(index: int, size: int) -> bytes:
+    head = (
+        f"From: {SENDER}\r\nTo: {RECIPIENT}\r\nSubject: bench {index}\r\n"
+        f"Message-ID: <bench-{index}@example.org>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\n"
+    ).encode()
+    line = b"x" * 76 + b"\r\n"
+    body = bytearray(head)
+    while len(body) + len(line) <= size:
+        body += line
+    body += b"y" * max(0, size - len(body) - 2) + b"\r\n"
+    return bytes(body)
+
+
+def make_home(
+    directory: Path, port: int, count: int, size: int, *, connections: int, pipelining: bool = True
+) -> Path:
+    home = directory / f"home-{count}x{size}-{connections}-{int(pipelining)}"
+    home.mkdir()
+    per_connection = max(1, -(-count // connections))
+    save_accounts(
+        home,
+        [
+            Account(
+                name="sink",
+                host="127.0.0.1",
+                port=port,
+                security=Security.NONE,
+                max_connections=connections,
+                max_messages_per_connection=per_connection,
+                default=True,
+                pipelining=pipelining,
+            )
+        ],
+    )
+    with Outbox.open(home) as outbox:
+        # Filling is not measured: skip the per-message fsync while enqueueing.
+        outbox._conn.execute("PRAGMA synchronous = OFF")
+        template = message_bytes(0, size)
+        for index in range(count):
+            outbox.add_message(parse_message(template if index else message_bytes(index, size)))
+        outbox._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return home
+
+
+def sent_count(home: Path) -> int:
+    with Outbox.open(home) as outbox:
+        return outbox.counts()[MessageState.SENT]
+
+
+def flush(processes: Processes, home: Path) -> Run:
+    return processes.run(
+        pinned(CLIENT_CORE, PYTHON, "-m", "relay.cli", "--home", str(home), "flush")
+    )
+
+
+def check_sent(run: Run, home: Path, count: int, what: str) -> None:
+    sent = sent_count(home)
+    if run.returncode != 0 or sent != count:
+        raise SystemExit(
+            f"{what}: exit {run.returncode}, {sent} of {count} sent\n{run.stderr[-2000:]}"
+        )
+
+
+# -- the measurements ----------------------------------------------------------------------
+
+
+def bench_throughput(
+    processes: Processes, work: Path, port: int, count: int
+) -> tuple[list[Row], Run]:
+    home = make_home(work, port, count, 2048, connections=4)
+    ours = flush(processes, home)
+    check_sent(ours, home, count, "flush")
+    peer = processes.run(
+        pinned(
+            CLIENT_CORE,
+            str(SOURCE),
+            "-s",
+            "4",
+            "-d",
+            "-m",
+            str(count),
+            "-l",
+            "2048",
+            "-f",
+            SENDER,
+            "-t",
+            RECIPIENT,
+            f"127.0.0.1:{port}",
+        )
+    )
+    rate, peer_rate = count / ours.wall_s, count / peer.wall_s
+    ratio = rate / peer_rate
+    rows = [
+        Row(
+            "1",
+            f"flush {count} x 2 KB, 4 connections",
+            f"{rate:,.0f} msg/s ({ratio:.2f}x)",
+            ">= 0.5x smtp-source",
+            f"{peer_rate:,.0f} msg/s",
+            ratio >= 0.5,
+        )
+    ]
+    return rows, ours
+
+
+def bench_turns(processes: Processes, work: Path, port: int, count: int) -> list[Row]:
+    peer_count = max(10, count // 4)
+
+    async def measure(home: Path | None, messages: int) -> int:
+        async with DelayProxy("127.0.0.1", port, 0.025) as proxy:
+            if home is not None:
+                # The account goes to the proxy, not straight to the sink.
+                from relay.accounts import load_accounts
+
+                (account,) = load_accounts(home)
+                save_accounts(home, [_with_port(account, proxy.port)])
+                args = [PYTHON, "-m", "relay.cli", "--home", str(home), "flush"]
+            else:
+                args = [
+                    str(SOURCE),
+                    "-s",
+                    "1",
+                    "-d",
+                    "-m",
+                    str(messages),
+                    "-l",
+                    "2048",
+                    "-f",
+                    SENDER,
+                    "-t",
+                    RECIPIENT,
+                    f"127.0.0.1:{proxy.port}",
+                ]
+            process = await asyncio.create_subprocess_exec(
+                *pinned(CLIENT_CORE, *args),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            _, err = await process.communicate()
+            if process.returncode != 0:
+                raise SystemExit(f"turns run failed ({process.returncode}): {err.decode()[-2000:]}")
+            if home is not None and sent_count(home) != messages:
+                raise SystemExit(f"turns run: not all {messages} sent")
+            return proxy.counter.turns - 2  # EHLO (after the greeting) and QUIT
+
+    piped = make_home(work, port, count, 2048, connections=1)
+    lock = make_home(work, port, peer_count, 2048, connections=1, pipelining=False)
+    ours = asyncio.run(measure(piped, count)) / count
+    ours_off = asyncio.run(measure(lock, peer_count)) / peer_count
+    peer = asyncio.run(measure(None, peer_count)) / peer_count
+    return [
+        Row(
+            "2a",
+            f"client turns/message, PIPELINING, {count} msgs, 25 ms each way",
+            f"{ours:.2f}",
+            "<= 1.1",
+            f"{peer:.2f} (smtp-source)",
+            ours <= 1.1,
+        ),
+        Row(
+            "2b",
+            f"client turns/message, pipelining off, {peer_count} msgs",
+            f"{ours_off:.2f}",
+            "<= 4",
+            f"{peer:.2f} (smtp-source)",
+            ours_off <= 4.0 + 1e-9,
+        ),
+    ]
+
+
+def _with_port(account: Account, port: int) -> Account:
+    from dataclasses import replace
+
+    return replace(account, port=port)
+
+
+def bench_cpu_and_memory(
+    processes: Processes, work: Path, port: int, throughput: Run | None, count: int
+) -> list[Row]:
+    rows: list[Row] = []
+    if throughput is not None:
+        per_thousand = throughput.cpu_s / count * 1000
+        rows.append(
+            Row(
+                "3a",
+                "CPU per 1,000 x 2 KB (whole flush process)",
+                f"{per_thousand:.3f} s",
+                "<= 0.1 s",
+                "",
+                per_thousand <= 0.1,
+            )
+        )
+    small = make_home(work, port, 1, 2048, connections=1)
+    base = flush(processes, small)
+    check_sent(base, small, 1, "small flush")
+    big = make_home(work, port, 1, 50 * 1024 * 1024, connections=1)
+    large = flush(processes, big)
+    check_sent(large, big, 1, "50 MB flush")
+    per_mb = (large.cpu_s - base.cpu_s) / 50 * 1000
+    growth_mb = (large.max_rss_kb - base.max_rss_kb) / 1024
+    rows.append(
+        Row(
+            "3b",
+            "CPU per MB, one 50 MB message",
+            f"{per_mb:.1f} ms",
+            "<= 2 ms",
+            "",
+            per_mb <= 2.0,
+        )
+    )
+    rows.append(
+        Row(
+            "4",
+            "RSS growth flushing one 50 MB message",
+            f"{growth_mb:.1f} MB (peak {large.max_rss_kb / 1024:.0f} MB)",
+            "< 20 MB",
+            "",
+            growth_mb < 20,
+        )
+    )
+    return rows
+
+
+def bench_sendmail(processes: Processes, work: Path, calls: int = 30) -> list[Row]:
+    home = work / "home-sendmail"
+    home.mkdir()
+    with Outbox.open(home):
+        pass
+    message = message_bytes(1, 2048)
+    command = [str(OUTBOX), "--home", str(home), "sendmail", "-t"]
+    for _ in range(3):  # warm the page cache; not counted
+        processes.run(command, stdin=message)
+    times = []
+    for _ in range(calls):
+        run = processes.run(pinned(CLIENT_CORE, *command), stdin=message)
+        if run.returncode != 0:
+            raise SystemExit(f"sendmail failed: {run.stderr}")
+        times.append(run.wall_s)
+    floor = [processes.run(pinned(CLIENT_CORE, PYTHON, "-c", "pass")).wall_s for _ in range(calls)]
+    probe = subprocess.run(
+        [PYTHON, "-X", "importtime", "-m", "relay.cli", "--home", str(home), "sendmail", "-t"],
+        input=message,
+        capture_output=True,
+        check=True,
+    )
+    heavy = [
+        name
+        for name in ("aiosmtplib", "PySide6", "qasync")
+        if f" {name}\n" in probe.stderr.decode() or f" {name}." in probe.stderr.decode()
+    ]
+    median = statistics.median(times) * 1000
+    return [
+        Row(
+            "5",
+            f"outbox sendmail, median of {calls} fresh processes",
+            f"{median:.1f} ms" + (f" (imports {', '.join(heavy)})" if heavy else ""),
+            "<= 50 ms",
+            f"{statistics.median(floor) * 1000:.1f} ms (python -c pass)",
+            median <= 50 and not heavy,
+        )
+    ]
+
+
+def print_table(rows: Sequence[Row]) -> str:
+    headers = ("#", "figure", "measured", "target", "peer (same run)", "result")
+    cells = [headers] + [(r.number, r.figure, r.value, r.target, r.peer, r.verdict) for r in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = []
+    for index, row in enumerate(cells):
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+        if index == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    table = "\n".join(lines)
+    print(table)
+    return table
+
+
+@contextlib.contextmanager
+def workspace() -> Iterator[Path]:
+    directory = Path(tempfile.mkdtemp(prefix="outbox-bench-"))
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.bench", description=(__doc__ or "").split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller runs, for trying changes")
+    parser.add_argument("--only", nargs="*", default=[], help="measurement numbers (1 2 3 4 5)")
+    args = parser.parse_args(argv)
+    wanted = set(args.only) or {"1", "2", "3", "4", "5", "6"}
+    count = 1_000 if args.quick else 10_000
+    through_proxy = 50 if args.quick else 200
+    ensure_postfix_tools()
+    processes = Processes()
+    rows: list[Row] = []
+    os.chdir(ROOT)
+    try:
+        with workspace() as work:
+            port = start_sink(processes)
+            throughput = None
+            if "1" in wanted or "3" in wanted:
+                part, throughput = bench_throughput(processes, work, port, count)
+                rows += part if "1" in wanted else []
+            if "2" in wanted:
+                rows += bench_turns(processes, work, port, through_proxy)
+            if "3" in wanted or "4" in wanted:
+                rows += bench_cpu_and_memory(processes, work, port, throughput, count)
+            if "5" in wanted:
+                rows += bench_sendmail(processes, work)
+            if "6" in wanted:
+                rows.append(
+                    Row(
+                        "6",
+                        "window: 100,000 messages, stalls during a flush",
+                        "not measured",
+                        "first rows <= 1.5 s, < 300 MB, stall < 30 ms",
+                        "",
+                        None,
+                    )
+                )
+    finally:
+        processes.close()
+    print()
+    print(
+        f"client core {CLIENT_CORE}, sink core {SINK_CORE}, {os.cpu_count()} cores,"
+        f" Python {sys.version.split()[0]}, max RSS of the bench itself"
+        f" {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024} MB"
+    )
+    print_table(rows)
+    return 0 if all(r.passed is not False for r in rows) else 1
