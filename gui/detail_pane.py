@@ -98,6 +98,7 @@ class DetailPane(QWidget):
         self.setAccessibleName("Message details")
         self._outbox = outbox
         self._message_id: int | None = None
+        self._shown: MessageSnapshot | None = None
         self._attempts: list[AttemptRecord] = []
 
         self.title = QLabel()
@@ -175,11 +176,13 @@ class DetailPane(QWidget):
         snapshot = self._snapshot()
         if snapshot is None:
             self._message_id = None
+            self._shown = None
             self.title.setText("No message selected")
             for widget in (self.headers, self.body, self.transcript):
                 widget.clear()
             self.recipients.clear()
             self.attempts.clear()
+            self._attempts = []
             self.tabs.setEnabled(False)
             return
         self.tabs.setEnabled(True)
@@ -192,13 +195,17 @@ class DetailPane(QWidget):
         self._show_state(snapshot)
 
     def refresh(self, changed_ids: set[int]) -> None:
-        """The model applied a batch: redraw if it touched the message shown."""
+        """The model applied a batch: redraw if the message shown really changed.
+
+        Progress alone does not count: the pane would otherwise rebuild (and
+        lose the transcript's scroll position) thirty times a second.
+        """
         if self._message_id is None or self._message_id not in changed_ids:
             return
         snapshot = self._snapshot()
         if snapshot is None:
             self.show_message(None)
-        else:
+        elif snapshot != self._shown:
             self._show_state(snapshot)
 
     def _snapshot(self) -> MessageSnapshot | None:
@@ -210,6 +217,7 @@ class DetailPane(QWidget):
             return None
 
     def _show_state(self, message: MessageSnapshot) -> None:
+        self._shown = message
         self.title.setText(
             f"Message {message.id} · {message.state.value} · {message.subject or '(no subject)'}"
         )
@@ -226,6 +234,8 @@ class DetailPane(QWidget):
             attempts = self._outbox.attempts(message.id)
         except NoSuchMessage:
             attempts = []
+        if attempts and attempts == self._attempts:
+            return  # same attempts: keep the list and the transcript as they are
         current = self.attempts.currentItem()
         current_id = current.data(0, Qt.ItemDataRole.UserRole) if current else None
         self._attempts = attempts

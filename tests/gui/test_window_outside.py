@@ -89,3 +89,20 @@ def test_a_flush_on_the_command_line_keeps_send_all_off_and_its_results_show_up(
         click_action(qtbot, window, window.action_flush)
     qtbot.waitUntil(lambda: shown_state(window, late) == "sent")
     assert [r.rcpt_tos for r in server.received] == [("fay@example.net",), ("gus@example.net",)]
+
+
+def test_the_drop_folder_is_imported_when_the_window_starts(
+    qtbot: QtBot, loop: object, account_home: Path
+) -> None:
+    from gui.app import create_main_window
+
+    new = account_home / "drop" / "new"
+    new.mkdir(parents=True)
+    (new / "1732450000.M1P2.laptop").write_bytes(message_bytes("olga@example.net", "Dropped"))
+    window = create_main_window(account_home)
+    qtbot.addWidget(window)
+    (stored,) = window.outbox.messages()
+    assert stored.subject == "Dropped"
+    qtbot.waitUntil(lambda: shown_state(window, stored.id) == "queued")
+    assert list(new.iterdir()) == []
+    assert "Imported 1" in window.statusBar().currentMessage()
