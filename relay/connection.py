@@ -250,7 +250,7 @@ class Session:
         except WireError as exc:
             raise self._lost_by(exc, f"while waiting for the reply to {what}") from None
         self.transcript.server(raw.code, raw.lines)
-        reply = Reply(stage, raw.code, _clip(raw.text))
+        reply = Reply(stage, raw.code, self._shown(raw.text))
         if raw.code == 421:
             raise self._lose(
                 FailureKind.CLOSING,
@@ -331,7 +331,7 @@ class Session:
         if stray is None:
             return
         self.transcript.server(stray.code, stray.lines)
-        said = f"{stray.code} {_clip(stray.text)}".strip()  # answers no command: no Reply
+        said = f"{stray.code} {self._shown(stray.text)}".strip()  # answers no command: no Reply
         host = self.account.host
         if stray.code == 421:
             raise self._lose(
@@ -377,13 +377,18 @@ class Session:
         text = f"{host}: {exc} {where}"
         if last_words is not None:
             self.transcript.server(last_words.code, last_words.lines)
-            reply = Reply(Stage.DATA, last_words.code, _clip(last_words.text))
+            reply = Reply(Stage.DATA, last_words.code, self._shown(last_words.text))
             text += f"; its last reply: {reply}"
         return self._lose(FailureKind.DROPPED, text, reply)
+
+    def _shown(self, text: str) -> str:
+        """Server text as we keep it: secrets masked, length bounded."""
+        return _clip(self.transcript.masked(text))
 
     def _lose(
         self, kind: FailureKind, text: str, reply: Reply | None = None, *, close: bool = False
     ) -> SessionLost:
+        text = self.transcript.masked(text)
         self.transcript.note(text)
         if close:
             self.close()
@@ -415,6 +420,10 @@ class _Opener:
         self.account = account
         self.password = password
         self.transcript = transcript
+        if password:
+            # A server may repeat what it was sent (a 535 quoting the AUTH line):
+            # nothing it says may carry the password into a transcript or an error.
+            transcript.hide(*_auth_forms(account.user or "", password))
         self._on_phase = on_phase
         self._sock: socket.socket | None = None
         self._smtp: aiosmtplib.SMTP | None = None
@@ -575,7 +584,7 @@ class _Opener:
             ) from None
         except aiosmtplib.SMTPConnectResponseError as exc:
             self.transcript.server(exc.code, exc.message.split("\n"))
-            reply = Reply(Stage.GREETING, exc.code, _clip(_one_line(exc.message)))
+            reply = Reply(Stage.GREETING, exc.code, self._shown(_one_line(exc.message)))
             if exc.code == 421:
                 raise self._refused(
                     FailureKind.CLOSING, f"{account.host} is not taking mail now: {reply}", reply
@@ -587,7 +596,7 @@ class _Opener:
             raise self._translate(exc, "the greeting", handshake=implicit_tls) from None
         if implicit_tls:
             self._note_tls()
-        self._greeting = _clip(_one_line(response.message))
+        self._greeting = self._shown(_one_line(response.message))
         self.transcript.server(response.code, response.message.split("\n"))
 
     async def _hello(self) -> None:
@@ -605,7 +614,7 @@ class _Opener:
         refusal = response
         response = await self._exchange(Stage.EHLO, [b"HELO", name.encode()], f"HELO {name}")
         if response.code != 250:
-            reply = Reply(Stage.EHLO, response.code, _clip(_one_line(response.message)))
+            reply = Reply(Stage.EHLO, response.code, self._shown(_one_line(response.message)))
             raise self._refused(
                 FailureKind.PROTOCOL,
                 f"{self.account.host} refused both EHLO ({refusal.code}) and HELO: {reply}",
@@ -637,7 +646,7 @@ class _Opener:
             if exc.code < 0:
                 raise self._translate(exc, "STARTTLS") from None
             self.transcript.server(exc.code, exc.message.split("\n"))
-            reply = Reply(Stage.STARTTLS, exc.code, _clip(_one_line(exc.message)))
+            reply = Reply(Stage.STARTTLS, exc.code, self._shown(_one_line(exc.message)))
             if exc.code == 421:
                 raise self._refused(
                     FailureKind.CLOSING, f"{host} is closing the session: {reply}", reply
@@ -708,7 +717,7 @@ class _Opener:
                 " Outbox supports PLAIN and LOGIN",
                 polite=True,
             )
-        reply = Reply(Stage.AUTH, response.code, _clip(_one_line(response.message)))
+        reply = Reply(Stage.AUTH, response.code, self._shown(_one_line(response.message)))
         if 200 <= response.code < 300:
             self._authenticated_as = user
             self._auth_mechanism = mechanism
@@ -747,7 +756,7 @@ class _Opener:
             raise self._translate(exc, what) from None
         self.transcript.server(response.code, response.message.split("\n"))
         if response.code == 421:
-            reply = Reply(stage, 421, _clip(_one_line(response.message)))
+            reply = Reply(stage, 421, self._shown(_one_line(response.message)))
             raise self._refused(
                 FailureKind.CLOSING, f"{self.account.host} is closing the session: {reply}", reply
             )
@@ -843,9 +852,14 @@ class _Opener:
 
     # -- failures ---------------------------------------------------------------------
 
+    def _shown(self, text: str) -> str:
+        """Server text as we keep it: secrets masked, length bounded."""
+        return _clip(self.transcript.masked(text))
+
     def _refused(
         self, kind: FailureKind, text: str, reply: Reply | None = None, *, polite: bool = False
     ) -> _Refused:
+        text = self.transcript.masked(text)
         return _Refused(SessionFailure(kind, text, reply), polite=polite)
 
     def _translate(self, exc: BaseException, what: str, *, handshake: bool = False) -> _Refused:
@@ -927,6 +941,14 @@ def _os_reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+def _auth_forms(user: str, password: str) -> tuple[str, ...]:
+    """The password as it travels in AUTH PLAIN and LOGIN, and as itself."""
+    secret = password.encode("utf-8")
+    plain = base64.b64encode(b"\0" + user.encode("utf-8") + b"\0" + secret).decode()
+    login = base64.b64encode(secret).decode()
+    return (password, plain, plain.rstrip("="), login, login.rstrip("="))
 
 
 def _one_line(text: str) -> str:

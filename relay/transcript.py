@@ -2,8 +2,11 @@
 
 Rules this module keeps:
 
-- It never sees a secret. Callers record what a person may read: the AUTH
-  lines arrive here already as ``AUTH PLAIN ****`` and ``****``.
+- It never keeps a secret. Callers record what a person may read: the AUTH
+  lines arrive here already as ``AUTH PLAIN ****`` and ``****``. What a
+  server says is not under our control (a 535 may quote the AUTH line), so
+  the strings given to ``hide`` are replaced by ``****`` in every line, and
+  ``masked`` does the same for reply texts kept elsewhere.
 - It is bounded. A hostile or broken server can answer with endless text; each
   line is cut at ``max_line_chars`` and the whole keeps at most ``max_chars``,
   dropping the oldest lines first but never the *preamble* (the connection,
@@ -49,6 +52,18 @@ class Transcript:
         self._chars = 0
         self._next_seq = 0
         self._first_kept = 0  # sequence number of the oldest line kept after the preamble
+        self._hidden: list[str] = []  # longest first, so no part of one survives another
+
+    def hide(self, *secrets: str) -> None:
+        """Never record these strings; ``****`` stands in for them from now on."""
+        self._hidden = sorted({*self._hidden, *(s for s in secrets if s)}, key=len, reverse=True)
+
+    def masked(self, text: str) -> str:
+        """``text`` with every hidden string replaced by ``****``."""
+        for secret in self._hidden:
+            if secret in text:
+                text = text.replace(secret, "****")
+        return text
 
     def client(self, text: str) -> None:
         """A command as we sent it (secrets already replaced by ``****``)."""
@@ -108,7 +123,7 @@ class Transcript:
         return self._preamble[-1].seq + 1 if self._preamble else 0
 
     def _add(self, direction: Direction, text: str) -> None:
-        text = text.replace("\r", "").replace("\n", " ")
+        text = self.masked(text).replace("\r", "").replace("\n", " ")
         if len(text) > self._max_line_chars:
             cut = len(text) - self._max_line_chars
             text = f"{text[: self._max_line_chars]}… [{cut} more characters]"
