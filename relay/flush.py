@@ -36,7 +36,11 @@ class FlushResult:
     """What one flush did, for its exit status and its last words."""
 
     settled: list[Settled] = field(default_factory=list)
+    #: Problems a person must fix (no account for a sender, no password, refused
+    #: credentials): the messages concerned were left as they were.
     errors: list[str] = field(default_factory=list)
+    #: Things worth saying that are nobody's fault (a named message is held).
+    notes: list[str] = field(default_factory=list)
     stopped: bool = False
     auth_refused: bool = False
 
@@ -46,11 +50,10 @@ class FlushResult:
     @property
     def exit_code(self) -> int:
         """0 all sent; 1 something failed for good (or needs a person); 75 try later."""
-        if self.auth_refused or self.count(MessageState.FAILED):
+        if self.errors or self.count(MessageState.FAILED):
             return 1
         if (
-            self.errors
-            or self.count(MessageState.DEFERRED)
+            self.count(MessageState.DEFERRED)
             or self.count(MessageState.UNCERTAIN)
             or self.count(MessageState.QUEUED)
         ):
@@ -135,7 +138,7 @@ class RelayingManager:
         for message_id in dict.fromkeys(message_ids):
             snapshot = self._outbox.get(message_id)  # NoSuchMessage for a bad id
             if snapshot.state is MessageState.HELD:
-                self.result.errors.append(f"{message_id}: held; release it first")
+                self.result.notes.append(f"{message_id}: held; release it first")
             elif any(r.state in OWED for r in snapshot.recipients):
                 chosen.append(snapshot)
         return chosen

@@ -132,9 +132,9 @@ def cmd_flush(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.finish()
     result = manager.result
-    for error in result.errors:
-        print(f"outbox: {error}", file=sys.stderr)
-    if not result.settled and not result.errors:
+    for line in (*result.notes, *result.errors):
+        print(f"outbox: {line}", file=sys.stderr)
+    if not result.settled and not result.errors and not result.notes:
         print("outbox: nothing to send", file=sys.stderr)
     return result.exit_code
 
