@@ -215,3 +215,20 @@ def test_ctrl_c_finishes_the_message_in_flight_and_leaves_the_rest_queued(
     assert "sending" not in final.values()
     assert list(final.values()).count("sent") == 1
     assert list(final.values()).count("queued") == 3
+
+
+def test_a_missing_password_is_a_problem_to_fix_not_a_deferral(
+    home: Path, tmp_path: Path
+) -> None:
+    env = {"PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
+           FILE_ENV: str(tmp_path / "keyring.json")}
+    with threaded_smtp_server(password="right-password") as server:
+        add_account(home, server.port, "--user", USER, "--password-stdin", env=env,
+                    password="right-password")
+        MemoryKeyring(tmp_path / "keyring.json").delete_password("outbox", "test")
+        enqueue(home, message(1))
+        done = outbox(home, "flush", env=env)
+        assert done.returncode == 1
+        assert b"no password stored for account test" in done.stderr
+        assert states(home) == {"1": "queued"}
+        assert server.received == []
