@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from datetime import datetime
 
 from relay.commands.store import open_outbox, parse_ids
 from relay.errors import UsageError
 from relay.events import MessageSnapshot
+from relay.outbox import Outbox
 from relay.states import MessageState, RecipientState
 
 
@@ -142,17 +144,19 @@ def _print_message(m: MessageSnapshot) -> None:
 
 
 def cmd_hold(args: argparse.Namespace) -> int:
-    _, outbox = open_outbox(args.home)
-    with outbox:
-        for m in outbox.hold(parse_ids(args.ids)):
-            print(f"{m.id}: {m.state.value}")
-    return 0
+    return _change_and_show(args, Outbox.hold)
 
 
 def cmd_release(args: argparse.Namespace) -> int:
+    return _change_and_show(args, Outbox.release)
+
+
+def _change_and_show(
+    args: argparse.Namespace, change: Callable[[Outbox, list[int]], list[MessageSnapshot]]
+) -> int:
     _, outbox = open_outbox(args.home)
     with outbox:
-        for m in outbox.release(parse_ids(args.ids)):
+        for m in change(outbox, parse_ids(args.ids)):
             print(f"{m.id}: {m.state.value}")
     return 0
 

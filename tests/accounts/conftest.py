@@ -95,13 +95,13 @@ def real_secret_service() -> Iterator[secret_service.SecretService]:
     """gnome-keyring on a private D-Bus session, stopped after the test.
 
     Skipped where the programs are missing, except under CI, where a missing
-    gnome-keyring is a broken set-up (``.ci/install-keyring.sh``) and fails.
+    gnome-keyring is a broken set-up (``.ci/run``) and fails.
     """
     missing = secret_service.missing_programs()
     if missing:
         reason = f"needs {', '.join(missing)} (Debian: apt-get install gnome-keyring dbus)"
         if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
-            pytest.fail(f"CI is set but {reason}; .ci/install-keyring.sh installs them")
+            pytest.fail(f"CI is set but {reason}; .ci/run installs them")
         pytest.skip(reason)
     with secret_service.running_secret_service() as service:
         yield service

@@ -2,7 +2,7 @@
 
 A missing tool (``desktop-file-validate``, ``appstreamcli``) skips its test on a
 developer's machine and fails it in CI (``CI`` set), where
-``.ci/install-packaging.sh`` has installed it.
+``.ci/run`` has installed it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def require_tool(name: str) -> str:
     path = shutil.which(name)
     if path is None:
         if os.environ.get("CI"):
-            pytest.fail(f"{name} is not installed (.ci/install-packaging.sh installs it)")
+            pytest.fail(f"{name} is not installed (.ci/run installs it)")
         pytest.skip(f"{name} is not installed")
     return path
 

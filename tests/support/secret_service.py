@@ -18,7 +18,7 @@ on that bus (a D-Bus ``NameOwnerChanged`` signal), and on the way out stops
 both processes and removes the directory. The user's own keyring and session
 bus are never touched.
 
-``missing_programs()`` names what is not installed; ``.ci/install-keyring.sh``
+``missing_programs()`` names what is not installed; ``.ci/run``
 installs it on Debian.
 """
 
