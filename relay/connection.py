@@ -51,7 +51,7 @@ from aiosmtplib.esmtp import parse_esmtp_extensions
 from relay.accounts import Account, Security
 from relay.report import FailureKind, Reply, SessionFailure, Stage
 from relay.states import Phase
-from relay.transcript import Transcript
+from relay.transcript import Transcript, printable
 from relay.wire import Wire, WireClosed, WireError, WireGarbled, WireTimeout, data_chunks
 
 #: How long QUIT may take before we just close: its reply changes nothing.
@@ -382,13 +382,14 @@ class Session:
         return self._lose(FailureKind.DROPPED, text, reply)
 
     def _shown(self, text: str) -> str:
-        """Server text as we keep it: secrets masked, length bounded."""
-        return _clip(self.transcript.masked(text))
+        """Server text as we keep it: secrets masked, control characters escaped
+        (it ends up on a person's terminal), length bounded."""
+        return _clip(printable(self.transcript.masked(text)))
 
     def _lose(
         self, kind: FailureKind, text: str, reply: Reply | None = None, *, close: bool = False
     ) -> SessionLost:
-        text = self.transcript.masked(text)
+        text = printable(self.transcript.masked(text))
         self.transcript.note(text)
         if close:
             self.close()
@@ -853,13 +854,14 @@ class _Opener:
     # -- failures ---------------------------------------------------------------------
 
     def _shown(self, text: str) -> str:
-        """Server text as we keep it: secrets masked, length bounded."""
-        return _clip(self.transcript.masked(text))
+        """Server text as we keep it: secrets masked, control characters escaped
+        (it ends up on a person's terminal), length bounded."""
+        return _clip(printable(self.transcript.masked(text)))
 
     def _refused(
         self, kind: FailureKind, text: str, reply: Reply | None = None, *, polite: bool = False
     ) -> _Refused:
-        text = self.transcript.masked(text)
+        text = printable(self.transcript.masked(text))
         return _Refused(SessionFailure(kind, text, reply), polite=polite)
 
     def _translate(self, exc: BaseException, what: str, *, handshake: bool = False) -> _Refused:

@@ -286,6 +286,17 @@ class ManagedRelayer:
             return
         tx.data = await session.command(Stage.DATA, "DATA")
         if tx.data.code != 354:
+            if tx.data.positive:
+                # Only 354 invites the data. A server that says 250 (or 3xx) here is not
+                # where we are in the dialogue: nothing further can be paired with it.
+                raise SessionLost(
+                    SessionFailure(
+                        FailureKind.PROTOCOL,
+                        f"{self._account.host} answered DATA with {tx.data} instead of 354;"
+                        " the message data was not sent",
+                        tx.data,
+                    )
+                )
             return
 
         def progressed(sent_bytes: int) -> None:

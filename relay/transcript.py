@@ -7,6 +7,9 @@ Rules this module keeps:
   server says is not under our control (a 535 may quote the AUTH line), so
   the strings given to ``hide`` are replaced by ``****`` in every line, and
   ``masked`` does the same for reply texts kept elsewhere.
+- It never keeps a control character: what a server says ends up on a
+  person's terminal (``outbox show``), where an escape sequence could retitle
+  the window or hide text; ``printable`` writes them as ``\\x1b`` and the like.
 - It is bounded. A hostile or broken server can answer with endless text; each
   line is cut at ``max_line_chars`` and the whole keeps at most ``max_chars``,
   dropping the oldest lines first but never the *preamble* (the connection,
@@ -22,6 +25,14 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
+
+
+def printable(text: str) -> str:
+    """``text`` with every non-printable character (C0, DEL, C1, bidi and other
+    format characters) written as its Python escape; the rest untouched."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class Direction(StrEnum):
@@ -123,7 +134,7 @@ class Transcript:
         return self._preamble[-1].seq + 1 if self._preamble else 0
 
     def _add(self, direction: Direction, text: str) -> None:
-        text = self.masked(text).replace("\r", "").replace("\n", " ")
+        text = printable(self.masked(text).replace("\r", "").replace("\n", " "))
         if len(text) > self._max_line_chars:
             cut = len(text) - self._max_line_chars
             text = f"{text[: self._max_line_chars]}… [{cut} more characters]"

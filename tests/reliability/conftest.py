@@ -59,11 +59,13 @@ def integrity(home: Path) -> str:
 
 
 def add_account(home: Path, port: int, *extra: str, env: dict[str, str] | None = None,
-                password: str = "", name: str = "test") -> None:
+                password: str = "", name: str = "test", timeout: float = 3,
+                security: str = "none") -> None:
+    seconds = f"{timeout:g}"
     done = outbox(
         home, "account", "add", name, "--host", "127.0.0.1", "--port", str(port),
-        "--security", "none", "--command-timeout", "3", "--data-timeout", "3",
-        "--connect-timeout", "3", *extra, env=env, input=password.encode() or None,
+        "--security", security, "--command-timeout", seconds, "--data-timeout", seconds,
+        "--connect-timeout", seconds, *extra, env=env, input=password.encode() or None,
     )
     assert done.returncode == 0, done.stderr.decode()
 

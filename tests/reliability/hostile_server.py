@@ -1,0 +1,153 @@
+"""A hostile SMTP server that never stops talking (or talks one byte at a time).
+
+The scripted ``tests.support.fault_server`` answers with fixed texts, however
+long; this one *streams*: at one stage of the conversation (the greeting, the
+reply to EHLO, or the reply to MAIL) it sends what a generator yields, at a
+pace, until the client hangs up or the server stops. Everything before that
+stage is an ordinary, polite server. It counts the bytes it pushed, so a test
+can see that the client stopped reading long before the server stopped
+sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+HOST = "127.0.0.1"
+STAGES = ("greeting", "ehlo", "mail")
+
+
+def endless_line() -> Iterator[bytes]:
+    """One reply line that never ends: no line break, ever."""
+    yield b"250 "
+    while True:
+        yield b"x" * 65536
+
+
+def endless_multiline() -> Iterator[bytes]:
+    """A multi-line reply whose last line never comes."""
+    line = b"250-" + b"y" * 72 + b"\r\n"
+    while True:
+        yield line * 512
+
+
+def garbage() -> Iterator[bytes]:
+    """Random bytes (NULs, 0xFF, stray CR and LF among them), forever."""
+    rng = random.Random(7)
+    while True:
+        yield bytes(rng.getrandbits(8) for _ in range(4096))
+
+
+def one_byte_at_a_time(text: bytes) -> Callable[[], Iterator[bytes]]:
+    """A proper reply, one byte per chunk (pair with ``pace_s``)."""
+    return lambda: (bytes([b]) for b in itertools.cycle(text))
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    stage: str  # one of STAGES
+    chunks: Callable[[], Iterator[bytes]]
+    pace_s: float = 0.0  # pause between chunks
+
+
+class HostileServer:
+    def __init__(self, behaviour: Behaviour) -> None:
+        assert behaviour.stage in STAGES
+        self.behaviour = behaviour
+        self.port = 0
+        self.sent_bytes = 0  # pushed at the hostile stage, over all connections
+        self.messages = 0  # data phases completed (should stay 0 when the stage comes first)
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, HOST, 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._converse(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await writer.wait_closed()
+
+    async def _stream(self, writer: asyncio.StreamWriter) -> None:
+        for chunk in self.behaviour.chunks():
+            writer.write(chunk)
+            await writer.drain()  # blocks while the client reads nothing: fine
+            self.sent_bytes += len(chunk)
+            if self.behaviour.pace_s:
+                await asyncio.sleep(self.behaviour.pace_s)
+
+    async def _converse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        stage = self.behaviour.stage
+        if stage == "greeting":
+            return await self._stream(writer)
+        writer.write(b"220 hostile.test ESMTP\r\n")
+        while True:
+            line = await reader.readline()
+            if not line:
+                return
+            verb = line[:4].upper()
+            if verb == b"EHLO":
+                if stage == "ehlo":
+                    return await self._stream(writer)
+                writer.write(b"250-hostile.test\r\n250 8BITMIME\r\n")
+            elif verb == b"MAIL":
+                if stage == "mail":
+                    return await self._stream(writer)
+                writer.write(b"250 OK\r\n")
+            elif verb == b"RCPT":
+                writer.write(b"250 OK\r\n")
+            elif verb == b"DATA":
+                writer.write(b"354 go on\r\n")
+                while (await reader.readline()) not in (b".\r\n", b""):
+                    pass
+                self.messages += 1
+                writer.write(b"250 OK\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                return
+            else:
+                writer.write(b"250 OK\r\n")
+
+
+@contextmanager
+def threaded_hostile_server(behaviour: Behaviour) -> Iterator[HostileServer]:
+    """A ``HostileServer`` on its own thread and loop; stops, connections and all."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="hostile-server", daemon=True)
+    thread.start()
+    server = HostileServer(behaviour)
+    try:
+        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
+        try:
+            yield server
+        finally:
+            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
