@@ -41,7 +41,7 @@ import ipaddress
 import re
 import socket
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -235,6 +235,20 @@ class Session:
             raise self._lost_by(exc, f"while sending {_WHAT.get(stage, stage)}") from None
         return await self.read_reply(stage, timeout_s=timeout_s)
 
+    def send_commands(self, commands: Sequence[tuple[Stage, str]]) -> None:
+        """Write several command lines in one write, reading nothing (RFC 2920 PIPELINING).
+
+        The caller reads their replies, in order, with ``read_reply``; it must
+        only do this when the server offered PIPELINING. A reply already
+        waiting is a stray one (nothing was outstanding): the session ends.
+        """
+        self._refuse_stray_reply()
+        wire = self._encode_commands(commands)
+        try:
+            self._wire.write(wire)
+        except WireError as exc:
+            raise self._lost_by(exc, f"while sending {_WHAT.get(commands[0][0])}") from None
+
     async def read_reply(self, stage: Stage, *, timeout_s: float | None = None) -> Reply:
         """The reply to what was last sent (``command_timeout_s`` unless told otherwise)."""
         if timeout_s is None:
@@ -266,8 +280,13 @@ class Session:
         *,
         progressed: Callable[[int], None],
         completing: Callable[[], None],
+        then: Sequence[tuple[Stage, str]] = (),
     ) -> None:
         """Stream ``body`` after a 354, stuffed, ending with the final dot.
+
+        ``then`` are command lines written in the same write as the final dot
+        (PIPELINING: the next message's envelope); their replies follow the
+        end-of-data reply.
 
         ``progressed(sent_bytes)`` is called after every chunk (at most 64 KiB
         of the message) and, while the kernel takes nothing, every
@@ -285,12 +304,15 @@ class Session:
             if chunk.last:
                 if self._wire.closed:
                     raise self._lost_in_data(WireClosed("the connection was lost"), reported, total)
+                following = self._encode_commands(then, record=False) if then else b""
                 completing()
                 try:
-                    self._wire.write(chunk.wire)
+                    self._wire.write(chunk.wire + following if following else chunk.wire)
                 except WireError as exc:  # only if ``completing`` itself closed the session
                     raise self._lost_in_data(exc, reported, total) from None
                 self.transcript.client(".")
+                for _, line in then:
+                    self.transcript.client(line)
                 progressed(total)
                 return
             try:
@@ -319,6 +341,19 @@ class Session:
         self._smtp.close()
 
     # -- internals ---------------------------------------------------------------
+
+    def _encode_commands(
+        self, commands: Sequence[tuple[Stage, str]], *, record: bool = True
+    ) -> bytes:
+        lines = []
+        for _, line in commands:
+            if any(c in line for c in "\r\n\0"):
+                raise ValueError(f"an SMTP command may not contain CR, LF or NUL: {line!r}")
+            lines.append(line)
+        if record:
+            for line in lines:
+                self.transcript.client(line)
+        return "".join(f"{line}\r\n" for line in lines).encode("utf-8")
 
     def _refuse_stray_reply(self) -> None:
         """In lock-step every reply was read: one waiting now was never asked for.

@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 
 from relay.accounts import Account
 from relay.connection import ServerOffer, Session, SessionLost, open_session
+from relay.pipeline import Command, Pipeline, envelope
 from relay.report import (
     FailureKind,
     OutgoingMessage,
@@ -221,12 +222,27 @@ class ManagedRelayer:
 
     async def _send_all(self, session: Session) -> None:
         messages = self._messages
+        pipeline = (
+            Pipeline(session) if session.offer.pipelining and self._account.pipelining else None
+        )
         for index, message in enumerate(messages):
             if self._stopping:
+                if pipeline is not None and pipeline.ahead is not None:
+                    self._transcript.note(
+                        "stopped: the next message's commands were already sent;"
+                        " dropping the connection so that it goes no further"
+                    )
+                    session.abort()
                 return
+            following = messages[index + 1] if index + 1 < len(messages) else None
             transaction = _Transaction(message, self._transcript.mark())
+            if pipeline is not None:
+                await self._open_group(pipeline, message)
             try:
-                await self._transact(session, transaction)
+                if pipeline is None:
+                    await self._transact(session, transaction)
+                else:
+                    await self._transact_pipelined(session, pipeline, transaction, following)
             except asyncio.CancelledError:
                 transaction.connection_error = SessionFailure(
                     FailureKind.DROPPED,
@@ -258,6 +274,9 @@ class ManagedRelayer:
                     return
                 raise
             self._finish(transaction)
+            if pipeline is not None:
+                await pipeline.settle()
+                continue
             more = index + 1 < len(messages) and not self._stopping
             if more and not transaction.succeeded and transaction.local_error is None:
                 await self._reset(session)
@@ -313,8 +332,88 @@ class ManagedRelayer:
             Stage.END_OF_DATA, timeout_s=self._account.data_timeout_s
         )
 
+    async def _open_group(self, pipeline: Pipeline, message: OutgoingMessage) -> None:
+        """Put ``message``'s envelope on the wire unless it already went with the last dot.
+
+        A due RSET goes first, and its reply is read here, before the
+        transaction starts, as lock-step reads it after the last one.
+        """
+        if pipeline.ahead == message.id:
+            pipeline.ahead = None
+            return
+        pipeline.ahead = None
+        problem, mail_line = _mail_command(message, pipeline.session.offer)
+        if problem is not None:
+            return  # reported by the transaction; nothing is sent
+        if pipeline.send_envelope(envelope(message, mail_line)):
+            self._check_reset(await pipeline.read(Stage.RSET))
+
+    async def _transact_pipelined(
+        self,
+        session: Session,
+        pipeline: Pipeline,
+        tx: _Transaction,
+        following: OutgoingMessage | None,
+    ) -> None:
+        """``_transact`` with the envelope already on the wire: the same reports, read in order."""
+        observer = self._observer
+        message = tx.message
+        observer.transaction_started(message.id)
+        observer.phase_changed(Phase.SENDING, message.id)
+        self._current_address = None
+        problem, _ = _mail_command(message, session.offer)
+        if problem is not None:
+            tx.local_error = problem
+            self._transcript.note(f"message {message.id} not sent: {problem}")
+            return
+        tx.mail = await pipeline.read(Stage.MAIL)
+        if not tx.mail.positive:
+            pipeline.leave_unclaimed([Stage.RCPT] * len(message.recipients) + [Stage.DATA])
+            return
+        for address in message.recipients:
+            self._current_address = address
+            reply = await pipeline.read(Stage.RCPT)
+            tx.recipients[address] = reply
+            observer.recipient_replied(message.id, address, reply)
+        self._current_address = None
+        if not any(reply.positive for reply in tx.recipients.values()):
+            pipeline.leave_unclaimed([Stage.DATA])
+            return
+        tx.data = await pipeline.read(Stage.DATA)
+        if tx.data.code != 354:
+            pipeline.reset_pending = True
+            return
+        then: list[Command] = []
+        if following is not None and not self._stopping:
+            follow_problem, follow_mail = _mail_command(following, session.offer)
+            if follow_problem is None:
+                then = envelope(following, follow_mail)
+
+        def progressed(sent_bytes: int) -> None:
+            tx.sent_bytes = sent_bytes
+            observer.data_progressed(message.id, sent_bytes, message.size)
+
+        def completing() -> None:
+            tx.data_completed = True
+            observer.data_completed(message.id)
+
+        await session.send_data(
+            message.body, progressed=progressed, completing=completing, then=then
+        )
+        if then:
+            assert following is not None
+            pipeline.ahead = following.id
+        observer.phase_changed(Phase.AWAITING_VERDICT, message.id)
+        tx.end_of_data = await pipeline.read(
+            Stage.END_OF_DATA, timeout_s=self._account.data_timeout_s
+        )
+        if not tx.end_of_data.positive and not then:
+            pipeline.reset_pending = True
+
     async def _reset(self, session: Session) -> None:
-        reply = await session.command(Stage.RSET, "RSET")
+        self._check_reset(await session.command(Stage.RSET, "RSET"))
+
+    def _check_reset(self, reply: Reply) -> None:
         if not reply.positive:
             raise SessionLost(
                 SessionFailure(

@@ -16,7 +16,12 @@ the second message only. RCPT answers go per address.
 data; ``stall_data`` stops reading it for a while. STARTTLS is offered when
 ``tls_context`` is given (``implicit_tls`` uses it from the first byte
 instead); PIPELINING is just an entry in ``extensions`` -- the server reads
-and answers commands in order, so a pipelining client works.
+and answers commands in order, so a pipelining client works. ``pipelined``
+counts the commands that were already waiting when the server went to read
+them (0 for a lock-step client). With ``enforce_order`` the server keeps
+RFC 5321's order as a real one does: RCPT without an accepted MAIL gets
+``503``, DATA without an accepted RCPT gets ``554`` (a pipelining client sends
+them anyway).
 
 The server records every command line (``commands``), every DATA it saw
 (``messages``: the bytes as sent on the wire and un-stuffed, and whether the
@@ -92,6 +97,7 @@ class Faults:
     end_of_data: Response | Sequence[Response] = "250 2.0.0 Queued"
     rset: Response = "250 2.0.0 OK"
     quit: Response = "221 2.0.0 Bye"
+    enforce_order: bool = False
 
 
 @dataclass
@@ -122,8 +128,10 @@ class _Connection:
         self.reader = reader
         self.writer = writer
         self.buffer = bytearray()
+        self.filled = False  # read from the socket since this was last cleared
 
     async def fill(self) -> None:
+        self.filled = True
         chunk = await self.reader.read(256 * 1024)
         if not chunk:
             raise _Closed
@@ -203,6 +211,7 @@ class FaultServer:
         self.commands: list[str] = []
         self.messages: list[ReceivedData] = []
         self.connections = 0
+        self.pipelined = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -279,8 +288,12 @@ class FaultServer:
         mail_from = ""
         accepted: list[str] = []
         tls_active = faults.implicit_tls
+        in_mail = False  # a MAIL was accepted and the transaction is open (enforce_order)
         while True:
+            connection.filled = False
             raw = await connection.line()
+            if not connection.filled:
+                self.pipelined += 1
             text = raw.decode("utf-8", "replace").rstrip("\r\n")
             self.commands.append(text)
             verb, _, argument = text.partition(" ")
@@ -307,12 +320,18 @@ class FaultServer:
                 response = _pick(faults.mail, mails)
                 mails += 1
                 mail_from, accepted = argument, []
+                in_mail = not (isinstance(response, str) and not response.startswith("2"))
+            elif verb == "RCPT" and faults.enforce_order and not in_mail:
+                response = "503 5.5.1 Error: need MAIL command"
             elif verb == "RCPT":
                 address = argument.partition("<")[2].partition(">")[0]
                 response = faults.rcpt.get(address, faults.rcpt_default)
                 if isinstance(response, str) and response.startswith("2"):
                     accepted.append(address)
+            elif verb == "DATA" and faults.enforce_order and not accepted:
+                response = "554 5.5.1 Error: no valid recipients"
             elif verb == "DATA":
+                in_mail = False
                 response = faults.data
                 if not (isinstance(response, str) and response.startswith("354")):
                     await connection.respond(response)
@@ -328,7 +347,7 @@ class FaultServer:
                 transactions += 1
             elif verb == "RSET":
                 response = faults.rset
-                mail_from, accepted = "", []
+                mail_from, accepted, in_mail = "", [], False
             elif verb == "NOOP":
                 response = "250 2.0.0 OK"
             elif verb == "QUIT":
