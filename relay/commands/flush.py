@@ -142,7 +142,9 @@ def cmd_flush(args: argparse.Namespace) -> int:
 def _import_drop_folder(outbox: Outbox, home: Path) -> None:
     """Take in what other programs left in ``<home>/drop/``; say what was refused."""
     from relay.dropfolder import import_drop_folder
+    from relay.transcript import printable
 
     result = import_drop_folder(outbox, home)
     for rejection in result.rejected:
-        print(f"outbox: drop/{rejection.name}: {rejection.reason}", file=sys.stderr)
+        # Any program may name a file there: its name reaches the terminal escaped.
+        print(f"outbox: drop/{printable(rejection.name)}: {rejection.reason}", file=sys.stderr)
