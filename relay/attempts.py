@@ -17,8 +17,10 @@ What it writes, and when, is what makes the outbox crash-safe:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from relay.events import (
     AttemptStarted,
@@ -59,6 +61,20 @@ class Settled:
 
 SettledCallback = Callable[[Settled], None]
 
+#: How long a settled outcome may wait for a commit it can share with others.
+GROUP_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class _Settlement:
+    """A transaction's verdicts, decided, waiting for the next commit."""
+
+    message_id: int
+    verdicts: dict[str, Verdict]
+    replies: Sequence[dict[str, object]]
+    sent_bytes: int
+    transcript: str
+
 
 class AttemptManager:
     """Decides and records the outcome of everything one relayer session reports."""
@@ -82,8 +98,11 @@ class AttemptManager:
         self._clock = clock
         self._on_settled = on_settled
         self._attempt_ids: dict[int, int] = {}
+        self._started_at: dict[int, datetime] = {}  # attempts not written yet
         self._accepted: dict[int, list[str]] = {}
         self._finished: set[int] = set()
+        self._unwritten: list[_Settlement] = []  # settled, to be written with the next commit
+        self._write_timer: asyncio.TimerHandle | None = None
         #: Set when the server refused our credentials: the flush stops for this account.
         self.auth_failure: SessionFailure | None = None
 
@@ -96,9 +115,8 @@ class AttemptManager:
         self._bus.publish(PhaseChanged(self._account, phase, message_id))
 
     def transaction_started(self, message_id: int) -> None:
-        self._attempt_ids[message_id] = self._outbox.start_attempt(
-            message_id, account=self._account, server=self._server, now=self._clock()
-        )
+        # Written with the first change that must last (see ``_write_attempt``).
+        self._started_at[message_id] = self._clock()
         self._accepted[message_id] = []
         self._bus.publish(AttemptStarted(message_id, self._account, self._server))
 
@@ -111,9 +129,13 @@ class AttemptManager:
         self._bus.publish(ProgressMade(message_id, sent_bytes, total_bytes))
 
     def data_completed(self, message_id: int) -> None:
-        attempt_id = self._attempt_ids.get(message_id)
-        if attempt_id is not None:
-            self._outbox.mark_data_completed(attempt_id, self._accepted.get(message_id, []))
+        # Durable before the final dot leaves: one commit, with what waited for one.
+        with self._outbox.batch():
+            settled = self._write_unwritten()
+            attempt_id = self._write_attempt(message_id)
+            if attempt_id is not None:
+                self._outbox.mark_data_completed(attempt_id, self._accepted.get(message_id, []))
+        self._announce(settled)
 
     def transaction_finished(self, report: TransactionReport) -> None:
         message_id = report.message_id
@@ -127,24 +149,39 @@ class AttemptManager:
         for reply in (report.mail, report.data, report.end_of_data):
             if reply is not None:
                 replies.append(
-                    {"address": None, "stage": str(reply.stage), "code": reply.code,
-                     "text": reply.text}
+                    {
+                        "address": None,
+                        "stage": str(reply.stage),
+                        "code": reply.code,
+                        "text": reply.text,
+                    }
                 )
-        self._settle(
-            message_id,
-            verdicts,
-            replies=replies,
-            sent_bytes=report.sent_bytes,
-            transcript=report.transcript,
+        self._finished.add(message_id)
+        self._unwritten.append(
+            _Settlement(message_id, verdicts, replies, report.sent_bytes, report.transcript)
         )
+        self._write_soon()
 
     def session_finished(self, transcript: str) -> None:
         # A relayer that was stopped hands back what it never started: untouched.
+        self.write_now()
         self._release_unfinished()
+
+    def write_now(self) -> None:
+        """Write every settled outcome still waiting for a commit (one commit)."""
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        if not self._unwritten:
+            return
+        with self._outbox.batch():
+            settled = self._write_unwritten()
+        self._announce(settled)
 
     def session_failed(
         self, failure: SessionFailure, unfinished: Sequence[int], transcript: str
     ) -> None:
+        self.write_now()
         if failure.kind is FailureKind.AUTH:
             self.auth_failure = failure
             self._bus.publish(AuthenticationRefused(self._account, failure.text))
@@ -153,16 +190,62 @@ class AttemptManager:
         for message_id in unfinished:
             if message_id in self._finished or message_id not in self._owed:
                 continue
-            if message_id not in self._attempt_ids:
-                self._attempt_ids[message_id] = self._outbox.start_attempt(
-                    message_id, account=self._account, server=self._server, now=self._clock()
-                )
+            self._started_at.setdefault(message_id, self._clock())
+            self._write_attempt(message_id)
             verdicts = {
                 address: Verdict(RecipientState.DEFERRED, failure.text)
                 for address in self._owed[message_id]
             }
-            self._settle(message_id, verdicts, transcript=transcript)
+            self._announce([self._settle(message_id, verdicts, transcript=transcript)])
         self._release_unfinished()
+
+    # -- writing ------------------------------------------------------------------------
+
+    def _write_attempt(self, message_id: int) -> int | None:
+        """The attempt row of a started transaction, inserted now if it is not yet."""
+        started_at = self._started_at.pop(message_id, None)
+        if started_at is not None:
+            self._attempt_ids[message_id] = self._outbox.start_attempt(
+                message_id, account=self._account, server=self._server, now=started_at
+            )
+        return self._attempt_ids.get(message_id)
+
+    def _write_soon(self) -> None:
+        """Group settled outcomes into one commit: the next durable write, or ``GROUP_S``.
+
+        Nothing a person was shown can be lost: the events (and the flush's
+        lines) follow the commit. A crash before it leaves the message
+        claimed, which the next start settles from the durable record (after
+        the final dot: *uncertain*).
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.write_now()  # no event loop to come back: write at once
+            return
+        if self._write_timer is None:
+            self._write_timer = loop.call_later(GROUP_S, self.write_now)
+
+    def _write_unwritten(self) -> list[Settled]:
+        unwritten, self._unwritten = self._unwritten, []
+        settled = []
+        for item in unwritten:
+            self._write_attempt(item.message_id)
+            settled.append(
+                self._settle(
+                    item.message_id,
+                    item.verdicts,
+                    replies=item.replies,
+                    sent_bytes=item.sent_bytes,
+                    transcript=item.transcript,
+                )
+            )
+        return settled
+
+    def _announce(self, settled: Sequence[Settled]) -> None:
+        if self._on_settled is not None:
+            for item in settled:
+                self._on_settled(item)
 
     # -- deciding -------------------------------------------------------------------
 
@@ -174,7 +257,8 @@ class AttemptManager:
         replies: Sequence[dict[str, object]] = (),
         sent_bytes: int = 0,
         transcript: str = "",
-    ) -> None:
+    ) -> Settled:
+        """Write a message's verdicts (its events follow the commit); ``_announce`` the result."""
         now = self._clock()
         deferred = any(v.state is RecipientState.DEFERRED for v in verdicts.values())
         if deferred and self._policy.expired(self._outbox.deferred_since(message_id), now):
@@ -200,8 +284,7 @@ class AttemptManager:
             now=now,
         )
         self._finished.add(message_id)
-        if self._on_settled is not None:
-            self._on_settled(Settled(snapshot, outcome, error))
+        return Settled(snapshot, outcome, error)
 
     def _release_unfinished(self) -> None:
         rest = [message_id for message_id in self._owed if message_id not in self._finished]
@@ -222,11 +305,7 @@ def recover_interrupted(outbox: Outbox, clock: Clock) -> list[MessageSnapshot]:
     recovered = []
     now = clock()
     for message_id, attempt_id, data_completed, accepted in outbox.interrupted():
-        owed = [
-            r.address
-            for r in outbox.get(message_id).recipients
-            if r.state in OWED
-        ]
+        owed = [r.address for r in outbox.get(message_id).recipients if r.state in OWED]
         verdicts: dict[str, Verdict] = {}
         for address in owed:
             if data_completed and address in accepted:

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Self
 
 from relay.errors import NoSuchMessage, OutboxError
 from relay.events import (
+    Event,
     EventBus,
     MessageChanged,
     MessageDeleted,
@@ -161,6 +162,7 @@ class Outbox:
         self.path = path
         self.bus = bus or EventBus()
         self._conn = _connect(path)
+        self._batch_events: list[Event] | None = None  # inside ``batch()``
 
     # -- life cycle -----------------------------------------------------------
 
@@ -184,8 +186,43 @@ class Outbox:
         self.close()
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Make every change inside one transaction: one commit (one fsync) for all of them.
+
+        Events wait for the commit, as they always do. Nothing inside may
+        await: the write lock is held until the block ends, and other
+        processes (``sendmail``, the window) wait for it. Nested batches join
+        the outer one.
+        """
+        if self._batch_events is not None:
+            yield
+            return
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        self._batch_events = []
+        try:
+            yield
+        except BaseException:
+            self._batch_events = None
+            conn.execute("ROLLBACK")
+            raise
+        events, self._batch_events = self._batch_events, None
+        conn.execute("COMMIT")
+        for event in events:
+            self.bus.publish(event)
+
+    def _publish(self, event: Event) -> None:
+        if self._batch_events is not None:
+            self._batch_events.append(event)
+        else:
+            self.bus.publish(event)
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn
+        if self._batch_events is not None:
+            yield conn  # part of the batch: committed (or rolled back) with it
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn
@@ -222,15 +259,14 @@ class Outbox:
                 "INSERT INTO bodies (message_id, raw) VALUES (?, ?)", (message_id, parsed.raw)
             )
             conn.executemany(
-                "INSERT INTO recipients (message_id, position, address, state)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO recipients (message_id, position, address, state) VALUES (?, ?, ?, ?)",
                 [
                     (message_id, position, address, RecipientState.PENDING.value)
                     for position, address in enumerate(parsed.recipients)
                 ],
             )
             snapshot = self._snapshot(message_id)
-        self.bus.publish(MessageQueued(snapshot))
+        self._publish(MessageQueued(snapshot))
         return snapshot
 
     # -- reading --------------------------------------------------------------
@@ -396,8 +432,7 @@ class Outbox:
                 (message_id,),
             )
             self._conn.execute(
-                "UPDATE messages SET next_attempt_at = NULL, deferred_since = NULL"
-                " WHERE id = ?",
+                "UPDATE messages SET next_attempt_at = NULL, deferred_since = NULL WHERE id = ?",
                 (message_id,),
             )
 
@@ -405,8 +440,7 @@ class Outbox:
 
     def failed_ids(self) -> list[int]:
         return [
-            row[0]
-            for row in self._conn.execute("SELECT id FROM messages WHERE state = 'failed'")
+            row[0] for row in self._conn.execute("SELECT id FROM messages WHERE state = 'failed'")
         ]
 
     def delete(self, message_ids: Sequence[int]) -> list[int]:
@@ -423,7 +457,7 @@ class Outbox:
                     raise OutboxError(f"message {message_id} is being sent; stop the flush first")
             conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
         for message_id in ids:
-            self.bus.publish(MessageDeleted(message_id))
+            self._publish(MessageDeleted(message_id))
         return ids
 
     def _change_each(
@@ -438,7 +472,7 @@ class Outbox:
                 self._rederive(message_id)
             snapshots = [self._snapshot(message_id) for message_id in ids]
         for snapshot in snapshots:
-            self.bus.publish(MessageChanged(snapshot))
+            self._publish(MessageChanged(snapshot))
         return snapshots
 
     # -- the attempt manager's writes -------------------------------------------
@@ -489,7 +523,7 @@ class Outbox:
                 )
                 snapshots.append(self._snapshot(message_id))
         for snapshot in snapshots:
-            self.bus.publish(MessageChanged(snapshot))
+            self._publish(MessageChanged(snapshot))
         return claimed
 
     def start_attempt(
@@ -501,9 +535,7 @@ class Outbox:
                 " VALUES (?, ?, ?, ?)",
                 (message_id, _to_text(now or utc_now()), account, server),
             )
-            conn.execute(
-                "UPDATE messages SET attempts = attempts + 1 WHERE id = ?", (message_id,)
-            )
+            conn.execute("UPDATE messages SET attempts = attempts + 1 WHERE id = ?", (message_id,))
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
@@ -563,7 +595,7 @@ class Outbox:
                 )
             self._rederive(message_id)
             snapshot = self._snapshot(message_id)
-        self.bus.publish(MessageChanged(snapshot))
+        self._publish(MessageChanged(snapshot))
         return snapshot
 
     def release_claims(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
@@ -631,8 +663,7 @@ class Outbox:
 
 
 _MESSAGE_COLUMNS = (
-    "id, state, sender, subject, size, created_at, attempts, next_attempt_at,"
-    " last_error, account"
+    "id, state, sender, subject, size, created_at, attempts, next_attempt_at, last_error, account"
 )
 
 
