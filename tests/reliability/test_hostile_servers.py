@@ -80,7 +80,11 @@ def cases() -> list[Case]:
              ("did not greet within",)),
         Case("250 to DATA before the data",
              threaded_fault_server(data="250 2.0.0 thanks, I have it"),
-             ("answered DATA with 250 2.0.0 thanks, I have it instead of 354",)),
+             ("answered DATA with 250 2.0.0 thanks, I have it",)),
+        Case("250 to DATA before the data, pipelining",
+             threaded_fault_server(data="250 2.0.0 thanks, I have it",
+                                   extensions=("PIPELINING", "8BITMIME", "SIZE 1000000")),
+             ("answered DATA with 250 2.0.0 thanks, I have it",)),
     ]
 
 
