@@ -23,11 +23,9 @@ already settled.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -47,76 +45,18 @@ from relay.events import (
 from relay.home import ensure_home
 from relay.message import ParsedMessage
 from relay.states import OWED, MessageState, RecipientState, derive_message_state
+from relay.storefile import DB_NAME, connect, insert_message, to_text
 
 if TYPE_CHECKING:
     from relay.policy import Verdict
     from relay.report import OutgoingMessage
-
-DB_NAME = "outbox.sqlite3"
-BUSY_TIMEOUT_S = 60.0
-
-MIGRATIONS: tuple[str, ...] = (
-    # 1: the first release.
-    """
-    CREATE TABLE messages (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        created_at TEXT NOT NULL,
-        sender TEXT NOT NULL,
-        subject TEXT NOT NULL DEFAULT '',
-        size INTEGER NOT NULL,
-        account TEXT,
-        needs_smtputf8 INTEGER NOT NULL DEFAULT 0,
-        eight_bit INTEGER NOT NULL DEFAULT 0,
-        state TEXT NOT NULL,
-        held INTEGER NOT NULL DEFAULT 0,
-        sending INTEGER NOT NULL DEFAULT 0,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt_at TEXT,
-        deferred_since TEXT,
-        last_error TEXT
-    );
-    CREATE INDEX messages_by_state ON messages(state, next_attempt_at);
-    CREATE TABLE bodies (
-        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
-        raw BLOB NOT NULL
-    );
-    CREATE TABLE recipients (
-        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-        position INTEGER NOT NULL,
-        address TEXT NOT NULL,
-        state TEXT NOT NULL,
-        reply TEXT,
-        PRIMARY KEY (message_id, position)
-    );
-    CREATE TABLE attempts (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
-        started_at TEXT NOT NULL,
-        ended_at TEXT,
-        account TEXT NOT NULL,
-        server TEXT NOT NULL,
-        outcome TEXT,
-        error TEXT,
-        replies TEXT NOT NULL DEFAULT '[]',
-        accepted TEXT NOT NULL DEFAULT '[]',
-        sent_bytes INTEGER NOT NULL DEFAULT 0,
-        data_completed INTEGER NOT NULL DEFAULT 0,
-        transcript TEXT NOT NULL DEFAULT ''
-    );
-    CREATE INDEX attempts_by_message ON attempts(message_id);
-    """,
-)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _to_text(moment: datetime | None) -> str | None:
-    """UTC, fixed width, so text order is time order in SQL comparisons."""
-    if moment is None:
-        return None
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
+_to_text = to_text
 
 
 def _from_text(text: str | None) -> datetime | None:
@@ -161,7 +101,7 @@ class Outbox:
     def __init__(self, path: Path, bus: EventBus | None = None) -> None:
         self.path = path
         self.bus = bus or EventBus()
-        self._conn = _connect(path)
+        self._conn = connect(path)
         self._batch_events: list[Event] | None = None  # inside ``batch()``
 
     # -- life cycle -----------------------------------------------------------
@@ -239,32 +179,7 @@ class Outbox:
         """Store one message and its recipients; one transaction."""
         now = now or utc_now()
         with self._write() as conn:
-            cursor = conn.execute(
-                "INSERT INTO messages (created_at, sender, subject, size, account,"
-                " needs_smtputf8, eight_bit, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    _to_text(now),
-                    parsed.sender,
-                    parsed.subject,
-                    len(parsed.raw),
-                    account,
-                    int(parsed.needs_smtputf8),
-                    int(parsed.eight_bit),
-                    MessageState.QUEUED.value,
-                ),
-            )
-            message_id = cursor.lastrowid
-            assert message_id is not None
-            conn.execute(
-                "INSERT INTO bodies (message_id, raw) VALUES (?, ?)", (message_id, parsed.raw)
-            )
-            conn.executemany(
-                "INSERT INTO recipients (message_id, position, address, state) VALUES (?, ?, ?, ?)",
-                [
-                    (message_id, position, address, RecipientState.PENDING.value)
-                    for position, address in enumerate(parsed.recipients)
-                ],
-            )
+            message_id = insert_message(conn, parsed, account=account, now=now)
             snapshot = self._snapshot(message_id)
         self._publish(MessageQueued(snapshot))
         return snapshot
@@ -685,49 +600,3 @@ def _message_from_row(
         recipients=tuple(recipients),
         account=account if isinstance(account, str) else None,
     )
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """Open (creating 0600) and migrate, tolerating many processes doing it at once."""
-    if not path.exists():
-        with suppress(FileExistsError):
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
-    while True:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = FULL")
-            _migrate(conn)
-            return conn
-        except sqlite3.OperationalError as exc:
-            conn.close()
-            # Switching to WAL takes an exclusive lock without waiting on the busy
-            # handler, so a crowd of first-time openers can see "locked": retry.
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.01)
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
-    if current >= len(MIGRATIONS):
-        if current > len(MIGRATIONS):
-            raise OutboxError(
-                f"this outbox was written by a newer Outbox (schema {current}); please upgrade"
-            )
-        return
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        current = conn.execute("PRAGMA user_version").fetchone()[0]
-        for version in range(current, len(MIGRATIONS)):
-            for statement in MIGRATIONS[version].split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")

@@ -184,8 +184,7 @@ def run(argv: list[str], home: str | None) -> int:
 
         find_account(load_accounts(resolved), invocation.account)
 
-    from relay.outbox import Outbox
+    from relay.storefile import enqueue  # not relay.outbox: its events cost start-up time
 
-    with Outbox.open(resolved) as outbox:
-        outbox.add_message(parsed, account=invocation.account)
+    enqueue(resolved, parsed, account=invocation.account)
     return 0

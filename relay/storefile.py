@@ -1,0 +1,189 @@
+"""The outbox's SQLite file: its schema, opening it, and storing a new message.
+
+Kept apart from ``relay.outbox`` (the store's API, events and snapshots) so
+that ``outbox sendmail`` -- started once per message by mail clients -- can
+store a message with nothing but ``sqlite3`` loaded (issue 6: a fresh
+process in well under 50 ms). ``Outbox.add_message`` writes through
+``insert_message`` too, so there is one way a message enters the file.
+
+The file is opened in WAL mode with ``synchronous=FULL``: when a write
+returns, it survives a crash of the process and a power loss.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from relay.errors import OutboxError
+from relay.states import MessageState, RecipientState
+
+if TYPE_CHECKING:
+    from relay.message import ParsedMessage
+
+DB_NAME = "outbox.sqlite3"
+BUSY_TIMEOUT_S = 60.0
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the first release.
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        subject TEXT NOT NULL DEFAULT '',
+        size INTEGER NOT NULL,
+        account TEXT,
+        needs_smtputf8 INTEGER NOT NULL DEFAULT 0,
+        eight_bit INTEGER NOT NULL DEFAULT 0,
+        state TEXT NOT NULL,
+        held INTEGER NOT NULL DEFAULT 0,
+        sending INTEGER NOT NULL DEFAULT 0,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at TEXT,
+        deferred_since TEXT,
+        last_error TEXT
+    );
+    CREATE INDEX messages_by_state ON messages(state, next_attempt_at);
+    CREATE TABLE bodies (
+        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        raw BLOB NOT NULL
+    );
+    CREATE TABLE recipients (
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL,
+        address TEXT NOT NULL,
+        state TEXT NOT NULL,
+        reply TEXT,
+        PRIMARY KEY (message_id, position)
+    );
+    CREATE TABLE attempts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        message_id INTEGER NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+        started_at TEXT NOT NULL,
+        ended_at TEXT,
+        account TEXT NOT NULL,
+        server TEXT NOT NULL,
+        outcome TEXT,
+        error TEXT,
+        replies TEXT NOT NULL DEFAULT '[]',
+        accepted TEXT NOT NULL DEFAULT '[]',
+        sent_bytes INTEGER NOT NULL DEFAULT 0,
+        data_completed INTEGER NOT NULL DEFAULT 0,
+        transcript TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX attempts_by_message ON attempts(message_id);
+    """,
+)
+
+
+def to_text(moment: datetime | None) -> str | None:
+    """UTC, fixed width, so text order is time order in SQL comparisons."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def insert_message(
+    conn: sqlite3.Connection, parsed: ParsedMessage, *, account: str | None, now: datetime
+) -> int:
+    """Insert a message, its body and its recipients; inside the caller's transaction."""
+    cursor = conn.execute(
+        "INSERT INTO messages (created_at, sender, subject, size, account,"
+        " needs_smtputf8, eight_bit, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            to_text(now),
+            parsed.sender,
+            parsed.subject,
+            len(parsed.raw),
+            account,
+            int(parsed.needs_smtputf8),
+            int(parsed.eight_bit),
+            MessageState.QUEUED.value,
+        ),
+    )
+    message_id = cursor.lastrowid
+    assert message_id is not None
+    conn.execute("INSERT INTO bodies (message_id, raw) VALUES (?, ?)", (message_id, parsed.raw))
+    conn.executemany(
+        "INSERT INTO recipients (message_id, position, address, state) VALUES (?, ?, ?, ?)",
+        [
+            (message_id, position, address, RecipientState.PENDING.value)
+            for position, address in enumerate(parsed.recipients)
+        ],
+    )
+    return message_id
+
+
+def enqueue(home: Path, parsed: ParsedMessage, *, account: str | None = None) -> int:
+    """Store one message in ``home``'s outbox in one transaction; its id.
+
+    For a process that only stores (``sendmail``): no events, no snapshot.
+    A window or flush running elsewhere notices through ``PRAGMA data_version``.
+    """
+    from relay.home import ensure_home
+
+    ensure_home(home)
+    conn = connect(home / DB_NAME)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            message_id = insert_message(conn, parsed, account=account, now=datetime.now(UTC))
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    return message_id
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating 0600) and migrate, tolerating many processes doing it at once."""
+    if not path.exists():
+        with suppress(FileExistsError):
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = FULL")
+            _migrate(conn)
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            # Switching to WAL takes an exclusive lock without waiting on the busy
+            # handler, so a crowd of first-time openers can see "locked": retry.
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current >= len(MIGRATIONS):
+        if current > len(MIGRATIONS):
+            raise OutboxError(
+                f"this outbox was written by a newer Outbox (schema {current}); please upgrade"
+            )
+        return
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        current = conn.execute("PRAGMA user_version").fetchone()[0]
+        for version in range(current, len(MIGRATIONS)):
+            for statement in MIGRATIONS[version].split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
