@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from relay.outbox import DB_NAME
 from tests.support.cli import outbox
 
 FIGURES_ENV = "OUTBOX_RELIABILITY_FIGURES"
 SEED_ENV = "OUTBOX_RELIABILITY_SEED"
+DB_NAME = "outbox.sqlite3"  # the store's file in the home (DESIGN.md), read here with plain SQL
 
 
 @pytest.fixture

@@ -20,8 +20,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay.outbox import DB_NAME
-from tests.reliability.conftest import env_int, integrity, message_tag, note, record_figures
+from tests.reliability.conftest import (
+    DB_NAME,
+    env_int,
+    integrity,
+    message_tag,
+    note,
+    record_figures,
+)
 from tests.support.cli import outbox
 
 
