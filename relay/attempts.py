@@ -8,11 +8,18 @@ class never talks SMTP.
 
 What it writes, and when, is what makes the outbox crash-safe:
 
-- ``transaction_started`` opens an attempt row (the message is already claimed);
-- ``data_completed`` records, durably, that the final dot left and which
-  recipients the server had accepted: if the process dies before the verdict,
-  recovery knows those recipients are *uncertain* rather than owed;
-- ``transaction_finished`` settles every owed recipient and releases the claim.
+- ``transaction_started`` notes when the attempt began (the message is
+  already claimed); its row is written with its first durable change;
+- ``data_completed`` records, durably and before the final dot leaves, that
+  the dot is leaving and which recipients the server had accepted: if the
+  process dies before the verdict, recovery knows those recipients are
+  *uncertain* rather than owed. One commit (one fsync) per message, the one
+  the durability promise needs;
+- ``transaction_finished`` settles every owed recipient and releases the
+  claim. A settlement waits for the next such commit (or ``GROUP_S``) and is
+  announced (events, the flush's lines) only after it, so nothing a person
+  was shown can be lost, and a crash leaves at most the message in flight
+  on each connection for recovery to call *uncertain*.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from relay.events import (
     ProgressMade,
     RecipientReplied,
 )
-from relay.outbox import Outbox
+from relay.outbox import AttemptEnd, Outbox
 from relay.policy import (
     Clock,
     RetryPolicy,
@@ -112,29 +119,44 @@ class AttemptManager:
         self._server = f"{session.host}:{session.port}"
 
     def phase_changed(self, phase: Phase, message_id: int | None) -> None:
-        self._bus.publish(PhaseChanged(self._account, phase, message_id))
+        if self._bus.listened:
+            self._bus.publish(PhaseChanged(self._account, phase, message_id))
 
     def transaction_started(self, message_id: int) -> None:
         # Written with the first change that must last (see ``_write_attempt``).
         self._started_at[message_id] = self._clock()
         self._accepted[message_id] = []
-        self._bus.publish(AttemptStarted(message_id, self._account, self._server))
+        if self._bus.listened:
+            self._bus.publish(AttemptStarted(message_id, self._account, self._server))
 
     def recipient_replied(self, message_id: int, address: str, reply: Reply) -> None:
         if reply.positive:
             self._accepted.setdefault(message_id, []).append(address)
-        self._bus.publish(RecipientReplied(message_id, address, str(reply)))
+        if self._bus.listened:
+            self._bus.publish(RecipientReplied(message_id, address, str(reply)))
 
     def data_progressed(self, message_id: int, sent_bytes: int, total_bytes: int) -> None:
-        self._bus.publish(ProgressMade(message_id, sent_bytes, total_bytes))
+        if self._bus.listened:
+            self._bus.publish(ProgressMade(message_id, sent_bytes, total_bytes))
 
     def data_completed(self, message_id: int) -> None:
-        # Durable before the final dot leaves: one commit, with what waited for one.
+        # Durable before the final dot leaves: one commit, with what waited for
+        # one. Writing the last message's verdict here, not later, is what keeps
+        # a crash to at most one *uncertain* message per connection.
         with self._outbox.batch():
             settled = self._write_unwritten()
-            attempt_id = self._write_attempt(message_id)
-            if attempt_id is not None:
-                self._outbox.mark_data_completed(attempt_id, self._accepted.get(message_id, []))
+            accepted = self._accepted.get(message_id, [])
+            started_at = self._started_at.pop(message_id, None)
+            if started_at is not None:  # the attempt row is written already marked
+                self._attempt_ids[message_id] = self._outbox.start_attempt(
+                    message_id,
+                    account=self._account,
+                    server=self._server,
+                    now=started_at,
+                    data_completed=accepted,
+                )
+            elif (attempt_id := self._attempt_ids.get(message_id)) is not None:
+                self._outbox.mark_data_completed(attempt_id, accepted)
         self._announce(settled)
 
     def transaction_finished(self, report: TransactionReport) -> None:
@@ -227,12 +249,15 @@ class AttemptManager:
             self._write_timer = loop.call_later(GROUP_S, self.write_now)
 
     def _write_unwritten(self) -> list[Settled]:
+        """Record every settlement waiting for a commit (inside the caller's batch)."""
         unwritten, self._unwritten = self._unwritten, []
-        settled = []
+        if not unwritten:
+            return []
+        ends = []
         for item in unwritten:
             self._write_attempt(item.message_id)
-            settled.append(
-                self._settle(
+            ends.append(
+                self._decide(
                     item.message_id,
                     item.verdicts,
                     replies=item.replies,
@@ -240,7 +265,11 @@ class AttemptManager:
                     transcript=item.transcript,
                 )
             )
-        return settled
+        snapshots = self._outbox.finish_attempts(ends)
+        return [
+            Settled(snapshot, end.outcome, end.error)
+            for snapshot, end in zip(snapshots, ends, strict=True)
+        ]
 
     def _announce(self, settled: Sequence[Settled]) -> None:
         if self._on_settled is not None:
@@ -259,6 +288,22 @@ class AttemptManager:
         transcript: str = "",
     ) -> Settled:
         """Write a message's verdicts (its events follow the commit); ``_announce`` the result."""
+        end = self._decide(
+            message_id, verdicts, replies=replies, sent_bytes=sent_bytes, transcript=transcript
+        )
+        (snapshot,) = self._outbox.finish_attempts([end])
+        return Settled(snapshot, end.outcome, end.error)
+
+    def _decide(
+        self,
+        message_id: int,
+        verdicts: dict[str, Verdict],
+        *,
+        replies: Sequence[dict[str, object]] = (),
+        sent_bytes: int = 0,
+        transcript: str = "",
+    ) -> AttemptEnd:
+        """The policy applied to a message's verdicts: what ``finish_attempts`` writes."""
         now = self._clock()
         deferred = any(v.state is RecipientState.DEFERRED for v in verdicts.values())
         if deferred and self._policy.expired(self._outbox.deferred_since(message_id), now):
@@ -270,21 +315,19 @@ class AttemptManager:
             next_attempt_at = self._policy.next_attempt_at(attempts, now)
         problems = [v.reply for v in verdicts.values() if v.state is not RecipientState.SENT]
         error = problems[0] if problems else None
-        outcome = attempt_outcome(verdicts)
-        snapshot = self._outbox.finish_attempt(
+        self._finished.add(message_id)
+        return AttemptEnd(
             message_id,
             self._attempt_ids.get(message_id),
             verdicts,
-            outcome=outcome,
+            outcome=attempt_outcome(verdicts),
             error=error,
             next_attempt_at=next_attempt_at,
+            now=now,
             replies=replies,
             sent_bytes=sent_bytes,
             transcript=transcript,
-            now=now,
         )
-        self._finished.add(message_id)
-        return Settled(snapshot, outcome, error)
 
     def _release_unfinished(self) -> None:
         rest = [message_id for message_id in self._owed if message_id not in self._finished]

@@ -255,7 +255,9 @@ class Session:
             timeout_s = self.account.command_timeout_s
         what = _WHAT.get(stage, str(stage))
         try:
-            raw = await self._wire.read_reply(timeout_s)
+            # A reply already here needs no timer: pipelined replies come in groups.
+            ready = self._wire.queued_reply() is not None
+            raw = await self._wire.read_reply(None if ready else timeout_s)
         except WireTimeout:
             raise self._lose(
                 FailureKind.TIMEOUT,

@@ -159,6 +159,11 @@ class EventBus:
 
         return unsubscribe
 
+    @property
+    def listened(self) -> bool:
+        """Whether anyone subscribed: a publisher may skip building an event nobody reads."""
+        return bool(self._subscribers)
+
     def publish(self, event: Event) -> None:
         for subscriber in list(self._subscribers):
             subscriber(event)

@@ -133,7 +133,7 @@ class RelayingManager:
 
     def _select(self, message_ids: Sequence[int] | None, now: datetime) -> list[MessageSnapshot]:
         if message_ids is None:
-            return [self._outbox.get(i) for i in self._outbox.due_ids(now)]
+            return self._outbox.snapshots(self._outbox.due_ids(now))
         chosen = []
         for message_id in dict.fromkeys(message_ids):
             snapshot = self._outbox.get(message_id)  # NoSuchMessage for a bad id

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from relay.errors import NoSuchMessage, OutboxError
 from relay.events import (
@@ -294,6 +294,44 @@ class Outbox:
         ]
         return _message_from_row(row, recipients)
 
+    def snapshots(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
+        """The messages named, in that order, read in two queries (missing ids are skipped)."""
+        rows = self._message_rows(message_ids)
+        recipients = self._recipient_rows(message_ids)
+        return [
+            _message_from_row(rows[i][:_SNAPSHOT_WIDTH], recipients.get(i, ()))
+            for i in message_ids
+            if i in rows
+        ]
+
+    def _message_rows(self, message_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+        """``_MESSAGE_COLUMNS`` and then ``_FLAG_COLUMNS`` of each message named, by id.
+
+        One query whatever the number of ids: they travel as one JSON array
+        parameter (no limit on the number of SQL variables to mind).
+        """
+        where, param = _id_filter("id", message_ids)
+        return {
+            row[0]: row
+            for row in self._conn.execute(
+                f"SELECT {_MESSAGE_COLUMNS}, {_FLAG_COLUMNS} FROM messages WHERE {where}", param
+            )
+        }
+
+    def _recipient_rows(self, message_ids: Sequence[int]) -> dict[int, list[RecipientSnapshot]]:
+        """Each named message's recipients in their order, by message id; one query."""
+        recipients: dict[int, list[RecipientSnapshot]] = {}
+        where, param = _id_filter("message_id", message_ids)
+        for message_id, address, state, reply in self._conn.execute(
+            "SELECT message_id, address, state, reply FROM recipients"
+            f" WHERE {where} ORDER BY message_id, position",
+            param,
+        ):
+            recipients.setdefault(message_id, []).append(
+                RecipientSnapshot(address, RecipientState(state), reply)
+            )
+        return recipients
+
     def _recipient_states(self, message_id: int) -> list[RecipientState]:
         return [
             RecipientState(row[0])
@@ -398,57 +436,78 @@ class Outbox:
         """Mark messages as being sent and hand back what is still owed.
 
         Messages already claimed, held, or owing nobody are skipped. One
-        transaction, so two flushes can never claim the same message.
+        transaction, so two flushes can never claim the same message; a few
+        queries for the whole batch, not a few per message.
         """
         from relay.report import OutgoingMessage
 
+        ids = list(dict.fromkeys(message_ids))
         claimed: list[OutgoingMessage] = []
         snapshots: list[MessageSnapshot] = []
         with self._write() as conn:
-            for message_id in message_ids:
-                row = conn.execute(
-                    "SELECT sender, held, sending, needs_smtputf8, eight_bit"
-                    " FROM messages WHERE id = ?",
-                    (message_id,),
-                ).fetchone()
-                if row is None or row[2] or (row[1] and not include_held):
+            rows = self._message_rows(ids)
+            recipients = self._recipient_rows(ids)
+            states: list[tuple[str, int]] = []
+            for message_id in ids:
+                row = rows.get(message_id)
+                if row is None:
                     continue
-                owed = tuple(
-                    address
-                    for address, state in conn.execute(
-                        "SELECT address, state FROM recipients WHERE message_id = ?"
-                        " ORDER BY position",
-                        (message_id,),
-                    )
-                    if RecipientState(state) in OWED
-                )
+                held, sending, needs_smtputf8, eight_bit, _ = row[_SNAPSHOT_WIDTH:]
+                if sending or (held and not include_held):
+                    continue
+                owned = recipients.get(message_id, [])
+                owed = tuple(r.address for r in owned if r.state in OWED)
                 if not owed:
                     continue
-                conn.execute("UPDATE messages SET sending = 1 WHERE id = ?", (message_id,))
-                self._rederive(message_id)
+                state = derive_message_state(
+                    [r.state for r in owned], held=bool(held), sending=True
+                )
+                states.append((state.value, message_id))
                 claimed.append(
                     OutgoingMessage(
                         id=message_id,
-                        sender=row[0],
+                        sender=row[2],
                         recipients=owed,
                         body=self.raw(message_id),
-                        needs_smtputf8=bool(row[3]),
-                        eight_bit=bool(row[4]),
+                        needs_smtputf8=bool(needs_smtputf8),
+                        eight_bit=bool(eight_bit),
                     )
                 )
-                snapshots.append(self._snapshot(message_id))
+                snapshots.append(
+                    _message_from_row((row[0], state.value, *row[2:_SNAPSHOT_WIDTH]), owned)
+                )
+            conn.executemany("UPDATE messages SET sending = 1, state = ? WHERE id = ?", states)
         for snapshot in snapshots:
             self._publish(MessageChanged(snapshot))
         return claimed
 
     def start_attempt(
-        self, message_id: int, *, account: str, server: str, now: datetime | None = None
+        self,
+        message_id: int,
+        *,
+        account: str,
+        server: str,
+        now: datetime | None = None,
+        data_completed: Sequence[str] | None = None,
     ) -> int:
+        """Open an attempt row (and count the attempt); one transaction.
+
+        ``data_completed``, when given, are the accepted recipients of an
+        attempt whose final dot is about to leave: the row is written already
+        marked, as ``mark_data_completed`` would (one statement instead of two).
+        """
         with self._write() as conn:
             cursor = conn.execute(
-                "INSERT INTO attempts (message_id, started_at, account, server)"
-                " VALUES (?, ?, ?, ?)",
-                (message_id, _to_text(now or utc_now()), account, server),
+                "INSERT INTO attempts (message_id, started_at, account, server,"
+                " data_completed, accepted) VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    message_id,
+                    _to_text(now or utc_now()),
+                    account,
+                    server,
+                    int(data_completed is not None),
+                    json.dumps(list(data_completed or ())),
+                ),
             )
             conn.execute("UPDATE messages SET attempts = attempts + 1 WHERE id = ?", (message_id,))
         assert cursor.lastrowid is not None
@@ -477,41 +536,101 @@ class Outbox:
         now: datetime | None = None,
     ) -> MessageSnapshot:
         """Record settled verdicts, release the claim and close the attempt; one transaction."""
-        now = now or utc_now()
+        (snapshot,) = self.finish_attempts(
+            [
+                AttemptEnd(
+                    message_id,
+                    attempt_id,
+                    verdicts,
+                    outcome=outcome,
+                    error=error,
+                    next_attempt_at=next_attempt_at,
+                    replies=replies,
+                    sent_bytes=sent_bytes,
+                    transcript=transcript,
+                    now=now or utc_now(),
+                )
+            ]
+        )
+        return snapshot
+
+    def finish_attempts(self, ends: Sequence[AttemptEnd]) -> list[MessageSnapshot]:
+        """``finish_attempt`` for several messages in one transaction and a few statements.
+
+        A recipient already ``sent`` is never changed. The message's new state
+        is derived here from the recipients as they will stand, so each
+        message costs one row per table rather than a read-back per message.
+        """
+        if not ends:
+            return []
+        snapshots: list[MessageSnapshot] = []
         with self._write() as conn:
+            ids = list(dict.fromkeys(end.message_id for end in ends))
+            rows = self._message_rows(ids)
+            recipients = self._recipient_rows(ids)
+            recipient_updates: list[tuple[str, str | None, int, str]] = []
+            message_updates: list[tuple[object, ...]] = []
+            attempt_updates: list[tuple[object, ...]] = []
+            for end in ends:
+                message_id, verdicts = end.message_id, end.verdicts
+                row = rows.get(message_id)
+                if row is None:
+                    raise NoSuchMessage(message_id)
+                now_text = _to_text(end.now)
+                for address, verdict in verdicts.items():
+                    recipient_updates.append(
+                        (verdict.state.value, verdict.reply, message_id, address)
+                    )
+                owned = [
+                    RecipientSnapshot(r.address, settled.state, settled.reply)
+                    if r.state is not RecipientState.SENT
+                    and (settled := verdicts.get(r.address)) is not None
+                    else r
+                    for r in recipients.get(message_id, ())
+                ]
+                recipients[message_id] = owned
+                deferred = any(v.state is RecipientState.DEFERRED for v in verdicts.values())
+                held = row[_SNAPSHOT_WIDTH]
+                deferred_since = (row[-1] or now_text) if deferred else None
+                state = derive_message_state(
+                    [r.state for r in owned], held=bool(held), sending=False
+                ).value
+                next_text = _to_text(end.next_attempt_at)
+                message_updates.append((state, end.error, next_text, deferred_since, message_id))
+                row = (row[0], state, *row[2:7], next_text, end.error, row[9], held, 0,
+                       *row[12:14], deferred_since)  # fmt: skip
+                rows[message_id] = row
+                if end.attempt_id is not None:
+                    attempt_updates.append(
+                        (
+                            now_text,
+                            end.outcome,
+                            end.error,
+                            json.dumps(list(end.replies)),
+                            end.sent_bytes,
+                            end.transcript,
+                            end.attempt_id,
+                        )
+                    )
+                snapshots.append(_message_from_row(row[:_SNAPSHOT_WIDTH], owned))
             conn.executemany(
                 "UPDATE recipients SET state = ?, reply = ? WHERE message_id = ? AND address = ?"
                 " AND state != 'sent'",
-                [
-                    (verdict.state.value, verdict.reply, message_id, address)
-                    for address, verdict in verdicts.items()
-                ],
+                recipient_updates,
             )
-            deferred = any(v.state is RecipientState.DEFERRED for v in verdicts.values())
-            conn.execute(
-                "UPDATE messages SET sending = 0, last_error = ?, next_attempt_at = ?,"
-                " deferred_since = CASE WHEN ? THEN COALESCE(deferred_since, ?) ELSE NULL END"
-                " WHERE id = ?",
-                (error, _to_text(next_attempt_at), deferred, _to_text(now), message_id),
+            conn.executemany(
+                "UPDATE messages SET sending = 0, state = ?, last_error = ?, next_attempt_at = ?,"
+                " deferred_since = ? WHERE id = ?",
+                message_updates,
             )
-            if attempt_id is not None:
-                conn.execute(
-                    "UPDATE attempts SET ended_at = ?, outcome = ?, error = ?, replies = ?,"
-                    " sent_bytes = ?, transcript = ? WHERE id = ?",
-                    (
-                        _to_text(now),
-                        outcome,
-                        error,
-                        json.dumps(list(replies)),
-                        sent_bytes,
-                        transcript,
-                        attempt_id,
-                    ),
-                )
-            self._rederive(message_id)
-            snapshot = self._snapshot(message_id)
-        self._publish(MessageChanged(snapshot))
-        return snapshot
+            conn.executemany(
+                "UPDATE attempts SET ended_at = ?, outcome = ?, error = ?, replies = ?,"
+                " sent_bytes = ?, transcript = ? WHERE id = ?",
+                attempt_updates,
+            )
+        for snapshot in snapshots:
+            self._publish(MessageChanged(snapshot))
+        return snapshots
 
     def release_claims(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
         """Give messages back untouched (a stop, refused credentials): they stay as they were."""
@@ -577,9 +696,35 @@ class Outbox:
         return result
 
 
+def _id_filter(column: str, ids: Sequence[int]) -> tuple[str, tuple[object]]:
+    """A WHERE clause picking ``ids``: one parameter however many (a JSON array)."""
+    if len(ids) == 1:
+        return f"{column} = ?", (ids[0],)
+    return f"{column} IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),)
+
+
 _MESSAGE_COLUMNS = (
     "id, state, sender, subject, size, created_at, attempts, next_attempt_at, last_error, account"
 )
+_SNAPSHOT_WIDTH = 10  # the columns above: what a snapshot is made of
+#: What claims and finishes also need, read with the above (``_message_rows``).
+_FLAG_COLUMNS = "held, sending, needs_smtputf8, eight_bit, deferred_since"
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptEnd:
+    """One message's settled attempt, as ``Outbox.finish_attempts`` records it."""
+
+    message_id: int
+    attempt_id: int | None
+    verdicts: dict[str, Verdict]
+    outcome: str
+    error: str | None
+    next_attempt_at: datetime | None
+    now: datetime
+    replies: Sequence[dict[str, object]] = ()
+    sent_bytes: int = 0
+    transcript: str = ""
 
 
 def _message_from_row(

@@ -35,6 +35,7 @@ stood (after the final dot that makes its recipients *uncertain*: the truth).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -53,6 +54,8 @@ from relay.report import (
 )
 from relay.states import Phase
 from relay.transcript import Transcript
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # C0 controls and DEL: never in a command line
 
 
 @dataclass(slots=True)
@@ -124,6 +127,7 @@ class ManagedRelayer:
         self._finished: set[int] = set()
         self._broken: int | None = None
         self._current_address: str | None = None
+        self._mail_lines: dict[int, tuple[str | None, str]] = {}  # see ``_mail``
         self._ran = False
         self._ended = False
 
@@ -287,7 +291,7 @@ class ManagedRelayer:
         observer.transaction_started(message.id)
         observer.phase_changed(Phase.SENDING, message.id)
         self._current_address = None
-        problem, mail_line = _mail_command(message, session.offer)
+        problem, mail_line = self._mail(message, session.offer)
         if problem is not None:
             tx.local_error = problem
             self._transcript.note(f"message {message.id} not sent: {problem}")
@@ -342,7 +346,7 @@ class ManagedRelayer:
             pipeline.ahead = None
             return
         pipeline.ahead = None
-        problem, mail_line = _mail_command(message, pipeline.session.offer)
+        problem, mail_line = self._mail(message, pipeline.session.offer)
         if problem is not None:
             return  # reported by the transaction; nothing is sent
         if pipeline.send_envelope(envelope(message, mail_line)):
@@ -361,7 +365,7 @@ class ManagedRelayer:
         observer.transaction_started(message.id)
         observer.phase_changed(Phase.SENDING, message.id)
         self._current_address = None
-        problem, _ = _mail_command(message, session.offer)
+        problem, _ = self._mail(message, session.offer)
         if problem is not None:
             tx.local_error = problem
             self._transcript.note(f"message {message.id} not sent: {problem}")
@@ -385,7 +389,7 @@ class ManagedRelayer:
             return
         then: list[Command] = []
         if following is not None and not self._stopping:
-            follow_problem, follow_mail = _mail_command(following, session.offer)
+            follow_problem, follow_mail = self._mail(following, session.offer)
             if follow_problem is None:
                 then = envelope(following, follow_mail)
 
@@ -423,9 +427,17 @@ class ManagedRelayer:
                 )
             )
 
+    def _mail(self, message: OutgoingMessage, offer: ServerOffer) -> tuple[str | None, str]:
+        """``_mail_command``, worked out once per message (pipelining asks twice)."""
+        known = self._mail_lines.get(message.id)
+        if known is None:
+            known = self._mail_lines[message.id] = _mail_command(message, offer)
+        return known
+
     # -- reporting ---------------------------------------------------------------------
 
     def _finish(self, tx: _Transaction) -> None:
+        self._mail_lines.pop(tx.message.id, None)
         self._finished.add(tx.message.id)
         self._observer.transaction_finished(tx.report(self._transcript.render(since=tx.mark)))
 
@@ -456,7 +468,7 @@ def _mail_command(message: OutgoingMessage, offer: ServerOffer) -> tuple[str | N
     """Why the message cannot go to this server (or None), and its MAIL FROM line."""
     host = offer.host
     for address in (message.sender, *message.recipients):
-        if any(ord(c) < 32 or ord(c) == 127 for c in address):
+        if _CONTROL.search(address):
             return f"the address {address!r} contains a control character", ""
     utf8 = _needs_smtputf8(message)
     if utf8 and not offer.smtputf8:

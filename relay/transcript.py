@@ -23,8 +23,8 @@ Rules this module keeps:
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from enum import StrEnum
+from itertools import islice
 
 
 def printable(text: str) -> str:
@@ -41,25 +41,25 @@ class Direction(StrEnum):
     NOTE = "*"  # what happened without words on the wire (connected, TLS, lost …)
 
 
-@dataclass(frozen=True, slots=True)
-class TranscriptLine:
-    seq: int
-    direction: Direction
-    text: str
-
-    def __str__(self) -> str:
-        return f"{self.direction}: {self.text}"
+_PREFIX = {direction: f"{direction.value}: " for direction in Direction}
 
 
 class Transcript:
-    """An append-only, size-bounded record of one session, rendered as text."""
+    """An append-only, size-bounded record of one session, rendered as text.
+
+    Each line is kept as the text it renders to (``C: MAIL FROM:<…>``), so
+    rendering is a join; sequence numbers are implicit (the lines kept after
+    the preamble are consecutive), which keeps recording a line cheap: a
+    flush records about ten per message.
+    """
 
     def __init__(self, *, max_chars: int = 256 * 1024, max_line_chars: int = 1000) -> None:
         self._max_chars = max_chars
         self._max_line_chars = max_line_chars
-        self._preamble: list[TranscriptLine] = []
+        self._preamble: list[str] = []
+        self._preamble_end = 0  # sequence number just after the preamble
         self._pinned = False
-        self._lines: deque[TranscriptLine] = deque()
+        self._lines: deque[str] = deque()
         self._chars = 0
         self._next_seq = 0
         self._first_kept = 0  # sequence number of the oldest line kept after the preamble
@@ -96,6 +96,7 @@ class Transcript:
         """Everything recorded so far is the preamble: kept, and part of every render."""
         if not self._pinned:
             self._preamble.extend(self._lines)
+            self._preamble_end = self._next_seq if self._preamble else 0
             self._lines.clear()
             self._chars = 0
             self._first_kept = self._next_seq
@@ -111,38 +112,35 @@ class Transcript:
         A note says how many lines of that range were dropped to stay bounded.
         """
         start = self._preamble_end if since is None else max(since, self._preamble_end)
-        out = [str(line) for line in self._preamble]
+        out = list(self._preamble)
         dropped = self._first_kept - start
         if dropped > 0:
             out.append(f"{Direction.NOTE}: [{dropped} lines not kept: the transcript is bounded]")
-        # Lines are kept in sequence order: take the tail from the right, so
-        # rendering one transaction costs its own lines, not the session's.
-        tail = []
-        for line in reversed(self._lines):
-            if line.seq < start:
-                break
-            tail.append(str(line))
-        tail.reverse()
-        out.extend(tail)
+        # Take the tail from the right, so rendering one transaction costs its
+        # own lines, not the session's.
+        wanted = min(len(self._lines), self._next_seq - start)
+        if wanted > 0:
+            tail = list(islice(reversed(self._lines), wanted))
+            tail.reverse()
+            out.extend(tail)
         return "\n".join(out)
 
     def __str__(self) -> str:
         return self.render()
 
-    @property
-    def _preamble_end(self) -> int:
-        return self._preamble[-1].seq + 1 if self._preamble else 0
-
     def _add(self, direction: Direction, text: str) -> None:
-        text = printable(self.masked(text).replace("\r", "").replace("\n", " "))
+        if self._hidden:
+            text = self.masked(text)
+        if "\r" in text or "\n" in text:
+            text = text.replace("\r", "").replace("\n", " ")
+        text = printable(text)
         if len(text) > self._max_line_chars:
             cut = len(text) - self._max_line_chars
             text = f"{text[: self._max_line_chars]}… [{cut} more characters]"
-        line = TranscriptLine(self._next_seq, direction, text)
         self._next_seq += 1
-        self._lines.append(line)
+        self._lines.append(_PREFIX[direction] + text)
         self._chars += len(text) + 4
-        while self._chars > self._max_chars and len(self._lines) > 1:
-            oldest = self._lines.popleft()
-            self._chars -= len(oldest.text) + 4
-            self._first_kept = self._lines[0].seq
+        if self._chars > self._max_chars:
+            while self._chars > self._max_chars and len(self._lines) > 1:
+                self._chars -= len(self._lines.popleft()) + 1
+                self._first_kept += 1

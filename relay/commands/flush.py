@@ -1,7 +1,9 @@
 """``outbox flush [ID…]``: send what is due, say what happened, exit 0 / 75 / 1.
 
-One line per message on stderr (id, recipients, outcome, the server's reply);
-a progress bar on stdout when it is a terminal. Ctrl-C stops cleanly: the
+One line per message on stderr (id, recipients, outcome, the server's reply),
+written a group at a time (a flush settles thousands a second); a progress
+bar on stdout when it is a terminal, redrawn at most ``ProgressBar.REDRAW_S``
+apart. Ctrl-C stops cleanly: the
 message in flight is finished or aborted, nothing is lost, and everything not
 finished stays queued. A second Ctrl-C aborts at once (still nothing lost: the
 next start settles what was in flight).
@@ -13,6 +15,7 @@ import argparse
 import asyncio
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import TextIO
 
@@ -44,10 +47,43 @@ def describe(item: Settled) -> str:
     return f"{line} ({detail})" if detail else line
 
 
+class SettledLines:
+    """``describe`` of each settled message on ``out``, one write per event-loop turn.
+
+    Settlements are announced in groups (one commit each); their lines reach
+    the terminal together, in order, instead of one write (and flush) each.
+    """
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._pending: list[str] = []
+        self._scheduled = False
+
+    def __call__(self, item: Settled) -> None:
+        self._pending.append(describe(item))
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        loop.call_soon(self.flush)
+        self._scheduled = True
+
+    def flush(self) -> None:
+        self._scheduled = False
+        if self._pending:
+            lines, self._pending = self._pending, []
+            self._out.write("\n".join(lines) + "\n")
+            self._out.flush()
+
+
 class ProgressBar:
     """Messages and bytes done of the flush's total, redrawn in place on a terminal."""
 
     WIDTH = 30
+    REDRAW_S = 0.1
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
@@ -56,6 +92,7 @@ class ProgressBar:
         self._done_messages = 0
         self._done_bytes = 0
         self._in_flight: dict[int, int] = {}
+        self._drawn_at = float("-inf")
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, FlushStarted):
@@ -70,7 +107,10 @@ class ProgressBar:
                 self._done_bytes += event.message.size
         else:
             return
-        self.draw()
+        now = time.monotonic()
+        if now - self._drawn_at >= self.REDRAW_S or self._done_messages >= self._total_messages:
+            self._drawn_at = now
+            self.draw()
 
     def draw(self) -> None:
         if not self._total_messages:
@@ -87,6 +127,7 @@ class ProgressBar:
 
     def finish(self) -> None:
         if self._total_messages:
+            self.draw()
             self._out.write("\n")
             self._out.flush()
 
@@ -98,9 +139,8 @@ def cmd_flush(args: argparse.Namespace) -> int:
     home, outbox = open_outbox(args.home)
     with outbox, FlushLock(home):
         _import_drop_folder(outbox, home)
-        manager = prepare_flush(
-            home, outbox, on_settled=lambda item: print(describe(item), file=sys.stderr)
-        )
+        lines = SettledLines(sys.stderr)
+        manager = prepare_flush(home, outbox, on_settled=lines)
         bar = ProgressBar(sys.stdout) if sys.stdout.isatty() else None
         if bar is not None:
             outbox.bus.subscribe(bar)
@@ -113,6 +153,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
             def interrupted() -> None:
                 nonlocal interrupts
                 interrupts += 1
+                lines.flush()
                 if interrupts == 1:
                     print("\noutbox: stopping after the message in flight…", file=sys.stderr)
                     manager.stop()
@@ -126,9 +167,11 @@ def cmd_flush(args: argparse.Namespace) -> int:
         try:
             asyncio.run(run())
         except asyncio.CancelledError:
+            lines.flush()
             print("outbox: aborted", file=sys.stderr)
             return 75
         finally:
+            lines.flush()
             if bar is not None:
                 bar.finish()
     result = manager.result
