@@ -17,12 +17,17 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relay.errors import OutboxError
 
 if TYPE_CHECKING:  # Qt is imported when the window is made, after the display check
+    from PySide6.QtWidgets import QApplication
+    from qasync import QEventLoop
+
+    from gui.garbage import GuiThreadCollector
     from gui.main_window import MainWindow
 
 APPLICATION_NAME = "Outbox"
@@ -86,11 +91,32 @@ def main(home: Path, files: Sequence[Path] = ()) -> int:
     if not has_display():
         raise NoDisplay()
 
-    import qasync
     from PySide6.QtCore import QTimer
+
+    from gui.single_instance import start as start_single_instance
+
+    app = make_application()
+    # A window on this outbox is open already: it takes the files and comes to the front.
+    instance = start_single_instance(home, files)
+    if instance is None:
+        return 0
+    started = open_window(app, home)
+    window = started.window
+    instance.serve(window)
+    window.show()
+    if files:
+        QTimer.singleShot(0, lambda: window.add_files(list(files)))
+    with started.loop:
+        started.loop.run_forever()
+    instance.close()
+    started.collector.stop()
+    return 0
+
+
+def make_application() -> QApplication:
+    """The QApplication (made once), named and with its icon."""
     from PySide6.QtWidgets import QApplication
 
-    from gui.garbage import GuiThreadCollector
     from gui.icons import app_icon
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "outbox"])
@@ -101,13 +127,27 @@ def main(home: Path, files: Sequence[Path] = ()) -> int:
     app.setDesktopFileName(DESKTOP_FILE_NAME)
     app.setWindowIcon(app_icon())
     app.setQuitOnLastWindowClosed(True)
+    return app
 
-    from gui.single_instance import start as start_single_instance
 
-    # A window on this outbox is open already: it takes the files and comes to the front.
-    instance = start_single_instance(home, files)
-    if instance is None:
-        return 0
+@dataclass
+class OpenedWindow:
+    loop: QEventLoop
+    window: MainWindow
+    collector: GuiThreadCollector
+
+
+def open_window(app: QApplication, home: Path) -> OpenedWindow:
+    """The program's set-up after the application: loop, collector, window; nothing runs yet.
+
+    ``main`` and the window benchmark (tests/bench/window.py) share it, so the
+    benchmark measures the program's own start-up. The caller shows the window
+    and runs the loop.
+    """
+    import qasync
+    from PySide6.QtCore import QTimer
+
+    from gui.garbage import GuiThreadCollector
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
@@ -127,17 +167,9 @@ def main(home: Path, files: Sequence[Path] = ()) -> int:
     collector = GuiThreadCollector(app)
     window = create_main_window(home)
     windows.append(window)
-    instance.serve(window)
-    window.show()
-    if files:
-        QTimer.singleShot(0, lambda: window.add_files(list(files)))
     # Objects made at start-up live as long as the app: keep the collector off them.
     QTimer.singleShot(0, gc.freeze)
-    with loop:
-        loop.run_forever()
-    instance.close()
-    collector.stop()
-    return 0
+    return OpenedWindow(loop, window, collector)
 
 
 def _import_drop_folder(window: MainWindow) -> None:

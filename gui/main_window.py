@@ -55,10 +55,11 @@ from gui.display_text import STATE_LABELS
 from gui.file_intake import add_files, dropped_files
 from gui.flush_runner import FlushRunner
 from gui.icons import action_icon, app_icon
-from gui.outbox_model import Column, OutboxFilter, OutboxModel
+from gui.outbox_model import Column, OutboxFilter, OutboxModel, RowMessage
 from gui.password_prompt import PasswordPrompt
 from gui.progress_delegate import ProgressDelegate
 from gui.status import StatusPanel
+from gui.store_resync import StoreResync
 from gui.store_watcher import StoreWatcher
 from gui.tray import OutboxTray
 from relay.errors import OutboxError
@@ -69,7 +70,6 @@ from relay.events import (
     MessageChanged,
     MessageDeleted,
     MessageQueued,
-    MessageSnapshot,
     PhaseChanged,
     ProgressMade,
 )
@@ -125,7 +125,8 @@ class MainWindow(QMainWindow):
         # the model must then show as it now is.
         self.runner = FlushRunner(home, outbox, self)
         self.model = OutboxModel(self)
-        self.model.load(outbox.messages())
+        self.resync = StoreResync(outbox.path, self.model, self)
+        self.resync.load()
         self.proxy = OutboxFilter(self.model, self)
         self.watcher = StoreWatcher(outbox, self)
 
@@ -394,7 +395,7 @@ class MainWindow(QMainWindow):
     def selected_ids(self) -> list[int]:
         return list(self._selected)
 
-    def selected_messages(self) -> list[MessageSnapshot]:
+    def selected_messages(self) -> list[RowMessage]:
         messages = []
         for message_id in self._selected:
             row = self.model.row_of(message_id)
@@ -416,10 +417,10 @@ class MainWindow(QMainWindow):
         if not chosen:
             return
         again = [
-            (m, r.address)
+            (m, address)
             for m in chosen
-            for r in m.recipients
-            if r.state is RecipientState.UNCERTAIN
+            for address, state in m.recipients
+            if state is RecipientState.UNCERTAIN
         ]
         ids = [m.id for m in chosen]
         if not again:
@@ -543,10 +544,10 @@ class MainWindow(QMainWindow):
     def update_actions(self) -> None:
         states = {m.state for m in self.selected_messages()}
         uncertain = any(
-            r.state is RecipientState.UNCERTAIN
+            state is RecipientState.UNCERTAIN
             for m in self.selected_messages()
             if m.state in RETRYABLE
-            for r in m.recipients
+            for _, state in m.recipients
         )
         running = self.runner.running
         free = not running and not self.runner.lock_busy
@@ -675,7 +676,7 @@ class MainWindow(QMainWindow):
             self.update_actions()
 
     def _on_store_changed_elsewhere(self) -> None:
-        self.model.reconcile(self.outbox.messages())
+        self.resync.start()
 
     def _on_selection_changed(self) -> None:
         rows = self.view.selectionModel().selectedRows()
@@ -786,6 +787,7 @@ class MainWindow(QMainWindow):
             self.save_settings()
             self.runner.shutdown()
             self.watcher.stop()
+            self.resync.close()
             self.bridge.close()
             self.tray.close()
         event.accept()

@@ -2,26 +2,34 @@
 
 Rules this module keeps:
 
-- Rows are fed, never fetched: ``load`` once, then snapshots from engine
-  events (``EngineBridge``) or from a reconciliation after another process
-  changed the store (``reconcile``). The model never reads the database.
+- Rows are fed, never fetched: ``load_listed`` once (``relay.listing``, one
+  query for the columns shown), then snapshots from engine events
+  (``EngineBridge``) or rows re-read after another process changed the store
+  (``reconcile_listed``). The model never reads the database.
+- A row is a ``relay.listing.Listed``: a plain tuple of strings and numbers.
+  100,000 of them load in one query with no per-row Python work, take little
+  memory, and are invisible to the garbage collector (it untracks tuples of
+  atomic values), so a full collection during a flush does not walk them.
+  Display strings are made in ``data()``, for the rows on screen only; sort
+  keys when sorting; the search text of a row the first time a search needs it.
 - Updates are coalesced: events land in a pending buffer and a single-shot
   timer applies them at most ``MAX_REDRAWS_PER_S`` times a second, as
   ``dataChanged`` / ``rowsInserted`` / ``rowsRemoved`` for exactly the rows
   that changed. Nothing but ``load`` resets the model.
-- Per-row data is cheap: display strings and sort keys are computed once per
-  change, so ``data()`` is a lookup; 10,000 rows scroll without work.
-- The model sorts itself (``sort``) with Python's ``sorted`` over precomputed
-  keys: a proxy's per-comparison calls into Python would take a second for
-  10,000 rows. ``OutboxFilter`` (the view's model) only filters and forwards
-  ``sort`` here. A live change that breaks the order re-sorts at most once a
-  second, so rows do not jump about while a flush runs.
+- The model sorts itself (``sort``) with Python's ``sorted`` over keys made
+  once per sort: a proxy's per-comparison calls into Python would take a
+  second for 10,000 rows. ``OutboxFilter`` (the view's model) only filters and
+  forwards ``sort`` here. A sort that changes nothing does not announce a new
+  layout. A live change that breaks the order re-sorts at most once a second,
+  so rows do not jump about while a flush runs.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Any
@@ -37,10 +45,25 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from gui.display_text import last_result_text, recipients_text, size_text, when_text
+from gui.display_text import size_text, when_text
 from gui.icons import state_icon
 from relay.events import MessageSnapshot
-from relay.states import MessageState
+from relay.listing import (
+    L_ATTEMPTS,
+    L_ID,
+    L_LAST_ERROR,
+    L_NEXT_ATTEMPT,
+    L_RECIPIENTS,
+    L_REPLY,
+    L_SENDER,
+    L_SIZE,
+    L_STATE,
+    L_SUBJECT,
+    Listed,
+    listed,
+    unpack_recipients,
+)
+from relay.states import MessageState, RecipientState
 
 MAX_REDRAWS_PER_S = 30
 RESORT_INTERVAL_S = 1.0
@@ -77,9 +100,11 @@ PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1
 #: The ``MessageState``.
 STATE_ROLE = Qt.ItemDataRole.UserRole + 2
 
+_STATES = {state.value: state for state in MessageState}
+_RECIPIENT_STATES = {state.value: state for state in RecipientState}
 # The order a sort by state shows: what needs attention first, done last.
 _STATE_ORDER = {
-    state: position
+    state.value: position
     for position, state in enumerate(
         (
             MessageState.SENDING,
@@ -93,6 +118,9 @@ _STATE_ORDER = {
     )
 }
 _NUMERIC = (Column.SIZE, Column.ATTEMPTS)
+_SENDING = MessageState.SENDING.value
+_DEFERRED = MessageState.DEFERRED.value
+_NEVER = "~"  # sorts after every ISO 8601 time: no next try comes last
 
 
 class Progress:
@@ -115,50 +143,40 @@ class Progress:
         return self.phase
 
 
-class _Row:
-    __slots__ = ("keys", "message", "progress", "search", "texts")
+@dataclass(frozen=True, slots=True)
+class RowMessage:
+    """What the window's actions need to know of a shown message."""
 
-    def __init__(self, message: MessageSnapshot, now: datetime) -> None:
-        self.progress: Progress | None = None
-        self.set(message, now)
+    id: int
+    state: MessageState
+    recipients: tuple[tuple[str, RecipientState], ...]
 
-    def set(
-        self, message: MessageSnapshot, now: datetime, progress: Progress | None = None
-    ) -> None:
-        self.message = message
-        recipients = recipients_text(message)
-        last = last_result_text(message)
-        self.texts = (
-            message.state.value,
-            recipients,
-            message.subject,
-            size_text(message.size),
-            str(message.attempts),
-            last,
-            when_text(message.next_attempt_at, now) if message.state.value == "deferred" else "",
-        )
-        self.search = " ".join(
-            [message.subject, *(r.address for r in message.recipients)]
-        ).casefold()
-        next_at = message.next_attempt_at
-        self.keys: tuple[Any, ...] = (
-            _STATE_ORDER[message.state],
-            recipients.casefold(),
-            message.subject.casefold(),
-            message.size,
-            message.attempts,
-            last.casefold(),
-            next_at.timestamp() if next_at is not None else float("inf"),
-        )
-        if message.state is not MessageState.SENDING:
-            self.progress = None
-        elif self.progress is None:
-            self.progress = progress or Progress(message.size)
 
-    def sort_key(self, column: int) -> Any:
-        if column == Column.PROGRESS:
-            return self.progress.fraction if self.progress is not None else -1.0
-        return self.keys[column]
+def recipients_text(row: Listed) -> str:
+    """The first recipient and how many more: ``ann@example.org +2``."""
+    recipients = unpack_recipients(row[L_RECIPIENTS])
+    if not recipients:
+        return ""
+    more = len(recipients) - 1
+    return f"{recipients[0][0]} +{more}" if more else recipients[0][0]
+
+
+def last_result_text(row: Listed) -> str:
+    """The error, or else the server's reply to the first recipient no longer pending."""
+    text = row[L_LAST_ERROR] or row[L_REPLY]
+    return " ".join(text.split()) if text else ""
+
+
+def next_try_text(row: Listed, now: datetime) -> str:
+    moment = row[L_NEXT_ATTEMPT]
+    if row[L_STATE] != _DEFERRED or moment is None:
+        return ""
+    return when_text(datetime.fromisoformat(moment), now)
+
+
+def _search_text(row: Listed) -> str:
+    addresses = (address for address, _ in unpack_recipients(row[L_RECIPIENTS]))
+    return " ".join([row[L_SUBJECT], *addresses]).casefold()
 
 
 class OutboxModel(QAbstractTableModel):
@@ -171,10 +189,14 @@ class OutboxModel(QAbstractTableModel):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._rows: list[_Row] = []
+        self._rows: list[Listed] = []
         self._row_of: dict[int, int] = {}
         self._counts = dict.fromkeys(MessageState, 0)
-        self._pending: dict[int, MessageSnapshot | None] = {}
+        # Progress of the rows in "sending", by message id.
+        self._progress: dict[int, Progress] = {}
+        # The casefolded search text of rows a search has looked at, by message id.
+        self._search: dict[int, str] = {}
+        self._pending: dict[int, Listed | None] = {}
         self._pending_progress: set[int] = set()
         # Progress of messages whose "sending" snapshot waits in the pending batch:
         # shown with that batch, never before the row says "sending".
@@ -193,22 +215,30 @@ class OutboxModel(QAbstractTableModel):
     # -- feeding ----------------------------------------------------------------------
 
     def load(self, messages: Iterable[MessageSnapshot]) -> None:
-        """Replace every row (the one full reset, at start-up)."""
+        """Replace every row with ``messages`` (the one full reset, at start-up)."""
+        self.load_listed([listed(m) for m in messages])
+
+    def load_listed(self, rows: list[Listed]) -> None:
+        """Replace every row with ``rows`` (``relay.listing.list_messages``); the model keeps
+        the list."""
         self._timer.stop()
         self._pending.clear()
         self._pending_progress.clear()
         self._early_progress.clear()
-        now = datetime.now(UTC)
+        self._search.clear()
         self.beginResetModel()
-        self._rows = [_Row(m, now) for m in messages]
-        self._sort_rows()
-        self._reindex()
+        self._rows = rows
+        self._progress = {
+            row[L_ID]: Progress(row[L_SIZE]) for row in rows if row[L_STATE] == _SENDING
+        }
+        if not self._sort_rows():
+            self._reindex()
         self.endResetModel()
         self._recount()
 
     def message_arrived(self, message: MessageSnapshot) -> None:
         """A new or changed snapshot (queued, changed): shown with the next batch."""
-        self._pending[message.id] = message
+        self._pending[message.id] = listed(message)
         self._schedule()
 
     def message_gone(self, message_id: int) -> None:
@@ -216,14 +246,14 @@ class OutboxModel(QAbstractTableModel):
         self._schedule()
 
     def phase_reached(self, message_id: int, phase: str) -> None:
-        progress = self._progress(message_id)
+        progress = self._progress_to_update(message_id)
         if progress is not None:
             progress.phase = phase
             self._pending_progress.add(message_id)
             self._schedule()
 
     def bytes_sent(self, message_id: int, sent_bytes: int, total_bytes: int) -> None:
-        progress = self._progress(message_id)
+        progress = self._progress_to_update(message_id)
         if progress is not None:
             progress.phase = "sending"
             progress.sent_bytes = sent_bytes
@@ -233,28 +263,43 @@ class OutboxModel(QAbstractTableModel):
 
     def reconcile(self, messages: Sequence[MessageSnapshot]) -> None:
         """Make the rows match ``messages`` (the whole store, re-read) with minimal changes."""
+        self.reconcile_listed([listed(m) for m in messages])
+
+    def reconcile_listed(
+        self, rows: Sequence[Listed], after_id: int = 0, up_to_id: int | None = None
+    ) -> None:
+        """Make the rows with ids in (``after_id``, ``up_to_id``] match ``rows``, re-read.
+
+        ``up_to_id`` None: every id above ``after_id``. Only what differs is
+        changed, with the next batch applied at once.
+        """
         self.apply_pending()
         seen = set()
-        for message in messages:
-            seen.add(message.id)
-            row = self._row_of.get(message.id)
-            if row is None or self._rows[row].message != message:
-                self._pending[message.id] = message
-        for message_id in self._row_of.keys() - seen:
-            self._pending[message_id] = None
+        for row in rows:
+            message_id = row[L_ID]
+            seen.add(message_id)
+            index = self._row_of.get(message_id)
+            if index is None or self._rows[index] != row:
+                self._pending[message_id] = row
+        for message_id in self._row_of:
+            if (
+                message_id > after_id
+                and (up_to_id is None or message_id <= up_to_id)
+                and message_id not in seen
+            ):
+                self._pending[message_id] = None
         self.apply_pending()
 
-    def _progress(self, message_id: int) -> Progress | None:
+    def _progress_to_update(self, message_id: int) -> Progress | None:
         """The progress to update: the row's, or one held back until its row says "sending"."""
-        row = self._row_of.get(message_id)
-        if row is None:
+        if message_id not in self._row_of:
             return None
-        entry = self._rows[row]
-        if entry.progress is not None:
-            return entry.progress
+        progress = self._progress.get(message_id)
+        if progress is not None:
+            return progress
         pending = self._pending.get(message_id)
-        if pending is not None and pending.state is MessageState.SENDING:
-            return self._early_progress.setdefault(message_id, Progress(pending.size))
+        if pending is not None and pending[L_STATE] == _SENDING:
+            return self._early_progress.setdefault(message_id, Progress(pending[L_SIZE]))
         return None
 
     def _schedule(self) -> None:
@@ -271,9 +316,10 @@ class OutboxModel(QAbstractTableModel):
         pending, self._pending = self._pending, {}
         progress_ids, self._pending_progress = self._pending_progress, set()
         early, self._early_progress = self._early_progress, {}
-        now = datetime.now(UTC)
         touched: set[int] = set(pending)
         counts_before = dict(self._counts)
+        for message_id in pending:
+            self._search.pop(message_id, None)
 
         gone = sorted(
             (self._row_of[i] for i, m in pending.items() if m is None and i in self._row_of),
@@ -283,20 +329,23 @@ class OutboxModel(QAbstractTableModel):
             self._remove_rows(gone)
 
         changed_rows: list[int] = []
-        added: list[_Row] = []
-        for message_id, message in pending.items():
-            if message is None:
-                continue
-            row = self._row_of.get(message_id)
+        added: list[Listed] = []
+        for message_id, row in pending.items():
             if row is None:
-                added.append(_Row(message, now))
-                self._counts[message.state] += 1
                 continue
-            entry = self._rows[row]
-            self._counts[entry.message.state] -= 1
-            self._counts[message.state] += 1
-            entry.set(message, now, early.get(message_id))
-            changed_rows.append(row)
+            state = row[L_STATE]
+            index = self._row_of.get(message_id)
+            if index is None:
+                added.append(row)
+            else:
+                self._counts[_STATES[self._rows[index][L_STATE]]] -= 1
+                self._rows[index] = row
+                changed_rows.append(index)
+            self._counts[_STATES[state]] += 1
+            if state != _SENDING:
+                self._progress.pop(message_id, None)
+            elif message_id not in self._progress:
+                self._progress[message_id] = early.get(message_id) or Progress(row[L_SIZE])
         last_column = len(Column) - 1
         for first, last in _runs(sorted(changed_rows)):
             self.dataChanged.emit(self.index(first, 0), self.index(last, last_column))
@@ -313,8 +362,8 @@ class OutboxModel(QAbstractTableModel):
             start = len(self._rows)
             self.beginInsertRows(QModelIndex(), start, start + len(added) - 1)
             self._rows.extend(added)
-            for offset, entry in enumerate(added):
-                self._row_of[entry.message.id] = start + offset
+            for offset, row in enumerate(added):
+                self._row_of[row[L_ID]] = start + offset
             self.endInsertRows()
 
         if self._sort_column >= 0 and self._out_of_order(
@@ -328,21 +377,20 @@ class OutboxModel(QAbstractTableModel):
     def _remove_rows(self, rows_descending: list[int]) -> None:
         for last, first in _runs(rows_descending, step=-1):
             self.beginRemoveRows(QModelIndex(), first, last)
-            for entry in self._rows[first : last + 1]:
-                self._counts[entry.message.state] -= 1
+            for row in self._rows[first : last + 1]:
+                self._counts[_STATES[row[L_STATE]]] -= 1
+                self._progress.pop(row[L_ID], None)
             del self._rows[first : last + 1]
             self.endRemoveRows()
         self._reindex()
 
     def _reindex(self) -> None:
-        self._row_of = {entry.message.id: row for row, entry in enumerate(self._rows)}
+        self._row_of = {row[L_ID]: index for index, row in enumerate(self._rows)}
 
     def _recount(self) -> None:
-        counts = dict.fromkeys(MessageState, 0)
-        for entry in self._rows:
-            counts[entry.message.state] += 1
-        self._counts = counts
-        self.counts_changed.emit(dict(counts))
+        by_value = Counter(row[L_STATE] for row in self._rows)
+        self._counts = {state: by_value.get(state.value, 0) for state in MessageState}
+        self.counts_changed.emit(dict(self._counts))
 
     # -- sorting ------------------------------------------------------------------------
 
@@ -354,9 +402,14 @@ class OutboxModel(QAbstractTableModel):
 
     def _resort(self) -> None:
         self.apply_pending()
+        old_rows = self._rows
+        rows = self._sorted_rows()
+        if rows is None:  # already in that order: no new layout to announce
+            self._last_sort_s = time.monotonic()
+            return
         self.layoutAboutToBeChanged.emit()
-        old_ids = [entry.message.id for entry in self._rows]
-        self._sort_rows()
+        old_ids = [row[L_ID] for row in old_rows]
+        self._rows = rows
         self._reindex()
         persistent = self.persistentIndexList()
         if persistent:
@@ -370,30 +423,53 @@ class OutboxModel(QAbstractTableModel):
         self.layoutChanged.emit()
         self._last_sort_s = time.monotonic()
 
-    def _sort_rows(self) -> None:
+    def _sort_rows(self) -> bool:
+        """Put ``_rows`` in the sort order (reindexed); false when they were in it already."""
+        rows = self._sorted_rows()
+        if rows is None:
+            return False
+        self._rows = rows
+        self._reindex()
+        return True
+
+    def _sorted_rows(self) -> list[Listed] | None:
+        """The rows in the sort order, or None when they are in it already."""
+        rows = self._rows
         column = self._sort_column
+        by_id = sorted(rows, key=_row_id) if not _ids_ascending(rows) else rows
         if column < 0:
-            self._rows.sort(key=lambda entry: entry.message.id)
-            return
+            return None if by_id is rows else by_id
+        key = self._sort_key(column)
         descending = self._sort_order == Qt.SortOrder.DescendingOrder
         # Ties in id order, whatever the direction: stable and predictable.
-        self._rows.sort(key=lambda entry: entry.message.id)
-        self._rows.sort(key=lambda entry: entry.sort_key(column), reverse=descending)
+        ordered = sorted(by_id, key=key, reverse=descending)
+        return None if ordered == rows else ordered
+
+    def _sort_key(self, column: int) -> Callable[[Listed], Any]:
+        if column == Column.PROGRESS:
+            progress = self._progress
+
+            def by_progress(row: Listed) -> float:
+                found = progress.get(row[L_ID])
+                return found.fraction if found is not None else -1.0
+
+            return by_progress
+        return _SORT_KEYS[Column(column)]
 
     def _out_of_order(self, rows: list[int], added: int) -> bool:
         if added:
             return True
-        column = self._sort_column
+        key = self._sort_key(self._sort_column)
         descending = self._sort_order == Qt.SortOrder.DescendingOrder
         for row in rows:
-            key = self._rows[row].sort_key(column)
+            here = key(self._rows[row])
             if row > 0:
-                before = self._rows[row - 1].sort_key(column)
-                if (key > before) if descending else (key < before):
+                before = key(self._rows[row - 1])
+                if (here > before) if descending else (here < before):
                     return True
             if row + 1 < len(self._rows):
-                after = self._rows[row + 1].sort_key(column)
-                if (key < after) if descending else (key > after):
+                after = key(self._rows[row + 1])
+                if (here < after) if descending else (here > after):
                     return True
         return False
 
@@ -411,19 +487,36 @@ class OutboxModel(QAbstractTableModel):
     def row_of(self, message_id: int) -> int | None:
         return self._row_of.get(message_id)
 
-    def message_at(self, row: int) -> MessageSnapshot:
-        return self._rows[row].message
+    def message_at(self, row: int) -> RowMessage:
+        shown = self._rows[row]
+        return RowMessage(
+            shown[L_ID],
+            _STATES[shown[L_STATE]],
+            tuple(
+                (address, _RECIPIENT_STATES[state])
+                for address, state in unpack_recipients(shown[L_RECIPIENTS])
+            ),
+        )
+
+    def state_of(self, message_id: int) -> MessageState | None:
+        row = self._row_of.get(message_id)
+        return None if row is None else _STATES[self._rows[row][L_STATE]]
 
     def progress_of(self, message_id: int) -> Progress | None:
-        row = self._row_of.get(message_id)
-        return None if row is None else self._rows[row].progress
+        return self._progress.get(message_id) if message_id in self._row_of else None
 
     def matches(self, row: int, state: MessageState | None, needle: str) -> bool:
         """Whether ``row`` passes the filter: ``state`` (None: any) and casefolded ``needle``."""
-        entry = self._rows[row]
-        if state is not None and entry.message.state is not state:
+        shown = self._rows[row]
+        if state is not None and shown[L_STATE] != state.value:
             return False
-        return not needle or needle in entry.search
+        if not needle:
+            return True
+        message_id = shown[L_ID]
+        search = self._search.get(message_id)
+        if search is None:
+            search = self._search[message_id] = _search_text(shown)
+        return needle in search
 
     # -- QAbstractTableModel ---------------------------------------------------------------
 
@@ -449,21 +542,22 @@ class OutboxModel(QAbstractTableModel):
         row, column = index.row(), index.column()
         if not (0 <= row < len(self._rows)):
             return None
-        entry = self._rows[row]
+        shown = self._rows[row]
         if role == Qt.ItemDataRole.DisplayRole:
             if column == Column.PROGRESS:
-                return entry.progress.text() if entry.progress is not None else ""
-            return entry.texts[column] if column < len(entry.texts) else None
+                progress = self._progress.get(shown[L_ID])
+                return progress.text() if progress is not None else ""
+            return _display_text(shown, column)
         if role == ID_ROLE:
-            return entry.message.id
+            return shown[L_ID]
         if role == Qt.ItemDataRole.DecorationRole:
-            return state_icon(entry.message.state) if column == Column.STATE else None
+            return state_icon(_STATES[shown[L_STATE]]) if column == Column.STATE else None
         if role == PROGRESS_ROLE:
-            return entry.progress
+            return self._progress.get(shown[L_ID])
         if role == STATE_ROLE:
-            return entry.message.state
+            return _STATES[shown[L_STATE]]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return self._tooltip(entry, column)
+            return _tooltip(shown, column)
         if role == Qt.ItemDataRole.TextAlignmentRole and column in _NUMERIC:
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         return None
@@ -473,16 +567,61 @@ class OutboxModel(QAbstractTableModel):
             return Qt.ItemFlag.NoItemFlags
         return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
-    @staticmethod
-    def _tooltip(entry: _Row, column: int) -> str | None:
-        message = entry.message
-        if column == Column.RECIPIENTS and len(message.recipients) > 1:
-            return "\n".join(f"{r.address} ({r.state.value})" for r in message.recipients)
-        if column == Column.LAST_RESULT and entry.texts[Column.LAST_RESULT]:
-            return message.last_error or entry.texts[Column.LAST_RESULT]
-        if column == Column.SUBJECT and message.subject:
-            return f"{message.subject}\nfrom {message.sender}"
+
+def _display_text(row: Listed, column: int) -> str | None:
+    if column == Column.STATE:
+        return row[L_STATE]
+    if column == Column.RECIPIENTS:
+        return recipients_text(row)
+    if column == Column.SUBJECT:
+        return row[L_SUBJECT]
+    if column == Column.SIZE:
+        return size_text(row[L_SIZE])
+    if column == Column.ATTEMPTS:
+        return str(row[L_ATTEMPTS])
+    if column == Column.LAST_RESULT:
+        return last_result_text(row)
+    if column == Column.NEXT_TRY:
+        return next_try_text(row, datetime.now(UTC))
+    return None
+
+
+def _tooltip(row: Listed, column: int) -> str | None:
+    if column == Column.RECIPIENTS:
+        recipients = unpack_recipients(row[L_RECIPIENTS])
+        if len(recipients) > 1:
+            return "\n".join(f"{address} ({state})" for address, state in recipients)
         return None
+    if column == Column.LAST_RESULT:
+        shown = last_result_text(row)
+        return (row[L_LAST_ERROR] or shown) if shown else None
+    if column == Column.SUBJECT and row[L_SUBJECT]:
+        return f"{row[L_SUBJECT]}\nfrom {row[L_SENDER]}"
+    return None
+
+
+def _row_id(row: Listed) -> int:
+    return row[L_ID]
+
+
+def _ids_ascending(rows: list[Listed]) -> bool:
+    ids = [row[L_ID] for row in rows]
+    return ids == sorted(ids)  # linear on sorted input, in C
+
+
+def _next_try_key(row: Listed) -> str:
+    return row[L_NEXT_ATTEMPT] or _NEVER
+
+
+_SORT_KEYS: dict[Column, Callable[[Listed], Any]] = {
+    Column.STATE: lambda row: _STATE_ORDER[row[L_STATE]],
+    Column.RECIPIENTS: lambda row: recipients_text(row).casefold(),
+    Column.SUBJECT: lambda row: row[L_SUBJECT].casefold(),
+    Column.SIZE: lambda row: row[L_SIZE],
+    Column.ATTEMPTS: lambda row: row[L_ATTEMPTS],
+    Column.LAST_RESULT: lambda row: last_result_text(row).casefold(),
+    Column.NEXT_TRY: _next_try_key,
+}
 
 
 class OutboxFilter(QSortFilterProxyModel):
