@@ -33,6 +33,7 @@ if TYPE_CHECKING:  # Qt is imported when the window is made, after the display c
 APPLICATION_NAME = "Outbox"
 #: The desktop entry (resources/io.github.outbox.Outbox.desktop): Wayland app id, too.
 DESKTOP_FILE_NAME = "io.github.outbox.Outbox"
+COLLECT_AFTER_FLUSH_MS = 2000
 
 
 class NoDisplay(OutboxError):
@@ -169,6 +170,10 @@ def open_window(app: QApplication, home: Path) -> OpenedWindow:
     windows.append(window)
     # Objects made at start-up live as long as the app: keep the collector off them.
     QTimer.singleShot(0, gc.freeze)
+    # After a flush, in a quiet moment, look for cycles among what was frozen meanwhile.
+    window.runner.finished.connect(
+        lambda _result: QTimer.singleShot(COLLECT_AFTER_FLUSH_MS, collector.collect_everything)
+    )
     return OpenedWindow(loop, window, collector)
 
 
