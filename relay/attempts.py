@@ -25,9 +25,10 @@ What it writes, and when, is what makes the outbox crash-safe:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from relay.events import (
     AttemptStarted,
@@ -72,6 +73,63 @@ SettledCallback = Callable[[Settled], None]
 GROUP_S = 0.05
 
 
+class CommitGroup:
+    """One commit for the ``data_completed`` records of all of a flush's sessions.
+
+    The final dot must wait for a durable record (see ``data_completed``), and
+    an fsync costs more than the rest of a small message's CPU. The commit is
+    made once an event-loop turn passes in which nobody new joined, so the
+    sessions that reach their final dot at about the same time share it: with
+    four connections, four records (and the verdicts that ride along) for one
+    fsync. Each joiner's future is done after the commit; what was settled is
+    announced after that, as always.
+    """
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self._waiting: list[tuple[_Write, _Announce, asyncio.Future[None]]] = []
+        self._seen = 0
+
+    def join(self, write: _Write, announce: _Announce) -> asyncio.Future[None]:
+        """Have ``write`` run inside the next commit; the future is done once it is on disk."""
+        loop = asyncio.get_running_loop()
+        if not self._waiting:
+            loop.call_soon(self._commit)
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiting.append((write, announce, future))
+        return future
+
+    def _commit(self) -> None:
+        if len(self._waiting) != self._seen:
+            # Someone joined during the last turn: give the others one more turn
+            # to reach their dot too. Each session joins once per commit, so
+            # this waits at most one turn per session.
+            self._seen = len(self._waiting)
+            asyncio.get_running_loop().call_soon(self._commit)
+            return
+        self._seen = 0
+        waiting, self._waiting = self._waiting, []
+        written: list[tuple[_Announce, list[Settled]]] = []
+        try:
+            with self._outbox.batch():
+                for write, announce, _ in waiting:
+                    written.append((announce, write()))
+        except Exception as exc:  # nothing was committed: every joiner hears why
+            for _, _, future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for _, _, future in waiting:
+            if not future.done():  # cancelled: the session is ending anyway
+                future.set_result(None)
+        for announce, settled in written:
+            announce(settled)
+
+
+_Write = Callable[[], "list[Settled]"]
+_Announce = Callable[["Sequence[Settled]"], None]
+
+
 @dataclass(frozen=True, slots=True)
 class _Settlement:
     """A transaction's verdicts, decided, waiting for the next commit."""
@@ -95,8 +153,10 @@ class AttemptManager:
         policy: RetryPolicy,
         clock: Clock,
         on_settled: SettledCallback | None = None,
+        commits: CommitGroup | None = None,
     ) -> None:
         self._outbox = outbox
+        self._commits = commits
         self._bus = outbox.bus
         self._owed = {message.id: message.recipients for message in messages}
         self._account = account
@@ -139,12 +199,26 @@ class AttemptManager:
         if self._bus.listened:
             self._bus.publish(ProgressMade(message_id, sent_bytes, total_bytes))
 
-    def data_completed(self, message_id: int) -> None:
-        # Durable before the final dot leaves: one commit, with what waited for
-        # one. Writing the last message's verdict here, not later, is what keeps
-        # a crash to at most one *uncertain* message per connection.
+    def data_completed(self, message_id: int) -> Awaitable[None] | None:
+        """Durable before the final dot leaves: one commit, with what waited for one.
+
+        Writing the last message's verdict here, not later, is what keeps a
+        crash to at most one *uncertain* message per connection. With a
+        ``CommitGroup`` the record joins the group's next commit and the
+        returned future is done once it is on disk: the relayer writes the
+        dot only then. Without one it is on disk when this returns.
+        """
+        if self._commits is not None:
+            return self._commits.join(partial(self._record_completion, message_id), self._announce)
         with self._outbox.batch():
-            settled = self._write_unwritten()
+            settled = self._record_completion(message_id)
+        self._announce(settled)
+        return None
+
+    def _record_completion(self, message_id: int) -> list[Settled]:
+        """``data_completed``'s writes, inside the caller's batch; the settled to announce."""
+        settled = self._write_unwritten()
+        if message_id in self._started_at or message_id in self._attempt_ids:
             accepted = self._accepted.get(message_id, [])
             started_at = self._started_at.pop(message_id, None)
             if started_at is not None:  # the attempt row is written already marked
@@ -155,9 +229,9 @@ class AttemptManager:
                     now=started_at,
                     data_completed=accepted,
                 )
-            elif (attempt_id := self._attempt_ids.get(message_id)) is not None:
-                self._outbox.mark_data_completed(attempt_id, accepted)
-        self._announce(settled)
+            else:
+                self._outbox.mark_data_completed(self._attempt_ids[message_id], accepted)
+        return settled
 
     def transaction_finished(self, report: TransactionReport) -> None:
         message_id = report.message_id

@@ -41,7 +41,7 @@ import ipaddress
 import re
 import socket
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -281,7 +281,7 @@ class Session:
         body: bytes,
         *,
         progressed: Callable[[int], None],
-        completing: Callable[[], None],
+        completing: Callable[[], Awaitable[None] | None],
         then: Sequence[tuple[Stage, str]] = (),
     ) -> None:
         """Stream ``body`` after a 354, stuffed, ending with the final dot.
@@ -293,10 +293,11 @@ class Session:
         ``progressed(sent_bytes)`` is called after every chunk (at most 64 KiB
         of the message) and, while the kernel takes nothing, every
         ``PROGRESS_INTERVAL_S``. ``completing()`` is called immediately before
-        the write that carries the final dot, in the same event-loop step: a
-        durable "the server may have it" record (RFC 1047) must precede the
-        dot, so that a process dying right after it errs towards *uncertain*
-        and never towards a duplicate. A DATA write that makes no progress for
+        the write that carries the final dot, in the same event-loop step (or,
+        when it returns an awaitable, the write follows as soon as that is
+        done): a durable "the server may have it" record (RFC 1047) must
+        precede the dot, so that a process dying right after it errs towards
+        *uncertain* and never towards a duplicate. A DATA write that makes no progress for
         ``command_timeout_s`` ends the session.
         """
         total = len(body)
@@ -307,7 +308,13 @@ class Session:
                 if self._wire.closed:
                     raise self._lost_in_data(WireClosed("the connection was lost"), reported, total)
                 following = self._encode_commands(then, record=False) if then else b""
-                completing()
+                pending = completing()
+                if pending is not None:  # the record joins a commit shared with other sessions
+                    await pending
+                    if self._wire.closed:
+                        raise self._lost_in_data(
+                            WireClosed("the connection was lost"), reported, total
+                        )
                 try:
                     self._wire.write(chunk.wire + following if following else chunk.wire)
                 except WireError as exc:  # only if ``completing`` itself closed the session

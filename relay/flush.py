@@ -19,7 +19,13 @@ from datetime import datetime
 from pathlib import Path
 
 from relay.accounts import Account
-from relay.attempts import AttemptManager, Settled, SettledCallback, recover_interrupted
+from relay.attempts import (
+    AttemptManager,
+    CommitGroup,
+    Settled,
+    SettledCallback,
+    recover_interrupted,
+)
 from relay.errors import ConfigError, OutboxError
 from relay.events import FlushFinished, FlushStarted, MessageSnapshot
 from relay.outbox import Outbox, utc_now
@@ -82,6 +88,7 @@ class RelayingManager:
         self._on_settled = on_settled
         self._stopping = False
         self._relayers: set[object] = set()
+        self._commits = CommitGroup(outbox)  # the sessions' final-dot records share commits
         self.result = FlushResult()
 
     def stop(self) -> None:
@@ -190,6 +197,7 @@ class RelayingManager:
             policy=self._policy,
             clock=self._clock,
             on_settled=settled,
+            commits=self._commits,
         )
         relayer = ManagedRelayer(account, password, messages, manager)
         self._relayers.add(relayer)

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
 from relay.accounts import Account
@@ -326,9 +326,9 @@ class ManagedRelayer:
             tx.sent_bytes = sent_bytes
             observer.data_progressed(message.id, sent_bytes, message.size)
 
-        def completing() -> None:
+        def completing() -> Awaitable[None] | None:
             tx.data_completed = True
-            observer.data_completed(message.id)
+            return observer.data_completed(message.id)
 
         await session.send_data(message.body, progressed=progressed, completing=completing)
         observer.phase_changed(Phase.AWAITING_VERDICT, message.id)
@@ -397,9 +397,9 @@ class ManagedRelayer:
             tx.sent_bytes = sent_bytes
             observer.data_progressed(message.id, sent_bytes, message.size)
 
-        def completing() -> None:
+        def completing() -> Awaitable[None] | None:
             tx.data_completed = True
-            observer.data_completed(message.id)
+            return observer.data_completed(message.id)
 
         await session.send_data(
             message.body, progressed=progressed, completing=completing, then=then

@@ -8,7 +8,7 @@ beyond it ever sees them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -138,7 +138,8 @@ class RelayObserver(Protocol):
     ``data_completed`` in between; finally exactly one of ``session_finished``
     or ``session_failed``. ``session_failed`` lists the ids it was handed and
     never finished (not started, or broken mid-transaction after its
-    ``transaction_finished``).
+    ``transaction_finished``). ``data_completed`` may return an awaitable: the
+    final dot is written once it is done (a durable record sharing a commit).
     """
 
     def session_started(self, session: SessionInfo, message_ids: Sequence[int]) -> None: ...
@@ -151,7 +152,7 @@ class RelayObserver(Protocol):
 
     def data_progressed(self, message_id: int, sent_bytes: int, total_bytes: int) -> None: ...
 
-    def data_completed(self, message_id: int) -> None: ...
+    def data_completed(self, message_id: int) -> Awaitable[None] | None: ...
 
     def transaction_finished(self, report: TransactionReport) -> None: ...
 
