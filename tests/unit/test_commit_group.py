@@ -1,0 +1,131 @@
+"""Sessions reaching their final dot together share one commit, and none writes its dot early."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from relay.attempts import AttemptManager, CommitGroup, Settled
+from relay.message import ParsedMessage
+from relay.outbox import Outbox
+from relay.policy import RetryPolicy
+from relay.report import Reply, SessionInfo, Stage, TransactionReport
+from relay.states import MessageState
+from relay.storefile import DB_NAME
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path) -> Iterator[Outbox]:
+    with Outbox.open(tmp_path / "home") as store:
+        yield store
+
+
+def enqueue(outbox: Outbox, recipient: str) -> int:
+    raw = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
+    return outbox.add_message(ParsedMessage("a@example.org", (recipient,), raw, "hi")).id
+
+
+def session(
+    outbox: Outbox, message_id: int, commits: CommitGroup, settled: list[Settled]
+) -> AttemptManager:
+    manager = AttemptManager(
+        outbox,
+        outbox.claim([message_id]),
+        account="work",
+        policy=RetryPolicy(),
+        clock=lambda: NOW,
+        on_settled=settled.append,
+        commits=commits,
+    )
+    manager.session_started(SessionInfo("work", "127.0.0.1", 2525), [message_id])
+    manager.transaction_started(message_id)
+    return manager
+
+
+def durable_completions(path: Path) -> int:
+    """What another process would find on disk: attempts marked data-completed."""
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("SELECT COUNT(*) FROM attempts WHERE data_completed").fetchone()[0])
+
+
+def test_final_dot_records_of_four_sessions_share_one_commit_made_before_any_dot(
+    outbox: Outbox,
+) -> None:
+    ids = [enqueue(outbox, f"r{n}@example.org") for n in range(4)]
+    commits_made: list[str] = []
+    group = CommitGroup(outbox)
+    settled: list[Settled] = []
+    seen_at_dot: list[int] = []
+
+    async def final_dot(manager: AttemptManager, message_id: int) -> None:
+        manager.recipient_replied(
+            message_id, f"r{ids.index(message_id)}@example.org", Reply(Stage.RCPT, 250, "ok")
+        )
+        pending = manager.data_completed(message_id)
+        assert pending is not None
+        await pending
+        # Where the relayer writes the dot: the record must already be on disk.
+        seen_at_dot.append(durable_completions(outbox.path.parent / DB_NAME))
+
+    async def main() -> None:
+        managers = [session(outbox, i, group, settled) for i in ids]
+        outbox._conn.set_trace_callback(
+            lambda sql: commits_made.append(sql) if sql.strip().upper() == "COMMIT" else None
+        )
+        await asyncio.gather(*(final_dot(m, i) for m, i in zip(managers, ids, strict=True)))
+
+    asyncio.run(main())
+    assert commits_made == ["COMMIT"]
+    assert seen_at_dot == [4, 4, 4, 4]
+
+
+def test_a_verdict_waiting_for_a_commit_rides_with_the_next_final_dot_record(
+    outbox: Outbox,
+) -> None:
+    first, second = enqueue(outbox, "b@example.org"), enqueue(outbox, "c@example.org")
+    group = CommitGroup(outbox)
+    settled: list[Settled] = []
+
+    async def main() -> None:
+        manager = AttemptManager(
+            outbox,
+            outbox.claim([first, second]),
+            account="work",
+            policy=RetryPolicy(),
+            clock=lambda: NOW,
+            on_settled=settled.append,
+            commits=group,
+        )
+        manager.session_started(SessionInfo("work", "127.0.0.1", 2525), [first, second])
+        for message_id, address in ((first, "b@example.org"), (second, "c@example.org")):
+            manager.transaction_started(message_id)
+            reply = Reply(Stage.RCPT, 250, "ok")
+            manager.recipient_replied(message_id, address, reply)
+            pending = manager.data_completed(message_id)
+            assert pending is not None
+            await pending
+            if message_id == second:
+                # The first message's verdict was written with this record, then announced.
+                assert [s.message.id for s in settled] == [first]
+                assert outbox.get(first).state is MessageState.SENT
+            manager.transaction_finished(
+                TransactionReport(
+                    message_id,
+                    mail=Reply(Stage.MAIL, 250, "ok"),
+                    recipients={address: reply},
+                    data=Reply(Stage.DATA, 354, "go"),
+                    end_of_data=Reply(Stage.END_OF_DATA, 250, "queued"),
+                    data_completed=True,
+                )
+            )
+        manager.session_finished("")
+
+    asyncio.run(main())
+    assert [s.message.state for s in settled] == [MessageState.SENT, MessageState.SENT]
