@@ -41,7 +41,7 @@ import ipaddress
 import re
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -49,10 +49,20 @@ import aiosmtplib
 from aiosmtplib.esmtp import parse_esmtp_extensions
 
 from relay.accounts import Account, Security
-from relay.report import FailureKind, Reply, SessionFailure, Stage
+from relay.report import BodySource, FailureKind, Reply, SessionFailure, Stage
 from relay.states import Phase
 from relay.transcript import Transcript, printable
-from relay.wire import Wire, WireClosed, WireError, WireGarbled, WireTimeout, data_chunks
+from relay.wire import (
+    CHUNK_BYTES,
+    DataChunk,
+    Wire,
+    WireClosed,
+    WireError,
+    WireGarbled,
+    WireTimeout,
+    data_chunks,
+    stream_chunks,
+)
 
 #: How long QUIT may take before we just close: its reply changes nothing.
 QUIT_TIMEOUT_S = 5.0
@@ -278,13 +288,17 @@ class Session:
 
     async def send_data(
         self,
-        body: bytes,
+        body: bytes | BodySource,
         *,
         progressed: Callable[[int], None],
         completing: Callable[[], Awaitable[None] | None],
         then: Sequence[tuple[Stage, str]] = (),
     ) -> None:
         """Stream ``body`` after a 354, stuffed, ending with the final dot.
+
+        A ``BodySource`` is read piece by piece as the kernel takes the data,
+        so a large message is never held whole (at most two pieces of
+        ``CHUNK_BYTES``, plus the transport's buffer).
 
         ``then`` are command lines written in the same write as the final dot
         (PIPELINING: the next message's envelope); their replies follow the
@@ -300,10 +314,28 @@ class Session:
         *uncertain* and never towards a duplicate. A DATA write that makes no progress for
         ``command_timeout_s`` ends the session.
         """
-        total = len(body)
+        if isinstance(body, bytes):
+            total = len(body)
+            self.transcript.client(f"[message data: {total} bytes]")
+            await self._send_chunks(data_chunks(body), total, progressed, completing, then)
+            return
+        total = body.size
         self.transcript.client(f"[message data: {total} bytes]")
+        # The store holds CRLF line endings only (relay.message normalises at intake).
+        with contextlib.closing(body.pieces(CHUNK_BYTES)) as pieces:
+            chunks = stream_chunks(pieces, crlf=True)
+            await self._send_chunks(chunks, total, progressed, completing, then)
+
+    async def _send_chunks(
+        self,
+        chunks: Iterator[DataChunk],
+        total: int,
+        progressed: Callable[[int], None],
+        completing: Callable[[], Awaitable[None] | None],
+        then: Sequence[tuple[Stage, str]],
+    ) -> None:
         reported = 0
-        for chunk in data_chunks(body):
+        for chunk in chunks:
             if chunk.last:
                 if self._wire.closed:
                     raise self._lost_in_data(WireClosed("the connection was lost"), reported, total)

@@ -45,11 +45,12 @@ from relay.events import (
 from relay.home import ensure_home
 from relay.message import ParsedMessage
 from relay.states import OWED, MessageState, RecipientState, derive_message_state
+from relay.storedbody import INLINE_BODY_BYTES, StoredBody
 from relay.storefile import DB_NAME, connect, insert_message, to_text
 
 if TYPE_CHECKING:
     from relay.policy import Verdict
-    from relay.report import OutgoingMessage
+    from relay.report import BodySource, OutgoingMessage
 
 
 def utc_now() -> datetime:
@@ -227,6 +228,12 @@ class Outbox:
         if row is None:
             raise NoSuchMessage(message_id)
         return bytes(row[0])
+
+    def _body_to_send(self, message_id: int, size: int) -> bytes | BodySource:
+        """A claimed message's body: read whole when small, else streamed while it is sent."""
+        if size <= INLINE_BODY_BYTES:
+            return self.raw(message_id)
+        return StoredBody(self.path, message_id, size)
 
     def attempts(self, message_id: int) -> list[AttemptRecord]:
         self._require(message_id)
@@ -468,7 +475,7 @@ class Outbox:
                         id=message_id,
                         sender=row[2],
                         recipients=owed,
-                        body=self.raw(message_id),
+                        body=self._body_to_send(message_id, row[4]),
                         needs_smtputf8=bool(needs_smtputf8),
                         eight_bit=bool(eight_bit),
                     )

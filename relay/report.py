@@ -8,7 +8,7 @@ beyond it ever sees them.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
@@ -78,24 +78,42 @@ class SessionFailure:
         return self.text
 
 
+class BodySource(Protocol):
+    """A message body read piece by piece rather than held whole (a large stored message).
+
+    Its line endings are CRLF throughout, as the store keeps them.
+    """
+
+    @property
+    def size(self) -> int:
+        """The body's length in bytes, known without reading it (for SIZE= and progress)."""
+        ...
+
+    def pieces(self, piece_bytes: int) -> Generator[bytes, None, None]:
+        """The body in order, at most ``piece_bytes`` a piece; ``close()`` it when done."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """One message as handed to a relayer: the envelope still owed and its bytes.
 
     ``body`` is the exact message as stored (CRLF line endings, no dot-stuffing):
-    the relayer stuffs it on the wire.
+    the relayer stuffs it on the wire. A large one comes as a ``BodySource``,
+    streamed from the store while it is sent.
     """
 
     id: int
     sender: str
     recipients: tuple[str, ...]
-    body: bytes
+    body: bytes | BodySource
     needs_smtputf8: bool = False
     eight_bit: bool = False
 
     @property
     def size(self) -> int:
-        return len(self.body)
+        body = self.body
+        return len(body) if isinstance(body, bytes) else body.size
 
 
 @dataclass(frozen=True, slots=True)
