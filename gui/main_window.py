@@ -19,7 +19,8 @@ started from an engine callback, misbehaves (STACK-NOTES.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, QModelIndex, QPoint, QSettings, Qt, QTimer
@@ -113,6 +114,11 @@ class MainWindow(QMainWindow):
         self._prompts: dict[str, PasswordPrompt] = {}
         self._refused_accounts: set[str] = set()
         self._selected: list[int] = []
+        # What update_actions needs of the selection, kept up to date message by message
+        # (a selection of 100,000 rows must not be walked 30 times a second in a flush).
+        self._selected_states: Counter[MessageState] = Counter()
+        self._selected_shown: dict[int, MessageState | None] = {}
+        self._selected_uncertain: set[int] = set()
         self._icons: dict[QAction, str] = {}  # redrawn in the new colours when the theme changes
 
         self.setObjectName("main_window")
@@ -542,13 +548,8 @@ class MainWindow(QMainWindow):
     # -- keeping actions honest --------------------------------------------------------------
 
     def update_actions(self) -> None:
-        states = {m.state for m in self.selected_messages()}
-        uncertain = any(
-            state is RecipientState.UNCERTAIN
-            for m in self.selected_messages()
-            if m.state in RETRYABLE
-            for _, state in m.recipients
-        )
+        states = {state for state, count in self._selected_states.items() if count}
+        uncertain = bool(self._selected_uncertain)
         running = self.runner.running
         free = not running and not self.runner.lock_busy
         counts = self.model.counts()
@@ -672,16 +673,46 @@ class MainWindow(QMainWindow):
 
     def _on_messages_refreshed(self, ids: set[int]) -> None:
         self.detail.refresh(ids)
-        if ids & set(self._selected):
+        changed = [message_id for message_id in ids if message_id in self._selected_shown]
+        if changed:
+            self._note_selected(changed)
             self.update_actions()
 
     def _on_store_changed_elsewhere(self) -> None:
         self.resync.start()
 
     def _on_selection_changed(self) -> None:
-        rows = self.view.selectionModel().selectedRows()
-        self._selected = [int(self.proxy.data(index, Qt.ItemDataRole.UserRole)) for index in rows]
+        # From the selection's row ranges, not one index per cell (selectedRows): a
+        # select-all of 100,000 rows is one range.
+        rows: set[int] = set()
+        selection = self.view.selectionModel().selection()
+        for index in range(selection.count()):
+            selected = selection.at(index)
+            rows.update(self.proxy.source_rows(selected.top(), selected.bottom()))
+        self._selected = self.model.ids_at(sorted(rows))
+        self._selected_states = Counter()
+        self._selected_shown = {}
+        self._selected_uncertain = set()
+        self._note_selected(self._selected)
         self.update_actions()
+
+    def _note_selected(self, ids: Iterable[int]) -> None:
+        """Bring the selection's summary up to date for ``ids`` (selected, maybe changed)."""
+        model, counts, shown = self.model, self._selected_states, self._selected_shown
+        for message_id in ids:
+            before = shown.get(message_id)
+            if before is not None:
+                counts[before] -= 1
+            state = model.state_of(message_id)
+            shown[message_id] = state
+            if state is None:
+                self._selected_uncertain.discard(message_id)
+                continue
+            counts[state] += 1
+            if state in RETRYABLE and model.has_uncertain_recipient(message_id):
+                self._selected_uncertain.add(message_id)
+            else:
+                self._selected_uncertain.discard(message_id)
 
     def _on_current_row_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         message_id = current.data(Qt.ItemDataRole.UserRole) if current.isValid() else None

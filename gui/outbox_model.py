@@ -118,8 +118,10 @@ _STATE_ORDER = {
     )
 }
 _NUMERIC = (Column.SIZE, Column.ATTEMPTS)
+_COLUMNS = len(Column)
 _SENDING = MessageState.SENDING.value
 _DEFERRED = MessageState.DEFERRED.value
+_UNCERTAIN = RecipientState.UNCERTAIN.value
 _NEVER = "~"  # sorts after every ISO 8601 time: no next try comes last
 
 
@@ -498,6 +500,18 @@ class OutboxModel(QAbstractTableModel):
             ),
         )
 
+    def ids_at(self, rows: Iterable[int]) -> list[int]:
+        """The message ids of source ``rows``."""
+        shown = self._rows
+        return [shown[row][L_ID] for row in rows]
+
+    def has_uncertain_recipient(self, message_id: int) -> bool:
+        row = self._row_of.get(message_id)
+        if row is None:
+            return False
+        recipients = unpack_recipients(self._rows[row][L_RECIPIENTS])
+        return any(state == _UNCERTAIN for _, state in recipients)
+
     def state_of(self, message_id: int) -> MessageState | None:
         row = self._row_of.get(message_id)
         return None if row is None else _STATES[self._rows[row][L_STATE]]
@@ -520,11 +534,14 @@ class OutboxModel(QAbstractTableModel):
 
     # -- QAbstractTableModel ---------------------------------------------------------------
 
+    # Not ``flags``: Qt's own (enabled, selectable, no children) needs no call into Python,
+    # and views ask it for every cell of a selection.
+
     def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._rows)
 
     def columnCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008
-        return 0 if parent.isValid() else len(Column)
+        return 0 if parent.isValid() else _COLUMNS
 
     def headerData(
         self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
@@ -561,11 +578,6 @@ class OutboxModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.TextAlignmentRole and column in _NUMERIC:
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         return None
-
-    def flags(self, index: ModelIndex) -> Qt.ItemFlag:
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
 
 
 def _display_text(row: Listed, column: int) -> str | None:
@@ -659,6 +671,14 @@ class OutboxFilter(QSortFilterProxyModel):
         else:
             self._state, self._needle = state, needle
             self.invalidateRowsFilter()
+
+    def source_rows(self, first: int, last: int) -> Iterable[int]:
+        """The source rows of the proxy's rows ``first``..``last``."""
+        if self._state is None and not self._needle:
+            return range(first, last + 1)  # nothing filtered out: the same rows
+        return [
+            self.mapToSource(self.index(row, 0)).row() for row in range(first, last + 1)
+        ]
 
     def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
         return self._source.matches(source_row, self._state, self._needle)
