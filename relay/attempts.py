@@ -28,7 +28,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
 
 from relay.events import (
     AttemptStarted,
@@ -87,16 +86,19 @@ class CommitGroup:
 
     def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
-        self._waiting: list[tuple[_Write, _Announce, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[AttemptManager, int, asyncio.Future[None]]] = []
         self._seen = 0
 
-    def join(self, write: _Write, announce: _Announce) -> asyncio.Future[None]:
-        """Have ``write`` run inside the next commit; the future is done once it is on disk."""
+    def join(self, manager: AttemptManager, message_id: int) -> asyncio.Future[None]:
+        """Have ``manager`` record ``message_id``'s final dot in the next commit.
+
+        The future is done once the record is on disk.
+        """
         loop = asyncio.get_running_loop()
         if not self._waiting:
             loop.call_soon(self._commit)
         future: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((write, announce, future))
+        self._waiting.append((manager, message_id, future))
         return future
 
     def _commit(self) -> None:
@@ -109,11 +111,16 @@ class CommitGroup:
             return
         self._seen = 0
         waiting, self._waiting = self._waiting, []
-        written: list[tuple[_Announce, list[Settled]]] = []
+        ends: list[AttemptEnd] = []
+        owners: list[AttemptManager] = []
         try:
             with self._outbox.batch():
-                for write, announce, _ in waiting:
-                    written.append((announce, write()))
+                for manager, message_id, _ in waiting:
+                    settling = manager._record_completion(message_id)
+                    ends += settling
+                    owners += [manager] * len(settling)
+                # Every session's verdicts in one go: a few statements, not a few each.
+                snapshots = self._outbox.finish_attempts(ends)
         except Exception as exc:  # nothing was committed: every joiner hears why
             for _, _, future in waiting:
                 if not future.done():
@@ -122,12 +129,8 @@ class CommitGroup:
         for _, _, future in waiting:
             if not future.done():  # cancelled: the session is ending anyway
                 future.set_result(None)
-        for announce, settled in written:
-            announce(settled)
-
-
-_Write = Callable[[], "list[Settled]"]
-_Announce = Callable[["Sequence[Settled]"], None]
+        for owner, snapshot, end in zip(owners, snapshots, ends, strict=True):
+            owner._announce([Settled(snapshot, end.outcome, end.error)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,15 +212,20 @@ class AttemptManager:
         dot only then. Without one it is on disk when this returns.
         """
         if self._commits is not None:
-            return self._commits.join(partial(self._record_completion, message_id), self._announce)
+            return self._commits.join(self, message_id)
         with self._outbox.batch():
-            settled = self._record_completion(message_id)
+            settled = self._finish_all(self._record_completion(message_id))
         self._announce(settled)
         return None
 
-    def _record_completion(self, message_id: int) -> list[Settled]:
-        """``data_completed``'s writes, inside the caller's batch; the settled to announce."""
-        settled = self._write_unwritten()
+    def _record_completion(self, message_id: int) -> list[AttemptEnd]:
+        """``data_completed``'s record, inside the caller's batch.
+
+        Returns the settlements that waited for this commit, their attempt
+        rows written and their verdicts decided: the caller writes them with
+        ``finish_attempts`` in the same batch.
+        """
+        ends = self._unwritten_ends()
         if message_id in self._started_at or message_id in self._attempt_ids:
             accepted = self._accepted.get(message_id, [])
             started_at = self._started_at.pop(message_id, None)
@@ -231,7 +239,7 @@ class AttemptManager:
                 )
             else:
                 self._outbox.mark_data_completed(self._attempt_ids[message_id], accepted)
-        return settled
+        return ends
 
     def transaction_finished(self, report: TransactionReport) -> None:
         message_id = report.message_id
@@ -324,9 +332,11 @@ class AttemptManager:
 
     def _write_unwritten(self) -> list[Settled]:
         """Record every settlement waiting for a commit (inside the caller's batch)."""
+        return self._finish_all(self._unwritten_ends())
+
+    def _unwritten_ends(self) -> list[AttemptEnd]:
+        """The settlements waiting for a commit, decided, their attempt rows written."""
         unwritten, self._unwritten = self._unwritten, []
-        if not unwritten:
-            return []
         ends = []
         for item in unwritten:
             self._write_attempt(item.message_id)
@@ -339,6 +349,9 @@ class AttemptManager:
                     transcript=item.transcript,
                 )
             )
+        return ends
+
+    def _finish_all(self, ends: Sequence[AttemptEnd]) -> list[Settled]:
         snapshots = self._outbox.finish_attempts(ends)
         return [
             Settled(snapshot, end.outcome, end.error)
