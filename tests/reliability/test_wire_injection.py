@@ -31,52 +31,73 @@ from relay.states import MessageState
 from tests.reliability.conftest import record_figures
 from tests.support.fault_server import FaultServer
 
-EXAMPLES = 120
+EXAMPLES = 300
 tried: list[bool] = []  # accepted or refused, one per input (for the figures)
 
+# Accepted-looking tricks first: hypothesis leans on the first entries of a list.
 INJECTIONS = [
-    "bob@example.org\r\nRCPT TO:<evil@attacker.example>",
-    "bob@example.org\nRCPT TO:<evil@attacker.example>",
-    "bob@example.org\rDATA",
     "bob@example.org> NOTIFY=NEVER ORCPT=rfc822;evil@attacker.example",
     "<bob@example.org> SIZE=1",
-    "bob@example.org\x00evil@attacker.example",
-    '"a\r\nRSET"@example.org',
     "=?utf-8?q?evil=0D=0ARCPT_TO:<e@attacker.example>?= <bob@example.org>",
     "=?utf-8?b?PGV2aWxAYXR0YWNrZXIuZXhhbXBsZT4=?= <bob@example.org>",
     "Bob <bob@example.org>, =?iso-8859-1?q?=E9?= <cy@example.org>",
     "undisclosed-recipients:;",
     "bob@[127.0.0.1]",
-    "bob@example.org (comment\r\n RCPT TO:<evil@attacker.example>)",
     "\"quoted local\"@example.org",
     "bob@exa\u200bmple.org",
     "bøb@exämple.org",
     "a" * 70 + "@" + "b" * 250 + ".org",
+    "bob@example.org\r\nRCPT TO:<evil@attacker.example>",
+    "bob@example.org\nRCPT TO:<evil@attacker.example>",
+    "bob@example.org\rDATA",
+    "bob@example.org\x00evil@attacker.example",
+    '"a\r\nRSET"@example.org',
+    "bob@example.org (comment\r\n RCPT TO:<evil@attacker.example>)",
 ]
 
+# Values that stay on their header line (CR, LF and NUL come from INJECTIONS and
+# raw_values, else nearly every input is refused before it could reach the wire).
 header_values = st.one_of(
     st.sampled_from(INJECTIONS),
-    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\n"), max_size=60),
-    st.binary(max_size=40).map(lambda b: b.decode("latin-1")),
+    st.text(alphabet=st.characters(codec="utf-8", exclude_characters="\r\n\0"), max_size=60),
+    st.binary(max_size=40).map(lambda b: b.decode("latin-1").translate({10: 32, 13: 32, 0: 32})),
 )
+raw_values = st.binary(max_size=40).map(lambda b: b.decode("latin-1"))
 line_endings = st.sampled_from(["\r\n", "\n", "\r"])
+VALID = ["bob@example.org", "Bob <bob@example.org>", '"Doe, J." <j@example.net>',
+         "=?utf-8?q?=C3=A9l=C3=A8ne?= <e@example.com>", "cy@[192.0.2.1]", "x+tag@sub.example.org"]
+# Printable, so most display names are words a mail client could send; quoting varies.
+names = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=30)
+bare_addresses = st.sampled_from(VALID[:1] + VALID[4:])
+address_items = st.one_of(
+    st.sampled_from(VALID),
+    st.sampled_from(VALID),  # twice: most lists should be deliverable, to reach the wire
+    st.builds(lambda name, addr: f'"{name}" <{addr}>', names, bare_addresses),
+    st.builds(lambda name, addr: f"{name} <{addr}>", names, bare_addresses),
+    header_values,
+)
+address_lists = st.lists(address_items, min_size=1, max_size=3).map(", ".join)
+bodies = st.one_of(
+    st.sampled_from([".\r\nMAIL FROM:<evil@attacker.example>", "..", ".", "hi", "",
+                     "a\r\n.\r\nRSET\r\nRCPT TO:<e@attacker.example>\r\nDATA\r\n\x00"]),
+    st.lists(st.sampled_from([".", "..", ".QUIT", "x", "\r", "\n", "\r\n", "\x00", "\xff", "=?"]),
+             max_size=30).map("".join),
+)
 
 
 @st.composite
 def hostile_messages(draw: st.DrawFn) -> bytes:
     eol = draw(line_endings)
     fields = [
-        ("From", draw(st.one_of(st.just("Ann <ann@example.org>"), header_values))),
-        ("To", draw(header_values)),
+        ("From", draw(st.one_of(st.just("Ann <ann@example.org>"), address_items))),
+        ("To", draw(address_lists)),
     ]
-    if draw(st.booleans()):
-        fields.append(("Cc", draw(header_values)))
-    if draw(st.booleans()):
-        fields.append(("Bcc", draw(header_values)))
-    fields.append(("Subject", draw(header_values)))
-    body = draw(st.sampled_from([".\r\nMAIL FROM:<evil@attacker.example>", "..", ".", "hi", ""]))
-    text = eol.join(f"{name}: {value}" for name, value in fields) + eol + eol + body + eol
-    return text.encode("utf-8", "surrogateescape")
+    for name in ("Cc", "Bcc", "Reply-To", "X-Note"):
+        if draw(st.booleans()):
+            fields.append((name, draw(address_lists)))
+    fields.append(("Subject", draw(st.one_of(header_values, header_values, raw_values))))
+    text = eol.join(f"{name}: {value}" for name, value in fields) + eol + eol
+    return text.encode("utf-8", "surrogateescape") + draw(bodies).encode("utf-8", "surrogateescape")
 
 
 COMMAND = re.compile(
