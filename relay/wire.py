@@ -136,7 +136,18 @@ def data_chunks(body: bytes, chunk_bytes: int = CHUNK_BYTES) -> Iterator[DataChu
     Each chunk covers at most ``chunk_bytes`` (at least 2) bytes of the
     message; its wire bytes can be longer by the dots doubled.
     """
+    if len(body) <= chunk_bytes:  # the common case, a few KB: one chunk, no stuffer
+        return iter((DataChunk(_encode_whole(body), len(body), True),))
     return stream_chunks(_pieces(body, chunk_bytes))
+
+
+def _encode_whole(body: bytes) -> bytes:
+    """``DotStuffer`` fed ``body`` in one piece, then ended (the same bytes, less overhead)."""
+    piece = _crlf(body)
+    wire = piece.replace(b"\n.", b"\n..") if b"." in piece else piece
+    if piece[:1] == b".":
+        wire = b"." + wire
+    return wire + (b".\r\n" if not piece or piece[-1] == _LF else b"\r\n.\r\n")
 
 
 def stream_chunks(pieces: Iterable[bytes], *, crlf: bool = False) -> Iterator[DataChunk]:
@@ -166,10 +177,6 @@ def stream_chunks(pieces: Iterable[bytes], *, crlf: bool = False) -> Iterator[Da
 
 def _pieces(body: bytes, chunk_bytes: int) -> Iterator[bytes]:
     total = len(body)
-    if total <= chunk_bytes:
-        if total:
-            yield body
-        return
     start = 0
     while start < total:
         end = min(start + chunk_bytes, total)
