@@ -17,6 +17,7 @@ window what happened, and ``finished`` hands over the ``FlushResult``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import threading
 from collections.abc import Sequence
@@ -197,3 +198,5 @@ def _warm_up(home: Path) -> None:
             import keyring  # noqa: F401
     except Exception:  # the flush imports it again and says what is wrong
         log.debug("warming up the flush's imports failed", exc_info=True)
+    # Modules live as long as the app: keep full collections off them (gui.garbage).
+    gc.freeze()
