@@ -175,15 +175,35 @@ class Outbox:
     # -- intake ---------------------------------------------------------------
 
     def add_message(
-        self, parsed: ParsedMessage, *, account: str | None = None, now: datetime | None = None
+        self,
+        parsed: ParsedMessage,
+        *,
+        account: str | None = None,
+        now: datetime | None = None,
+        drop_file: str | None = None,
     ) -> MessageSnapshot:
-        """Store one message and its recipients; one transaction."""
+        """Store one message and its recipients; one transaction.
+
+        ``drop_file`` (the identity of the drop-folder file it came from) is
+        recorded in the same transaction: see :meth:`stored_drop_files`.
+        """
         now = now or utc_now()
         with self._write() as conn:
             message_id = insert_message(conn, parsed, account=account, now=now)
+            if drop_file is not None:
+                record_drop_import(conn, drop_file, message_id)
             snapshot = self._snapshot(message_id)
         self._publish(MessageQueued(snapshot))
         return snapshot
+
+    def stored_drop_files(self) -> set[str]:
+        """Drop files whose message is committed but whose removal was not yet confirmed."""
+        return {row[0] for row in self._conn.execute("SELECT file FROM drop_imports")}
+
+    def forget_drop_files(self, files: Sequence[str]) -> None:
+        """The drop files are gone: forget them (one transaction)."""
+        with self._write() as conn:
+            conn.executemany("DELETE FROM drop_imports WHERE file = ?", [(f,) for f in files])
 
     # -- reading --------------------------------------------------------------
 
@@ -335,7 +355,7 @@ class Outbox:
             param,
         ):
             recipients.setdefault(message_id, []).append(
-                RecipientSnapshot(address, RecipientState(state), reply)
+                RecipientSnapshot(address, _RECIPIENT_STATES[state], reply)
             )
         return recipients
 
@@ -740,15 +760,19 @@ def _message_from_row(
     (message_id, state, sender, subject, size, created_at, attempts, next_at, error, account) = row
     assert isinstance(message_id, int) and isinstance(size, int) and isinstance(attempts, int)
     return MessageSnapshot(
-        id=message_id,
-        state=MessageState(str(state)),
-        sender=str(sender),
-        subject=str(subject),
-        size=size,
-        created_at=_from_text(str(created_at)) or utc_now(),
-        attempts=attempts,
-        next_attempt_at=_from_text(next_at if isinstance(next_at, str) else None),
-        last_error=error if isinstance(error, str) else None,
-        recipients=tuple(recipients),
-        account=account if isinstance(account, str) else None,
+        message_id,
+        _MESSAGE_STATES[state],  # a flush makes three snapshots a message: no Enum() calls
+        str(sender),
+        str(subject),
+        size,
+        datetime.fromisoformat(str(created_at)),
+        attempts,
+        datetime.fromisoformat(next_at) if isinstance(next_at, str) else None,
+        error if isinstance(error, str) else None,
+        tuple(recipients),
+        account if isinstance(account, str) else None,
     )
+
+
+_MESSAGE_STATES: dict[object, MessageState] = {state.value: state for state in MessageState}
+_RECIPIENT_STATES: dict[object, RecipientState] = {state.value: state for state in RecipientState}
