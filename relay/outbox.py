@@ -175,35 +175,15 @@ class Outbox:
     # -- intake ---------------------------------------------------------------
 
     def add_message(
-        self,
-        parsed: ParsedMessage,
-        *,
-        account: str | None = None,
-        now: datetime | None = None,
-        drop_file: str | None = None,
+        self, parsed: ParsedMessage, *, account: str | None = None, now: datetime | None = None
     ) -> MessageSnapshot:
-        """Store one message and its recipients; one transaction.
-
-        ``drop_file`` (the identity of the drop-folder file it came from) is
-        recorded in the same transaction: see :meth:`stored_drop_files`.
-        """
+        """Store one message and its recipients; one transaction."""
         now = now or utc_now()
         with self._write() as conn:
             message_id = insert_message(conn, parsed, account=account, now=now)
-            if drop_file is not None:
-                record_drop_import(conn, drop_file, message_id)
             snapshot = self._snapshot(message_id)
         self._publish(MessageQueued(snapshot))
         return snapshot
-
-    def stored_drop_files(self) -> set[str]:
-        """Drop files whose message is committed but whose removal was not yet confirmed."""
-        return {row[0] for row in self._conn.execute("SELECT file FROM drop_imports")}
-
-    def forget_drop_files(self, files: Sequence[str]) -> None:
-        """The drop files are gone: forget them (one transaction)."""
-        with self._write() as conn:
-            conn.executemany("DELETE FROM drop_imports WHERE file = ?", [(f,) for f in files])
 
     # -- reading --------------------------------------------------------------
 
