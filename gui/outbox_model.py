@@ -3,7 +3,8 @@
 Rules this module keeps:
 
 - Rows are fed, never fetched: ``load_listed`` once (``relay.listing``, one
-  query for the columns shown), then snapshots from engine events
+  query for the columns shown; the first rows, then ``append_listed`` for
+  the rest, a page per turn of the event loop), then snapshots from engine events
   (``EngineBridge``) or rows re-read after another process changed the store
   (``reconcile_listed``). The model never reads the database.
 - A row is a ``relay.listing.Listed``: a plain tuple of strings and numbers.
@@ -206,6 +207,7 @@ class OutboxModel(QAbstractTableModel):
         self._sort_column = -1
         self._sort_order = Qt.SortOrder.AscendingOrder
         self._last_sort_s = 0.0
+        self._loaded_through: int | None = None  # a load in progress: its last id so far
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(1000 // MAX_REDRAWS_PER_S)
@@ -220,9 +222,14 @@ class OutboxModel(QAbstractTableModel):
         """Replace every row with ``messages`` (the one full reset, at start-up)."""
         self.load_listed([listed(m) for m in messages])
 
-    def load_listed(self, rows: list[Listed]) -> None:
-        """Replace every row with ``rows`` (``relay.listing.list_messages``); the model keeps
-        the list."""
+    def load_listed(self, rows: list[Listed], *, complete: bool = True) -> None:
+        """Replace every row with ``rows`` (``relay.listing.list_messages``, in id order).
+
+        The model keeps the list. ``complete`` false: these are the first
+        rows, the rest follow through ``append_listed``; until then news of a
+        message above the last id loaded is left to the loader, which reads it.
+        """
+        self._loaded_through = None if complete else (rows[-1][L_ID] if rows else 0)
         self._timer.stop()
         self._pending.clear()
         self._pending_progress.clear()
@@ -237,6 +244,36 @@ class OutboxModel(QAbstractTableModel):
             self._reindex()
         self.endResetModel()
         self._recount()
+
+    def append_listed(self, rows: list[Listed], *, complete: bool) -> None:
+        """The next rows of a load (ids above those loaded), as new rows at the end."""
+        self.apply_pending()
+        fresh = [row for row in rows if row[L_ID] not in self._row_of]
+        if rows and self._loaded_through is not None:
+            self._loaded_through = rows[-1][L_ID]
+        if fresh:
+            start = len(self._rows)
+            self.beginInsertRows(QModelIndex(), start, start + len(fresh) - 1)
+            self._rows.extend(fresh)
+            for offset, row in enumerate(fresh):
+                self._row_of[row[L_ID]] = start + offset
+                self._counts[_STATES[row[L_STATE]]] += 1
+                if row[L_STATE] == _SENDING:
+                    self._progress[row[L_ID]] = Progress(row[L_SIZE])
+            self.endInsertRows()
+            self.counts_changed.emit(dict(self._counts))
+        if complete:
+            self._loaded_through = None
+            if self._sort_column >= 0:
+                self._resort_timer.stop()
+                self._resort()
+        elif fresh and self._sort_column >= 0:
+            self._request_resort()
+
+    @property
+    def loading(self) -> bool:
+        """Whether rows of the load are still to come (``append_listed``)."""
+        return self._loaded_through is not None
 
     def message_arrived(self, message: MessageSnapshot) -> None:
         """A new or changed snapshot (queued, changed): shown with the next batch."""
@@ -338,6 +375,9 @@ class OutboxModel(QAbstractTableModel):
             state = row[L_STATE]
             index = self._row_of.get(message_id)
             if index is None:
+                if self._loaded_through is not None and message_id > self._loaded_through:
+                    touched.discard(message_id)
+                    continue  # the load has yet to read it, as it is now
                 added.append(row)
             else:
                 self._counts[_STATES[self._rows[index][L_STATE]]] -= 1

@@ -12,10 +12,13 @@ configuration directories, and writes its figures as JSON to ``RESULT``.
     finished its first paint while the view's model reports rows (``rowCount()
     > 0``): an event filter on the viewport sees that paint event, and the
     time is taken by a zero timer queued from it, which runs once the paint
-    has been dispatched. The process then sets itself up exactly as
-    ``gui.app.main`` does (``make_application``, ``open_window``).
-6b. **Memory.** ``VmHWM`` (peak resident) from /proc/self/status once the
-    window has painted and the loop has been idle for a moment (``VmRSS`` at
+    has been dispatched. The process sets itself up exactly as
+    ``gui.app.main`` does (``make_application``, ``open_window``). The window
+    shows its first page of rows and reads the rest a page per turn of its
+    loop: the time until every row is in the model (``all_rows_s``) is
+    reported beside the figure.
+6b. **Memory.** ``VmHWM`` (peak resident) from /proc/self/status once every
+    row is in the model and the loop has been idle for a moment (``VmRSS`` at
     that point is reported too). The target is on the peak.
 6c. **Stalls.** An outbox of 10,000 queued 2 KB messages, the window open and
     painted, ``action_flush`` triggered (Send all: the window's own
@@ -169,7 +172,7 @@ def bench_window(
         Row(
             "6a",
             f"window: first rows of {big:,} messages, from process start",
-            f"{first_s:.2f} s (window made {opened['window_made_s']:.2f} s)",
+            f"{first_s:.2f} s (all {opened['rows']:,} rows {opened['all_rows_s']:.2f} s)",
             "<= 1.5 s",
             "",
             first_s <= 1.5,
@@ -240,6 +243,14 @@ def child(mode: str, home: Path, result: Path, started: float) -> int:
     def painted() -> None:
         figures["first_rows_s"] = time.time() - started
         figures["rows_at_first_paint"] = view.model().rowCount()
+        if window.resync.loading:
+            window.resync.loaded.connect(all_loaded)
+        else:
+            all_loaded()
+
+    def all_loaded() -> None:
+        figures["all_rows_s"] = time.time() - started
+        figures["rows"] = view.model().rowCount()
         QTimer.singleShot(int(SETTLE_S * 1000), settled)
 
     def settled() -> None:

@@ -19,7 +19,7 @@ from gui.app import create_main_window
 from gui.garbage import GuiThreadCollector
 from gui.main_window import MainWindow
 from gui.outbox_model import ID_ROLE, Column, OutboxFilter, OutboxModel
-from gui.store_resync import PAGE
+from gui.store_resync import FIRST_PAGE, LOAD_PAGE, PAGE
 from relay.listing import list_messages, listed, unpack_recipients
 from relay.message import ParsedMessage, parse_message
 from relay.outbox import Outbox
@@ -107,6 +107,7 @@ def test_changes_by_another_process_across_many_pages_show_up_row_by_row(
     window = create_main_window(home)
     qtbot.addWidget(window)
     window.show()
+    qtbot.waitUntil(lambda: not window.resync.loading)
     assert window.view.model().rowCount() == 2 * PAGE + 10
     resets: list[None] = []
     window.model.modelReset.connect(lambda: resets.append(None))
@@ -123,6 +124,28 @@ def test_changes_by_another_process_across_many_pages_show_up_row_by_row(
     assert window.model.counts()[MessageState.HELD] == 1
     assert window.model.counts()[MessageState.QUEUED] == 2 * PAGE + 10 - 2 - 1 + 1
     assert resets == []  # rows changed one by one, never the whole table
+
+
+def test_the_first_rows_show_at_once_and_the_rest_follow_with_changes_made_meanwhile(
+    qtbot: QtBot, home: Path
+) -> None:
+    total = FIRST_PAGE + 2 * LOAD_PAGE + 3
+    fill(home, total)
+    window = create_main_window(home)
+    qtbot.addWidget(window)
+    assert window.model.rowCount() == FIRST_PAGE  # shown before the rest is read
+    assert window.resync.loading
+    late = total - 1  # not loaded yet: the window's own changes to it must not be lost
+    window.outbox.hold([late])
+    window.outbox.delete([total])
+    window.show()
+    with qtbot.waitSignal(window.resync.loaded, timeout=5000):
+        pass
+    qtbot.waitUntil(lambda: window.model.rowCount() == total - 1)
+    assert shown_ids(window) == list(range(1, total))
+    assert window.model.state_of(late) is MessageState.HELD
+    assert window.model.counts()[MessageState.HELD] == 1
+    assert window.model.counts()[MessageState.QUEUED] == total - 2
 
 
 def test_rows_are_left_alone_by_the_garbage_collector(qtbot: QtBot, home: Path) -> None:
