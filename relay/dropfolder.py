@@ -13,9 +13,12 @@ window's start-up call :func:`import_drop_folder`, which:
   entry is ``lstat``-ed, only a regular file is opened, with ``O_NOFOLLOW``
   and ``O_NONBLOCK``, and the opened file must be the one that was looked at;
 - refuses files over ``MAX_DROP_FILE_OCTETS`` without reading them;
-- stores a good message (one transaction) and only then removes its file. A
-  crash between the two imports that file again next time: a duplicate is
-  better than a lost message;
+- stores a good message (one transaction) and only then removes its file,
+  so a crash never loses it. The same transaction records the file's
+  identity (name, device, inode, size, modification time) in the store; a
+  crash between the commit and the removal leaves that record, and the next
+  import removes the file instead of storing it twice. Records whose file is
+  gone are forgotten at the start of every import;
 - moves a bad one to ``drop/rejected/`` with ``NAME.error`` beside it, holding
   the one-line reason.
 
@@ -84,10 +87,22 @@ def import_drop_folder(outbox: Outbox, home: Path) -> DropImport:
     lock_fd = os.open(drop / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        for name in sorted(os.listdir(new)):
+        names = sorted(os.listdir(new))
+        stored = outbox.stored_drop_files()
+        present = {drop_file_identity(new / name) for name in names}
+        if stale := stored - present:
+            outbox.forget_drop_files(sorted(stale))
+        removed: list[str] = []
+        for name in names:
             if name.startswith("."):
                 continue
             path = new / name
+            identity = drop_file_identity(path)
+            if identity in stored:  # committed before a crash that stopped its removal
+                with suppress(FileNotFoundError):
+                    os.unlink(path)
+                removed.append(identity)
+                continue
             try:
                 parsed = parse_message(_read_regular_file(path))
             except FileNotFoundError:
@@ -96,12 +111,24 @@ def import_drop_folder(outbox: Outbox, home: Path) -> DropImport:
                 with suppress(FileNotFoundError):  # unless it is gone meanwhile
                     rejected.append(_reject(path, rejected_dir, str(exc)))
                 continue
-            snapshot = outbox.add_message(parsed)
+            snapshot = outbox.add_message(parsed, drop_file=identity)
             imported.append(snapshot.id)
             os.unlink(path)
+            removed.append(identity)
+        if removed:  # one commit for all; a crash before it is tidied up next time
+            outbox.forget_drop_files(removed)
     finally:
         os.close(lock_fd)  # releases the flock
     return DropImport(tuple(imported), tuple(rejected))
+
+
+def drop_file_identity(path: Path) -> str:
+    """Who a drop file is: its name and what ``lstat`` says (``""`` when it is gone)."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return ""
+    return f"{path.name}\0{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
 
 
 def _read_regular_file(path: Path) -> bytes:

@@ -46,7 +46,7 @@ from relay.home import ensure_home
 from relay.message import ParsedMessage
 from relay.states import OWED, MessageState, RecipientState, derive_message_state
 from relay.storedbody import INLINE_BODY_BYTES, StoredBody
-from relay.storefile import DB_NAME, connect, insert_message, to_text
+from relay.storefile import DB_NAME, connect, insert_message, record_drop_import, to_text
 
 if TYPE_CHECKING:
     from relay.policy import Verdict
@@ -175,15 +175,35 @@ class Outbox:
     # -- intake ---------------------------------------------------------------
 
     def add_message(
-        self, parsed: ParsedMessage, *, account: str | None = None, now: datetime | None = None
+        self,
+        parsed: ParsedMessage,
+        *,
+        account: str | None = None,
+        now: datetime | None = None,
+        drop_file: str | None = None,
     ) -> MessageSnapshot:
-        """Store one message and its recipients; one transaction."""
+        """Store one message and its recipients; one transaction.
+
+        ``drop_file`` (the identity of the drop-folder file it came from) is
+        recorded in the same transaction: see :meth:`stored_drop_files`.
+        """
         now = now or utc_now()
         with self._write() as conn:
             message_id = insert_message(conn, parsed, account=account, now=now)
+            if drop_file is not None:
+                record_drop_import(conn, drop_file, message_id)
             snapshot = self._snapshot(message_id)
         self._publish(MessageQueued(snapshot))
         return snapshot
+
+    def stored_drop_files(self) -> set[str]:
+        """Drop files whose message is committed but whose removal was not yet confirmed."""
+        return {row[0] for row in self._conn.execute("SELECT file FROM drop_imports")}
+
+    def forget_drop_files(self, files: Sequence[str]) -> None:
+        """The drop files are gone: forget them (one transaction)."""
+        with self._write() as conn:
+            conn.executemany("DELETE FROM drop_imports WHERE file = ?", [(f,) for f in files])
 
     # -- reading --------------------------------------------------------------
 

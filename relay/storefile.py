@@ -79,6 +79,14 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX attempts_by_message ON attempts(message_id);
     """,
+    # 2: drop-folder files stored but not yet removed (``relay.dropfolder``): a crash
+    # between the commit and the unlink must not import the file a second time.
+    """
+    CREATE TABLE drop_imports (
+        file TEXT PRIMARY KEY,
+        message_id INTEGER NOT NULL
+    );
+    """,
 )
 
 
@@ -118,6 +126,12 @@ def insert_message(
         ],
     )
     return message_id
+
+
+def record_drop_import(conn: sqlite3.Connection, file: str, message_id: int) -> None:
+    """Note that drop file ``file`` (its identity, see ``relay.dropfolder``) is stored."""
+    conn.execute("INSERT OR REPLACE INTO drop_imports (file, message_id) VALUES (?, ?)",
+                 (file, message_id))
 
 
 def enqueue(home: Path, parsed: ParsedMessage, *, account: str | None = None) -> int:

@@ -12,8 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from relay.dropfolder import MAX_DROP_FILE_OCTETS, DropImport, Rejection, import_drop_folder
+from relay.dropfolder import (
+    MAX_DROP_FILE_OCTETS,
+    DropImport,
+    Rejection,
+    drop_file_identity,
+    import_drop_folder,
+)
 from relay.home import ensure_home
+from relay.message import parse_message
 from relay.outbox import Outbox
 from tests.intake.conftest import stored_messages
 
@@ -195,3 +202,30 @@ def test_importers_running_at_once_never_take_the_same_file_twice(home: Path) ->
     assert sorted(imported) == [m.id for m in stored]
     assert sorted(m.subject for m in stored) == sorted(f"drop {n}" for n in range(60))
     assert os.listdir(home / "drop" / "new") == []
+
+
+def test_a_file_committed_but_not_removed_before_a_crash_is_not_stored_twice(home: Path) -> None:
+    """What a crash between the commit and the unlink leaves: the message and its record."""
+    path = deliver(home, "1700000010.M1P1.host", message(10))
+    later = deliver(home, "1700000011.M1P1.host", message(11))
+    ensure_home(home)
+    with Outbox.open(home) as outbox:
+        outbox.add_message(parse_message(path.read_bytes()), drop_file=drop_file_identity(path))
+    result = run_import(home)
+    assert [m.subject for m in stored_messages(home)] == ["drop 10", "drop 11"]
+    assert len(result.imported) == 1  # only the later file was new
+    assert not path.exists() and not later.exists()
+    with Outbox.open(home) as outbox:
+        assert outbox.stored_drop_files() == set()  # nothing left to remember
+
+
+def test_a_new_file_under_a_reused_name_is_imported(home: Path) -> None:
+    """The record names the file (inode, size, time), not just its name."""
+    path = deliver(home, "reused.msg", message(20))
+    ensure_home(home)
+    with Outbox.open(home) as outbox:
+        outbox.add_message(parse_message(path.read_bytes()), drop_file=drop_file_identity(path))
+    os.unlink(path)  # the crash's file went away by other means...
+    deliver(home, "reused.msg", message(21) + b"a longer body\n")  # ...and a new one came
+    run_import(home)
+    assert [m.subject for m in stored_messages(home)] == ["drop 20", "drop 21"]

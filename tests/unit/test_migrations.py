@@ -1,0 +1,55 @@
+"""The schema moves forward in place: a first-release outbox opens and keeps its mail."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from relay.errors import OutboxError
+from relay.home import ensure_home
+from relay.message import parse_message
+from relay.outbox import Outbox
+from relay.storefile import DB_NAME, MIGRATIONS, insert_message
+
+MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: old\r\n\r\nkept\r\n"
+
+
+def first_release_store(home: Path) -> None:
+    """The file as the first release wrote it: schema 1 and one queued message."""
+    ensure_home(home)
+    conn = sqlite3.connect(home / DB_NAME, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.executescript(MIGRATIONS[0])
+        conn.execute("PRAGMA user_version = 1")
+        insert_message(conn, parse_message(MESSAGE), account=None, now=datetime.now(UTC))
+    finally:
+        conn.close()
+
+
+def test_a_first_release_outbox_is_migrated_and_keeps_its_messages(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first_release_store(home)
+    with Outbox.open(home) as outbox:
+        (message,) = outbox.messages()
+        assert message.subject == "old"
+        assert outbox.raw(message.id).endswith(b"\r\n\r\nkept\r\n")
+        assert outbox.stored_drop_files() == set()  # a table of schema 2 is there
+    conn = sqlite3.connect(home / DB_NAME)
+    try:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) > 1
+    finally:
+        conn.close()
+
+
+def test_an_outbox_from_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    first_release_store(home)
+    conn = sqlite3.connect(home / DB_NAME, isolation_level=None)
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.close()
+    with pytest.raises(OutboxError, match="newer Outbox"):
+        Outbox.open(home)
