@@ -33,6 +33,9 @@ from relay.policy import Clock, RetryPolicy
 from relay.report import OutgoingMessage
 from relay.states import OWED, MessageState
 
+#: Due messages read per loop turn when a flush starts (about 5 ms of work each).
+SELECT_PAGE = 1000
+
 AccountChooser = Callable[[MessageSnapshot], Account]
 PasswordLookup = Callable[[Account], str | None]
 
@@ -104,7 +107,7 @@ class RelayingManager:
         now = self._clock()
         recover_interrupted(self._outbox, self._clock)
         self._outbox.expire_due(self._policy.lifetime_s, now)
-        selected = self._select(message_ids, now)
+        selected = await self._select(message_ids, now)
         groups: dict[str, tuple[Account, list[MessageSnapshot]]] = {}
         for snapshot in selected:
             try:
@@ -138,9 +141,19 @@ class RelayingManager:
             )
         return self.result
 
-    def _select(self, message_ids: Sequence[int] | None, now: datetime) -> list[MessageSnapshot]:
+    async def _select(
+        self, message_ids: Sequence[int] | None, now: datetime
+    ) -> list[MessageSnapshot]:
+        """The messages to send. Read a page at a time with a loop turn between pages:
+        tens of thousands of snapshots in one go would freeze a window on this loop."""
         if message_ids is None:
-            return self._outbox.snapshots(self._outbox.due_ids(now))
+            due = self._outbox.due_ids(now)
+            selected: list[MessageSnapshot] = []
+            for start in range(0, len(due), SELECT_PAGE):
+                if start:
+                    await asyncio.sleep(0)
+                selected += self._outbox.snapshots(due[start : start + SELECT_PAGE])
+            return selected
         chosen = []
         for message_id in dict.fromkeys(message_ids):
             snapshot = self._outbox.get(message_id)  # NoSuchMessage for a bad id
