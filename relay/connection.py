@@ -261,22 +261,28 @@ class Session:
 
     async def read_reply(self, stage: Stage, *, timeout_s: float | None = None) -> Reply:
         """The reply to what was last sent (``command_timeout_s`` unless told otherwise)."""
-        if timeout_s is None:
-            timeout_s = self.account.command_timeout_s
-        what = _WHAT.get(stage, str(stage))
-        try:
-            # A reply already here needs no timer: pipelined replies come in groups.
-            ready = self._wire.queued_reply() is not None
-            raw = await self._wire.read_reply(None if ready else timeout_s)
-        except WireTimeout:
-            raise self._lose(
-                FailureKind.TIMEOUT,
-                f"{self.account.host} did not reply to {what} within {timeout_s:g} s",
-            ) from None
-        except WireError as exc:
-            raise self._lost_by(exc, f"while waiting for the reply to {what}") from None
-        self.transcript.server(raw.code, raw.lines)
-        reply = Reply(stage, raw.code, self._shown(raw.text))
+        # A reply already here needs no waiting: pipelined replies come in groups.
+        raw = self._wire.next_reply()
+        if raw is None:
+            if timeout_s is None:
+                timeout_s = self.account.command_timeout_s
+            try:
+                raw = await self._wire.read_reply(timeout_s)
+            except WireTimeout:
+                what = _WHAT.get(stage, str(stage))
+                raise self._lose(
+                    FailureKind.TIMEOUT,
+                    f"{self.account.host} did not reply to {what} within {timeout_s:g} s",
+                ) from None
+            except WireError as exc:
+                what = _WHAT.get(stage, str(stage))
+                raise self._lost_by(exc, f"while waiting for the reply to {what}") from None
+        transcript = self.transcript
+        transcript.server(raw.code, raw.lines)
+        text = raw.text
+        if transcript.hides or len(text) > MAX_REPLY_TEXT or not text.isprintable():
+            text = self._shown(text)
+        reply = Reply(stage, raw.code, text)
         if raw.code == 421:
             raise self._lose(
                 FailureKind.CLOSING,

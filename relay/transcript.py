@@ -41,7 +41,9 @@ class Direction(StrEnum):
     NOTE = "*"  # what happened without words on the wire (connected, TLS, lost …)
 
 
-_PREFIX = {direction: f"{direction.value}: " for direction in Direction}
+_CLIENT = "C: "
+_SERVER = "S: "
+_NOTE = "*: "
 
 
 class Transcript:
@@ -69,6 +71,11 @@ class Transcript:
         """Never record these strings; ``****`` stands in for them from now on."""
         self._hidden = sorted({*self._hidden, *(s for s in secrets if s)}, key=len, reverse=True)
 
+    @property
+    def hides(self) -> bool:
+        """Whether any string is hidden (``masked`` changes nothing when not)."""
+        return bool(self._hidden)
+
     def masked(self, text: str) -> str:
         """``text`` with every hidden string replaced by ``****``."""
         for secret in self._hidden:
@@ -78,19 +85,22 @@ class Transcript:
 
     def client(self, text: str) -> None:
         """A command as we sent it (secrets already replaced by ``****``)."""
-        self._add(Direction.CLIENT, text)
+        self._add(_CLIENT, text)
 
     def server(self, code: int, lines: tuple[str, ...] | list[str]) -> None:
         """A reply, one transcript line per reply line, as ``250-…``/``250 …``."""
+        if len(lines) == 1:  # the common case, a few a message
+            self._add(_SERVER, f"{code:03d} {lines[0]}".rstrip())
+            return
         if not lines:
             lines = [""]
         last = len(lines) - 1
         for index, line in enumerate(lines):
             separator = " " if index == last else "-"
-            self._add(Direction.SERVER, f"{code:03d}{separator}{line}".rstrip())
+            self._add(_SERVER, f"{code:03d}{separator}{line}".rstrip())
 
     def note(self, text: str) -> None:
-        self._add(Direction.NOTE, text)
+        self._add(_NOTE, text)
 
     def pin(self) -> None:
         """Everything recorded so far is the preamble: kept, and part of every render."""
@@ -128,17 +138,18 @@ class Transcript:
     def __str__(self) -> str:
         return self.render()
 
-    def _add(self, direction: Direction, text: str) -> None:
+    def _add(self, prefix: str, text: str) -> None:
         if self._hidden:
             text = self.masked(text)
-        if "\r" in text or "\n" in text:
-            text = text.replace("\r", "").replace("\n", " ")
-        text = printable(text)
+        if not text.isprintable():  # CR, LF and other controls are not printable
+            if "\r" in text or "\n" in text:
+                text = text.replace("\r", "").replace("\n", " ")
+            text = printable(text)
         if len(text) > self._max_line_chars:
             cut = len(text) - self._max_line_chars
             text = f"{text[: self._max_line_chars]}… [{cut} more characters]"
         self._next_seq += 1
-        self._lines.append(_PREFIX[direction] + text)
+        self._lines.append(prefix + text)
         self._chars += len(text) + 4
         if self._chars > self._max_chars:
             while self._chars > self._max_chars and len(self._lines) > 1:

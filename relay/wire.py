@@ -63,16 +63,28 @@ class WireGarbled(WireError):
     """The server sent something that is not an SMTP reply, or far too much of it."""
 
 
-@dataclass(frozen=True, slots=True)
 class RawReply:
-    """One complete reply: its code and the text of each line (code and separator removed)."""
+    """One complete reply: its code and the text of each line (code and separator removed).
 
-    code: int
-    lines: tuple[str, ...]
+    A plain class rather than a frozen dataclass: a flush makes five a
+    message, and a frozen dataclass's ``__init__`` costs twice as much.
+    """
+
+    __slots__ = ("code", "lines")
+
+    def __init__(self, code: int, lines: tuple[str, ...]) -> None:
+        self.code = code
+        self.lines = lines
 
     @property
     def text(self) -> str:
-        return " ".join(line for line in self.lines if line)
+        lines = self.lines
+        if len(lines) == 1:
+            return lines[0]
+        return " ".join(line for line in lines if line)
+
+    def __repr__(self) -> str:
+        return f"RawReply({self.code!r}, {self.lines!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +215,13 @@ class Wire(asyncio.Protocol):
     server sends is parsed here. Replies queue in order; ``read_reply`` takes
     the oldest. Writing never blocks; ``wait_writable`` waits while the
     transport's buffer is over its high-water mark.
+
+    Replies come in groups (PIPELINING: four or five a message in one
+    segment), so the reading side is built for that: every complete reply in
+    what arrived is parsed in one pass, a reply already queued is handed out
+    without waiting, and a reader that must wait arms no timer of its own:
+    one timer per wire, moved only forwards (``_arm``), fires at the earliest
+    deadline still wanted and re-arms itself if the deadline has moved on.
     """
 
     def __init__(
@@ -223,6 +242,10 @@ class Wire(asyncio.Protocol):
         self._paused = False
         self._closed: WireError | None = None
         self._garbled: WireGarbled | None = None
+        self._deadline: float | None = None  # of the reader waiting now, if it has one
+        self._timed_out = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
         transport.set_protocol(self)
         if transport.is_closing():
             self._closed = WireClosed("the connection was already closed")
@@ -232,20 +255,31 @@ class Wire(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._garbled is not None:
             return
-        self._buffer += data
+        buffer = self._buffer
+        if buffer:
+            buffer += data
+            if b"\n" not in data:  # nothing new is complete
+                if len(buffer) > self._max_reply_bytes:
+                    self._garble(_too_long(self._max_reply_bytes))
+                    self._wake_reader()
+                return
+            data = bytes(buffer)
+            buffer.clear()
         try:
-            self._parse()
+            used = self._parse(data)
+            if used < len(data):
+                if len(data) - used > self._max_reply_bytes:
+                    raise _too_long(self._max_reply_bytes)
+                buffer += data[used:]
         except WireGarbled as exc:
-            self._garbled = exc
-            self._closed = exc  # a write after this says why, not just "closed"
-            self._buffer.clear()
-            self._transport.abort()
+            self._garble(exc)
         self._wake_reader()
 
     def eof_received(self) -> bool | None:
         return False  # close our side too; connection_lost follows
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
         if self._closed is None:
             if exc is None:
                 self._closed = WireClosed("the server closed the connection")
@@ -278,6 +312,10 @@ class Wire(asyncio.Protocol):
         """The oldest reply nobody has read yet, without taking it."""
         return self._replies[0] if self._replies else None
 
+    def next_reply(self) -> RawReply | None:
+        """Take the oldest reply already here, if there is one (no waiting, no timer)."""
+        return self._replies.popleft() if self._replies else None
+
     def write(self, data: bytes) -> None:
         if self._closed is not None:
             raise _again(self._closed)
@@ -287,20 +325,28 @@ class Wire(asyncio.Protocol):
 
     async def read_reply(self, timeout_s: float | None) -> RawReply:
         """The next reply; ``WireTimeout`` if none within ``timeout_s``."""
-        try:
-            async with asyncio.timeout(timeout_s):
-                while True:
-                    if self._replies:
-                        return self._replies.popleft()
-                    if self._closed is not None:
-                        raise _again(self._closed)
-                    self._reply_waiter = self._loop.create_future()
-                    try:
-                        await self._reply_waiter
-                    finally:
-                        self._reply_waiter = None
-        except TimeoutError:
-            raise WireTimeout(f"no reply within {timeout_s:g} s") from None
+        replies = self._replies
+        if replies:
+            return replies.popleft()
+        loop = self._loop
+        deadline = None if timeout_s is None else loop.time() + timeout_s
+        while True:
+            if self._closed is not None:
+                raise _again(self._closed)
+            waiter = self._reply_waiter = loop.create_future()
+            self._deadline = deadline
+            self._timed_out = False
+            if deadline is not None:
+                self._arm(deadline)
+            try:
+                await waiter
+            finally:
+                self._reply_waiter = None
+                self._deadline = None
+            if replies:
+                return replies.popleft()
+            if self._timed_out:
+                raise WireTimeout(f"no reply within {timeout_s:g} s")
 
     async def wait_writable(self, timeout_s: float) -> bool:
         """Wait until the write buffer drains below its mark: false if ``timeout_s`` passed."""
@@ -322,27 +368,81 @@ class Wire(asyncio.Protocol):
 
     def close(self) -> None:
         """Close now (buffered bytes are still flushed first by asyncio)."""
+        self._disarm()
         self._transport.close()
 
     def abort(self) -> None:
         """Close now, dropping whatever is still buffered."""
+        self._disarm()
         self._transport.abort()
+
+    # -- the reply timer -------------------------------------------------------------
+
+    def _arm(self, deadline: float) -> None:
+        """Have the timer fire no later than ``deadline`` (it is never moved later)."""
+        timer = self._timer
+        if timer is not None:
+            if self._timer_at <= deadline:
+                return  # it fires first and re-arms for the rest (``_on_timer``)
+            timer.cancel()
+        self._timer = self._loop.call_at(deadline, self._on_timer)
+        self._timer_at = deadline
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        deadline = self._deadline
+        if deadline is None or self._reply_waiter is None:
+            return  # nobody is waiting (the reply came): no timer until the next wait
+        if self._timer_at >= deadline:  # armed for this very deadline: it is due
+            self._timed_out = True
+            self._wake_reader()
+        else:  # armed for an earlier reader's deadline: on to this one's
+            self._arm(deadline)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     # -- parsing -----------------------------------------------------------------------
 
-    def _parse(self) -> None:
-        while True:
-            reply, used = _parse_reply(self._buffer)
-            if reply is None:
-                break
-            del self._buffer[:used]
-            self._replies.append(reply)
-            if len(self._replies) > self._max_queued_replies:
-                raise WireGarbled(
-                    f"the server sent more than {self._max_queued_replies} replies nobody asked for"
-                )
-        if len(self._buffer) > self._max_reply_bytes:
-            raise WireGarbled(f"the server sent a reply longer than {self._max_reply_bytes} bytes")
+    def _parse(self, data: bytes) -> int:
+        """Queue every complete reply in ``data``; the bytes they took.
+
+        RFC 5321 section 4.2: ``ddd-text`` continues a reply, ``ddd text`` (or
+        a bare ``ddd``) ends it. A bare LF is accepted as a line ending. One
+        pass over the complete lines, however many replies they hold.
+        """
+        complete = data.rfind(b"\n") + 1
+        if not complete:
+            return 0
+        replies = self._replies
+        limit = self._max_queued_replies
+        used = offset = 0
+        texts: list[str] = []
+        for line in data[:complete].split(b"\n")[:-1]:
+            offset += len(line) + 1
+            if line[-1:] == b"\r":
+                line = line.rstrip(b"\r")
+            code_text, separator = line[:3], line[3:4]
+            if not (code_text.isdigit() and separator in _SEPARATORS):
+                shown = line[:80].decode("utf-8", "replace")
+                raise WireGarbled(f"the server sent a line that is not an SMTP reply: {shown!r}")
+            texts.append(line[4:].decode("utf-8", "replace"))
+            if separator != b"-":
+                replies.append(RawReply(int(code_text), tuple(texts)))
+                texts = []
+                used = offset
+                if len(replies) > limit:
+                    raise WireGarbled(f"the server sent more than {limit} replies nobody asked for")
+        return used
+
+    def _garble(self, exc: WireGarbled) -> None:
+        self._garbled = exc
+        self._closed = exc  # a write after this says why, not just "closed"
+        self._buffer.clear()
+        self._disarm()
+        self._transport.abort()
 
     def _wake_reader(self) -> None:
         if self._reply_waiter is not None and not self._reply_waiter.done():
@@ -353,27 +453,11 @@ class Wire(asyncio.Protocol):
             self._writable_waiter.set_result(None)
 
 
-def _parse_reply(buffer: bytearray) -> tuple[RawReply | None, int]:
-    """The first complete reply in ``buffer`` and the bytes it took, or ``(None, 0)``.
+_SEPARATORS = (b"", b" ", b"-")
 
-    RFC 5321 section 4.2: ``ddd-text`` continues a reply, ``ddd text`` (or a
-    bare ``ddd``) ends it. A bare LF is accepted as a line ending.
-    """
-    offset = 0
-    lines: list[str] = []
-    while True:
-        newline = buffer.find(b"\n", offset)
-        if newline == -1:
-            return None, 0
-        line = bytes(buffer[offset:newline]).rstrip(b"\r")
-        offset = newline + 1
-        code_text, separator = line[:3], line[3:4]
-        if not (code_text.isdigit() and separator in (b"", b" ", b"-")):
-            shown = line[:80].decode("utf-8", "replace")
-            raise WireGarbled(f"the server sent a line that is not an SMTP reply: {shown!r}")
-        lines.append(line[4:].decode("utf-8", "replace"))
-        if separator != b"-":
-            return RawReply(int(code_text), tuple(lines)), offset
+
+def _too_long(max_reply_bytes: int) -> WireGarbled:
+    return WireGarbled(f"the server sent a reply longer than {max_reply_bytes} bytes")
 
 
 def _again(error: WireError) -> WireError:
