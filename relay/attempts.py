@@ -37,7 +37,7 @@ from relay.events import (
     ProgressMade,
     RecipientReplied,
 )
-from relay.outbox import AttemptEnd, Outbox
+from relay.outbox import AttemptEnd, AttemptStart, Outbox
 from relay.policy import (
     Clock,
     RetryPolicy,
@@ -113,13 +113,21 @@ class CommitGroup:
         waiting, self._waiting = self._waiting, []
         ends: list[AttemptEnd] = []
         owners: list[AttemptManager] = []
+        starts: list[AttemptStart] = []
+        starters: list[AttemptManager] = []
         try:
             with self._outbox.batch():
                 for manager, message_id, _ in waiting:
-                    settling = manager._record_completion(message_id)
+                    settling, start = manager._record_completion(message_id, defer_start=True)
                     ends += settling
                     owners += [manager] * len(settling)
-                # Every session's verdicts in one go: a few statements, not a few each.
+                    if start is not None:
+                        starts.append(start)
+                        starters.append(manager)
+                # Every session's records and verdicts in one go: a few statements in all.
+                ids = self._outbox.start_attempts(starts)
+                for manager, start, attempt_id in zip(starters, starts, ids, strict=True):
+                    manager._attempt_ids[start.message_id] = attempt_id
                 snapshots = self._outbox.finish_attempts(ends)
         except Exception as exc:  # nothing was committed: every joiner hears why
             for _, _, future in waiting:
@@ -214,32 +222,36 @@ class AttemptManager:
         if self._commits is not None:
             return self._commits.join(self, message_id)
         with self._outbox.batch():
-            settled = self._finish_all(self._record_completion(message_id))
+            ends, _ = self._record_completion(message_id)
+            settled = self._finish_all(ends)
         self._announce(settled)
         return None
 
-    def _record_completion(self, message_id: int) -> list[AttemptEnd]:
+    def _record_completion(
+        self, message_id: int, *, defer_start: bool = False
+    ) -> tuple[list[AttemptEnd], AttemptStart | None]:
         """``data_completed``'s record, inside the caller's batch.
 
         Returns the settlements that waited for this commit, their attempt
         rows written and their verdicts decided: the caller writes them with
-        ``finish_attempts`` in the same batch.
+        ``finish_attempts`` in the same batch. With ``defer_start`` a new
+        attempt row is not written but returned, for the caller to write with
+        others' (``Outbox.start_attempts``) and put its id in ``_attempt_ids``.
         """
         ends = self._unwritten_ends()
         if message_id in self._started_at or message_id in self._attempt_ids:
             accepted = self._accepted.get(message_id, [])
             started_at = self._started_at.pop(message_id, None)
             if started_at is not None:  # the attempt row is written already marked
-                self._attempt_ids[message_id] = self._outbox.start_attempt(
-                    message_id,
-                    account=self._account,
-                    server=self._server,
-                    now=started_at,
-                    data_completed=accepted,
+                start = AttemptStart(
+                    message_id, self._account, self._server, started_at, data_completed=accepted
                 )
+                if defer_start:
+                    return ends, start
+                (self._attempt_ids[message_id],) = self._outbox.start_attempts([start])
             else:
                 self._outbox.mark_data_completed(self._attempt_ids[message_id], accepted)
-        return ends
+        return ends, None
 
     def transaction_finished(self, report: TransactionReport) -> None:
         message_id = report.message_id

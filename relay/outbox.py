@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
@@ -540,6 +541,43 @@ class Outbox:
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
+    def start_attempts(self, starts: Sequence[AttemptStart]) -> list[int]:
+        """``start_attempt`` for several messages (one each) in two statements; their ids.
+
+        The final-dot records of a flush's sessions share a commit: their
+        attempt rows go in with one multi-row ``INSERT … RETURNING`` and the
+        attempt counts with one ``UPDATE``, rather than two statements each.
+        """
+        if not starts:
+            return []
+        values: list[object] = []
+        for start in starts:
+            completed = start.data_completed
+            values += (
+                start.message_id,
+                _to_text(start.now),
+                start.account,
+                start.server,
+                int(completed is not None),
+                _json_strings(completed or ()),
+            )
+        ids = [start.message_id for start in starts]
+        with self._write() as conn:
+            returned = dict(
+                conn.execute(
+                    "INSERT INTO attempts (message_id, started_at, account, server,"
+                    " data_completed, accepted) VALUES "
+                    + ", ".join(["(?, ?, ?, ?, ?, ?)"] * len(starts))
+                    + " RETURNING message_id, id",
+                    values,
+                ).fetchall()
+            )
+            where, param = _id_filter("id", ids)
+            conn.execute(f"UPDATE messages SET attempts = attempts + 1 WHERE {where}", param)
+        if len(returned) != len(starts):
+            raise ValueError("start_attempts takes at most one attempt per message")
+        return [returned[message_id] for message_id in ids]
+
     def mark_data_completed(self, attempt_id: int, accepted: Sequence[str]) -> None:
         """The final dot is on the wire: from here a lost reply means *uncertain*."""
         with self._write() as conn:
@@ -633,7 +671,7 @@ class Outbox:
                             now_text,
                             end.outcome,
                             end.error,
-                            json.dumps(list(end.replies)),
+                            _json_replies(end.replies),
                             end.sent_bytes,
                             end.transcript,
                             end.attempt_id,
@@ -739,6 +777,18 @@ _FLAG_COLUMNS = "held, sending, needs_smtputf8, eight_bit, deferred_since"
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptStart:
+    """One attempt row to open, as ``Outbox.start_attempts`` writes it."""
+
+    message_id: int
+    account: str
+    server: str
+    now: datetime
+    #: The accepted recipients when the final dot is about to leave (see ``start_attempt``).
+    data_completed: Sequence[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptEnd:
     """One message's settled attempt, as ``Outbox.finish_attempts`` records it."""
 
@@ -772,6 +822,45 @@ def _message_from_row(
         tuple(recipients),
         account if isinstance(account, str) else None,
     )
+
+
+def _json_strings(items: Sequence[str]) -> str:
+    """``json.dumps(list(items))`` for strings, without the encoder's per-call set-up."""
+    return "[" + ", ".join(map(_json_string, items)) + "]"
+
+
+_REPLY_KEYS = ("address", "stage", "code", "text")
+
+
+def _json_replies(replies: Sequence[dict[str, object]]) -> str:
+    """``json.dumps(list(replies))``, the attempt manager's reply dicts written directly.
+
+    Each is ``{"address": str | None, "stage": str, "code": int, "text": str}``
+    (plain ``str``/``int``, as ``json.dumps`` writes them); anything else goes
+    through ``json.dumps``.
+    """
+    parts = []
+    for reply in replies:
+        if tuple(reply) != _REPLY_KEYS:
+            return json.dumps(list(replies))
+        address, stage, code, text = reply.values()
+        if (
+            not (address is None or type(address) is str)
+            or type(stage) is not str
+            or type(code) is not int
+            or type(text) is not str
+        ):
+            return json.dumps(list(replies))
+        parts.append(
+            '{"address": '
+            + ("null" if address is None else _json_string(address))
+            + ', "stage": '
+            + _json_string(stage)
+            + f', "code": {code}, "text": '
+            + _json_string(text)
+            + "}"
+        )
+    return "[" + ", ".join(parts) + "]"
 
 
 _MESSAGE_STATES: dict[object, MessageState] = {state.value: state for state in MessageState}
