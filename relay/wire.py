@@ -41,6 +41,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 CHUNK_BYTES = 64 * 1024
+#: What one read from the connection takes at most (``Wire``'s receive buffer).
+RECEIVE_BYTES = 64 * 1024
 _CR = 0x0D
 _LF = 0x0A
 _DOT = 0x2E
@@ -208,7 +210,7 @@ def _crlf(piece: bytes) -> bytes:
     return _LINE_ENDING.sub(b"\r\n", piece)
 
 
-class Wire(asyncio.Protocol):
+class Wire(asyncio.BufferedProtocol):
     """An SMTP client's end of an open connection, after aiosmtplib handed it over.
 
     Create it with the transport to take over; from then on every byte the
@@ -222,6 +224,11 @@ class Wire(asyncio.Protocol):
     without waiting, and a reader that must wait arms no timer of its own:
     one timer per wire, moved only forwards (``_arm``), fires at the earliest
     deadline still wanted and re-arms itself if the deadline has moved on.
+
+    It is a ``BufferedProtocol``: the transport reads into one buffer of ours
+    (``RECEIVE_BYTES``) instead of allocating 256 KiB for every read and
+    shrinking it, which costs more than everything else a read does (an
+    mmap and munmap each time: ~12 us a read, one or two reads a message).
     """
 
     def __init__(
@@ -236,6 +243,7 @@ class Wire(asyncio.Protocol):
         self._max_queued_replies = max_queued_replies
         self._loop = asyncio.get_running_loop()
         self._buffer = bytearray()
+        self._receiving = memoryview(bytearray(RECEIVE_BYTES))
         self._replies: deque[RawReply] = deque()
         self._reply_waiter: asyncio.Future[None] | None = None
         self._writable_waiter: asyncio.Future[None] | None = None
@@ -250,9 +258,16 @@ class Wire(asyncio.Protocol):
         if transport.is_closing():
             self._closed = WireClosed("the connection was already closed")
 
-    # -- asyncio.Protocol ----------------------------------------------------------
+    # -- asyncio.BufferedProtocol ----------------------------------------------------
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._receiving
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(bytes(self._receiving[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
+        """What the server sent next (called by ``buffer_updated``)."""
         if self._garbled is not None:
             return
         buffer = self._buffer
