@@ -235,7 +235,7 @@ class Session:
         ``line`` must not contain CR, LF or NUL: that would be a bug in the
         caller (addresses are checked before they get here).
         """
-        if any(c in line for c in "\r\n\0"):
+        if _unsafe_line(line):
             raise ValueError(f"an SMTP command may not contain CR, LF or NUL: {line!r}")
         self._refuse_stray_reply()
         self.transcript.client(line)
@@ -357,9 +357,7 @@ class Session:
                     self._wire.write(chunk.wire + following if following else chunk.wire)
                 except WireError as exc:  # only if ``completing`` itself closed the session
                     raise self._lost_in_data(exc, reported, total) from None
-                self.transcript.client(".")
-                for _, line in then:
-                    self.transcript.client(line)
+                self.transcript.clients([".", *(line for _, line in then)])
                 progressed(total)
                 return
             try:
@@ -392,15 +390,15 @@ class Session:
     def _encode_commands(
         self, commands: Sequence[tuple[Stage, str]], *, record: bool = True
     ) -> bytes:
-        lines = []
-        for _, line in commands:
-            if any(c in line for c in "\r\n\0"):
+        lines = [line for _, line in commands]
+        if not lines:
+            return b""
+        for line in lines:
+            if _unsafe_line(line):
                 raise ValueError(f"an SMTP command may not contain CR, LF or NUL: {line!r}")
-            lines.append(line)
         if record:
-            for line in lines:
-                self.transcript.client(line)
-        return "".join(f"{line}\r\n" for line in lines).encode("utf-8")
+            self.transcript.clients(lines)
+        return ("\r\n".join(lines) + "\r\n").encode("utf-8")
 
     def _refuse_stray_reply(self) -> None:
         """In lock-step every reply was read: one waiting now was never asked for.
@@ -1007,6 +1005,11 @@ class _Opener:
         if reason == "WRONG_VERSION_NUMBER":
             hint = " (the server does not speak TLS on this port: is it a STARTTLS or plain port?)"
         return f"TLS with {self._where} failed: {reason}{hint}; nothing was sent"
+
+
+def _unsafe_line(line: str) -> bool:
+    """Whether a command line holds CR, LF or NUL (three ``in`` tests: no generator)."""
+    return "\r" in line or "\n" in line or "\0" in line
 
 
 def _find(exc: BaseException, kind: type[_E]) -> _E | None:

@@ -485,6 +485,7 @@ class Outbox:
         ids = list(dict.fromkeys(message_ids))
         claimed: list[OutgoingMessage] = []
         snapshots: list[MessageSnapshot] = []
+        announce = self.bus.listened  # a flush from the command line has no listener
         with self._write() as conn:
             rows = self._message_rows(ids)
             recipients = self._recipient_rows(ids)
@@ -517,9 +518,10 @@ class Outbox:
                         eight_bit=bool(eight_bit),
                     )
                 )
-                snapshots.append(
-                    _message_from_row((row[0], state.value, *row[2:_SNAPSHOT_WIDTH]), owned)
-                )
+                if announce:
+                    snapshots.append(
+                        _message_from_row((row[0], state.value, *row[2:_SNAPSHOT_WIDTH]), owned)
+                    )
             conn.executemany("UPDATE messages SET sending = 1, state = ? WHERE id = ?", states)
         for snapshot in snapshots:
             self._publish(MessageChanged(snapshot))

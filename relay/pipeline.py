@@ -77,6 +77,11 @@ class Pipeline:
         """Replies the transaction will not read (its MAIL or every RCPT was refused)."""
         self._unclaimed.extend(stages)
 
+    @property
+    def unsettled(self) -> bool:
+        """Whether replies nobody claimed wait to be read (``settle``)."""
+        return bool(self._unclaimed)
+
     async def settle(self) -> None:
         """Read and drop the replies nobody claimed; then the next group starts with RSET."""
         stages, self._unclaimed = self._unclaimed, []

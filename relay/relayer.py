@@ -128,6 +128,7 @@ class ManagedRelayer:
         self._broken: int | None = None
         self._current_address: str | None = None
         self._mail_lines: dict[int, tuple[str | None, str]] = {}  # see ``_mail``
+        self._offer_facts: _OfferFacts | None = None
         self._ran = False
         self._ended = False
 
@@ -279,7 +280,8 @@ class ManagedRelayer:
                 raise
             self._finish(transaction)
             if pipeline is not None:
-                await pipeline.settle()
+                if pipeline.unsettled:
+                    await pipeline.settle()
                 continue
             more = index + 1 < len(messages) and not self._stopping
             if more and not transaction.succeeded and transaction.local_error is None:
@@ -431,7 +433,10 @@ class ManagedRelayer:
         """``_mail_command``, worked out once per message (pipelining asks twice)."""
         known = self._mail_lines.get(message.id)
         if known is None:
-            known = self._mail_lines[message.id] = _mail_command(message, offer)
+            facts = self._offer_facts
+            if facts is None or facts.offer is not offer:
+                facts = self._offer_facts = _OfferFacts(offer)
+            known = self._mail_lines[message.id] = _mail_command(message, facts)
         return known
 
     # -- reporting ---------------------------------------------------------------------
@@ -464,7 +469,21 @@ def _needs_smtputf8(message: OutgoingMessage) -> bool:
     )
 
 
-def _mail_command(message: OutgoingMessage, offer: ServerOffer) -> tuple[str | None, str]:
+class _OfferFacts:
+    """What ``_mail_command`` asks of a session's offer, worked out once per session."""
+
+    __slots__ = ("eight_bit_mime", "host", "offer", "size", "size_limit", "smtputf8")
+
+    def __init__(self, offer: ServerOffer) -> None:
+        self.offer = offer
+        self.host = offer.host
+        self.smtputf8 = offer.smtputf8
+        self.eight_bit_mime = offer.eight_bit_mime
+        self.size_limit = offer.size_limit
+        self.size = offer.offers("SIZE")
+
+
+def _mail_command(message: OutgoingMessage, offer: _OfferFacts) -> tuple[str | None, str]:
     """Why the message cannot go to this server (or None), and its MAIL FROM line."""
     host = offer.host
     for address in (message.sender, *message.recipients):
@@ -486,7 +505,7 @@ def _mail_command(message: OutgoingMessage, offer: ServerOffer) -> tuple[str | N
             "",
         )
     parts = [f"MAIL FROM:<{message.sender}>"]
-    if offer.offers("SIZE"):
+    if offer.size:
         parts.append(f"SIZE={message.size}")
     if message.eight_bit and offer.eight_bit_mime:
         parts.append("BODY=8BITMIME")

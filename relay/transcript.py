@@ -23,6 +23,7 @@ Rules this module keeps:
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from enum import StrEnum
 from itertools import islice
 
@@ -86,6 +87,11 @@ class Transcript:
     def client(self, text: str) -> None:
         """A command as we sent it (secrets already replaced by ``****``)."""
         self._add(_CLIENT, text)
+
+    def clients(self, lines: Iterable[str]) -> None:
+        """Several commands as we sent them, in order (a pipelined group)."""
+        for text in lines:
+            self._add(_CLIENT, text)
 
     def server(self, code: int, lines: tuple[str, ...] | list[str]) -> None:
         """A reply, one transcript line per reply line, as ``250-…``/``250 …``."""
