@@ -102,9 +102,15 @@ def test_sigkill_during_sendmail_leaves_each_message_whole_or_absent(
     recipients: dict[str, tuple[str, ...]] = {}
     confirmed: set[str] = set()
     killed = 0
-    for batch in range(0, runs, 8):  # eight processes at a time, the first into a new home
+    # Kill moments spread over [0, window); the window follows the machine's speed so
+    # that kills land on both sides of the commit, on a quiet or a busy machine alike.
+    window = 0.4
+    batch = 0
+    while batch < runs or not (killed and confirmed):
+        assert batch < runs * 4, f"kills never landed on both sides ({killed} killed)"
+        killed_before, confirmed_before = killed, len(confirmed)
         started = []
-        for n in range(batch, min(runs, batch + 8)):
+        for n in range(batch, batch + 8):  # eight processes at a time
             tag = f"sm-{n}"
             raw = big_note(n, rng, "sm")
             sent[tag], recipients[tag] = raw, ("bob@example.org", f"c{n}@example.net")
@@ -112,7 +118,7 @@ def test_sigkill_during_sendmail_leaves_each_message_whole_or_absent(
                 [sys.executable, "-m", "relay.cli", "--home", str(home), "sendmail", "-t", "-i"],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )
-            started.append((tag, raw, proc, time.monotonic() + rng.uniform(0.0, 0.4)))
+            started.append((tag, raw, proc, time.monotonic() + rng.uniform(0.0, window)))
         for _tag, raw, proc, _kill_at in started:
             assert proc.stdin is not None
             try:
@@ -129,6 +135,11 @@ def test_sigkill_during_sendmail_leaves_each_message_whole_or_absent(
             else:
                 assert proc.returncode == -signal.SIGKILL
                 killed += 1
+        batch += 8
+        if len(confirmed) == confirmed_before:
+            window *= 2  # every one was killed: give them longer
+        elif killed == killed_before:
+            window /= 2  # none was: kill sooner
 
     stored = [whole(row, sent, recipients) for row in rows(home)]
     counts = collections.Counter(stored)
@@ -140,7 +151,7 @@ def test_sigkill_during_sendmail_leaves_each_message_whole_or_absent(
     # The outbox still works after all that: one more message goes in.
     done = outbox(home, "sendmail", "-t", input=note(999, tag="after"))
     assert done.returncode == 0, done.stderr.decode()
-    record_figures("test_kill_intake::sendmail", runs=runs, killed=killed,
+    record_figures("test_kill_intake::sendmail", runs=batch, killed=killed,
                    killed_but_stored=len(set(counts) - confirmed), confirmed=len(confirmed))
 
 
