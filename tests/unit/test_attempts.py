@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -15,7 +13,6 @@ from relay.events import (
     MessageChanged,
     ProgressMade,
 )
-from relay.message import ParsedMessage
 from relay.outbox import Outbox
 from relay.policy import RetryPolicy
 from relay.report import (
@@ -28,6 +25,7 @@ from relay.report import (
     TransactionReport,
 )
 from relay.states import MessageState, RecipientState
+from tests.unit.conftest import enqueue
 
 
 class FakeClock:
@@ -43,15 +41,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox.open(tmp_path / "home") as store:
-        yield store
-
-
-def enqueue(outbox: Outbox, *recipients: str) -> int:
-    raw = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
-    return outbox.add_message(ParsedMessage("a@example.org", recipients, raw, "hi")).id
 
 
 def manager(

@@ -4,32 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from relay.attempts import AttemptManager, CommitGroup, Settled
-from relay.message import ParsedMessage
 from relay.outbox import Outbox
 from relay.policy import RetryPolicy
 from relay.report import Reply, SessionInfo, Stage, TransactionReport
 from relay.states import MessageState
 from relay.storefile import DB_NAME
+from tests.unit.conftest import enqueue
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox.open(tmp_path / "home") as store:
-        yield store
-
-
-def enqueue(outbox: Outbox, recipient: str) -> int:
-    raw = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
-    return outbox.add_message(ParsedMessage("a@example.org", (recipient,), raw, "hi")).id
 
 
 def session(

@@ -4,29 +4,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.message import ParsedMessage
 from relay.outbox import AttemptStart, Outbox, _json_replies, _json_strings
+from tests.unit.conftest import enqueue
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def outbox(tmp_path: Path) -> Iterator[Outbox]:
-    with Outbox.open(tmp_path / "home") as store:
-        yield store
-
-
-def enqueue(outbox: Outbox, recipient: str) -> int:
-    raw = b"From: a@example.org\r\nSubject: hi\r\n\r\nbody\r\n"
-    return outbox.add_message(ParsedMessage("a@example.org", (recipient,), raw, "hi")).id
 
 
 def test_a_group_of_attempts_gets_one_row_each_in_the_order_given(outbox: Outbox) -> None:
