@@ -131,6 +131,13 @@ def _add_settings(parser: argparse.ArgumentParser, *, adding: bool) -> None:
     parser.add_argument(
         "--data-timeout", metavar="S", help="seconds for the verdict on a message (default 600)"
     )
+    parser.add_argument(
+        "--pipelining",
+        metavar="on|off",
+        choices=("on", "off"),
+        help="send each message's commands as one group when the server offers PIPELINING"
+        " (RFC 2920; default on); off: one command, one reply",
+    )
     parser.add_argument("--default", action="store_true", help="make this the default account")
     if not adding:
         parser.add_argument(
@@ -169,6 +176,8 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         fields["command_timeout_s"] = parse_timeout(args.command_timeout, "command timeout")
     if args.data_timeout is not None:
         fields["data_timeout_s"] = parse_timeout(args.data_timeout, "data timeout")
+    if args.pipelining is not None:
+        fields["pipelining"] = args.pipelining == "on"
     if args.default:
         fields["default"] = True
     return fields
@@ -369,6 +378,7 @@ def account_as_json(account: Account) -> dict[str, Any]:
         "connect_timeout": account.connect_timeout_s,
         "command_timeout": account.command_timeout_s,
         "data_timeout": account.data_timeout_s,
+        "pipelining": account.pipelining,
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -232,3 +233,22 @@ def test_a_missing_password_is_a_problem_to_fix_not_a_deferral(
         assert b"no password stored for account test" in done.stderr
         assert states(home) == {"1": "queued"}
         assert server.received == []
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+def test_an_account_can_turn_pipelining_off_from_the_command_line(
+    home: Path, setting: str
+) -> None:
+    with threaded_fault_server(extensions=("PIPELINING", "8BITMIME", "SIZE 10000000")) as server:
+        add_account(home, server.port, "--pipelining", "off")
+        if setting == "on":
+            changed = outbox(home, "account", "set", "test", "--pipelining", "on")
+            assert changed.returncode == 0, changed.stderr.decode()
+        for n in range(3):
+            enqueue(home, message(n))
+        done = outbox(home, "flush")
+        assert done.returncode == 0, done.stderr.decode()
+        assert len(server.messages) == 3
+        assert (server.pipelined > 0) == (setting == "on"), server.pipelined
+    (account,) = json.loads(outbox(home, "account", "list", "--json").stdout)
+    assert account["pipelining"] == (setting == "on")
