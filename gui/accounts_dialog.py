@@ -129,6 +129,12 @@ class AccountsDialog(QDialog):
         self.max_messages.setObjectName("account_max_messages")
         self.max_messages.setAccessibleName("Messages per connection")
         self.max_messages.setRange(1, 100_000)
+        self.pipelining = QCheckBox("Send each message's commands together (PIPELINING)")
+        self.pipelining.setObjectName("account_pipelining")
+        self.pipelining.setToolTip(
+            "RFC 2920: when the server offers it, one round trip per message instead of four."
+            " Turn off only for a server that mishandles it."
+        )
         self.default = QCheckBox("Send messages no pattern matches through this account")
         self.default.setObjectName("account_default")
 
@@ -143,6 +149,7 @@ class AccountsDialog(QDialog):
         form.addRow("&Senders:", self.patterns)
         form.addRow("Connections at &once:", self.max_connections)
         form.addRow("&Messages per connection:", self.max_messages)
+        form.addRow("", self.pipelining)
         form.addRow("", self.default)
 
         self.error = QLabel()
@@ -268,6 +275,7 @@ class AccountsDialog(QDialog):
         self.patterns.setText(", ".join(account.from_patterns))
         self.max_connections.setValue(account.max_connections)
         self.max_messages.setValue(account.max_messages_per_connection)
+        self.pipelining.setChecked(account.pipelining)
         self.default.setChecked(account.default)
         self.default.setEnabled(not account.default)
 
@@ -313,6 +321,7 @@ class AccountsDialog(QDialog):
             "from_patterns": patterns,
             "max_connections": self.max_connections.value(),
             "max_messages_per_connection": self.max_messages.value(),
+            "pipelining": self.pipelining.isChecked(),
         }
 
     def form_account(self) -> Account:
@@ -333,7 +342,6 @@ class AccountsDialog(QDialog):
                     connect_timeout_s=current.connect_timeout_s,
                     command_timeout_s=current.command_timeout_s,
                     data_timeout_s=current.data_timeout_s,
-                    pipelining=current.pipelining,
                     **fields,
                 )
             )

@@ -102,6 +102,19 @@ def test_changing_an_account_keeps_its_stored_password(
     assert memory_keyring.passwords() == {(SERVICE, "work"): PASSWORD}
 
 
+def test_pipelining_is_on_for_a_new_account_and_a_click_turns_it_off(
+    dialog: AccountsDialog, qtbot: QtBot, home: Path
+) -> None:
+    fill(qtbot, dialog, name="work", host="smtp.example.org")
+    assert dialog.pipelining.isChecked()
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert load_accounts(home)[0].pipelining is True
+    dialog.pipelining.click()
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert load_accounts(home)[0].pipelining is False
+    assert not dialog.pipelining.isChecked()  # the form shows what was saved
+
+
 def test_test_connection_shows_what_the_server_offers_without_sending(
     dialog: AccountsDialog, qtbot: QtBot, auth_server: RunningServer
 ) -> None:
