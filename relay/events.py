@@ -12,9 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from relay.frozeninit import fast_init
 from relay.states import MessageState, Phase, RecipientState
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class RecipientSnapshot:
     address: str
@@ -22,6 +24,7 @@ class RecipientSnapshot:
     reply: str | None
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MessageSnapshot:
     """A message as the store held it at one commit."""
@@ -63,6 +66,7 @@ class MessageQueued:
     message: MessageSnapshot
 
 
+@fast_init
 @dataclass(frozen=True, slots=True)
 class MessageChanged:
     """The message's state, recipients or schedule changed (one commit)."""
