@@ -37,7 +37,6 @@ from relay.events import (
     ProgressMade,
     RecipientReplied,
 )
-from relay.frozeninit import fast_init
 from relay.outbox import AttemptEnd, AttemptStart, Outbox
 from relay.policy import (
     Clock,
@@ -58,7 +57,6 @@ from relay.report import (
 from relay.states import OWED, Phase, RecipientState
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Settled:
     """A message whose attempt is over, as the flush reports it to a person."""
@@ -143,7 +141,6 @@ class CommitGroup:
             owner._announce([Settled(snapshot, end.outcome, end.error)])
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class _Settlement:
     """A transaction's verdicts, decided, waiting for the next commit."""

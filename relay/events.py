@@ -12,11 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from relay.frozeninit import fast_init
 from relay.states import MessageState, Phase, RecipientState
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class RecipientSnapshot:
     address: str
@@ -24,7 +22,6 @@ class RecipientSnapshot:
     reply: str | None
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class MessageSnapshot:
     """A message as the store held it at one commit."""
@@ -66,7 +63,6 @@ class MessageQueued:
     message: MessageSnapshot
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class MessageChanged:
     """The message's state, recipients or schedule changed (one commit)."""

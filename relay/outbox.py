@@ -43,7 +43,6 @@ from relay.events import (
     MessageSnapshot,
     RecipientSnapshot,
 )
-from relay.frozeninit import fast_init
 from relay.home import ensure_home
 from relay.message import ParsedMessage
 from relay.states import OWED, MessageState, RecipientState, derive_message_state
@@ -795,7 +794,6 @@ _SNAPSHOT_WIDTH = 10  # the columns above: what a snapshot is made of
 _FLAG_COLUMNS = "held, sending, needs_smtputf8, eight_bit, deferred_since"
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class AttemptStart:
     """One attempt row to open, as ``Outbox.start_attempts`` writes it."""
@@ -808,7 +806,6 @@ class AttemptStart:
     data_completed: Sequence[str] | None = None
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class AttemptEnd:
     """One message's settled attempt, as ``Outbox.finish_attempts`` records it."""

@@ -26,14 +26,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from relay.frozeninit import fast_init
 from relay.report import Reply, Stage, TransactionReport
 from relay.states import RecipientState
 
 Clock = Callable[[], datetime]
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Verdict:
     """What an attempt settled for one recipient, and the words that explain it."""

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
-from relay.frozeninit import fast_init
 from relay.states import Phase
 
 
@@ -33,7 +32,6 @@ class Stage(StrEnum):
     QUIT = "quit"
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class Reply:
     """A server's reply to one command (``code`` 0: no reply, see ``text``)."""
@@ -96,7 +94,6 @@ class BodySource(Protocol):
         ...
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """One message as handed to a relayer: the envelope still owed and its bytes.
@@ -119,7 +116,6 @@ class OutgoingMessage:
         return len(body) if isinstance(body, bytes) else body.size
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class TransactionReport:
     """Everything that happened to one message in one session.

@@ -40,8 +40,6 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from relay.frozeninit import fast_init
-
 CHUNK_BYTES = 64 * 1024
 #: What one read from the connection takes at most (``Wire``'s receive buffer).
 RECEIVE_BYTES = 64 * 1024
@@ -91,7 +89,6 @@ class RawReply:
         return f"RawReply({self.code!r}, {self.lines!r})"
 
 
-@fast_init
 @dataclass(frozen=True, slots=True)
 class DataChunk:
     """Bytes to write for the DATA phase, and how far into the message they reach."""
