@@ -287,16 +287,44 @@ class ManagedRelayer:
             if more and not transaction.succeeded and transaction.local_error is None:
                 await self._reset(session)
 
-    async def _transact(self, session: Session, tx: _Transaction) -> None:
-        observer = self._observer
+    def _begin(self, tx: _Transaction, offer: ServerOffer) -> str | None:
+        """Report the transaction's start; its MAIL line, or None if it is refused here."""
         message = tx.message
-        observer.transaction_started(message.id)
-        observer.phase_changed(Phase.SENDING, message.id)
+        self._observer.transaction_started(message.id)
+        self._observer.phase_changed(Phase.SENDING, message.id)
         self._current_address = None
-        problem, mail_line = self._mail(message, session.offer)
+        problem, mail_line = self._mail(message, offer)
         if problem is not None:
             tx.local_error = problem
             self._transcript.note(f"message {message.id} not sent: {problem}")
+            return None
+        return mail_line
+
+    async def _send_body(
+        self, session: Session, tx: _Transaction, then: Sequence[Command] = ()
+    ) -> None:
+        """The data and its final dot (``then`` in the same write), progress reported."""
+        observer = self._observer
+        message = tx.message
+
+        def progressed(sent_bytes: int) -> None:
+            tx.sent_bytes = sent_bytes
+            observer.data_progressed(message.id, sent_bytes, message.size)
+
+        def completing() -> Awaitable[None] | None:
+            tx.data_completed = True
+            return observer.data_completed(message.id)
+
+        await session.send_data(
+            message.body, progressed=progressed, completing=completing, then=then
+        )
+        observer.phase_changed(Phase.AWAITING_VERDICT, message.id)
+
+    async def _transact(self, session: Session, tx: _Transaction) -> None:
+        observer = self._observer
+        message = tx.message
+        mail_line = self._begin(tx, session.offer)
+        if mail_line is None:
             return
         tx.mail = await session.command(Stage.MAIL, mail_line)
         if not tx.mail.positive:
@@ -323,17 +351,7 @@ class ManagedRelayer:
                     )
                 )
             return
-
-        def progressed(sent_bytes: int) -> None:
-            tx.sent_bytes = sent_bytes
-            observer.data_progressed(message.id, sent_bytes, message.size)
-
-        def completing() -> Awaitable[None] | None:
-            tx.data_completed = True
-            return observer.data_completed(message.id)
-
-        await session.send_data(message.body, progressed=progressed, completing=completing)
-        observer.phase_changed(Phase.AWAITING_VERDICT, message.id)
+        await self._send_body(session, tx)
         tx.end_of_data = await session.read_reply(
             Stage.END_OF_DATA, timeout_s=self._account.data_timeout_s
         )
@@ -364,13 +382,7 @@ class ManagedRelayer:
         """``_transact`` with the envelope already on the wire: the same reports, read in order."""
         observer = self._observer
         message = tx.message
-        observer.transaction_started(message.id)
-        observer.phase_changed(Phase.SENDING, message.id)
-        self._current_address = None
-        problem, _ = self._mail(message, session.offer)
-        if problem is not None:
-            tx.local_error = problem
-            self._transcript.note(f"message {message.id} not sent: {problem}")
+        if self._begin(tx, session.offer) is None:
             return
         tx.mail = await pipeline.read(Stage.MAIL)
         if not tx.mail.positive:
@@ -394,22 +406,10 @@ class ManagedRelayer:
             follow_problem, follow_mail = self._mail(following, session.offer)
             if follow_problem is None:
                 then = envelope(following, follow_mail)
-
-        def progressed(sent_bytes: int) -> None:
-            tx.sent_bytes = sent_bytes
-            observer.data_progressed(message.id, sent_bytes, message.size)
-
-        def completing() -> Awaitable[None] | None:
-            tx.data_completed = True
-            return observer.data_completed(message.id)
-
-        await session.send_data(
-            message.body, progressed=progressed, completing=completing, then=then
-        )
+        await self._send_body(session, tx, then)
         if then:
             assert following is not None
             pipeline.ahead = following.id
-        observer.phase_changed(Phase.AWAITING_VERDICT, message.id)
         tx.end_of_data = await pipeline.read(
             Stage.END_OF_DATA, timeout_s=self._account.data_timeout_s
         )
