@@ -15,6 +15,8 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from tests.support.loopback import LoopbackServer
+
 
 @dataclass
 class TurnCounter:
@@ -35,43 +37,25 @@ class TurnCounter:
         self.server_bytes += size
 
 
-class DelayProxy:
+class DelayProxy(LoopbackServer):
     """``async with DelayProxy(target_port, delay_s)``: listen on 127.0.0.1:``port``."""
 
     def __init__(self, target_host: str, target_port: int, delay_s: float) -> None:
+        super().__init__()
         self.target = (target_host, target_port)
         self.delay_s = delay_s
         self.counter = TurnCounter()
-        self.port = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def __aenter__(self) -> DelayProxy:
-        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(*self.target)
-        tasks = [
-            asyncio.create_task(self._pipe(reader, up_writer, self.counter.client_sent)),
-            asyncio.create_task(self._pipe(up_reader, writer, self.counter.server_sent)),
-        ]
-        self._tasks.update(tasks)
         try:
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(
+                self._pipe(reader, up_writer, self.counter.client_sent),
+                self._pipe(up_reader, writer, self.counter.server_sent),
+                return_exceptions=True,
+            )
         finally:
-            self._tasks.difference_update(tasks)
-            for w in (writer, up_writer):
-                w.close()
+            up_writer.close()
 
     async def _pipe(
         self,

@@ -12,15 +12,14 @@ sending.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import random
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-HOST = "127.0.0.1"
+from tests.support.loopback import LoopbackServer, on_own_thread
+
 STAGES = ("greeting", "ehlo", "mail")
 
 
@@ -57,41 +56,16 @@ class Behaviour:
     pace_s: float = 0.0  # pause between chunks
 
 
-class HostileServer:
+class HostileServer(LoopbackServer):
     def __init__(self, behaviour: Behaviour) -> None:
         assert behaviour.stage in STAGES
+        super().__init__()
         self.behaviour = behaviour
-        self.port = 0
         self.sent_bytes = 0  # pushed at the hostile stage, over all connections
         self.messages = 0  # data phases completed (should stay 0 when the stage comes first)
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, HOST, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
-        try:
-            await self._converse(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                await writer.wait_closed()
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self._converse(reader, writer)
 
     async def _stream(self, writer: asyncio.StreamWriter) -> None:
         for chunk in self.behaviour.chunks():
@@ -137,17 +111,5 @@ class HostileServer:
 @contextmanager
 def threaded_hostile_server(behaviour: Behaviour) -> Iterator[HostileServer]:
     """A ``HostileServer`` on its own thread and loop; stops, connections and all."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="hostile-server", daemon=True)
-    thread.start()
-    server = HostileServer(behaviour)
-    try:
-        asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
-        try:
-            yield server
-        finally:
-            asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+    with on_own_thread(HostileServer(behaviour), "hostile-server") as server:
+        yield server

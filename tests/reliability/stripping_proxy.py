@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-HOST = "127.0.0.1"
+from tests.support.loopback import HOST, LoopbackServer, on_own_thread
 
 
 def strip_starttls(lines: list[bytes]) -> list[bytes]:
@@ -29,45 +28,24 @@ def strip_starttls(lines: list[bytes]) -> list[bytes]:
     ]
 
 
-class StrippingProxy:
+class StrippingProxy(LoopbackServer):
     def __init__(self, upstream_port: int) -> None:
+        super().__init__()
         self.upstream_port = upstream_port
-        self.port = 0
         self.from_client = bytearray()
         self.stripped = 0  # STARTTLS offers removed
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, HOST, 0)
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection(HOST, self.upstream_port)
         try:
             await asyncio.gather(
                 self._client_to_server(reader, up_writer),
                 self._server_to_client(up_reader, writer),
             )
-        except (ConnectionError, asyncio.CancelledError, asyncio.IncompleteReadError):
-            pass
         finally:
-            self._tasks.discard(task)
-            for w in (writer, up_writer):
-                w.close()
-                with contextlib.suppress(ConnectionError, asyncio.CancelledError):
-                    await w.wait_closed()
+            up_writer.close()
+            with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                await up_writer.wait_closed()
 
     async def _client_to_server(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -96,17 +74,5 @@ class StrippingProxy:
 
 @contextmanager
 def threaded_stripping_proxy(upstream_port: int) -> Iterator[StrippingProxy]:
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="stripping-proxy", daemon=True)
-    thread.start()
-    proxy = StrippingProxy(upstream_port)
-    try:
-        asyncio.run_coroutine_threadsafe(proxy.start(), loop).result(timeout=10)
-        try:
-            yield proxy
-        finally:
-            asyncio.run_coroutine_threadsafe(proxy.stop(), loop).result(timeout=10)
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+    with on_own_thread(StrippingProxy(upstream_port), "stripping-proxy") as proxy:
+        yield proxy

@@ -33,18 +33,14 @@ on its own thread; either stops, connections included, when its block ends.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ssl
-import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from types import TracebackType
 from typing import Any
 
 from relay.accounts import Account, Security
-
-HOST = "127.0.0.1"
+from tests.support.loopback import QUIET_ENDINGS, LoopbackServer, on_own_thread
 
 
 @dataclass(frozen=True)
@@ -201,19 +197,18 @@ class _Connection:
         await self.say(response)
 
 
-class FaultServer:
+class FaultServer(LoopbackServer):
     """The scripted server; ``async with`` it, then point an account at ``host``:``port``."""
+
+    quiet_endings = (*QUIET_ENDINGS, _Closed)
 
     def __init__(self, faults: Faults | None = None, **changes: Any) -> None:
         self.faults = replace(faults or Faults(), **changes)
-        self.host = HOST
-        self.port = 0
+        super().__init__(tls=self.faults.tls_context if self.faults.implicit_tls else None)
         self.commands: list[str] = []
         self.messages: list[ReceivedData] = []
         self.connections = 0
         self.pipelined = 0
-        self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     def account(self, **changes: Any) -> Account:
         """An account for this server (plain, small timeouts unless overridden)."""
@@ -237,49 +232,11 @@ class FaultServer:
         """The command verbs received, in order (``["EHLO", "MAIL", …]``)."""
         return [command.split(" ", 1)[0].upper() for command in self.commands]
 
-    async def __aenter__(self) -> FaultServer:
-        faults = self.faults
-        self._server = await asyncio.start_server(
-            self._accept,
-            HOST,
-            0,
-            ssl=faults.tls_context if faults.implicit_tls else None,
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        assert self._server is not None
-        self._server.close()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         connection = _Connection(reader, writer)
-        try:
-            await connection.respond(self.faults.greeting)
-            await self._converse(connection)
-        except (_Closed, ConnectionError, ssl.SSLError):
-            pass
-        except asyncio.CancelledError:
-            pass  # the server is stopping; asyncio logs a handler that ends cancelled
-        finally:
-            self._tasks.discard(task)
-            writer.close()
-            with contextlib.suppress(ConnectionError, ssl.SSLError, asyncio.CancelledError):
-                await writer.wait_closed()
+        await connection.respond(self.faults.greeting)
+        await self._converse(connection)
 
     async def _converse(self, connection: _Connection) -> None:
         faults = self.faults
@@ -389,19 +346,5 @@ def _pick(response: Response | Sequence[Response], index: int) -> Response:
 @contextmanager
 def threaded_fault_server(faults: Faults | None = None, **changes: Any) -> Iterator[FaultServer]:
     """A ``FaultServer`` on its own thread and event loop (for subprocess or Qt tests)."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="fault-server", daemon=True)
-    thread.start()
-    server = FaultServer(faults, **changes)
-    try:
-        asyncio.run_coroutine_threadsafe(server.__aenter__(), loop).result(timeout=10)
-        try:
-            yield server
-        finally:
-            asyncio.run_coroutine_threadsafe(server.__aexit__(None, None, None), loop).result(
-                timeout=10
-            )
-    finally:
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout=10)
-        loop.close()
+    with on_own_thread(FaultServer(faults, **changes), "fault-server") as server:
+        yield server
