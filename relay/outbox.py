@@ -542,22 +542,10 @@ class Outbox:
         attempt whose final dot is about to leave: the row is written already
         marked, as ``mark_data_completed`` would (one statement instead of two).
         """
-        with self._write() as conn:
-            cursor = conn.execute(
-                "INSERT INTO attempts (message_id, started_at, account, server,"
-                " data_completed, accepted) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    message_id,
-                    _to_text(now or utc_now()),
-                    account,
-                    server,
-                    int(data_completed is not None),
-                    json.dumps(list(data_completed or ())),
-                ),
-            )
-            conn.execute("UPDATE messages SET attempts = attempts + 1 WHERE id = ?", (message_id,))
-        assert cursor.lastrowid is not None
-        return cursor.lastrowid
+        (attempt_id,) = self.start_attempts(
+            [AttemptStart(message_id, account, server, now or utc_now(), data_completed)]
+        )
+        return attempt_id
 
     def start_attempts(self, starts: Sequence[AttemptStart]) -> list[int]:
         """``start_attempt`` for several messages (one each) in two statements; their ids.
