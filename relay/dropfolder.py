@@ -87,17 +87,17 @@ def import_drop_folder(outbox: Outbox, home: Path) -> DropImport:
     lock_fd = os.open(drop / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
-        names = sorted(os.listdir(new))
+        identities = {
+            name: drop_file_identity(new / name)
+            for name in sorted(os.listdir(new))
+            if not name.startswith(".")
+        }
         stored = outbox.stored_drop_files()
-        present = {drop_file_identity(new / name) for name in names}
-        if stale := stored - present:
+        if stale := stored - set(identities.values()):
             outbox.forget_drop_files(sorted(stale))
         removed: list[str] = []
-        for name in names:
-            if name.startswith("."):
-                continue
+        for name, identity in identities.items():
             path = new / name
-            identity = drop_file_identity(path)
             if identity in stored:  # committed before a crash that stopped its removal
                 with suppress(FileNotFoundError):
                     os.unlink(path)
