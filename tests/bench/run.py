@@ -278,30 +278,19 @@ def check_sent(run: Run, home: Path, count: int, what: str) -> None:
 # -- the measurements ----------------------------------------------------------------------
 
 
+def smtp_source(*, sessions: int, count: int, port: int) -> list[str]:
+    """Postfix's ``smtp-source``: ``count`` 2 KB messages back to back over ``sessions``."""
+    return [str(SOURCE), "-s", str(sessions), "-d", "-m", str(count), "-l", "2048",
+            "-f", SENDER, "-t", RECIPIENT, f"127.0.0.1:{port}"]
+
+
 def bench_throughput(
     processes: Processes, work: Path, port: int, count: int
 ) -> tuple[list[Row], Run]:
     home = make_home(work, port, count, 2048, connections=4)
     ours = flush(processes, home)
     check_sent(ours, home, count, "flush")
-    peer = processes.run(
-        pinned(
-            CLIENT_CORE,
-            str(SOURCE),
-            "-s",
-            "4",
-            "-d",
-            "-m",
-            str(count),
-            "-l",
-            "2048",
-            "-f",
-            SENDER,
-            "-t",
-            RECIPIENT,
-            f"127.0.0.1:{port}",
-        )
-    )
+    peer = processes.run(pinned(CLIENT_CORE, *smtp_source(sessions=4, count=count, port=port)))
     rate, peer_rate = count / ours.wall_s, count / peer.wall_s
     ratio = rate / peer_rate
     rows = [
@@ -330,21 +319,7 @@ def bench_turns(processes: Processes, work: Path, port: int, count: int) -> list
                 save_accounts(home, [_with_port(account, proxy.port)])
                 args = [PYTHON, "-m", "relay.cli", "--home", str(home), "flush"]
             else:
-                args = [
-                    str(SOURCE),
-                    "-s",
-                    "1",
-                    "-d",
-                    "-m",
-                    str(messages),
-                    "-l",
-                    "2048",
-                    "-f",
-                    SENDER,
-                    "-t",
-                    RECIPIENT,
-                    f"127.0.0.1:{proxy.port}",
-                ]
+                args = smtp_source(sessions=1, count=messages, port=proxy.port)
             process = await asyncio.create_subprocess_exec(
                 *pinned(CLIENT_CORE, *args),
                 stdout=subprocess.DEVNULL,
