@@ -112,9 +112,7 @@ def fill_outbox(home: Path, port: int, count: int, size: int) -> Path:
     return home
 
 
-def run_child(
-    processes: Processes, mode: str, home: Path, work: Path, core: str
-) -> dict[str, Any]:
+def run_child(processes: Processes, mode: str, home: Path, work: Path, core: str) -> dict[str, Any]:
     """Run the window process in ``mode``; its figures (times from the bench's start of it)."""
     from tests.bench.run import PYTHON, pinned
 
