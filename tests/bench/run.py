@@ -13,11 +13,11 @@ ignores the directory). What it does:
    1. ``outbox flush`` of 10,000 queued 2 KB messages over 4 connections,
       end to end (process start to every message marked sent) vs
       ``smtp-source -s 4 -d`` (4 sessions, messages back to back); and, from
-      the same run and with no target of its own, ``floor.py`` (row 1f): a
-      client that does only the pipelined wire and the one durable row per
-      message that issue 5's kill promise requires -- the most any Python
-      client keeping that promise can reach here -- and the same with no
-      journal at all (the wire alone);
+      the same run and with no target of its own, ``floor.py`` (rows 1f and
+      1g): a client that does only the pipelined wire and the one durable row
+      per message that issue 5's kill promise requires -- the most any Python
+      client keeping that promise can reach here -- with the rows in SQLite
+      (1f), in a synced file (1g), and not written at all (the wire alone);
    2. client turns per message through a proxy adding 25 ms each way
       (``proxy.py``), 200 messages on one connection, with PIPELINING and
       with the account's pipelining off; peer: ``smtp-source`` through the
@@ -309,16 +309,17 @@ class Throughput:
 
     count: int
     ours: Run
-    floor: Run
+    floor: Run  # SQLite journal
+    file_floor: Run  # synced file journal
     wire_only: Run
 
 
-def floor_client(work: Path, port: int, count: int, *, wire_only: bool) -> list[str]:
-    """``floor.py``: the wire plus the one durable row per message our promises need."""
-    journal = work / f"floor-{count}-{int(wire_only)}.sqlite3"
+def floor_client(work: Path, port: int, count: int, journal: str) -> list[str]:
+    """``floor.py`` with ``journal`` (sqlite, file or none): the wire and durable rows only."""
+    path = work / f"floor-{count}-{journal}.journal"
+    flag = {"sqlite": [], "file": ["--file-journal"], "none": ["--wire-only"]}[journal]
     script = Path(__file__).with_name("floor.py")
-    args = [PYTHON, str(script), str(port), str(count), "4", str(journal)]
-    return args + (["--wire-only"] if wire_only else [])
+    return [PYTHON, str(script), str(port), str(count), "4", str(path), *flag]
 
 
 def bench_throughput(
@@ -329,12 +330,12 @@ def bench_throughput(
     check_sent(ours, home, count, "flush")
     peer = processes.run(pinned(CLIENT_CORE, *smtp_source(sessions=4, count=count, port=port)))
     floors = []
-    for bare in (False, True):
-        run = processes.run(pinned(CLIENT_CORE, *floor_client(work, port, count, wire_only=bare)))
+    for journal in ("sqlite", "file", "none"):
+        run = processes.run(pinned(CLIENT_CORE, *floor_client(work, port, count, journal)))
         if run.returncode != 0:
             raise SystemExit(f"floor client failed ({run.returncode}): {run.stderr[-2000:]}")
         floors.append(run)
-    floor, wire_only = floors
+    floor, file_floor, wire_only = floors
     peer_rate = count / peer.wall_s
 
     def rate(run: Run) -> str:
@@ -351,14 +352,22 @@ def bench_throughput(
         ),
         Row(
             "1f",
-            "floor.py: the wire + 1 durable row/msg (no target)",
+            "floor.py: wire + 1 durable row/msg, SQLite",
             rate(floor),
-            "",
+            "(no target)",
             f"wire only: {rate(wire_only)}",
             None,
         ),
+        Row(
+            "1g",
+            "floor.py: wire + 1 durable row/msg, synced file",
+            rate(file_floor),
+            "(no target)",
+            "",
+            None,
+        ),
     ]
-    return rows, Throughput(count, ours, floor, wire_only)
+    return rows, Throughput(count, ours, floor, file_floor, wire_only)
 
 
 def bench_turns(processes: Processes, work: Path, port: int, count: int) -> list[Row]:
@@ -434,7 +443,8 @@ def bench_cpu_and_memory(
                 f"{per_thousand(throughput.ours):.3f} s",
                 "<= 0.1 s",
                 f"floor.py {per_thousand(throughput.floor):.3f} s"
-                f" (wire only {per_thousand(throughput.wire_only):.3f} s)",
+                f" (file {per_thousand(throughput.file_floor):.3f} s,"
+                f" wire only {per_thousand(throughput.wire_only):.3f} s)",
                 per_thousand(throughput.ours) <= 0.1,
             )
         )
