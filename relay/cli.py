@@ -11,11 +11,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from relay import __version__
 from relay.errors import OutboxError
 
+TYPE_CHECKING = False  # not typing's: importing typing costs `outbox sendmail` start-up
 if TYPE_CHECKING:
     import argparse
 

@@ -51,7 +51,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 from relay.address import (
@@ -84,29 +83,69 @@ _HARMLESS_DEFECTS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
+TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Final
+
+
 class ParsedMessage:
     """A message accepted for the outbox: exactly what will go on the wire.
 
     ``raw`` has CRLF line endings, no Bcc/Resent-Bcc header, a Date and a
     Message-ID, and no line over 998 octets; it is not dot-stuffed.
+
+    A value (compared by its fields, never changed: ``Final`` to mypy). A plain
+    class rather than a frozen dataclass because ``outbox sendmail`` starts
+    once per message and ``dataclasses`` (with ``inspect``) costs it 6 ms.
     """
 
-    sender: str
-    recipients: tuple[str, ...]
-    raw: bytes
-    subject: str = ""
-    needs_smtputf8: bool = False
-    eight_bit: bool = False
+    __slots__ = ("eight_bit", "needs_smtputf8", "raw", "recipients", "sender", "subject")
+
+    def __init__(
+        self,
+        sender: str,
+        recipients: tuple[str, ...],
+        raw: bytes,
+        subject: str = "",
+        needs_smtputf8: bool = False,
+        eight_bit: bool = False,
+    ) -> None:
+        self.sender: Final = sender
+        self.recipients: Final = recipients
+        self.raw: Final = raw
+        self.subject: Final = subject
+        self.needs_smtputf8: Final = needs_smtputf8
+        self.eight_bit: Final = eight_bit
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.sender, self.recipients, self.raw, self.subject, self.needs_smtputf8,
+                self.eight_bit)  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ParsedMessage):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (
+            f"ParsedMessage(sender={self.sender!r}, recipients={self.recipients!r},"
+            f" raw=<{len(self.raw)} bytes>, subject={self.subject!r},"
+            f" needs_smtputf8={self.needs_smtputf8!r}, eight_bit={self.eight_bit!r})"
+        )
 
 
-@dataclass(slots=True)
 class _Field:
     """One header field: its physical lines, without line endings."""
 
-    name: str  # as written
-    lines: list[bytes]
-    line_number: int  # 1-based, as the input counted
+    __slots__ = ("line_number", "lines", "name")
+
+    def __init__(self, name: str, lines: list[bytes], line_number: int) -> None:
+        self.name = name  # as written
+        self.lines = lines
+        self.line_number = line_number  # 1-based, as the input counted
 
     @property
     def key(self) -> str:

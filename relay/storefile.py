@@ -18,11 +18,11 @@ import time
 from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from relay.errors import OutboxError
 from relay.states import MessageState, RecipientState
 
+TYPE_CHECKING = False  # not typing's: importing typing costs `outbox sendmail` start-up
 if TYPE_CHECKING:
     from relay.message import ParsedMessage
 
