@@ -73,6 +73,7 @@ def create_main_window(home: Path) -> MainWindow:
         raise RuntimeError("create a QApplication before the main window")
     ensure_home(home)
     outbox = Outbox.open(home)
+    outbox.checkpoint_in_background()  # its flushes commit on the window's loop
     try:
         window = MainWindow(home, outbox, open_settings())
     except BaseException:

@@ -50,6 +50,7 @@ from relay.storedbody import INLINE_BODY_BYTES, StoredBody
 from relay.storefile import DB_NAME, connect, insert_message, record_drop_import, to_text
 
 if TYPE_CHECKING:
+    from relay.checkpoint import Checkpointer
     from relay.policy import Verdict
     from relay.report import BodySource, OutgoingMessage
 
@@ -105,6 +106,7 @@ class Outbox:
         self.bus = bus or EventBus()
         self._conn = connect(path)
         self._batch_events: list[Event] | None = None  # inside ``batch()``
+        self._checkpointer: Checkpointer | None = None
 
     # -- life cycle -----------------------------------------------------------
 
@@ -114,7 +116,27 @@ class Outbox:
         return cls(home / DB_NAME, bus)
 
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()  # first: the last connection to close tidies the log
+            self._checkpointer = None
         self._conn.close()
+
+    def checkpoint_in_background(self, *, interval_s: float = 0.5) -> Checkpointer:
+        """Leave the log's checkpoints to a thread (``relay.checkpoint``), not to commits.
+
+        For an outbox that commits on an event loop a window shares (the
+        window's, a flush's): a checkpoint inside a commit would freeze it.
+        """
+        if self._checkpointer is None:
+            from relay.checkpoint import Checkpointer
+
+            self._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            self._checkpointer = Checkpointer(self.path, interval_s=interval_s)
+        return self._checkpointer
+
+    def _committed(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.nudge()
 
     def __enter__(self) -> Self:
         return self
@@ -150,6 +172,7 @@ class Outbox:
             raise
         events, self._batch_events = self._batch_events, None
         conn.execute("COMMIT")
+        self._committed()
         for event in events:
             self.bus.publish(event)
 
@@ -172,6 +195,7 @@ class Outbox:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+        self._committed()
 
     # -- intake ---------------------------------------------------------------
 
