@@ -46,17 +46,23 @@ TIMEOUT_S = 120.0
 LEAVING, SENT = 1, 2
 
 
-def message_data(index: int, size: int) -> bytes:
-    """A ``size``-byte message (as ``tests.bench.run.message_bytes``) with its final dot."""
+def message_bytes(index: int, size: int) -> bytes:
+    """Message ``index`` of the bench, ``size`` bytes, CRLF: what every client sends."""
     head = (
         f"From: {SENDER}\r\nTo: {RECIPIENT}\r\nSubject: bench {index}\r\n"
         f"Message-ID: <bench-{index}@example.org>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\n"
     ).encode()
     line = b"x" * 76 + b"\r\n"
-    lines = max(0, (size - len(head)) // len(line))
-    body = head + line * lines
+    body = bytearray(head)
+    while len(body) + len(line) <= size:
+        body += line
     body += b"y" * max(0, size - len(body) - 2) + b"\r\n"
-    return body.replace(b"\r\n.", b"\r\n..") + b".\r\n"
+    return bytes(body)
+
+
+def message_data(index: int, size: int) -> bytes:
+    """``message_bytes`` as it goes on the wire: dot-stuffed, with its final dot."""
+    return message_bytes(index, size).replace(b"\r\n.", b"\r\n..") + b".\r\n"
 
 
 class Journal:

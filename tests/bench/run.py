@@ -66,6 +66,7 @@ from relay.accounts import Account, Security, save_accounts
 from relay.message import parse_message
 from relay.outbox import Outbox
 from relay.states import MessageState
+from tests.bench.floor import RECIPIENT, SENDER, message_bytes
 from tests.bench.proxy import DelayProxy
 
 SINK = Path("/usr/sbin/smtp-sink")
@@ -75,8 +76,6 @@ PYTHON = sys.executable
 OUTBOX = Path(PYTHON).parent / "outbox"
 CLIENT_CORE = "0"
 SINK_CORE = str(max(0, (os.cpu_count() or 1) - 1))
-SENDER = "bench@example.org"
-RECIPIENT = "sink@example.net"
 
 
 @dataclass
@@ -233,19 +232,6 @@ def start_sink(processes: Processes) -> int:
     processes.start(pinned(SINK_CORE, *args), stdout=subprocess.DEVNULL)
     wait_listening(port)
     return port
-
-
-def message_bytes(index: int, size: int) -> bytes:
-    head = (
-        f"From: {SENDER}\r\nTo: {RECIPIENT}\r\nSubject: bench {index}\r\n"
-        f"Message-ID: <bench-{index}@example.org>\r\nDate: Tue, 24 Nov 2026 12:00:00 +0000\r\n\r\n"
-    ).encode()
-    line = b"x" * 76 + b"\r\n"
-    body = bytearray(head)
-    while len(body) + len(line) <= size:
-        body += line
-    body += b"y" * max(0, size - len(body) - 2) + b"\r\n"
-    return bytes(body)
 
 
 def make_home(

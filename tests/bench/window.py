@@ -67,7 +67,7 @@ def fill_outbox(home: Path, port: int, count: int, size: int) -> Path:
     from relay.home import ensure_home
     from relay.message import ParsedMessage
     from relay.storefile import DB_NAME, connect, insert_message
-    from tests.bench.run import SENDER, message_bytes
+    from tests.bench.floor import SENDER, message_bytes
 
     ensure_home(home)
     save_accounts(
