@@ -14,7 +14,8 @@ The rules this module keeps:
   address (``is_loopback_host``): ``security = "none"`` with a user is refused
   off loopback, whatever the port.
 - A message goes out through the account with the most specific ``from``
-  pattern that matches its sender (``account_for_sender``), else the default.
+  pattern that matches its sender (``account_for_sender``; an account's own
+  ``address`` is one such pattern), else the default.
 
 The file is written atomically (a temporary file in the same directory, then
 ``rename``), mode 0600, under an advisory lock so two processes editing
@@ -79,6 +80,8 @@ class Account:
     command_timeout_s: float = 120.0
     data_timeout_s: float = 600.0
     pipelining: bool = True
+    #: The account's own mailbox: the sender of mail whose caller names none (cron, at).
+    address: str | None = None
 
 
 CONFIG_NAME = "config.toml"
@@ -103,6 +106,7 @@ _KEYS = {
     "command_timeout": "command_timeout_s",
     "data_timeout": "data_timeout_s",
     "pipelining": "pipelining",
+    "address": "address",
 }
 _ALWAYS_WRITTEN = ("host", "port", "security")
 
@@ -208,6 +212,12 @@ def validate_account(account: Account, *, check_files: bool = True) -> Account:
     parse_timeout(account.connect_timeout_s, "connect timeout")
     parse_timeout(account.command_timeout_s, "command timeout")
     parse_timeout(account.data_timeout_s, "data timeout")
+    if account.address is not None:
+        from relay.address import address_problem
+
+        problem = address_problem(account.address)
+        if problem is not None:
+            raise ConfigError(f"{where}: bad address {account.address!r}: {problem}")
     for pattern in account.from_patterns:
         if not pattern or any(c.isspace() for c in pattern):
             raise ConfigError(f"{where}: bad from pattern {pattern!r}")
@@ -347,6 +357,11 @@ def account_for_sender(accounts: Sequence[Account], sender: str) -> Account:
                     rank = (_specificity(pattern), -index)
                     if best is None or rank > best:
                         best, chosen = rank, account
+            # The account's own address: an exact pattern (its '*' or '?' are not wildcards).
+            if account.address and account.address.lower() == address:
+                rank = (len(address), -index)
+                if best is None or rank > best:
+                    best, chosen = rank, account
     if chosen is not None:
         return chosen
     fallback = default_account(accounts)
@@ -409,6 +424,33 @@ def editing_accounts(home: Path) -> Iterator[list[Account]]:
         _write(home, accounts)
 
 
+def read_config(path: Path) -> dict[str, Any]:
+    """The whole of a config.toml (every table, accounts included); {} when absent."""
+    return _read_document(path)
+
+
+@contextlib.contextmanager
+def editing_config(home: Path) -> Iterator[dict[str, Any]]:
+    """The whole config document to change in place (a table other than the
+    accounts, such as ``[aliases]``); written back, under the accounts' lock and
+    as atomically, when the block ends without an exception."""
+    import tomli_w
+
+    from relay.home import ensure_home
+
+    ensure_home(home)
+    with _config_lock(home):
+        document = _read_document(config_path(home))
+        yield document
+        _atomic_write(config_path(home), (_CONFIG_HEADER + tomli_w.dumps(document)).encode())
+
+
+_CONFIG_HEADER = (
+    "# Outbox settings. Passwords are not here: they are kept in the system keyring.\n"
+    "# Timeouts are in seconds.\n\n"
+)
+
+
 def _write(home: Path, accounts: Sequence[Account]) -> None:
     import tomli_w
 
@@ -423,10 +465,7 @@ def _write(home: Path, accounts: Sequence[Account]) -> None:
     top.update(document)
     if accounts:
         top["accounts"] = {a.name: _account_to_table(a) for a in accounts}
-    text = (
-        "# Outbox settings. Passwords are not here: they are kept in the system keyring.\n"
-        "# Timeouts are in seconds.\n\n" + tomli_w.dumps(top)
-    )
+    text = _CONFIG_HEADER + tomli_w.dumps(top)
     _atomic_write(path, text.encode("utf-8"))
 
 
@@ -521,7 +560,7 @@ def _account_from_table(name: str, table: Mapping[str, Any]) -> Account:
             values[attr] = parse_security(_expect(value, str, key, where))
         elif attr == "port":
             values[attr] = parse_port(_expect(value, int, key, where))
-        elif attr in ("host", "user"):
+        elif attr in ("host", "user", "address"):
             values[attr] = _expect(value, str, key, where)
         elif attr == "ca_file":
             values[attr] = Path(_expect(value, str, key, where))

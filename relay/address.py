@@ -176,6 +176,23 @@ def _literal_problem(domain: str) -> str | None:
     return None
 
 
+def local_name_problem(name: str) -> str | None:
+    """Why ``name`` is not a local name (a dot-atom without ``@``), or None."""
+    if not name:
+        return "empty"
+    if "@" in name:
+        return "a local name has no @domain"
+    if not _DOT_STRING.fullmatch(ascii_form(name)) or not name.isprintable():
+        return "not a plain local name (letters, digits, dots and !#$%&'*+/=?^_`{|}~-)"
+    if len(name.encode()) > MAX_LOCAL_PART_OCTETS:
+        return f"longer than {MAX_LOCAL_PART_OCTETS} octets"
+    return None
+
+
+def is_local_name(text: str) -> bool:
+    return local_name_problem(text) is None
+
+
 def domain_key(address: str) -> str:
     """The address with its domain case-folded: two addresses that differ only
     in the domain's case are one mailbox (RFC 5321 §2.4); the local part is

@@ -19,11 +19,15 @@ TYPE_CHECKING = False  # not typing's: importing typing costs `outbox sendmail` 
 if TYPE_CHECKING:
     import argparse
 
+#: Names under which ``outbox`` is that program (a symlink on PATH or /usr/sbin/sendmail).
+_SENDMAIL_NAMES = frozenset({"sendmail", "mailq", "newaliases"})
+
 COMMAND_MODULES = (
     "relay.commands.intake",
     "relay.commands.manage",
     "relay.commands.flush",
     "relay.commands.account",
+    "relay.commands.alias",
     "relay.commands.gui",
     "relay.commands.desktop",
 )
@@ -86,10 +90,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     home, args_list = _split_home(args_list)
     invoked_as = os.path.basename(sys.argv[0]) if argv is None else "outbox"
     try:
-        if invoked_as == "sendmail" or (args_list and args_list[0] == "sendmail"):
+        if invoked_as in _SENDMAIL_NAMES or (args_list and args_list[0] == "sendmail"):
             from relay.commands import sendmail
 
-            if args_list and args_list[0] == "sendmail":
+            if invoked_as in _SENDMAIL_NAMES:
+                # Run as sendmail, mailq or newaliases (a symlink): that program's arguments.
+                sendmail_args = sendmail.program_arguments(invoked_as, args_list)
+                assert sendmail_args is not None
+                args_list = sendmail_args
+            else:
                 args_list = args_list[1:]
             return sendmail.run(args_list, home)
         parser = build_parser()

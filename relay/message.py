@@ -54,14 +54,23 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from relay.address import (
+    address_problem,
     ascii_form,
     check_address,
     domain_key,
     is_forbidden,
+    is_local_name,
+    local_name_problem,
     needs_smtputf8,
     show,
 )
 from relay.errors import InvalidMessage
+
+TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs start-up time
+if TYPE_CHECKING:
+    from typing import Final
+
+    from relay.localnames import LocalNames
 
 MAX_LINE_OCTETS = 998  # RFC 5322 §2.1.1, without the CRLF
 #: The largest input any intake path accepts (enqueue, sendmail, drop folder).
@@ -81,11 +90,6 @@ _STRIPPED_FIELDS = frozenset({"bcc", "resent-bcc"})
 _HARMLESS_DEFECTS = frozenset(
     {"ObsoleteHeaderDefect", "NonASCIILocalPartDefect", "UndecodableBytesDefect"}
 )
-
-
-TYPE_CHECKING = False  # not ``typing.TYPE_CHECKING``: importing typing costs start-up time
-if TYPE_CHECKING:
-    from typing import Final
 
 
 class ParsedMessage:
@@ -166,13 +170,16 @@ def parse_message(
     from_headers: bool = True,
     full_name: str | None = None,
     now: datetime | None = None,
+    local: LocalNames | None = None,
 ) -> ParsedMessage:
     """Check ``data`` and derive its envelope; see the module's rules.
 
     ``sender`` and ``recipients`` are the explicit envelope (``-f``, command
-    line recipients); ``from_headers`` takes recipients from the header too
-    (sendmail ``-t``); ``full_name`` goes into a From field we have to add;
-    ``now`` is the Date we add (default: the local time now).
+    line recipients, each an address list); ``sender=""`` is the null
+    reverse-path. ``from_headers`` takes recipients from the header too
+    (sendmail -t); ``full_name`` goes into a From field we have to add;
+    ``now`` is the Date we add (default: the local time now). With ``local``,
+    names without ``@domain`` are allowed and resolved through it (rule 7).
     """
     if len(data) > MAX_MESSAGE_OCTETS:
         raise InvalidMessage(f"message larger than {MAX_MESSAGE_OCTETS // (1024 * 1024)} MiB")
@@ -190,11 +197,21 @@ def parse_message(
 
     fields, body_start = _split_header(lines, first_number)
     _check_lines(lines, first_number)
+    allow_local = local is not None
 
-    if sender is not None:
+    if sender == "":
+        envelope_sender = ""  # the null reverse-path: MAIL FROM:<>
+    elif sender is not None and local is not None and "@" not in sender and is_local_name(sender):
+        envelope_sender = local.sender()
+    elif sender is not None:
         envelope_sender = check_address(sender, where="(envelope sender)")
     else:
-        envelope_sender = _sender_from_header(fields)
+        found = _sender_from_header(fields, allow_local)
+        if found is None:
+            if local is None:
+                raise InvalidMessage("no sender: no address in From or Sender and none given")
+            found = local.sender()
+        envelope_sender = found
 
     resent = any(field.key in _RESENT_RECIPIENT_FIELDS for field in fields)
     candidates: list[str] = []
@@ -202,8 +219,15 @@ def parse_message(
         wanted = _RESENT_RECIPIENT_FIELDS if resent else _RECIPIENT_FIELDS
         for field in fields:
             if field.key in wanted:
-                candidates.extend(_addresses(field))
-    candidates.extend(check_address(r, where="(recipient)") for r in recipients)
+                candidates.extend(_addresses(field, allow_local))
+    for argument in recipients:
+        candidates.extend(_recipient_argument(argument, allow_local))
+    if local is not None:
+        candidates = [
+            address
+            for candidate in candidates
+            for address in ((candidate,) if "@" in candidate else local.expand(candidate))
+        ]
     envelope_recipients = _deduplicate(candidates)
     if not envelope_recipients:
         if from_headers:
@@ -212,15 +236,29 @@ def parse_message(
         raise InvalidMessage("no recipient given")
 
     kept = [field for field in fields if field.key not in _STRIPPED_FIELDS]
+    author = envelope_sender
+    if local is not None:
+        for field in kept:
+            if field.key in _AUTHOR_FIELDS and _names_only_local(field):
+                author = author or local.sender()
+                display = _local_display(field.value()) or full_name or _first_word(field)
+                field.lines = [_mailbox_field(field.name, author, display)]
     present = {field.key for field in fields}
     added: list[bytes] = []
     if "from" not in present:
-        added.append(_from_field(envelope_sender, full_name))
+        if not author:
+            if local is None:
+                raise InvalidMessage(
+                    "no From: the message has none and the sender is null (-f '<>')"
+                )
+            author = local.sender()
+        added.append(_mailbox_field("From", author, full_name))
     when = now if now is not None else datetime.now().astimezone()
     if "date" not in present:
         added.append(b"Date: " + _format_date(when).encode("ascii"))
     if "message-id" not in present:
-        added.append(b"Message-ID: " + _message_id(envelope_sender, when).encode("ascii"))
+        id_source = author or _first_from_address(fields)
+        added.append(b"Message-ID: " + _message_id(id_source, when).encode("ascii"))
 
     out: list[bytes] = [line for field in kept for line in field.lines]
     out.extend(added)
@@ -277,24 +315,33 @@ def _check_lines(lines: list[bytes], first_number: int) -> None:
             raise InvalidMessage(f"line {first_number + index} contains a NUL byte")
 
 
-def _sender_from_header(fields: list[_Field]) -> str:
+def _sender_from_header(fields: list[_Field], allow_local: bool) -> str | None:
+    """The envelope sender the header names, or None if it names no full address
+    (no From or Sender, or only local names such as ``root (Cron Daemon)``)."""
     resent = any(field.key in _RESENT_RECIPIENT_FIELDS for field in fields)
     if resent:
-        found = _single_sender(fields, "resent-from", "resent-sender")
+        found = _single_sender(fields, "resent-from", "resent-sender", allow_local)
         if found is not None:
             return found
-    found = _single_sender(fields, "from", "sender")
-    if found is None:
-        raise InvalidMessage("no sender: no address in From or Sender and none given")
-    return found
+    return _single_sender(fields, "from", "sender", allow_local)
 
 
-def _single_sender(fields: list[_Field], from_key: str, sender_key: str) -> str | None:
-    """From's only address; or Sender's when From has several (or none)."""
-    from_addresses = [a for f in fields if f.key == from_key for a in _addresses(f)]
+def _single_sender(
+    fields: list[_Field], from_key: str, sender_key: str, allow_local: bool
+) -> str | None:
+    """From's only address; or Sender's when From has several (or none).
+
+    Local names (allowed with ``allow_local``) do not count: they name nobody
+    a server outside this machine could reach.
+    """
+    from_addresses = [
+        a for f in fields if f.key == from_key for a in _addresses(f, allow_local) if "@" in a
+    ]
     if len(from_addresses) == 1:
         return from_addresses[0]
-    sender_addresses = [a for f in fields if f.key == sender_key for a in _addresses(f)]
+    sender_addresses = [
+        a for f in fields if f.key == sender_key for a in _addresses(f, allow_local) if "@" in a
+    ]
     if len(sender_addresses) > 1:
         raise InvalidMessage(f"no sender: {_title(sender_key)} has several addresses")
     if sender_addresses:
@@ -347,11 +394,19 @@ def _simple_addresses(value: str) -> list[str] | None:
     return found
 
 
-def _addresses(field: _Field) -> list[str]:
+def _addresses(field: _Field, allow_local: bool = False) -> list[str]:
     """The addr-specs of an address-list field, each checked; group syntax
     (``undisclosed-recipients:;``) yields its members, possibly none."""
-    value = field.value()
     where = f"in {field.name} (line {field.line_number})"
+    return _address_list(field.value(), where, allow_local)
+
+
+_NO_DOMAIN_DEFECT = "addr-spec local part with no domain"
+
+
+def _address_list(value: str, where: str, allow_local: bool) -> list[str]:
+    """The addr-specs of ``value``; with ``allow_local``, local names (no
+    ``@domain``) too, each checked as one."""
     simple = _simple_addresses(value)
     if simple is not None:
         for address in simple:
@@ -361,8 +416,13 @@ def _addresses(field: _Field) -> list[str]:
     from email.policy import default  # lazy: the email package is slow to import
 
     try:
-        header = default.header_factory(field.name, value)
-        defects = [d for d in header.defects if type(d).__name__ not in _HARMLESS_DEFECTS]
+        header = default.header_factory("To", value)
+        defects = [
+            d
+            for d in header.defects
+            if type(d).__name__ not in _HARMLESS_DEFECTS
+            and not (allow_local and str(d) == _NO_DOMAIN_DEFECT)
+        ]
         found = [address.addr_spec for address in header.addresses]
     except Exception as exc:  # the stdlib parser on hostile input: any failure means "garbage"
         raise InvalidMessage(f"bad address list {show(value.strip())} {where}") from exc
@@ -371,8 +431,96 @@ def _addresses(field: _Field) -> list[str]:
             f"bad address list {show(value.strip())} {where}: {_describe(defects[0])}"
         )
     for address in found:
-        check_address(address, where=where)
+        if allow_local and "@" not in address:
+            problem = local_name_problem(address)
+            if problem is not None:
+                raise InvalidMessage(f"bad local name {show(address)} {where}: {problem}")
+        else:
+            check_address(address, where=where)
     return found
+
+
+def _recipient_argument(argument: str, allow_local: bool) -> list[str]:
+    """A recipient word of the command line: an address, a local name, or an
+    address list (``'Ann <a@x.org>, b@y.org'``), as sendmail reads them."""
+    if address_problem(argument) is None:
+        return [argument]
+    if allow_local and is_local_name(argument):
+        return [argument]
+    if not _LIST_MARK.search(argument) or any(_unprintable(char) for char in argument):
+        # Not a list, or it holds what no list may: the single address's own refusal.
+        check_address(argument, where="(recipient)")
+    return _address_list(argument, "(recipient)", allow_local)
+
+
+_LIST_MARK = re.compile(r'[,<>"( ]')  # what only an address list (not one address) holds
+
+
+def recipient_addresses(argument: str, local: LocalNames) -> list[str]:
+    """The addresses a recipient word of the command line goes to, aliases resolved."""
+    return [
+        address
+        for found in _recipient_argument(argument, allow_local=True)
+        for address in ((found,) if "@" in found else local.expand(found))
+    ]
+
+
+# -- local names in From and Sender (rule 7) -------------------------------------------
+
+_AUTHOR_FIELDS = frozenset({"from", "sender"})
+_LOCAL_WITH_COMMENT = re.compile(
+    rf"[ \t]*(?:\((?P<before>[^()\\]*)\)[ \t]*)?{_DOT_ATOM}[ \t]*(?:\((?P<after>[^()\\]*)\))?[ \t]*"
+)
+_PHRASE_AND_LOCAL = re.compile(
+    r'[ \t]*(?:"(?P<quoted>[^"\\]*)"'
+    rf"|(?P<phrase>{_ATOM}(?:[ \t]+{_ATOM})*))[ \t]*<{_DOT_ATOM}>[ \t]*"
+)
+
+
+def _names_only_local(field: _Field) -> bool:
+    """Whether the field names only local names (``root (Cron Daemon)``, ``Logwatch``).
+
+    A field that does not parse is left as it is: with an explicit sender, what
+    From says was never the envelope's business.
+    """
+    try:
+        addresses = _addresses(field, allow_local=True)
+    except InvalidMessage:
+        return False
+    return bool(addresses) and all("@" not in address for address in addresses)
+
+
+def _local_display(value: str) -> str | None:
+    """The person's name a local mailbox carries: its comment (``root (Cron
+    Daemon)``) or display name (``Cron Daemon <root>``), or None."""
+    text = ascii_form(value)
+    match = _LOCAL_WITH_COMMENT.fullmatch(text)
+    if match is not None:
+        span = match.span("after") if match.start("after") >= 0 else match.span("before")
+    else:
+        match = _PHRASE_AND_LOCAL.fullmatch(text)
+        if match is None:
+            return None
+        span = match.span("quoted") if match.start("quoted") >= 0 else match.span("phrase")
+    if span[0] < 0:
+        return None
+    name = " ".join(value[span[0] : span[1]].split())
+    return name or None
+
+
+def _first_word(field: _Field) -> str:
+    """The local name itself, as the display name of last resort (``Logwatch``)."""
+    addresses = _addresses(field, allow_local=True)
+    return addresses[0] if addresses else ""
+
+
+def _first_from_address(fields: list[_Field]) -> str:
+    for field in fields:
+        if field.key == "from":
+            for address in _addresses(field, allow_local=True):
+                if "@" in address:
+                    return address
+    return ""
 
 
 def _describe(defect: Exception) -> str:
@@ -409,14 +557,15 @@ def _display(value: str) -> str:
     return re.sub("[\x00-\x1f\x7f-\x9f\ud800-\udfff]", "\ufffd", text)
 
 
-def _from_field(sender: str, full_name: str | None) -> bytes:
+def _mailbox_field(name: str, address: str, full_name: str | None) -> bytes:
+    """``From: Full Name <address>`` (or just the address), the name made a safe phrase."""
     if not full_name:
-        return b"From: " + sender.encode()
+        return name.encode("ascii") + b": " + address.encode()
     if len(full_name) > MAX_FULL_NAME_CHARS:
         raise InvalidMessage(f"full name longer than {MAX_FULL_NAME_CHARS} characters")
     if any(_unprintable(char) for char in full_name):
         raise InvalidMessage(f"full name {show(full_name)} contains a control character")
-    return b"From: " + _phrase(full_name) + b" <" + sender.encode() + b">"
+    return name.encode("ascii") + b": " + _phrase(full_name) + b" <" + address.encode() + b">"
 
 
 def _unprintable(char: str) -> bool:
@@ -476,7 +625,7 @@ def _format_date(when: datetime) -> str:
 
 def _message_id(sender: str, when: datetime) -> str:
     """``<time.random@sender-domain>``: unique without asking DNS for our name."""
-    domain = sender.rpartition("@")[2]
+    domain = sender.rpartition("@")[2] or "outbox.invalid"  # the null sender names no domain
     if not domain.isascii():
         try:
             domain = domain.encode("idna").decode("ascii")

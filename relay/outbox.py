@@ -51,6 +51,7 @@ from relay.storefile import DB_NAME, connect, insert_message, record_drop_import
 
 if TYPE_CHECKING:
     from relay.checkpoint import Checkpointer
+    from relay.dsn import DsnRequest
     from relay.policy import Verdict
     from relay.report import BodySource, OutgoingMessage
 
@@ -383,6 +384,24 @@ class Outbox:
             )
         }
 
+    def _dsn_requests(self, message_ids: Sequence[int]) -> dict[int, DsnRequest]:
+        """The DSN each named message asked for (most asked for none); one query."""
+        if not message_ids:
+            return {}
+        from relay.dsn import DsnRequest
+
+        where, param = _id_filter("message_id", message_ids)
+        return {
+            message_id: DsnRequest(notify, ret, envid)
+            for message_id, notify, ret, envid in self._conn.execute(
+                f"SELECT message_id, notify, ret, envid FROM dsn_requests WHERE {where}", param
+            )
+        }
+
+    def dsn_request(self, message_id: int) -> DsnRequest | None:
+        """What delivery status notifications the message asked for, or None."""
+        return self._dsn_requests([message_id]).get(message_id)
+
     def _recipient_rows(self, message_ids: Sequence[int]) -> dict[int, list[RecipientSnapshot]]:
         """Each named message's recipients in their order, by message id; one query."""
         recipients: dict[int, list[RecipientSnapshot]] = {}
@@ -516,6 +535,7 @@ class Outbox:
             bodies = self._small_bodies(
                 [i for i in ids if i in rows and rows[i][4] <= INLINE_BODY_BYTES]
             )
+            dsn_requests = self._dsn_requests(ids)
             states: list[tuple[str, int]] = []
             for message_id in ids:
                 row = rows.get(message_id)
@@ -540,6 +560,7 @@ class Outbox:
                         body=bodies.get(message_id) or self._body_to_send(message_id, row[4]),
                         needs_smtputf8=bool(needs_smtputf8),
                         eight_bit=bool(eight_bit),
+                        dsn=dsn_requests.get(message_id),
                     )
                 )
                 if announce:

@@ -36,11 +36,15 @@ from relay.report import FailureKind, OutgoingMessage, Reply, SessionFailure, St
 Command = tuple[Stage, str]
 
 
-def envelope(message: OutgoingMessage, mail_line: str) -> list[Command]:
-    """The group that opens a transaction: MAIL FROM, each RCPT TO, DATA."""
+def envelope(message: OutgoingMessage, mail_line: str, rcpt_parameters: str = "") -> list[Command]:
+    """The group that opens a transaction: MAIL FROM, each RCPT TO (with
+    ``rcpt_parameters``, such as DSN's `` NOTIFY=…``), DATA."""
     return [
         (Stage.MAIL, mail_line),
-        *((Stage.RCPT, f"RCPT TO:<{address}>") for address in message.recipients),
+        *(
+            (Stage.RCPT, f"RCPT TO:<{address}>{rcpt_parameters}")
+            for address in message.recipients
+        ),
         (Stage.DATA, "DATA"),
     ]
 

@@ -298,6 +298,8 @@ class ManagedRelayer:
             tx.local_error = problem
             self._transcript.note(f"message {message.id} not sent: {problem}")
             return None
+        if message.dsn and not offer.offers("DSN"):
+            self._transcript.note(_dsn_not_offered(message, offer.host))
         return mail_line
 
     async def _send_body(
@@ -331,7 +333,9 @@ class ManagedRelayer:
             return
         for address in message.recipients:
             self._current_address = address
-            reply = await session.command(Stage.RCPT, f"RCPT TO:<{address}>")
+            reply = await session.command(
+                Stage.RCPT, f"RCPT TO:<{address}>{_rcpt_parameters(message, session.offer)}"
+            )
             tx.recipients[address] = reply
             observer.recipient_replied(message.id, address, reply)
         self._current_address = None
@@ -369,7 +373,8 @@ class ManagedRelayer:
         problem, mail_line = self._mail(message, pipeline.session.offer)
         if problem is not None:
             return  # reported by the transaction; nothing is sent
-        if pipeline.send_envelope(envelope(message, mail_line)):
+        rcpt_parameters = _rcpt_parameters(message, pipeline.session.offer)
+        if pipeline.send_envelope(envelope(message, mail_line, rcpt_parameters)):
             self._check_reset(await pipeline.read(Stage.RSET))
 
     async def _transact_pipelined(
@@ -405,7 +410,9 @@ class ManagedRelayer:
         if following is not None and not self._stopping:
             follow_problem, follow_mail = self._mail(following, session.offer)
             if follow_problem is None:
-                then = envelope(following, follow_mail)
+                then = envelope(
+                    following, follow_mail, _rcpt_parameters(following, session.offer)
+                )
         await self._send_body(session, tx, then)
         if then:
             assert following is not None
@@ -463,6 +470,19 @@ class ManagedRelayer:
         self._observer.session_failed(failure, unfinished, transcript)
 
 
+def _rcpt_parameters(message: OutgoingMessage, offer: ServerOffer) -> str:
+    """`` NOTIFY=…`` when the message asked for it and the server offers DSN (RFC 3461)."""
+    dsn = message.dsn
+    return dsn.rcpt_parameters() if dsn and offer.offers("DSN") else ""
+
+
+def _dsn_not_offered(message: OutgoingMessage, host: str) -> str:
+    return (
+        f"message {message.id}: {host} does not offer DSN; sent without the delivery"
+        f" status notifications it asked for ({message.dsn.describe() if message.dsn else ''})"
+    )
+
+
 def _needs_smtputf8(message: OutgoingMessage) -> bool:
     return message.needs_smtputf8 or not all(
         address.isascii() for address in (message.sender, *message.recipients)
@@ -472,7 +492,7 @@ def _needs_smtputf8(message: OutgoingMessage) -> bool:
 class _OfferFacts:
     """What ``_mail_command`` asks of a session's offer, worked out once per session."""
 
-    __slots__ = ("eight_bit_mime", "host", "offer", "size", "size_limit", "smtputf8")
+    __slots__ = ("dsn", "eight_bit_mime", "host", "offer", "size", "size_limit", "smtputf8")
 
     def __init__(self, offer: ServerOffer) -> None:
         self.offer = offer
@@ -481,6 +501,7 @@ class _OfferFacts:
         self.eight_bit_mime = offer.eight_bit_mime
         self.size_limit = offer.size_limit
         self.size = offer.offers("SIZE")
+        self.dsn = offer.offers("DSN")
 
 
 def _mail_command(message: OutgoingMessage, offer: _OfferFacts) -> tuple[str | None, str]:
@@ -511,4 +532,7 @@ def _mail_command(message: OutgoingMessage, offer: _OfferFacts) -> tuple[str | N
         parts.append("BODY=8BITMIME")
     if utf8:
         parts.append("SMTPUTF8")
-    return None, " ".join(parts)
+    line = " ".join(parts)
+    if message.dsn and offer.dsn:
+        line += message.dsn.mail_parameters()
+    return None, line

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
+from relay.dsn import DsnRequest
 from relay.states import Phase
 
 
@@ -109,6 +110,8 @@ class OutgoingMessage:
     body: bytes | BodySource
     needs_smtputf8: bool = False
     eight_bit: bool = False
+    #: Delivery status notifications asked for (RFC 3461), passed on where DSN is offered.
+    dsn: DsnRequest | None = None
 
     @property
     def size(self) -> int:

@@ -24,6 +24,7 @@ from relay.states import MessageState, RecipientState
 
 TYPE_CHECKING = False  # not typing's: importing typing costs `outbox sendmail` start-up
 if TYPE_CHECKING:
+    from relay.dsn import DsnRequest
     from relay.message import ParsedMessage
 
 DB_NAME = "outbox.sqlite3"
@@ -87,6 +88,16 @@ MIGRATIONS: tuple[str, ...] = (
         message_id INTEGER NOT NULL
     );
     """,
+    # 3: delivery status notifications a caller asked for (sendmail -N/-R/-V, RFC 3461);
+    # a row only for a message that asked, so the usual message costs nothing more.
+    """
+    CREATE TABLE dsn_requests (
+        message_id INTEGER PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+        notify TEXT,
+        ret TEXT,
+        envid TEXT
+    );
+    """,
 )
 
 
@@ -98,9 +109,15 @@ def to_text(moment: datetime | None) -> str | None:
 
 
 def insert_message(
-    conn: sqlite3.Connection, parsed: ParsedMessage, *, account: str | None, now: datetime
+    conn: sqlite3.Connection,
+    parsed: ParsedMessage,
+    *,
+    account: str | None,
+    now: datetime,
+    dsn: DsnRequest | None = None,
 ) -> int:
-    """Insert a message, its body and its recipients; inside the caller's transaction."""
+    """Insert a message, its body, its recipients (and what DSN it asks for);
+    inside the caller's transaction."""
     cursor = conn.execute(
         "INSERT INTO messages (created_at, sender, subject, size, account,"
         " needs_smtputf8, eight_bit, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -125,6 +142,11 @@ def insert_message(
             for position, address in enumerate(parsed.recipients)
         ],
     )
+    if dsn:
+        conn.execute(
+            "INSERT INTO dsn_requests (message_id, notify, ret, envid) VALUES (?, ?, ?, ?)",
+            (message_id, dsn.notify, dsn.ret, dsn.envid),
+        )
     return message_id
 
 
@@ -134,7 +156,13 @@ def record_drop_import(conn: sqlite3.Connection, file: str, message_id: int) -> 
                  (file, message_id))
 
 
-def enqueue(home: Path, parsed: ParsedMessage, *, account: str | None = None) -> int:
+def enqueue(
+    home: Path,
+    parsed: ParsedMessage,
+    *,
+    account: str | None = None,
+    dsn: DsnRequest | None = None,
+) -> int:
     """Store one message in ``home``'s outbox in one transaction; its id.
 
     For a process that only stores (``sendmail``): no events, no snapshot.
@@ -147,7 +175,9 @@ def enqueue(home: Path, parsed: ParsedMessage, *, account: str | None = None) ->
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            message_id = insert_message(conn, parsed, account=account, now=datetime.now(UTC))
+            message_id = insert_message(
+                conn, parsed, account=account, now=datetime.now(UTC), dsn=dsn
+            )
         except BaseException:
             conn.execute("ROLLBACK")
             raise

@@ -122,6 +122,12 @@ def _add_settings(parser: argparse.ArgumentParser, *, adding: bool) -> None:
         nargs="+",
         help="send mail from senders matching PATTERN (e.g. '*@example.org') this way",
     )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="the account's own mailbox: the sender of mail whose caller names none"
+        " (cron, at, mail without -r)",
+    )
     parser.add_argument("--max-connections", metavar="N", help="at once (default 2)")
     parser.add_argument(
         "--max-messages-per-connection", metavar="N", help="before reconnecting (default 100)"
@@ -147,6 +153,7 @@ def _add_settings(parser: argparse.ArgumentParser, *, adding: bool) -> None:
             "--no-ca-file", action="store_true", help="trust the system's certificates again"
         )
         parser.add_argument("--no-from", action="store_true", help="forget the from patterns")
+        parser.add_argument("--no-address", action="store_true", help="forget the address")
 
 
 def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -164,6 +171,8 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         fields["ca_file"] = Path(args.ca_file).expanduser().absolute()
     if args.from_patterns is not None:
         fields["from_patterns"] = tuple(args.from_patterns)
+    if args.address is not None:
+        fields["address"] = args.address.strip()
     if args.max_connections is not None:
         fields["max_connections"] = parse_limit(args.max_connections, "max connections")
     if args.max_messages_per_connection is not None:
@@ -250,6 +259,10 @@ def run_set(args: argparse.Namespace) -> int:
         if "from_patterns" in changes:
             raise UsageError("--from and --no-from contradict each other")
         changes["from_patterns"] = ()
+    if args.no_address:
+        if "address" in changes:
+            raise UsageError("--address and --no-address contradict each other")
+        changes["address"] = None
     if not changes and not args.password_stdin:
         raise UsageError("nothing to change: give at least one setting (see 'account set -h')")
     home = ensure_home(resolve_home(args.home))
@@ -379,6 +392,7 @@ def account_as_json(account: Account) -> dict[str, Any]:
         "command_timeout": account.command_timeout_s,
         "data_timeout": account.data_timeout_s,
         "pipelining": account.pipelining,
+        "address": account.address,
     }
 
 

@@ -1,38 +1,53 @@
-"""``outbox sendmail`` (or the program run as ``sendmail``): a drop-in for mail clients.
+"""``outbox sendmail`` (or the program run as ``sendmail``): a drop-in for every caller.
 
-Mail clients, ``git send-email``, cron and friends call ``sendmail`` with the
-message on standard input. We parse the command line by hand, as sendmail and
+Mail clients, ``git send-email``, cron, atd, ``mail(1)`` and PHP frameworks
+call ``sendmail`` with the message on standard input (or, with ``-bs``, an
+SMTP dialogue on it). We parse the command line by hand, as sendmail and
 msmtp do (getopt style: clustered flags, ``-fADDR`` or ``-f ADDR``, options
 anywhere before ``--``), because argparse would choke on ``-oi`` and ``-oem``
 and costs start-up time. What we understand:
 
-``-t``
+``-t``, ``--read-recipients``
     recipients from To, Cc and Bcc (or Resent-*) as well as the command line.
 ``-i``, ``-oi``
     a line holding a single ``.`` is data, not the end of the message.
     Without them, it ends the message and the rest is ignored (sendmail).
-``-f ADDR``, ``-r ADDR``
+``-f ADDR``, ``-r ADDR``, ``--from=ADDR``
     the envelope sender; otherwise it comes from From (or Sender).
+    ``-f '<>'`` or ``-f ''`` is the null reverse-path (bounces, auto-replies).
+``--read-envelope-from``
+    the envelope sender from From (what happens anyway without ``-f``).
 ``-F NAME``
-    the full name for a From field we add when the message has none.
+    the full name for a From field we add or rewrite.
 ``-a NAME``, ``--account NAME``
     send through this account (msmtp's ``-a``).
+``-N NOTIFY``, ``-R RET``, ``-V ENVID``, ``--dsn-notify=``, ``--dsn-return=``
+    delivery status notifications (RFC 3461), passed on to a server offering DSN.
+``-bm``
+    read a message (the default). ``-bs``: an SMTP dialogue on standard input
+    and output, each message stored before its 250. ``-bp``: list the outbox
+    (``mailq``). ``-bi``, ``-I``: nothing to do (``newaliases``: aliases are
+    read at each message). ``-bv``: show what each recipient resolves to.
+    ``-q``: send what is due now (``outbox flush``), whatever interval follows.
 ``--``
     the end of the options; every later word is a recipient.
 
-Accepted and ignored, because callers pass them by habit: ``-odi``, ``-odb``,
-``-oem``, ``-oee`` and every other ``-oX``; ``-OX=Y``; ``-B TYPE``;
-``-N DSN``; ``-R RET``; ``-V ENVID``; ``-X FILE``; ``-h N``; ``-L TAG``;
-``-A X``; ``-v``; ``-d…``; ``-G``; ``-m``; ``-n``; ``-U``; ``-bm``.
-Anything else, other ``-b`` modes included (``-bs``, ``-bp``…), is a usage
-error (exit 64): silently doing something else than asked loses mail.
+Accepted and ignored, because callers pass them by habit or they configure
+what Outbox configures elsewhere: ``-odi``, ``-odb``, ``-oem``, ``-oee`` and
+every other ``-oX``; ``-OX=Y``; ``-B TYPE``; ``-C FILE``; ``-X FILE``;
+``-h N``; ``-L TAG``; ``-A X``; ``-p PROTO``; ``-M…``; ``-D FILE``; ``-e…``;
+``-v``; ``-d…``; ``-c``; ``-G``; ``-m``; ``-n``; ``-s``; ``-U``; ``-bh``;
+``-bH``; ``-SMTPUTF8``; msmtp's long options that set up its own connection
+(``--host=``, ``--tls=`` …).
 
-Each explicit recipient is one bare address (``user@example.com``); a word
-with a comma, a space or angle brackets is refused, not guessed at.
+A missing or local sender (``root``, ``From: root (Cron Daemon)``) becomes an
+account's ``--address``; a local recipient (``root``) is resolved through the
+aliases (``outbox alias``): see ``relay.localnames``. Each recipient word is an
+address list (``'Ann <a@x.org>, b@y.org'``), as sendmail reads it.
 
 Silent on success, exit 0; otherwise one line on standard error and a
-sysexits code (64 usage, 65 bad message). This path is started once per
-message, so it imports only what it uses.
+sysexits code (64 usage, 65 bad message, 78 configuration). This path is
+started once per message, so it imports only what it uses.
 """
 
 from __future__ import annotations
@@ -41,26 +56,67 @@ import sys
 
 from relay.errors import UsageError
 
+TYPE_CHECKING = False  # not typing's: importing typing costs `outbox sendmail` start-up
+if TYPE_CHECKING:
+    from relay.dsn import DsnRequest
+
 USAGE = (
-    "usage: outbox sendmail [-t] [-i] [-f ADDR] [-F NAME] [-a ACCOUNT] [--] [RECIPIENT…] < message"
+    "usage: outbox sendmail [-t] [-i] [-f ADDR] [-F NAME] [-a ACCOUNT] [-N NOTIFY] [-R RET]"
+    " [-V ENVID] [--] [RECIPIENT…] < message\n"
+    "       outbox sendmail -bs | -bp | -bi | -bv RECIPIENT… | -q"
 )
 
 # Flags that stand alone (and may be clustered: -ti), and the ones that take
 # an argument, attached (-fADDR) or as the next word (-f ADDR).
-_STANDALONE = frozenset("tiGmnvU")
-_WITH_ARGUMENT = frozenset("frFaoOBNRVXhLAb")
-_IGNORED_WITH_ARGUMENT = frozenset("BNRVXhLA")
+_STANDALONE = frozenset("tiGmnvUcsI")
+_WITH_ARGUMENT = frozenset("frFaoOBNRVXhLAbCpMDe")
+_IGNORED_WITH_ARGUMENT = frozenset("BXhLACpMDe")
+# Flags whose argument, if any, is attached (-q, -q30m, -qf): never the next word.
+_OPTIONAL_ATTACHED = frozenset("qQ")
+
+MODES = {
+    "m": "deliver",
+    "s": "smtp",
+    "p": "list",
+    "i": "aliases",
+    "v": "verify",
+    "h": "nothing",  # purge persistent host status: there is none
+    "H": "nothing",
+    "P": "count",
+}
+_REFUSED_MODES = {
+    "d": "Outbox does not run as a daemon (-bd); run 'outbox gui' or 'outbox flush' instead",
+    "D": "Outbox does not run as a daemon (-bD); run 'outbox gui' or 'outbox flush' instead",
+    "t": "address test mode (-bt) is not supported; -bv shows what recipients resolve to",
+    "a": "ARPANET mode (-ba) is not supported",
+}
+
+# msmtp's long options. Those with a meaning here are handled in _long_option;
+# these set up msmtp's own connection, log or defaults, which Outbox keeps in
+# its accounts: accepted (with or without a value) and ignored.
+_IGNORED_LONG = frozenset(
+    {
+        "host", "port", "source-ip", "proxy-host", "proxy-port", "socket", "timeout",
+        "protocol", "domain", "auth", "user", "passwordeval", "tls", "tls-starttls",
+        "tls-trust-file", "tls-crl-file", "tls-fingerprint", "tls-key-file", "tls-cert-file",
+        "tls-certcheck", "tls-min-dh-prime-bits", "tls-priorities", "tls-host-override",
+        "auto-from", "maildomain", "set-from-header", "set-date-header", "remove-bcc-headers",
+        "undisclosed-recipients", "logfile", "logfile-time-format", "syslog", "aliases",
+        "file", "debug", "ntlmdomain", "allow-from-override",
+    }
+)  # fmt: skip
 
 
 class Invocation:
     """What the command line asked for.
 
     A plain class, not a dataclass: importing ``dataclasses`` (and with it
-    ``inspect``) would cost this once-per-message path 6 ms.
+    ``inspect``) would cost this once-per-message path 6 ms. ``sender`` is
+    ``""`` for the null reverse-path.
     """
 
-    __slots__ = ("account", "full_name", "ignore_dots", "read_recipients", "recipients",
-                 "sender", "show_help")  # fmt: skip
+    __slots__ = ("account", "dsn_envid", "dsn_notify", "dsn_ret", "full_name", "ignore_dots",
+                 "mode", "read_recipients", "recipients", "sender", "show_help")  # fmt: skip
 
     def __init__(
         self,
@@ -72,6 +128,10 @@ class Invocation:
         account: str | None = None,
         recipients: list[str] | None = None,
         show_help: bool = False,
+        mode: str = "deliver",
+        dsn_notify: str | None = None,
+        dsn_ret: str | None = None,
+        dsn_envid: str | None = None,
     ) -> None:
         self.read_recipients = read_recipients
         self.ignore_dots = ignore_dots
@@ -80,6 +140,18 @@ class Invocation:
         self.account = account
         self.recipients: list[str] = [] if recipients is None else recipients
         self.show_help = show_help
+        self.mode = mode
+        self.dsn_notify = dsn_notify
+        self.dsn_ret = dsn_ret
+        self.dsn_envid = dsn_envid
+
+    def dsn(self) -> DsnRequest | None:
+        """The delivery status notifications asked for, or None."""
+        if self.dsn_notify is None and self.dsn_ret is None and self.dsn_envid is None:
+            return None
+        from relay.dsn import DsnRequest
+
+        return DsnRequest(self.dsn_notify, self.dsn_ret, self.dsn_envid)
 
     def _fields(self) -> dict[str, object]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -106,20 +178,9 @@ def parse_arguments(argv: list[str]) -> Invocation:
         if word == "--":
             invocation.recipients.extend(argv[i:])
             break
-        if word == "--help":
-            invocation.show_help = True
+        if word.startswith("--") or word == "-SMTPUTF8":
+            i = _long_option(invocation, word, argv, i)
             continue
-        if word == "--account" or word.startswith("--account="):
-            if "=" in word:
-                invocation.account = word.partition("=")[2]
-            elif i < len(argv):
-                invocation.account = argv[i]
-                i += 1
-            else:
-                raise UsageError("option --account needs an argument")
-            continue
-        if word.startswith("--"):
-            raise UsageError(f"unknown option {word} (see outbox sendmail --help)")
         if not word.startswith("-") or word == "-":
             invocation.recipients.append(word)
             continue
@@ -132,8 +193,15 @@ def parse_arguments(argv: list[str]) -> Invocation:
                     invocation.read_recipients = True
                 elif flag == "i":
                     invocation.ignore_dots = True
+                elif flag == "I":
+                    invocation.mode = "aliases"
                 continue
             if flag == "d":  # sendmail's debug flags (-d0.1): ignored with their value
+                break
+            if flag in _OPTIONAL_ATTACHED:
+                if flag == "Q":
+                    raise UsageError("quarantining queued mail (-Q) is not supported")
+                invocation.mode = "flush"  # -q, -q30m, -qf, -qR…: send what is due, once
                 break
             if flag not in _WITH_ARGUMENT:
                 raise UsageError(f"unknown option -{flag} (see outbox sendmail --help)")
@@ -149,11 +217,40 @@ def parse_arguments(argv: list[str]) -> Invocation:
     return invocation
 
 
+def _long_option(invocation: Invocation, word: str, argv: list[str], i: int) -> int:
+    """One ``--name[=value]`` word (msmtp's long options); the index after what it used."""
+    if word == "-SMTPUTF8":  # Postfix: the store decides SMTPUTF8 from the addresses
+        return i
+    name, has_value, value = word[2:].partition("=")
+    if name == "help":
+        invocation.show_help = True
+    elif name in ("read-recipients", "read-envelope-from"):
+        if has_value:
+            raise UsageError(f"option --{name} takes no value")
+        if name == "read-recipients":
+            invocation.read_recipients = True
+        else:
+            invocation.sender = None
+    elif name in ("account", "from", "dsn-notify", "dsn-return"):
+        if not has_value:
+            if i >= len(argv):
+                raise UsageError(f"option --{name} needs an argument")
+            value = argv[i]
+            i += 1
+        flag = {"account": "a", "from": "f", "dsn-notify": "N", "dsn-return": "R"}[name]
+        _apply(invocation, flag, value)
+    elif name in _IGNORED_LONG:
+        pass
+    elif name == "version":
+        invocation.mode = "version"
+    else:
+        raise UsageError(f"unknown option --{name} (see outbox sendmail --help)")
+    return i
+
+
 def _apply(invocation: Invocation, flag: str, value: str) -> None:
     if flag in ("f", "r"):
-        if value == "<>":
-            raise UsageError("the null sender (-f '<>') is not supported")
-        invocation.sender = value
+        invocation.sender = _envelope_sender(value)
     elif flag == "F":
         invocation.full_name = value
     elif flag == "a":
@@ -168,10 +265,34 @@ def _apply(invocation: Invocation, flag: str, value: str) -> None:
         if name.lower() == "ignoredots" and setting.lower() in ("", "true", "t", "yes", "y"):
             invocation.ignore_dots = True
     elif flag == "b":
-        if value != "m":
-            raise UsageError(f"unsupported mode -b{value}: only -bm (read a message) is")
+        if value in MODES:
+            invocation.mode = MODES[value]
+        elif value in _REFUSED_MODES:
+            raise UsageError(_REFUSED_MODES[value])
+        else:
+            raise UsageError(f"unknown mode -b{value} (see outbox sendmail --help)")
+    elif flag == "N":
+        from relay.dsn import parse_notify
+
+        invocation.dsn_notify = parse_notify(value)
+    elif flag == "R":
+        from relay.dsn import parse_ret
+
+        invocation.dsn_ret = parse_ret(value)
+    elif flag == "V":
+        from relay.dsn import check_envid
+
+        invocation.dsn_envid = check_envid(value)
     else:
         assert flag in _IGNORED_WITH_ARGUMENT
+
+
+def _envelope_sender(value: str) -> str:
+    """``-f`` as written: ``<>`` and the empty word are the null sender; ``<a@x>`` is ``a@x``."""
+    stripped = value.strip()
+    if stripped.startswith("<") and stripped.endswith(">"):
+        stripped = stripped[1:-1].strip()
+    return stripped
 
 
 def truncate_at_dot(data: bytes) -> bytes:
@@ -185,36 +306,96 @@ def truncate_at_dot(data: bytes) -> bytes:
 
 
 def run(argv: list[str], home: str | None) -> int:
-    """Read one message from standard input and store it; 0 on success."""
+    """Do what the command line asks; 0 on success."""
     invocation = parse_arguments(argv)
     if invocation.show_help:
         print(USAGE)
         if __doc__:
             print("\n" + __doc__.split("\n\n", 1)[1].rsplit("\n\n", 1)[0])
         return 0
+    mode = invocation.mode
+    if mode == "deliver":
+        return deliver(invocation, home)
+    if mode in ("aliases", "nothing"):
+        return 0
+    if mode == "version":
+        from relay import __version__
+
+        print(f"outbox {__version__} (sendmail-compatible)")
+        return 0
+    if mode == "smtp":
+        from relay.home import resolve_home
+        from relay.stdio_smtp import serve_stdio
+
+        return serve_stdio(resolve_home(home), account=invocation.account)
+    if mode == "verify":
+        return verify(invocation, home)
+    return _outbox_command({"list": ["list"], "flush": ["flush"], "count": ["list"]}[mode], home)
+
+
+def deliver(invocation: Invocation, home: str | None) -> int:
+    """Read one message from standard input and store it (the intake entry point)."""
     if not invocation.read_recipients and not invocation.recipients:
         raise UsageError("no recipient given (name them, or use -t to read them from the header)")
 
     from relay.home import resolve_home
+    from relay.localnames import LocalNames
     from relay.message import MAX_MESSAGE_OCTETS, parse_message
 
     data = sys.stdin.buffer.read(MAX_MESSAGE_OCTETS + 1)
     if not invocation.ignore_dots:
         data = truncate_at_dot(data)
+    resolved = resolve_home(home)
+    if invocation.account is not None:
+        from relay.accounts import find_account, load_accounts
+
+        find_account(load_accounts(resolved), invocation.account)
     parsed = parse_message(
         data,
         sender=invocation.sender,
         recipients=invocation.recipients,
         from_headers=invocation.read_recipients,
         full_name=invocation.full_name,
+        local=LocalNames(resolved, account=invocation.account),
     )
-    resolved = resolve_home(home)
-    if invocation.account is not None:
-        from relay.accounts import find_account, load_accounts
-
-        find_account(load_accounts(resolved), invocation.account)
 
     from relay.storefile import enqueue  # not relay.outbox: its events cost start-up time
 
-    enqueue(resolved, parsed, account=invocation.account)
+    enqueue(resolved, parsed, account=invocation.account, dsn=invocation.dsn())
     return 0
+
+
+def verify(invocation: Invocation, home: str | None) -> int:
+    """``-bv``: each recipient and the addresses it goes to; nothing is stored or sent."""
+    from relay.home import resolve_home
+    from relay.localnames import LocalNames
+    from relay.message import recipient_addresses
+
+    if not invocation.recipients:
+        raise UsageError("-bv needs the recipients to verify")
+    local = LocalNames(resolve_home(home), account=invocation.account)
+    for word in invocation.recipients:
+        addresses = recipient_addresses(word, local)
+        print(f"{word}... deliverable: {', '.join(addresses)}")
+    return 0
+
+
+def _outbox_command(words: list[str], home: str | None) -> int:
+    """Run ``outbox WORDS…`` (``list`` for mailq, ``flush`` for -q) as the command line would."""
+    from relay.cli import build_parser
+
+    args = build_parser().parse_args(words)
+    args.home = home
+    code: int = args.func(args)
+    return code
+
+
+def program_arguments(program: str, argv: list[str]) -> list[str] | None:
+    """The sendmail arguments that ``mailq`` / ``newaliases`` stand for, or None."""
+    if program == "sendmail":
+        return argv
+    if program == "mailq":
+        return ["-bp", *argv]
+    if program == "newaliases":
+        return ["-bi", *argv]
+    return None

@@ -60,7 +60,8 @@ def test_a_password_from_stdin_lands_in_the_keyring_and_nowhere_else(
 def test_account_list_json_shows_the_settings_with_defaults_filled_in(outbox: RunOutbox) -> None:
     outbox("account", "add", "work", "--host", "smtp.example.org", "--from", "*@example.org")
     outbox("account", "add", "relay", "--host", "mx.example.net", "--security", "tls",
-           "--max-connections", "4", "--data-timeout", "90", "--pipelining", "off")  # fmt: skip
+           "--max-connections", "4", "--data-timeout", "90", "--pipelining", "off",
+           "--address", "me@example.net")  # fmt: skip
 
     listed = accounts_json(outbox)
 
@@ -70,14 +71,14 @@ def test_account_list_json_shows_the_settings_with_defaults_filled_in(outbox: Ru
             "security": "starttls", "user": None, "ca_file": None, "from": ["*@example.org"],
             "max_connections": 2, "max_messages_per_connection": 100,
             "connect_timeout": 30.0, "command_timeout": 120.0, "data_timeout": 600.0,
-            "pipelining": True,
+            "pipelining": True, "address": None,
         },
         {
             "name": "relay", "default": False, "host": "mx.example.net", "port": 465,
             "security": "tls", "user": None, "ca_file": None, "from": [],
             "max_connections": 4, "max_messages_per_connection": 100,
             "connect_timeout": 30.0, "command_timeout": 120.0, "data_timeout": 90.0,
-            "pipelining": False,
+            "pipelining": False, "address": "me@example.net",
         },
     ]  # fmt: skip
 

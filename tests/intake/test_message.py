@@ -460,11 +460,38 @@ def test_a_bad_address_in_the_header_is_refused_and_quoted(field: bytes, expecte
 def test_an_explicit_address_that_could_smuggle_a_command_is_refused(
     address: str, reason: str
 ) -> None:
-    as_recipient = refusal(BASIC, recipients=[address])
-    assert as_recipient.endswith(f"(recipient): {reason}")
+    if address in RECIPIENT_LISTS:
+        # As a recipient word it is an address list, as sendmail reads it (tested below).
+        pass
+    elif address in ("a b@example.org", "a@example.org> SIZE=1"):
+        assert "(recipient)" in refusal(BASIC, recipients=[address])  # a list, and a bad one
+    else:
+        as_recipient = refusal(BASIC, recipients=[address])
+        assert as_recipient.endswith(f"(recipient): {reason}")
+    if address == "":
+        return  # as the sender, the null reverse-path (MAIL FROM:<>)
     as_sender = refusal(BASIC, sender=address)
     assert as_sender.endswith(f"(envelope sender): {reason}")
     assert "\r" not in as_sender and "\n" not in as_sender
+
+
+RECIPIENT_LISTS = ("<a@example.org>", "Ann <a@example.org>", "a@example.org,b@example.org")
+
+
+@pytest.mark.parametrize(
+    ("argument", "expected"),
+    [
+        ("<a@example.org>", ("a@example.org",)),
+        ("Ann <a@example.org>", ("a@example.org",)),
+        ("a@example.org,b@example.org", ("a@example.org", "b@example.org")),
+        ("Some One <x@example.net>, y@example.net", ("x@example.net", "y@example.net")),
+        ('"Doe, Jo" <j@example.org>, k@example.org', ("j@example.org", "k@example.org")),
+        ("a@example.org (Ann)", ("a@example.org",)),
+    ],
+)
+def test_a_recipient_argument_is_an_address_list(argument: str, expected: tuple[str]) -> None:
+    parsed = parse_message(BASIC, recipients=[argument], from_headers=False)
+    assert parsed.recipients == expected
 
 
 def test_a_full_name_with_a_line_break_cannot_inject_a_header() -> None:

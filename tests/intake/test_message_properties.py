@@ -276,8 +276,15 @@ def test_an_address_with_a_smuggled_character_is_always_refused(
     bad = address[:position] + smuggled + address[position:]
     with pytest.raises(InvalidMessage):
         check_address(bad)
-    with pytest.raises(InvalidMessage):
-        parse_message(b"From: a@example.org\n\nx\n", recipients=[bad])
+    # A recipient word is an address list, where a space or a tab is folding white
+    # space ("a@ example.org" is a@example.org); whatever else it does, nothing smuggled
+    # reaches the envelope.
+    try:
+        parsed = parse_message(b"From: a@example.org\n\nx\n", recipients=[bad])
+    except InvalidMessage:
+        return
+    assert smuggled in " \t"
+    assert all(check_address(r) == r for r in parsed.recipients)
 
 
 @SETTINGS
