@@ -53,3 +53,27 @@ def test_an_outbox_from_a_newer_release_is_refused_untouched(tmp_path: Path) -> 
     conn.close()
     with pytest.raises(OutboxError, match="newer Outbox"):
         Outbox.open(home)
+
+
+def test_a_schema_2_outbox_gains_dsn_requests_and_its_messages_are_claimed_as_before(
+    tmp_path: Path,
+) -> None:
+    from relay.dsn import DsnRequest
+
+    home = tmp_path / "home"
+    first_release_store(home)
+    conn = sqlite3.connect(home / DB_NAME, isolation_level=None)
+    try:
+        conn.executescript(MIGRATIONS[1])
+        conn.execute("PRAGMA user_version = 2")
+    finally:
+        conn.close()
+    with Outbox.open(home) as outbox:
+        (claimed,) = outbox.claim(outbox.ids())
+        assert claimed.dsn is None
+        added = outbox.add_message(parse_message(MESSAGE))
+        outbox._conn.execute(
+            "INSERT INTO dsn_requests (message_id, notify) VALUES (?, 'DELAY')", (added.id,)
+        )
+        (again,) = outbox.claim([added.id])
+        assert again.dsn == DsnRequest("DELAY", None, None)
