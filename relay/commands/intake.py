@@ -52,16 +52,20 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
         find_account(load_accounts(home), args.account)  # raises ConfigError if unknown
 
+    from relay.errors import ConfigError
+    from relay.localnames import LocalNames
+
+    local = LocalNames(home, account=args.account)  # a local sender or recipient (root)
     failed = 0
     with Outbox.open(home) as outbox:
         for name in args.files:
             try:
-                parsed = parse_message(_read(name))
+                parsed = parse_message(_read(name), local=local)
             except OSError as exc:
                 print(f"outbox: {name}: cannot read: {exc.strerror or exc}", file=sys.stderr)
                 failed += 1
                 continue
-            except InvalidMessage as exc:
+            except (InvalidMessage, ConfigError) as exc:
                 print(f"outbox: {name}: {exc}", file=sys.stderr)
                 failed += 1
                 continue

@@ -92,3 +92,18 @@ def test_account_address_is_checked_and_can_be_forgotten(home: Path) -> None:
     assert outbox(home, "account", "set", "main", "--no-address").returncode == 0
     (account,) = json.loads(outbox(home, "account", "list", "--json").stdout)
     assert account["address"] is None
+
+
+def test_outbox_enqueue_resolves_local_names_too(home: Path) -> None:
+    message = b"From: root (Cron Daemon)\nTo: root\nSubject: s\n\nx\n"
+    done = outbox(home, "enqueue", "-", input=message)
+    assert done.returncode == 65
+    assert b"no account" in done.stderr
+    outbox(home, "account", "add", "main", "--host", "smtp.example.org",
+           "--address", "me@example.org")  # fmt: skip
+    outbox(home, "alias", "set", "root", "admin@example.net")
+    done = outbox(home, "enqueue", "-", input=message)
+    assert done.returncode == 0, done.stderr.decode()
+    (item,) = json.loads(outbox(home, "list", "--json").stdout)
+    assert item["from"] == "me@example.org"
+    assert [r["address"] for r in item["recipients"]] == ["admin@example.net"]

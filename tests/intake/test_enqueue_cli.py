@@ -86,7 +86,11 @@ def test_enqueue_dash_reads_standard_input(home: Path) -> None:
             b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
             "not an e-mail message: line 1 is not a header field",
         ),
-        (b"To: bob@example.org\n\nx\n", "no sender: no address in From or Sender and none given"),
+        (
+            b"To: bob@example.org\n\nx\n",
+            "the message names no sender (or only a local name) and there is no account:"
+            " add one with 'outbox account add NAME --host HOST --address ADDR'",
+        ),
         (
             b"From: ann@example.org\n\nx\n",
             "no recipient: no address in To, Cc or Bcc and none given",
