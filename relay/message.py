@@ -239,7 +239,9 @@ def parse_message(
     author = envelope_sender
     if local is not None:
         for field in kept:
-            if field.key in _AUTHOR_FIELDS and _names_only_local(field):
+            if field.key in _AUTHOR_FIELDS and (
+                not field.value().strip() or _names_only_local(field)
+            ):
                 author = author or local.sender()
                 display = _local_display(field.value()) or full_name or _first_word(field)
                 field.lines = [_mailbox_field(field.name, author, display)]
@@ -510,7 +512,10 @@ def _local_display(value: str) -> str | None:
 
 def _first_word(field: _Field) -> str:
     """The local name itself, as the display name of last resort (``Logwatch``)."""
-    addresses = _addresses(field, allow_local=True)
+    try:
+        addresses = _addresses(field, allow_local=True)
+    except InvalidMessage:
+        return ""
     return addresses[0] if addresses else ""
 
 

@@ -288,10 +288,11 @@ def _apply(invocation: Invocation, flag: str, value: str) -> None:
 
 
 def _envelope_sender(value: str) -> str:
-    """``-f`` as written: ``<>`` and the empty word are the null sender; ``<a@x>`` is ``a@x``."""
+    """``-f`` as written: ``<>`` and the empty word are the null sender; ``<a@x>`` and
+    ``Ann <a@x>`` are ``a@x`` (what is inside the brackets is checked at intake)."""
     stripped = value.strip()
-    if stripped.startswith("<") and stripped.endswith(">"):
-        stripped = stripped[1:-1].strip()
+    if stripped.endswith(">") and "<" in stripped:
+        stripped = stripped[stripped.rindex("<") + 1 : -1].strip()
     return stripped
 
 

@@ -342,6 +342,15 @@ def test_a_sender_no_pattern_matches_goes_through_the_default(sender: str, chose
     assert account_for_sender(accounts, sender).name == chosen
 
 
+def test_an_accounts_own_address_is_an_exact_pattern_of_its_own() -> None:
+    accounts = [
+        a("main", "*@example.org", default=True),
+        Account(name="bot", host="h", port=25, address="b*t@example.org"),
+    ]
+    assert account_for_sender(accounts, "B*T@example.org").name == "bot"
+    assert account_for_sender(accounts, "bat@example.org").name == "main"  # '*' is literal
+
+
 def test_the_first_of_equally_specific_patterns_wins() -> None:
     accounts = [a("one", "*@x.example"), a("two", "*@x.example", default=True)]
 

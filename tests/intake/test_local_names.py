@@ -50,6 +50,7 @@ def header(parsed: ParsedMessage) -> list[bytes]:
         (b"From: root", "Backup Job", b"From: Backup Job <me@example.org>"),
         (b'From: "Nightly, Job" <root>', None, b'From: "Nightly, Job" <me@example.org>'),
         (b"From: Daemon <daemon>", None, b"From: Daemon <me@example.org>"),
+        (b"From: ", "Job", b"From: Job <me@example.org>"),
     ],
 )
 def test_a_local_from_becomes_the_account_address_keeping_the_name(
@@ -136,3 +137,8 @@ def test_a_malformed_from_with_an_explicit_sender_is_left_as_written(home: Path)
     parsed = parse(home, data, sender="a@example.org", recipients=["b@example.net"],
                    from_headers=False)  # fmt: skip
     assert header(parsed)[0] == b"From: <<broken"
+
+
+def test_an_empty_from_without_a_name_gets_the_bare_address(home: Path) -> None:
+    parsed = parse(home, b"From:\nSubject: s\n\nx\n", recipients=["root"], from_headers=False)
+    assert header(parsed)[0] == b"From: me@example.org"

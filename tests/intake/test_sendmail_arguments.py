@@ -41,6 +41,7 @@ from relay.errors import UsageError
         (["-f", "<>"], Invocation(sender="")),
         (["-f", ""], Invocation(sender="")),
         (["-f<a@x>"], Invocation(sender="a@x")),
+        (["-f", "Ann <a@x>"], Invocation(sender="a@x")),
         (["--from=a@x", "--read-recipients"], Invocation(sender="a@x", read_recipients=True)),
         (["-f", "a@x", "--read-envelope-from"], Invocation()),
         (["-C", "/etc/mail/sendmail.cf", "-I"], Invocation(mode="aliases")),
