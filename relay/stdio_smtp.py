@@ -36,11 +36,12 @@ The rules it keeps:
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import BinaryIO, ClassVar, Protocol
 
 from relay.errors import ConfigError, InvalidMessage, OutboxError
 from relay.message import MAX_MESSAGE_OCTETS
@@ -330,8 +331,20 @@ def serve_stdio(home: Path, *, account: str | None = None) -> int:
     dialogue = SmtpDialogue(store, local)
     reader = sys.stdin.buffer
     writer = sys.stdout.buffer
-    writer.write(dialogue.greeting())
-    writer.flush()
+    try:
+        writer.write(dialogue.greeting())
+        writer.flush()
+        _converse(dialogue, reader, writer)
+    except BrokenPipeError:
+        # The client went away; what it was told was stored is stored. Point standard
+        # output at nothing so that the interpreter's last flush cannot fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    return 0
+
+
+def _converse(dialogue: SmtpDialogue, reader: BinaryIO, writer: BinaryIO) -> None:
     while not dialogue.closed:
         limit = MAX_MESSAGE_OCTETS if dialogue.in_data else MAX_COMMAND_OCTETS
         line = reader.readline(limit + 2)
@@ -350,4 +363,3 @@ def serve_stdio(home: Path, *, account: str | None = None) -> int:
         if reply:
             writer.write(reply)
             writer.flush()
-    return 0

@@ -23,6 +23,8 @@ and costs start-up time. What we understand:
     send through this account (msmtp's ``-a``).
 ``-N NOTIFY``, ``-R RET``, ``-V ENVID``, ``--dsn-notify=``, ``--dsn-return=``
     delivery status notifications (RFC 3461), passed on to a server offering DSN.
+``-P``, ``--pretend``; ``-S``, ``--serverinfo``
+    msmtp's: show the envelope without storing anything; ``outbox account test``.
 ``-bm``
     read a message (the default). ``-bs``: an SMTP dialogue on standard input
     and output, each message stored before its 250. ``-bp``: list the outbox
@@ -68,7 +70,7 @@ USAGE = (
 
 # Flags that stand alone (and may be clustered: -ti), and the ones that take
 # an argument, attached (-fADDR) or as the next word (-f ADDR).
-_STANDALONE = frozenset("tiGmnvUcsI")
+_STANDALONE = frozenset("tiGmnvUcsIPS")
 _WITH_ARGUMENT = frozenset("frFaoOBNRVXhLAbCpMDe")
 _IGNORED_WITH_ARGUMENT = frozenset("BXhLACpMDe")
 # Flags whose argument, if any, is attached (-q, -q30m, -qf): never the next word.
@@ -195,6 +197,10 @@ def parse_arguments(argv: list[str]) -> Invocation:
                     invocation.ignore_dots = True
                 elif flag == "I":
                     invocation.mode = "aliases"
+                elif flag == "P":  # msmtp: show what would be done, send nothing
+                    invocation.mode = "pretend"
+                elif flag == "S":  # msmtp: ask the server what it offers
+                    invocation.mode = "serverinfo"
                 continue
             if flag == "d":  # sendmail's debug flags (-d0.1): ignored with their value
                 break
@@ -241,6 +247,10 @@ def _long_option(invocation: Invocation, word: str, argv: list[str], i: int) -> 
         _apply(invocation, flag, value)
     elif name in _IGNORED_LONG:
         pass
+    elif name in ("pretend", "serverinfo", "rmqs"):
+        invocation.mode = {"pretend": "pretend", "serverinfo": "serverinfo", "rmqs": "flush"}[name]
+    elif name == "configure":
+        raise UsageError("--configure is msmtp's: add an account with 'outbox account add'")
     elif name == "version":
         invocation.mode = "version"
     else:
@@ -331,11 +341,19 @@ def run(argv: list[str], home: str | None) -> int:
         return serve_stdio(resolve_home(home), account=invocation.account)
     if mode == "verify":
         return verify(invocation, home)
+    if mode == "pretend":
+        return deliver(invocation, home, store=False)
+    if mode == "serverinfo":
+        named = [invocation.account] if invocation.account else []
+        return _outbox_command(["account", "test", *named], home)
     return _outbox_command({"list": ["list"], "flush": ["flush"], "count": ["list"]}[mode], home)
 
 
-def deliver(invocation: Invocation, home: str | None) -> int:
-    """Read one message from standard input and store it (the intake entry point)."""
+def deliver(invocation: Invocation, home: str | None, *, store: bool = True) -> int:
+    """Read one message from standard input and store it (the intake entry point).
+
+    ``store=False`` (msmtp's ``-P``) prints the envelope it would store instead.
+    """
     if not invocation.read_recipients and not invocation.recipients:
         raise UsageError("no recipient given (name them, or use -t to read them from the header)")
 
@@ -359,6 +377,12 @@ def deliver(invocation: Invocation, home: str | None) -> int:
         full_name=invocation.full_name,
         local=LocalNames(resolved, account=invocation.account),
     )
+
+    if not store:
+        print(f"from: <{parsed.sender}>")
+        print(f"to: {', '.join(f'<{r}>' for r in parsed.recipients)}")
+        print(f"size: {len(parsed.raw)} octets; nothing was stored")
+        return 0
 
     from relay.storefile import enqueue  # not relay.outbox: its events cost start-up time
 

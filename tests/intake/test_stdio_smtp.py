@@ -228,6 +228,20 @@ def test_a_message_is_stored_before_its_250_is_written(home: Path) -> None:
     assert [m.subject for m in stored_messages(home)] == ["durable"]
 
 
+def test_a_client_that_stops_reading_ends_the_dialogue_quietly(home: Path) -> None:
+    add_account(home)
+    process = bs_process(home)
+    assert process.stdin is not None and process.stdout is not None
+    assert process.stdout.readline().startswith(b"220 ")
+    process.stdout.close()  # the replies now have nowhere to go
+    process.stdin.write(b"NOOP\r\n" * 1000)
+    process.stdin.close()
+    assert process.wait(timeout=60) == 0
+    assert process.stderr is not None
+    assert process.stderr.read() == b""
+    process.stderr.close()
+
+
 def test_garbage_on_standard_input_gets_replies_and_never_a_traceback(home: Path) -> None:
     add_account(home)
     garbage = (

@@ -313,6 +313,13 @@ def test_dash_q_flushes_and_mailq_lists_and_newaliases_succeeds(machine: Machine
     assert [r.rcpt_tos for r in machine.server.received] == [("a@example.net",)]
 
 
+def test_msmtp_pretend_shows_the_envelope_and_stores_nothing(machine: Machine) -> None:
+    done = machine.run([machine.sendmail, "-P", "-t"], b"From: Logwatch\nTo: root\n\nx\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(b"from: <me@example.org>\nto: <admin@example.net>\n")
+    assert outbox(machine.home, "list").stdout == b"the outbox is empty\n"
+
+
 def test_dash_bv_shows_where_local_names_go(machine: Machine) -> None:
     done = machine.run([machine.sendmail, "-bv", "root", "b@example.net"])
     assert done.returncode == 0, done.stderr
