@@ -40,7 +40,20 @@ reason. The rules, in the order they are checked:
 6. Bcc and Resent-Bcc fields (with their continuation lines) are removed from
    what is stored, whether or not their addresses were used. Missing From
    (built from the envelope sender and ``full_name``), Date and Message-ID
-   fields are added at the end of the header section.
+   fields are added at the end of the header section. An explicit sender of
+   ``""`` is the null reverse-path (``MAIL FROM:<>``, bounces and
+   auto-replies); the From it needs comes from the header, else rule 7.
+7. With ``local`` (``relay.localnames``: what sendmail and ``outbox enqueue``
+   pass), names without ``@domain`` are what a Unix machine's programs write,
+   not errors. A sender that is missing or only a local name (no From or
+   Sender, ``From: root (Cron Daemon)``, ``From: Logwatch``, ``-f root``)
+   becomes the account's address, as envelope sender and in a From (or
+   Sender) field rewritten to carry it, keeping the caller's display name:
+   the field's comment or phrase, else ``full_name``, else the local name
+   (``Cron Daemon <me@example.org>``). A recipient that is a local name is
+   replaced in the envelope by its alias's addresses; the header keeps what
+   the caller wrote. Recipient arguments are address lists
+   (``'Ann <a@x.org>, b@y.org'``), as sendmail reads them.
 
 Importing this module is cheap: ``outbox sendmail`` starts once per message.
 The :mod:`email` package is imported only when a header needs it.
@@ -520,9 +533,14 @@ def _first_word(field: _Field) -> str:
 
 
 def _first_from_address(fields: list[_Field]) -> str:
+    """From's first full address, for the Message-ID of a message with the null sender."""
     for field in fields:
         if field.key == "from":
-            for address in _addresses(field, allow_local=True):
+            try:
+                addresses = _addresses(field, allow_local=True)
+            except InvalidMessage:
+                continue
+            for address in addresses:
                 if "@" in address:
                     return address
     return ""
