@@ -95,3 +95,27 @@ def test_sendmail_imports_nothing_heavy(
     # The email package costs ~10 ms of start-up: only unusual address lists need it.
     assert ("email" in loaded) is email_needed
     assert len(stored_messages(home)) == 1
+
+
+def test_cron_mail_with_local_names_stays_off_the_network_stack(home: Path) -> None:
+    """A local sender or recipient reads config.toml (TOML, the accounts): that is all."""
+    from tests.support.cli import outbox
+
+    done = outbox(home, "account", "add", "main", "--host", "smtp.example.org",
+                  "--address", "me@example.org")  # fmt: skip
+    assert done.returncode == 0, done.stderr.decode()
+    assert outbox(home, "alias", "set", "root", "admin@example.net").returncode == 0
+    message = "From: root (Cron Daemon)\nTo: root\nSubject: s\n\nx\n"
+    args = ["-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"]
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, str(home), message, json.dumps(args)],
+        capture_output=True, text=True, timeout=60, env={**os.environ},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["code"] == 0
+    loaded = {name.split(".")[0] for name in report["modules"]}
+    network = {"asyncio", "aiosmtplib", "PySide6", "qasync", "gui", "keyring", "ssl"}
+    assert loaded.isdisjoint(network), sorted(loaded & network)
+    (stored,) = stored_messages(home)
+    assert stored.recipients == ("admin@example.net",)
