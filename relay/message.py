@@ -462,13 +462,13 @@ def _recipient_argument(argument: str, allow_local: bool) -> list[str]:
         return [argument]
     if allow_local and is_local_name(argument):
         return [argument]
-    if not _LIST_MARK.search(argument) or any(_unprintable(char) for char in argument):
+    if not re.search(_LIST_MARK, argument) or any(_unprintable(char) for char in argument):
         # Not a list, or it holds what no list may: the single address's own refusal.
         check_address(argument, where="(recipient)")
     return _address_list(argument, "(recipient)", allow_local)
 
 
-_LIST_MARK = re.compile(r'[,<>"( ]')  # what only an address list (not one address) holds
+_LIST_MARK = r'[,<>"( ]'  # what only an address list (not one address) holds
 
 
 def recipient_addresses(argument: str, local: LocalNames) -> list[str]:
@@ -483,10 +483,11 @@ def recipient_addresses(argument: str, local: LocalNames) -> list[str]:
 # -- local names in From and Sender (rule 7) -------------------------------------------
 
 _AUTHOR_FIELDS = frozenset({"from", "sender"})
-_LOCAL_WITH_COMMENT = re.compile(
+# Patterns as text, compiled (and cached by ``re``) on first use: only local names need them.
+_LOCAL_WITH_COMMENT = (
     rf"[ \t]*(?:\((?P<before>[^()\\]*)\)[ \t]*)?{_DOT_ATOM}[ \t]*(?:\((?P<after>[^()\\]*)\))?[ \t]*"
 )
-_PHRASE_AND_LOCAL = re.compile(
+_PHRASE_AND_LOCAL = (
     r'[ \t]*(?:"(?P<quoted>[^"\\]*)"'
     rf"|(?P<phrase>{_ATOM}(?:[ \t]+{_ATOM})*))[ \t]*<{_DOT_ATOM}>[ \t]*"
 )
@@ -509,11 +510,11 @@ def _local_display(value: str) -> str | None:
     """The person's name a local mailbox carries: its comment (``root (Cron
     Daemon)``) or display name (``Cron Daemon <root>``), or None."""
     text = ascii_form(value)
-    match = _LOCAL_WITH_COMMENT.fullmatch(text)
+    match = re.fullmatch(_LOCAL_WITH_COMMENT, text)
     if match is not None:
         span = match.span("after") if match.start("after") >= 0 else match.span("before")
     else:
-        match = _PHRASE_AND_LOCAL.fullmatch(text)
+        match = re.fullmatch(_PHRASE_AND_LOCAL, text)
         if match is None:
             return None
         span = match.span("quoted") if match.start("quoted") >= 0 else match.span("phrase")
