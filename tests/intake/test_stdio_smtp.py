@@ -200,6 +200,26 @@ def test_a_pipelined_dialogue_with_two_messages_is_answered_in_order(home: Path)
     assert two.raw.endswith(b"\r\n\r\n.\r\nbye\r\n")
 
 
+def test_local_names_in_the_dialogue_become_the_account_address_and_the_alias(
+    home: Path,
+) -> None:
+    add_account(home)
+    assert outbox(home, "alias", "set", "root", "admin@example.net").returncode == 0
+    script = (
+        "HELO cron\r\nMAIL FROM:<root> BODY=8BITMIME\r\nRCPT TO:<root>\r\nDATA\r\n"
+        "From: root (Cron Daemon)\r\nTo: root\r\nSubject: job\r\n\r\ndéjà vu\r\n.\r\nQUIT\r\n"
+    ).encode()
+    done = subprocess.run(
+        [sys.executable, "-m", "relay.cli", "--home", str(home), "sendmail", "-bs"],
+        input=script, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, b"")
+    (message,) = stored_messages(home)
+    assert (message.sender, message.recipients) == ("me@example.org", ("admin@example.net",))
+    assert message.raw.startswith(b"From: Cron Daemon <me@example.org>\r\nTo: root\r\n")
+    assert message.raw.endswith("\r\n\r\ndéjà vu\r\n".encode())
+
+
 def test_a_message_is_stored_before_its_250_is_written(home: Path) -> None:
     add_account(home)
     process = bs_process(home)
