@@ -121,6 +121,8 @@ class AccountsDialog(QDialog):
         ca_row.addWidget(browse)
         self.patterns = self._line("account_from", "Sender patterns")
         self.patterns.setPlaceholderText("e.g. *@example.org, me@example.com")
+        self.address = self._line("account_address", "Own address")
+        self.address.setPlaceholderText("the sender of mail that names none (cron, at)")
         self.max_connections = QSpinBox()
         self.max_connections.setObjectName("account_max_connections")
         self.max_connections.setAccessibleName("Connections at once")
@@ -147,6 +149,7 @@ class AccountsDialog(QDialog):
         form.addRow("Pass&word:", self.password)
         form.addRow("&CA file:", ca_row)
         form.addRow("&Senders:", self.patterns)
+        form.addRow("Own &address:", self.address)
         form.addRow("Connections at &once:", self.max_connections)
         form.addRow("&Messages per connection:", self.max_messages)
         form.addRow("", self.pipelining)
@@ -273,6 +276,7 @@ class AccountsDialog(QDialog):
         self.password.setPlaceholderText(self._password_hint(self._editing))
         self.ca_file.setText(str(account.ca_file) if account.ca_file else "")
         self.patterns.setText(", ".join(account.from_patterns))
+        self.address.setText(account.address or "")
         self.max_connections.setValue(account.max_connections)
         self.max_messages.setValue(account.max_messages_per_connection)
         self.pipelining.setChecked(account.pipelining)
@@ -319,6 +323,7 @@ class AccountsDialog(QDialog):
             "user": self.user.text().strip() or None,
             "ca_file": Path(ca).expanduser() if ca else None,
             "from_patterns": patterns,
+            "address": self.address.text().strip() or None,
             "max_connections": self.max_connections.value(),
             "max_messages_per_connection": self.max_messages.value(),
             "pipelining": self.pipelining.isChecked(),

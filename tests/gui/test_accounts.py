@@ -78,6 +78,24 @@ def test_a_new_account_goes_to_the_config_and_its_password_only_to_the_keyring(
     assert "stored in your keyring" in dialog.password.placeholderText()
 
 
+def test_the_own_address_is_saved_shown_again_and_cleared(
+    dialog: AccountsDialog, qtbot: QtBot, home: Path
+) -> None:
+    fill(qtbot, dialog, name="work", host="smtp.example.org", address="me@example.org")
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert not dialog.error.isVisible(), dialog.error.text()
+    assert load_accounts(home)[0].address == "me@example.org"
+    dialog.reload("work")
+    assert dialog.address.text() == "me@example.org"
+    fill(qtbot, dialog, address="root")
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert "bad address 'root': no @domain" in dialog.error.text()
+    assert load_accounts(home)[0].address == "me@example.org"
+    dialog.address.clear()
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert load_accounts(home)[0].address is None
+
+
 def test_a_bad_setting_is_refused_with_the_reason_and_nothing_is_written(
     dialog: AccountsDialog, qtbot: QtBot, home: Path
 ) -> None:
