@@ -70,7 +70,13 @@ class Resolver(Protocol):
 
 
 def _reply(code: int, status: str, text: str) -> bytes:
-    return f"{code} {status} {text}\r\n".encode("utf-8", "replace")
+    return f"{code} {status} {_printable(text)}\r\n".encode("utf-8", "replace")
+
+
+def _printable(text: str) -> str:
+    """``text`` safe to echo on one reply line: control characters (a bare CR
+    the client sent) and undecodable bytes become ``?``."""
+    return re.sub("[\x00-\x1f\x7f\ud800-\udfff]", "?", text)
 
 
 class SmtpDialogue:
@@ -121,7 +127,7 @@ class SmtpDialogue:
         self._greeted = True
         self._reset()
         lines = [
-            f"{HOSTNAME} greets {argument}",
+            f"{HOSTNAME} greets {_printable(argument)}",
             "PIPELINING",
             "8BITMIME",
             "SMTPUTF8",
@@ -206,7 +212,7 @@ class SmtpDialogue:
             address_problem(address) if "@" in address else local_name_problem(address)
         )
         if problem is not None:
-            return self._refuse(553, status, f"bad address <{_shown(address)}>: {problem}")
+            return self._refuse(553, status, f"bad address <{address}>: {problem}")
         if not address.isascii() and not utf8:
             return self._refuse(553, "5.6.7", "a non-ASCII address needs the SMTPUTF8 parameter")
         return None
@@ -304,10 +310,6 @@ class SmtpDialogue:
             self.closed = True
             return _reply(421, "4.7.0", "too many errors, closing the dialogue")
         return _reply(code, status, text)
-
-
-def _shown(address: str) -> str:
-    return address.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
 
 
 def serve_stdio(home: Path, *, account: str | None = None) -> int:

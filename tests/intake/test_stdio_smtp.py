@@ -148,6 +148,16 @@ def test_a_message_that_cannot_be_stored_gets_a_reply_not_a_traceback(
     assert replies[-2:] == [reply, "250 2.0.0 Ok"]
 
 
+def test_what_the_client_sent_is_echoed_on_one_line_without_control_characters() -> None:
+    dialogue = SmtpDialogue(Recorder(), Names())
+    greeting = dialogue.feed_line(b"EHLO a\rb\x1b[2J")
+    assert greeting.startswith(b"250-localhost greets a?b?[2J\r\n")
+    reply = dialogue.feed_line(b"MAIL FROM:<a\rRCPT@x.org>")
+    assert reply == b"553 5.1.7 bad address <a?RCPT@x.org>: contains a line break\r\n"
+    reply = dialogue.feed_line(b"MAIL FROM:<a@x.org> X=\xff\x07")
+    assert reply == b"555 5.5.4 unsupported parameter X=??\r\n"
+
+
 def test_a_local_sender_without_an_address_is_a_temporary_refusal() -> None:
     replies = talk(["HELO c", "MAIL FROM:<root>"], names=Names(sender=None))
     assert replies[-1] == "451 4.3.5 no account has an address: set one with --address"
