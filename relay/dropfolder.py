@@ -35,7 +35,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay.errors import InvalidMessage, OutboxError
+from relay.errors import ConfigError, InvalidMessage, OutboxError
+from relay.localnames import LocalNames
 from relay.message import MAX_MESSAGE_OCTETS, parse_message
 from relay.outbox import Outbox
 
@@ -84,6 +85,7 @@ def import_drop_folder(outbox: Outbox, home: Path) -> DropImport:
     drop, _tmp, new, rejected_dir = drop_paths(home)
     imported: list[int] = []
     rejected: list[Rejection] = []
+    local = LocalNames(home)  # a local sender or recipient, as sendmail resolves them
     lock_fd = os.open(drop / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX)
@@ -104,10 +106,10 @@ def import_drop_folder(outbox: Outbox, home: Path) -> DropImport:
                 removed.append(identity)
                 continue
             try:
-                parsed = parse_message(_read_regular_file(path))
+                parsed = parse_message(_read_regular_file(path), local=local)
             except FileNotFoundError:
                 continue  # gone meanwhile (removed by its writer)
-            except (_Refused, InvalidMessage) as exc:
+            except (_Refused, InvalidMessage, ConfigError) as exc:
                 with suppress(FileNotFoundError):  # unless it is gone meanwhile
                     rejected.append(_reject(path, rejected_dir, str(exc)))
                 continue

@@ -91,6 +91,26 @@ def test_a_bad_file_is_moved_to_rejected_with_its_reason_beside_it(home: Path) -
     assert os.listdir(home / "drop" / "new") == []
 
 
+def test_local_names_are_resolved_and_an_unresolvable_one_is_rejected_with_the_fix(
+    home: Path,
+) -> None:
+    from relay.accounts import Account, save_accounts
+    from relay.aliases import set_alias
+
+    ensure_home(home)
+    save_accounts(home, [Account(name="main", host="smtp.example.org", port=587,
+                                 default=True, address="me@example.org")])  # fmt: skip
+    set_alias(home, "root", ["admin@example.net"])
+    deliver(home, "1.cron", b"From: root (Cron Daemon)\nTo: root\nSubject: job\n\nx\n")
+    deliver(home, "2.ops", b"From: root\nTo: ops\nSubject: ops\n\nx\n")
+    result = run_import(home)
+    (stored,) = stored_messages(home)
+    assert (stored.sender, stored.recipients) == ("me@example.org", ("admin@example.net",))
+    assert stored.raw.startswith(b"From: Cron Daemon <me@example.org>\r\nTo: root\r\n")
+    (rejection,) = result.rejected
+    assert rejection.name == "2.ops" and "outbox alias set ops ADDR" in rejection.reason
+
+
 def test_a_rejected_name_never_overwrites_an_earlier_rejection(home: Path) -> None:
     deliver(home, "same", b"not a message\n")
     run_import(home)
