@@ -117,3 +117,20 @@ def test_a_sent_line_is_printed_only_after_the_recipient_is_synced(
     assert sent, trace.read_text()[-3000:]
     assert sum(a.text.count("sent") for a in sent) >= 5
     assert all(a.wal_writes_before > 0 for a in sent)
+
+
+@needs_strace
+def test_sendmail_bs_answers_250_only_after_the_message_is_synced(
+    home: Path, tmp_path: Path
+) -> None:
+    dialogue = b"HELO php\r\n" + b"".join(
+        b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"
+        + note(n, tag="durable").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        + b".\r\n"
+        for n in range(3)
+    ) + b"QUIT\r\n"
+    trace = tmp_path / "bs.trace"
+    assert traced(home, "sendmail", "-bs", input=dialogue, trace=trace) == 0
+    queued = announcements(trace, 1, r"250 2\.0\.0 Ok: queued as")
+    assert len(queued) == 3
+    assert 0 < queued[0].wal_writes_before < queued[1].wal_writes_before
