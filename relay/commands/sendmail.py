@@ -85,12 +85,16 @@ MODES = {
     "h": "nothing",  # purge persistent host status: there is none
     "H": "nothing",
     "P": "count",
+    "V": "version",  # Exim's
+    "C": "check",  # sendmail 8.16: check the configuration
 }
 _REFUSED_MODES = {
     "d": "Outbox does not run as a daemon (-bd); run 'outbox gui' or 'outbox flush' instead",
     "D": "Outbox does not run as a daemon (-bD); run 'outbox gui' or 'outbox flush' instead",
     "t": "address test mode (-bt) is not supported; -bv shows what recipients resolve to",
     "a": "ARPANET mode (-ba) is not supported",
+    "l": "Outbox does not run as a daemon (-bl); run 'outbox gui' or 'outbox flush' instead",
+    "S": "batched SMTP (-bS) is not supported; -bs speaks SMTP with replies",
 }
 
 # msmtp's long options. Those with a meaning here are handled in _long_option;
@@ -275,7 +279,9 @@ def _apply(invocation: Invocation, flag: str, value: str) -> None:
         if name.lower() == "ignoredots" and setting.lower() in ("", "true", "t", "yes", "y"):
             invocation.ignore_dots = True
     elif flag == "b":
-        if value in MODES:
+        if value[:1] == "p":  # -bp, and Exim's -bpc, -bpr, -bpu… list the queue too
+            invocation.mode = "list"
+        elif value in MODES:
             invocation.mode = MODES[value]
         elif value in _REFUSED_MODES:
             raise UsageError(_REFUSED_MODES[value])
@@ -328,6 +334,15 @@ def run(argv: list[str], home: str | None) -> int:
     if mode == "deliver":
         return deliver(invocation, home)
     if mode in ("aliases", "nothing"):
+        return 0
+    if mode == "check":
+        from relay.accounts import load_accounts
+        from relay.aliases import load_aliases
+        from relay.home import resolve_home
+
+        resolved = resolve_home(home)
+        load_accounts(resolved)  # each raises ConfigError, naming what is wrong
+        load_aliases(resolved)
         return 0
     if mode == "version":
         from relay import __version__
