@@ -67,6 +67,8 @@ class Settled:
 
 
 SettledCallback = Callable[[Settled], None]
+#: Told when a write the manager made on its own (a grouped settlement) failed.
+WriteFailedCallback = Callable[[Exception], None]
 
 #: How long a settled outcome may wait for a commit it can share with others.
 GROUP_S = 0.05
@@ -111,6 +113,12 @@ class CommitGroup:
             return
         self._seen = 0
         waiting, self._waiting = self._waiting, []
+        for manager, _, future in waiting:
+            if manager.abandoned:  # its flush ended on an error: nothing more of it is written
+                future.cancel()
+        waiting = [item for item in waiting if not item[0].abandoned]
+        if not waiting:
+            return
         ends: list[AttemptEnd] = []
         owners: list[AttemptManager] = []
         starts: list[AttemptStart] = []
@@ -165,8 +173,11 @@ class AttemptManager:
         clock: Clock,
         on_settled: SettledCallback | None = None,
         commits: CommitGroup | None = None,
+        on_write_failed: WriteFailedCallback | None = None,
     ) -> None:
         self._outbox = outbox
+        self._on_write_failed = on_write_failed
+        self._abandoned = False
         self._commits = commits
         self._bus = outbox.bus
         self._owed = {message.id: message.recipients for message in messages}
@@ -183,6 +194,26 @@ class AttemptManager:
         self._write_timer: asyncio.TimerHandle | None = None
         #: Set when the server refused our credentials: the flush stops for this account.
         self.auth_failure: SessionFailure | None = None
+
+    @property
+    def abandoned(self) -> bool:
+        return self._abandoned
+
+    def abandon(self) -> None:
+        """Write nothing more, as if the process had been killed here.
+
+        For a flush that ends on an error (the store could not be written, or
+        a bug): what this session claimed stays claimed, and the next flush's
+        recovery settles it from the durable records -- after the final dot
+        *uncertain*, otherwise owed again. Settlements waiting for a commit are
+        dropped unannounced (nobody was told of them); a final dot not yet
+        recorded never leaves (``data_completed`` refuses it).
+        """
+        self._abandoned = True
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+        self._unwritten.clear()
 
     # -- RelayObserver ------------------------------------------------------------
 
@@ -219,6 +250,8 @@ class AttemptManager:
         returned future is done once it is on disk: the relayer writes the
         dot only then. Without one it is on disk when this returns.
         """
+        if self._abandoned:  # the session is being cancelled: the dot must not leave
+            raise asyncio.CancelledError()
         if self._commits is not None:
             return self._commits.join(self, message_id)
         with self._outbox.batch():
@@ -255,7 +288,7 @@ class AttemptManager:
 
     def transaction_finished(self, report: TransactionReport) -> None:
         message_id = report.message_id
-        if message_id in self._finished or message_id not in self._owed:
+        if self._abandoned or message_id in self._finished or message_id not in self._owed:
             return
         verdicts = recipient_verdicts(report, self._owed[message_id])
         replies = [
@@ -280,6 +313,8 @@ class AttemptManager:
 
     def session_finished(self, transcript: str) -> None:
         # A relayer that was stopped hands back what it never started: untouched.
+        if self._abandoned:
+            return
         self.write_now()
         self._release_unfinished()
 
@@ -288,7 +323,7 @@ class AttemptManager:
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
-        if not self._unwritten:
+        if self._abandoned or not self._unwritten:
             return
         with self._outbox.batch():
             settled = self._write_unwritten()
@@ -297,6 +332,8 @@ class AttemptManager:
     def session_failed(
         self, failure: SessionFailure, unfinished: Sequence[int], transcript: str
     ) -> None:
+        if self._abandoned:
+            return
         self.write_now()
         if failure.kind is FailureKind.AUTH:
             self.auth_failure = failure
@@ -340,7 +377,20 @@ class AttemptManager:
             self.write_now()  # no event loop to come back: write at once
             return
         if self._write_timer is None:
-            self._write_timer = loop.call_later(GROUP_S, self.write_now)
+            self._write_timer = loop.call_later(GROUP_S, self._write_later)
+
+    def _write_later(self) -> None:
+        """``write_now`` from the timer: a failure goes to whoever runs the session.
+
+        Raised from a timer callback, it would only reach the event loop's
+        log, and the session would go on as if its outcomes were recorded.
+        """
+        try:
+            self.write_now()
+        except Exception as exc:
+            if self._on_write_failed is None:
+                raise
+            self._on_write_failed(exc)
 
     def _write_unwritten(self) -> list[Settled]:
         """Record every settlement waiting for a commit (inside the caller's batch)."""

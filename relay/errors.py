@@ -38,6 +38,17 @@ class KeyringUnavailable(ConfigError):
     """No usable keyring backend: the message says how to get one."""
 
 
+class StoreFailed(OutboxError):
+    """The outbox's database could not be written (busy past the timeout, disk full, I/O).
+
+    75 (EX_TEMPFAIL) when another program held it too long; 74 (EX_IOERR) otherwise.
+    """
+
+    def __init__(self, text: str, *, busy: bool) -> None:
+        super().__init__(text)
+        self.exit_code = 75 if busy else 74
+
+
 class FlushRunning(OutboxError):
     exit_code = 75  # EX_TEMPFAIL
 

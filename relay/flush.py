@@ -2,17 +2,31 @@
 
 It picks what is due, groups it by account, and spreads each account's
 messages over up to ``max_connections`` concurrent relayers, each sending up to
-``max_messages_per_connection`` messages on one connection. Messages are
-claimed batch by batch just before a relayer takes them, so stopping a flush
-leaves everything not yet claimed exactly as it was.
+``max_messages_per_connection`` messages on one connection (``deal``). Messages
+are claimed batch by batch just before a relayer takes them, so stopping a
+flush leaves everything not yet claimed exactly as it was.
 
 Holding the flush lock is the caller's job (``FlushLock``): the window and the
-command line must never both send the same message.
+command line must never both send the same message. That is only true if no
+session of a flush outlives it, so ``run()`` returns or raises only once every
+session of it has ended, however it ends:
+
+- a session that fails unexpectedly (the store cannot be written -- locked by
+  another program past the busy timeout, disk full, I/O error -- or a bug)
+  ends the whole flush the way a kill would: every session's attempt manager
+  stops writing (``AttemptManager.abandon``), every other session is
+  cancelled (its connection dropped), and ``run()`` waits for all of them
+  before it raises. What they had claimed stays claimed, for the recovery
+  that opens the next flush: after the final dot *uncertain*, otherwise owed
+  again. Nothing is sent twice behind anyone's back;
+- a cancelled ``run()`` cancels its sessions and waits for them too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,7 +40,7 @@ from relay.attempts import (
     SettledCallback,
     recover_interrupted,
 )
-from relay.errors import ConfigError, OutboxError
+from relay.errors import ConfigError, OutboxError, StoreFailed
 from relay.events import FlushFinished, FlushStarted, MessageSnapshot
 from relay.outbox import Outbox, utc_now
 from relay.policy import Clock, RetryPolicy
@@ -90,24 +104,53 @@ class RelayingManager:
         self._clock = clock
         self._on_settled = on_settled
         self._stopping = False
-        self._relayers: set[object] = set()
+        #: The sessions running now: each one's relayer, attempt manager and task.
+        self._sessions: dict[object, tuple[AttemptManager, asyncio.Task[object] | None]] = {}
+        self._failure: Exception | None = None
         self._commits = CommitGroup(outbox)  # the sessions' final-dot records share commits
         self.result = FlushResult()
+
+    @property
+    def running_sessions(self) -> int:
+        """How many sessions of this flush run now (none once ``run()`` has ended)."""
+        return len(self._sessions)
 
     def stop(self) -> None:
         """Finish or abort what is in flight; claim nothing more."""
         self._stopping = True
-        for relayer in list(self._relayers):
+        for relayer in list(self._sessions):
             stop = getattr(relayer, "stop", None)
             if stop is not None:
                 stop()
 
+    def _fail(self, exc: Exception) -> None:
+        """A session failed unexpectedly: end the whole flush as a kill would.
+
+        Every attempt manager stops writing first, so that the sessions being
+        cancelled report nothing more (a store that just failed would make
+        each of them wait out the busy timeout again); then every session but
+        the caller's own (which is ending with the error) is cancelled.
+        ``run()`` waits for them all and raises.
+        """
+        if self._failure is None:
+            self._failure = exc
+        self._stopping = True
+        for manager, _ in self._sessions.values():
+            manager.abandon()
+        current = asyncio.current_task()
+        for _, task in self._sessions.values():
+            if task is not None and task is not current:
+                task.cancel()
+
     async def run(self, message_ids: Sequence[int] | None = None) -> FlushResult:
         """Send what is due, or exactly ``message_ids`` (whatever their back-off)."""
         now = self._clock()
-        recover_interrupted(self._outbox, self._clock)
-        self._outbox.expire_due(self._policy.lifetime_s, now)
-        selected = await self._select(message_ids, now)
+        try:
+            recover_interrupted(self._outbox, self._clock)
+            self._outbox.expire_due(self._policy.lifetime_s, now)
+            selected = await self._select(message_ids, now)
+        except sqlite3.Error as exc:  # no session has started: nothing else to end
+            raise flush_error(exc) from exc
         groups: dict[str, tuple[Account, list[MessageSnapshot]]] = {}
         for snapshot in selected:
             try:
@@ -124,10 +167,19 @@ class RelayingManager:
             )
         )
         try:
-            await asyncio.gather(
-                *(self._run_account(account, msgs) for account, msgs in groups.values())
-            )
+            # Every session is a task of this group: leaving it, cancelled or
+            # not, means every one of them has ended.
+            async with asyncio.TaskGroup() as sessions:
+                for account, msgs in groups.values():
+                    sessions.create_task(self._run_account(account, msgs))
         finally:
+            if self._failure is not None:
+                self._settle_after_failure(self._failure)
+                self.result.errors.append(
+                    str(flush_error(self._failure))
+                    if isinstance(self._failure, sqlite3.Error)
+                    else f"the flush stopped on an unexpected error: {self._failure!r}"
+                )
             self.result.stopped = self._stopping
             self._outbox.bus.publish(
                 FlushFinished(
@@ -139,7 +191,23 @@ class RelayingManager:
                     error="; ".join(self.result.errors) or None,
                 )
             )
+        if self._failure is not None:
+            error = flush_error(self._failure)
+            if error is self._failure:
+                raise error  # a bug: its own traceback, unchanged
+            raise error from self._failure
         return self.result
+
+    def _settle_after_failure(self, failure: Exception) -> None:
+        """Recover what the failed flush left claimed now, if the store takes a write.
+
+        Not after a busy store: another wait for it would freeze a window for
+        the busy timeout once more. The next flush recovers it anyway.
+        """
+        if isinstance(failure, sqlite3.Error) and _store_busy(failure):
+            return
+        with contextlib.suppress(sqlite3.Error):
+            recover_interrupted(self._outbox, self._clock)
 
     async def _select(
         self, message_ids: Sequence[int] | None, now: datetime
@@ -169,8 +237,11 @@ class RelayingManager:
         except OutboxError as exc:
             self.result.errors.append(f"{account.name}: {exc}")
             return
+        except Exception as exc:  # a keyring that breaks: the flush ends, safely
+            self._fail(exc)
+            return
         batches = deal(
-            [m.id for m in messages],
+            [(m.id, m.size) for m in messages],
             max(1, account.max_messages_per_connection),
             max(1, account.max_connections),
         )
@@ -180,17 +251,22 @@ class RelayingManager:
         refused = asyncio.Event()
 
         async def worker() -> None:
-            while not (self._stopping or refused.is_set()):
-                try:
-                    batch = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                claimed = self._outbox.claim(batch)
-                if claimed and await self._run_session(account, password, claimed):
-                    refused.set()
+            try:
+                while not (self._stopping or refused.is_set()):
+                    try:
+                        batch = queue.get_nowait()
+                    except asyncio.QueueEmpty:
+                        return
+                    claimed = self._outbox.claim(batch)
+                    if claimed and await self._run_session(account, password, claimed):
+                        refused.set()
+            except Exception as exc:
+                self._fail(exc)
 
         workers = max(1, min(account.max_connections, len(batches)))
-        await asyncio.gather(*(worker() for _ in range(workers)))
+        async with asyncio.TaskGroup() as group:
+            for _ in range(workers):
+                group.create_task(worker())
 
     async def _run_session(
         self, account: Account, password: str | None, messages: list[OutgoingMessage]
@@ -211,16 +287,23 @@ class RelayingManager:
             clock=self._clock,
             on_settled=settled,
             commits=self._commits,
+            on_write_failed=self._fail,
         )
+        if self._failure is not None:  # the flush failed while this batch was claimed
+            manager.abandon()
+            return False
         relayer = ManagedRelayer(account, password, messages, manager)
-        self._relayers.add(relayer)
+        self._sessions[relayer] = (manager, asyncio.current_task())
         try:
             if self._stopping:
                 relayer.stop()
             await relayer.run()
-        finally:
-            self._relayers.discard(relayer)
             manager.session_finished("")  # releases anything the relayer left unreported
+        except asyncio.CancelledError:
+            manager.session_finished("")  # an abandoned manager writes nothing
+            raise
+        finally:
+            del self._sessions[relayer]
         if manager.auth_failure is not None:
             self.result.auth_refused = True
             self.result.errors.append(
@@ -232,25 +315,73 @@ class RelayingManager:
         return False
 
 
-def deal(message_ids: Sequence[int], per_connection: int, connections: int) -> list[list[int]]:
-    """Split ``message_ids`` into batches of at most ``per_connection``, one per session.
+#: Messages up to this size are one class, dealt in the order they came; above it,
+#: each doubling of the size is a class of its own, dealt after the smaller ones.
+SMALL_BYTES = 64 * 1024
 
-    The batches that run at the same time (each ``connections`` of them) take
-    their messages in turn, as cards are dealt, rather than one a run of ids
-    each: the sessions then work on neighbouring messages, and the commit they
-    share (``CommitGroup``) changes a few neighbouring rows of each table --
-    the same few pages -- instead of rows thousands apart, one page each.
-    That halves the pages an fsync writes. The batches are as many, and as
-    large, as cut in runs; each keeps its messages in order, and the earlier
-    rounds of batches hold the earlier messages.
+
+def size_class(size_bytes: int) -> int:
+    """0 up to ``SMALL_BYTES``; then 1, 2, 3 … for each doubling above it."""
+    return max(0, (size_bytes - 1) // SMALL_BYTES).bit_length()
+
+
+def deal(
+    messages: Sequence[tuple[int, int]], per_connection: int, connections: int
+) -> list[list[int]]:
+    """Split ``(message id, size in bytes)`` pairs into batches, one per session.
+
+    The rules, in order:
+
+    1. Small messages first. The messages are put in order of ``size_class``
+       (a stable sort: within a class, the order they came in), so a message
+       of 20 KB never waits behind one of 10 MB, on its own connection or on
+       another. Messages of one class keep their order, so an outbox of
+       ordinary mail is dealt exactly as it was queued.
+    2. Every connection, as soon as there is more than one message. Each
+       round of batches that run at the same time holds up to ``connections``
+       batches of at most ``per_connection`` messages; a round with fewer
+       messages than that (the last, or the only one) is still spread over
+       ``min(connections, messages)`` batches, rather than filling one batch
+       and leaving the other connections idle.
+    3. Dealt as cards are: within a round, the batches take their messages in
+       turn. So the sessions work on neighbouring messages -- and the commit
+       they share (``CommitGroup``) changes a few neighbouring rows of each
+       table, the same few pages, instead of rows thousands apart (half the
+       pages an fsync writes) -- and each session's share of a round holds
+       about as many bytes as the others', large messages last.
+
+    Each batch lists its messages in the order dealt: smaller classes first.
     """
+    ordered = [
+        message_id for message_id, _ in sorted(messages, key=lambda item: size_class(item[1]))
+    ]
     batches: list[list[int]] = []
     round_size = per_connection * connections
-    for start in range(0, len(message_ids), round_size):
-        dealt = message_ids[start : start + round_size]
-        count = -(-len(dealt) // per_connection)
-        batches += [list(dealt[index::count]) for index in range(count)]
+    for start in range(0, len(ordered), round_size):
+        dealt = ordered[start : start + round_size]
+        count = min(connections, len(dealt))
+        batches += [dealt[index::count] for index in range(count)]
     return batches
+
+
+def flush_error(failure: Exception) -> Exception:
+    """What a flush that ended on ``failure`` raises: a plain line for a store error."""
+    if isinstance(failure, sqlite3.Error):
+        return StoreFailed(
+            f"the flush stopped: the outbox could not be written ({failure});"
+            " every connection of the flush was closed first, and the next flush"
+            " takes up what it left unfinished",
+            busy=_store_busy(failure),
+        )
+    return failure
+
+
+def _store_busy(error: sqlite3.Error) -> bool:
+    """Another connection held the lock (SQLITE_BUSY, SQLITE_LOCKED): it may pass."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return "locked" in str(error) or "busy" in str(error)
 
 
 def prepare_flush(
