@@ -554,6 +554,9 @@ class MainWindow(QMainWindow):
         free = not running and not self.runner.lock_busy
         counts = self.model.counts()
         due = counts[MessageState.QUEUED] + counts[MessageState.DEFERRED] > 0
+        # Rows still "sending" when no flush runs anywhere were left by one that
+        # failed: the next flush recovers them first, so they count as due.
+        due = due or (free and counts[MessageState.SENDING] > 0)
         self.action_flush.setEnabled(free and due)
         self.action_flush_selected.setEnabled(free and bool(states & SENDABLE))
         self.action_stop.setEnabled(running and not self.runner.stopping)

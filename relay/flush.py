@@ -173,9 +173,11 @@ class RelayingManager:
                 for account, msgs in groups.values():
                     sessions.create_task(self._run_account(account, msgs))
         finally:
+            errors = list(self.result.errors)
             if self._failure is not None:
-                self._settle_after_failure(self._failure)
-                self.result.errors.append(
+                self._settle_after_failure()
+                # Said by what run() raises; the event carries it for the tray and status.
+                errors.append(
                     str(flush_error(self._failure))
                     if isinstance(self._failure, sqlite3.Error)
                     else f"the flush stopped on an unexpected error: {self._failure!r}"
@@ -188,7 +190,7 @@ class RelayingManager:
                     failed=self.result.count(MessageState.FAILED),
                     uncertain=self.result.count(MessageState.UNCERTAIN),
                     stopped=self._stopping,
-                    error="; ".join(self.result.errors) or None,
+                    error="; ".join(errors) or None,
                 )
             )
         if self._failure is not None:
@@ -198,15 +200,14 @@ class RelayingManager:
             raise error from self._failure
         return self.result
 
-    def _settle_after_failure(self, failure: Exception) -> None:
-        """Recover what the failed flush left claimed now, if the store takes a write.
+    def _settle_after_failure(self) -> None:
+        """Recover what the failed flush left claimed now, if the store takes a write at once.
 
-        Not after a busy store: another wait for it would freeze a window for
-        the busy timeout once more. The next flush recovers it anyway.
+        Without waiting for a lock (another wait would freeze a window for the
+        busy timeout once more): if the store is still busy or broken, the
+        messages stay claimed and the next flush recovers them first.
         """
-        if isinstance(failure, sqlite3.Error) and _store_busy(failure):
-            return
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(sqlite3.Error), self._outbox.waiting_at_most(0):
             recover_interrupted(self._outbox, self._clock)
 
     async def _select(

@@ -177,6 +177,21 @@ class Outbox:
         for event in events:
             self.bus.publish(event)
 
+    @contextmanager
+    def waiting_at_most(self, seconds: float) -> Iterator[None]:
+        """Inside the block, wait at most ``seconds`` for another writer's lock.
+
+        For a write that may as well fail at once (and be tried again later)
+        rather than freeze an event loop for the full busy timeout.
+        """
+        conn = self._conn
+        previous = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute(f"PRAGMA busy_timeout = {max(0, int(seconds * 1000))}")
+        try:
+            yield
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(previous)}")
+
     def _publish(self, event: Event) -> None:
         if self._batch_events is not None:
             self._batch_events.append(event)

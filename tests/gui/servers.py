@@ -7,10 +7,10 @@ module adds two ways to hold a message in flight, without any sleep):
 - ``gated``: each message's end of data waits until the test lets it through,
   so the test sees a message *sending*, its bytes all out, awaiting the
   verdict, for as long as it needs;
-- ``freeze_in_data``: the next DATA freezes the server's loop right after its
-  354, so it reads nothing more; the client's bytes stop when the kernel's
-  buffers are full, and the test sees a message *part* sent until it thaws
-  the server.
+- ``freeze_in_data``: the next DATA (after ``freeze_after`` more) freezes the
+  server's loop right after its 354, so it reads nothing more; the client's
+  bytes stop when the kernel's buffers are full, and the test sees a message
+  *part* sent until it thaws the server.
 """
 
 from __future__ import annotations
@@ -44,8 +44,12 @@ class GatedHandler(RecordingHandler):
     #: Set each time a message's data has fully arrived and waits at the gate.
     waiting: threading.Event = field(default_factory=threading.Event)
     freeze_in_data: bool = False
+    #: DATA commands to let through before the one ``freeze_in_data`` freezes in.
+    freeze_after: int = 0
     #: Set while the server's loop is frozen inside a DATA.
     frozen: threading.Event = field(default_factory=threading.Event)
+    #: Connections open now (the server's side of them).
+    open_connections: int = 0
     _gate: threading.Semaphore = field(default_factory=lambda: threading.Semaphore(0))
     _thaw: threading.Event = field(default_factory=threading.Event)
 
@@ -76,9 +80,21 @@ class GatedHandler(RecordingHandler):
 
 
 class _TestSMTP(SMTP):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if isinstance(self.event_handler, GatedHandler):
+            self.event_handler.open_connections += 1
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if isinstance(self.event_handler, GatedHandler):
+            self.event_handler.open_connections -= 1
+        super().connection_lost(error)
+
     async def smtp_DATA(self, arg: str) -> None:
         handler = self.event_handler
-        if isinstance(handler, GatedHandler) and handler.freeze_in_data:
+        if isinstance(handler, GatedHandler) and handler.freeze_in_data and handler.freeze_after:
+            handler.freeze_after -= 1
+        elif isinstance(handler, GatedHandler) and handler.freeze_in_data:
             handler.freeze_in_data = False
             # Runs when this coroutine first waits for data, i.e. after the 354 went out.
             self.loop.call_soon(handler.freeze)
