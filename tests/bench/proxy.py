@@ -91,3 +91,77 @@ class DelayProxy(LoopbackServer):
             await releaser
         finally:
             releaser.cancel()
+
+
+class SharedRate:
+    """A link's capacity, shared by every connection through it: ``take`` waits its turn.
+
+    Bytes are released in the order they were offered, each ``size / bytes_per_s``
+    after the previous ones, whichever connection they came from. A token
+    bucket ``burst_s`` deep: what a timer's lateness cost is made up at once,
+    so the rate holds over a run instead of losing a little at every piece;
+    the link's first and last bytes are stamped (``first_at``, ``last_at``).
+    """
+
+    def __init__(self, bytes_per_s: float, *, burst_s: float = 0.05) -> None:
+        self.bytes_per_s = bytes_per_s
+        self.burst_s = burst_s
+        self._free_at = 0.0
+        self.first_at: float | None = None
+        self.last_at: float | None = None
+
+    async def take(self, size: int) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self.first_at is None:
+            self.first_at = now
+        self._free_at = max(now - self.burst_s, self._free_at) + size / self.bytes_per_s
+        if self._free_at > now:
+            await asyncio.sleep(self._free_at - now)
+        self.last_at = loop.time()
+
+
+class RateProxy(LoopbackServer):
+    """A server that reads its clients at ``bytes_per_s`` in all: a slow link to a fast sink.
+
+    The client-to-server direction is read a little at a time, each piece only
+    when the shared rate allows; the kernel's buffers hold the rest and slow
+    the clients down, as a real slow link does. Replies pass untouched.
+    """
+
+    PIECE_BYTES = 16 * 1024
+
+    def __init__(self, target_host: str, target_port: int, bytes_per_s: float) -> None:
+        super().__init__()
+        self.target = (target_host, target_port)
+        self.rate = SharedRate(bytes_per_s)
+        self.counter = TurnCounter()
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        try:
+            await asyncio.gather(
+                self._upstream(reader, up_writer),
+                self._downstream(up_reader, writer),
+                return_exceptions=True,
+            )
+        finally:
+            up_writer.close()
+
+    async def _upstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(self.PIECE_BYTES):
+            await self.rate.take(len(data))
+            self.counter.client_sent(len(data))
+            writer.write(data)
+            await writer.drain()
+        with contextlib.suppress(OSError):
+            writer.write_eof()
+
+    async def _downstream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(64 * 1024):
+            self.counter.server_sent(len(data))
+            writer.write(data)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+        with contextlib.suppress(OSError):
+            writer.write_eof()
