@@ -1,17 +1,23 @@
 """``outbox flush`` when the store fails under it: one line, every session ended, nothing twice.
 
 The story of the window's test (tests/gui/test_window_store_errors.py) on the
-command line: two accounts, one slow server, another process holding the
-store's write lock past the busy timeout when one session must commit.
+command line: two accounts, one slow server, and when one session must
+commit, either another process holds the store's write lock past the busy
+timeout, or the disk (a real tmpfs of a few MB) is full.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import errno
+import os
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
@@ -70,6 +76,59 @@ def slow() -> Iterator[tuple[RunningServer, FirstReplyHeld]]:
         yield server, handler
 
 
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of 16 MB, mounted for the test alone."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m,mode=0700", "tmpfs", str(disk)],
+        capture_output=True,
+        text=True,
+    )
+    if mounted.returncode != 0:
+        why = f"cannot mount a tmpfs here ({mounted.stderr.strip() or 'not root'})"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+@contextmanager
+def disk_full(db: Path) -> Iterator[None]:
+    """Every free block of ``db``'s file system taken, the store's log emptied first.
+
+    Emptied (a TRUNCATE checkpoint) so that the next commit must grow the log
+    rather than reuse room it already has; the filler goes when the block ends.
+    """
+    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+        for _ in range(100):
+            busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            if not busy:
+                break
+        else:
+            raise AssertionError("the store's log could not be emptied")
+    filler = db.parent / "filler"
+    try:
+        fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            chunk = b"\0" * 65536
+            while chunk:
+                try:
+                    os.write(fd, chunk)
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    chunk = chunk[: len(chunk) // 2]
+        finally:
+            os.close(fd)
+        yield
+    finally:
+        filler.unlink(missing_ok=True)
+
+
 def subjects(server: RunningServer) -> list[str]:
     return [str(message_from_bytes(r.body)["Subject"]) for r in server.received]
 
@@ -87,10 +146,32 @@ def test_a_locked_store_ends_the_flush_with_one_line_every_session_closed_and_no
     fast: tuple[RunningServer, GatedHandler],
     slow: tuple[RunningServer, FirstReplyHeld],
 ) -> None:
-    fast_server, fast_handler = fast
-    slow_server, slow_handler = slow
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
+    story(home, fast, slow, write_lock_held, 75, "database is locked")
+
+
+def test_a_full_disk_ends_the_flush_with_one_line_every_session_closed_and_nothing_twice(
+    small_disk: Path,
+    fast: tuple[RunningServer, GatedHandler],
+    slow: tuple[RunningServer, FirstReplyHeld],
+) -> None:
+    home = small_disk / "home"
+    home.mkdir(mode=0o700)
+    story(home, fast, slow, disk_full, 74, "database or disk is full")
+
+
+def story(
+    home: Path,
+    fast: tuple[RunningServer, GatedHandler],
+    slow: tuple[RunningServer, FirstReplyHeld],
+    fault: Callable[[Path], AbstractContextManager[None]],
+    exit_code: int,
+    reason: str,
+) -> None:
+    """Two accounts flush; while both await a verdict, ``fault`` strikes the store."""
+    fast_server, fast_handler = fast
+    slow_server, slow_handler = slow
     save_accounts(
         home,
         [
@@ -117,8 +198,8 @@ def test_a_locked_store_ends_the_flush_with_one_line_every_session_closed_and_no
     first = flush(home)
     try:
         assert fast_handler.waiting.wait(WAIT_S) and slow_handler.waiting.wait(WAIT_S)
-        with write_lock_held(db):
-            fast_handler.let_one_through()  # its session's next commit meets the lock
+        with fault(db):
+            fast_handler.let_one_through()  # its session's next commit meets the fault
             _, err = first.communicate(timeout=WAIT_S)
     finally:
         if first.poll() is None:
@@ -126,10 +207,10 @@ def test_a_locked_store_ends_the_flush_with_one_line_every_session_closed_and_no
             first.wait()
     text = err.decode()
     assert "Traceback" not in text
-    assert first.returncode == 75, text  # EX_TEMPFAIL: another program held the store
+    assert first.returncode == exit_code, text  # 75 EX_TEMPFAIL (busy), 74 EX_IOERR
     last = text.strip().splitlines()[-1]
     assert last.startswith("outbox: the flush stopped: the outbox could not be written")
-    assert "database is locked" in last
+    assert reason in last
 
     # The next flush takes up what was left; the slow server answers only now.
     fast_handler.open_gate()
