@@ -3,7 +3,9 @@
 The story of the window's test (tests/gui/test_window_store_errors.py) on the
 command line: two accounts, one slow server, and when one session must
 commit, either another process holds the store's write lock past the busy
-timeout, or the disk (a real tmpfs of a few MB) is full.
+timeout, or the disk (a real tmpfs of a few MB) is full, or the kernel
+answers the store's writes with EIO (``strace`` injecting the error into the
+running flush).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import contextlib
 import errno
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -98,7 +101,48 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 @contextmanager
-def disk_full(db: Path) -> Iterator[None]:
+def lock_held(db: Path, pid: int) -> Iterator[None]:
+    """Another process holds the store's write lock."""
+    with write_lock_held(db):
+        yield
+
+
+@contextmanager
+def io_errors(db: Path, pid: int) -> Iterator[None]:
+    """The kernel fails every write and sync of process ``pid`` with EIO, as a dying disk does.
+
+    Only ``pwrite64`` and ``fdatasync`` (how SQLite writes and syncs); the
+    sockets use other calls. ``strace`` detaches when the process ends.
+    """
+    if shutil.which("strace") is None:
+        why = "strace is not installed (.ci/run installs it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(why)
+        pytest.skip(why)
+    calls = "pwrite64,fdatasync"
+    tracer = subprocess.Popen(
+        ["strace", "-f", "-o", os.devnull, "-e", f"trace={calls}",
+         "-e", f"inject={calls}:error=EIO", "-p", str(pid)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert tracer.stderr is not None
+    try:
+        for line in tracer.stderr:  # the process's main thread (its event loop) first
+            if f"Process {pid} attached" in line:
+                break
+        else:
+            raise AssertionError(f"strace could not attach: {tracer.wait()}")
+        yield
+    finally:
+        if tracer.poll() is None:
+            tracer.terminate()
+        tracer.wait(timeout=30)
+        tracer.stderr.close()
+
+
+@contextmanager
+def disk_full(db: Path, pid: int) -> Iterator[None]:
     """Every free block of ``db``'s file system taken, the store's log emptied first.
 
     Emptied (a TRUNCATE checkpoint) so that the next commit must grow the log
@@ -148,7 +192,7 @@ def test_a_locked_store_ends_the_flush_with_one_line_every_session_closed_and_no
 ) -> None:
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
-    story(home, fast, slow, write_lock_held, 75, "database is locked")
+    story(home, fast, slow, lock_held, 75, "database is locked")
 
 
 def test_a_full_disk_ends_the_flush_with_one_line_every_session_closed_and_nothing_twice(
@@ -161,11 +205,21 @@ def test_a_full_disk_ends_the_flush_with_one_line_every_session_closed_and_nothi
     story(home, fast, slow, disk_full, 74, "database or disk is full")
 
 
+def test_io_errors_end_the_flush_with_one_line_every_session_closed_and_nothing_twice(
+    tmp_path: Path,
+    fast: tuple[RunningServer, GatedHandler],
+    slow: tuple[RunningServer, FirstReplyHeld],
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    story(home, fast, slow, io_errors, 74, "disk I/O error")
+
+
 def story(
     home: Path,
     fast: tuple[RunningServer, GatedHandler],
     slow: tuple[RunningServer, FirstReplyHeld],
-    fault: Callable[[Path], AbstractContextManager[None]],
+    fault: Callable[[Path, int], AbstractContextManager[None]],
     exit_code: int,
     reason: str,
 ) -> None:
@@ -198,7 +252,7 @@ def story(
     first = flush(home)
     try:
         assert fast_handler.waiting.wait(WAIT_S) and slow_handler.waiting.wait(WAIT_S)
-        with fault(db):
+        with fault(db, first.pid):
             fast_handler.let_one_through()  # its session's next commit meets the fault
             _, err = first.communicate(timeout=WAIT_S)
     finally:
