@@ -4,7 +4,11 @@
 a ``RelayingManager`` from the home (``relay.flush.prepare_flush``) and runs it
 as an asyncio task on the running loop; ``stop`` asks it to finish what is in
 flight and claim nothing more. The lock is released when the task ends,
-however it ends.
+however it ends -- and the task ends only after ``RelayingManager.run`` has,
+which returns or raises only once no session of the flush runs (a session
+that fails takes the others down with it). Releasing it earlier would let
+the next flush, here or in another process, take the claimed messages of a
+session still sending for abandoned ones, and send them twice.
 
 While this window is not flushing, the runner probes the lock once a second:
 when another process (``outbox flush``) holds it, ``lock_busy`` is true and the
