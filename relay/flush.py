@@ -250,32 +250,53 @@ class RelayingManager:
         for batch in batches:
             queue.put_nowait(batch)
         refused = asyncio.Event()
+        # With credentials, one session logs in first and the others follow once
+        # it got a message through (or ended): a wrong password is tried once per
+        # flush, not once per connection -- servers lock accounts for less.
+        logged_in = asyncio.Event()
+        if not account.user:
+            logged_in.set()
 
-        async def worker() -> None:
+        async def worker(first: bool) -> None:
             try:
+                if not first:
+                    await logged_in.wait()
                 while not (self._stopping or refused.is_set()):
                     try:
                         batch = queue.get_nowait()
                     except asyncio.QueueEmpty:
                         return
                     claimed = self._outbox.claim(batch)
-                    if claimed and await self._run_session(account, password, claimed):
+                    if claimed and await self._run_session(
+                        account, password, claimed, logged_in
+                    ):
                         refused.set()
             except Exception as exc:
                 self._fail(exc)
+            finally:
+                logged_in.set()
 
         workers = max(1, min(account.max_connections, len(batches)))
         async with asyncio.TaskGroup() as group:
-            for _ in range(workers):
-                group.create_task(worker())
+            for index in range(workers):
+                group.create_task(worker(index == 0))
 
     async def _run_session(
-        self, account: Account, password: str | None, messages: list[OutgoingMessage]
+        self,
+        account: Account,
+        password: str | None,
+        messages: list[OutgoingMessage],
+        logged_in: asyncio.Event,
     ) -> bool:
-        """One relayer over one connection; true when the server refused our credentials."""
+        """One relayer over one connection; true when the server refused our credentials.
+
+        ``logged_in`` is set once a message of it is settled: the server took
+        the session's credentials (set as well when the session ends).
+        """
         from relay.relayer import ManagedRelayer
 
         def settled(item: Settled) -> None:
+            logged_in.set()
             self.result.settled.append(item)
             if self._on_settled is not None:
                 self._on_settled(item)

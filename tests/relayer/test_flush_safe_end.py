@@ -89,3 +89,46 @@ async def test_a_bug_in_one_session_cancels_the_other_and_waits_for_it(tmp_path:
     assert [states[ids[a][0]] for a in ("one", "two")] == [MessageState.UNCERTAIN] * 2
     assert [states[ids[a][1]] for a in ("one", "two")] == [MessageState.DEFERRED] * 2
     outbox.close()
+
+
+def add(outbox: Outbox, count: int) -> list[int]:
+    return [
+        outbox.add_message(
+            ParsedMessage(
+                "a@example.org",
+                (f"r{n}@example.net",),
+                f"From: a@example.org\r\nSubject: {n}\r\n\r\nhi\r\n".encode(),
+                str(n),
+            )
+        ).id
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("reply", "logins", "connections"),
+    [("535 5.7.8 Authentication credentials invalid", 1, 1), ("235 2.7.0 OK", 2, 2)],
+)
+async def test_a_password_is_tried_on_one_connection_before_the_others_open(
+    tmp_path: Path, reply: str, logins: int, connections: int
+) -> None:
+    outbox = Outbox.open(tmp_path / "home")
+    ids = add(outbox, 4)
+    async with FaultServer(auth_mechanisms=("PLAIN",), auth=reply) as server:
+        account = server.account(user="ann", max_connections=2)
+        manager = RelayingManager(
+            outbox,
+            choose_account=lambda _message: account,
+            password_for=lambda _account: "secret",
+            policy=RetryPolicy(),
+            clock=utc_now,
+        )
+        result = await manager.run()
+    # A refused password is tried once per flush, not once per connection; a
+    # good one opens every connection the account allows.
+    assert server.verbs().count("AUTH") == logins
+    assert server.connections == connections
+    assert result.auth_refused is (logins == 1)
+    sent = [outbox.get(i).state is MessageState.SENT for i in ids]
+    assert sent == [not result.auth_refused] * 4
+    outbox.close()
