@@ -10,7 +10,6 @@ running flush).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import os
@@ -21,19 +20,17 @@ import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from relay.accounts import save_accounts
 from relay.message import parse_message
 from relay.outbox import Outbox
 from relay.states import MessageState
-from tests.gui.servers import GATE_TIMEOUT_S, GatedHandler, gated_server
-from tests.support.smtp_servers import RecordingHandler, RunningServer
+from tests.gui.servers import FirstReplyHeld, GatedHandler, gated_server
+from tests.support.smtp_servers import RunningServer
 from tests.support.store_lock import write_lock_held
 
 WAIT_S = 30.0
@@ -48,21 +45,6 @@ relay.storefile.BUSY_TIMEOUT_S = {BUSY_TIMEOUT_S}
 from relay.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-
-
-@dataclass
-class FirstReplyHeld(GatedHandler):
-    """Holds the verdict on the first message it gets until ``open_gate``; not the others."""
-
-    held: bool = False
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if not self.held:
-            self.held = True
-            self.waiting.set()
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, self._gate.acquire, True, GATE_TIMEOUT_S)
-        return await RecordingHandler.handle_DATA(self, server, session, envelope)
 
 
 @pytest.fixture

@@ -10,7 +10,9 @@ module adds two ways to hold a message in flight, without any sleep):
 - ``freeze_in_data``: the next DATA (after ``freeze_after`` more) freezes the
   server's loop right after its 354, so it reads nothing more; the client's
   bytes stop when the kernel's buffers are full, and the test sees a message
-  *part* sent until it thaws the server.
+  *part* sent until it thaws the server;
+- ``FirstReplyHeld``: only the first message's verdict waits for the gate (a
+  slow server, while a later connection is served at once).
 """
 
 from __future__ import annotations
@@ -77,6 +79,25 @@ class GatedHandler(RecordingHandler):
             await loop.run_in_executor(None, self._gate.acquire, True, GATE_TIMEOUT_S)
             self.waiting.clear()
         return await super().handle_DATA(server, session, envelope)
+
+
+@dataclass
+class FirstReplyHeld(GatedHandler):
+    """Holds the verdict on the first message it gets until ``open_gate``; not the others.
+
+    Its first connection is a slow server; a later one (the next flush's) is
+    served at once.
+    """
+
+    held: bool = False
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if not self.held:
+            self.held = True
+            self.waiting.set()
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, self._gate.acquire, True, GATE_TIMEOUT_S)
+        return await RecordingHandler.handle_DATA(self, server, session, envelope)
 
 
 class _TestSMTP(SMTP):

@@ -12,12 +12,10 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from email import message_from_bytes
 from pathlib import Path
 
 import pytest
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
@@ -32,31 +30,12 @@ from relay.message import parse_message
 from relay.states import MessageState
 from tests.gui.driving import click_action, modal, shown_state
 from tests.gui.messages import message_bytes
-from tests.gui.servers import GATE_TIMEOUT_S, GatedHandler, gated_server
-from tests.support.smtp_servers import RecordingHandler, RunningServer
+from tests.gui.servers import FirstReplyHeld, GatedHandler, gated_server
+from tests.support.smtp_servers import RunningServer
 from tests.support.store_lock import write_lock_held
 
 FLUSH_TIMEOUT_MS = 30_000
 BUSY_TIMEOUT_S = 0.5  # the store's busy timeout in this test: the lock is held past it
-
-
-@dataclass
-class FirstReplyHeld(GatedHandler):
-    """Holds the verdict on the first message it gets until ``open_gate``; not the others.
-
-    Its first connection is the slow server of the story; a later one (the
-    next flush's) is served at once.
-    """
-
-    held: bool = False
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        if not self.held:
-            self.held = True
-            self.waiting.set()
-            loop = asyncio.get_running_loop()
-            await loop.run_in_executor(None, self._gate.acquire, True, GATE_TIMEOUT_S)
-        return await RecordingHandler.handle_DATA(self, server, session, envelope)
 
 
 @pytest.fixture
