@@ -287,7 +287,7 @@ class AccountsDialog(QDialog):
         if name is None:
             return "kept in your keyring, never in a file"
         try:
-            stored = credentials.get_password(name) is not None
+            stored = credentials.get_password(self.home, name) is not None
         except OutboxError:
             return "the keyring cannot be read"
         return "stored in your keyring (type to replace)" if stored else "none stored"
@@ -395,9 +395,9 @@ class AccountsDialog(QDialog):
         password = self.password.text()
         try:
             if account.user is None:
-                credentials.delete_password(account.name)
+                credentials.delete_password(self.home, account.name)
             elif password:
-                credentials.store_password(account.name, password)
+                credentials.store_password(self.home, account.name, password)
         except OutboxError as exc:
             return f"The account is saved, but its password is not: {exc}"
         self.password.clear()
@@ -429,7 +429,7 @@ class AccountsDialog(QDialog):
         self.accounts_changed.emit()
         problem = None
         try:
-            credentials.delete_password(name)
+            credentials.delete_password(self.home, name)
         except OutboxError as exc:
             problem = f"The account is removed, but its password may still be in the keyring: {exc}"
         self.reload()
@@ -451,7 +451,7 @@ class AccountsDialog(QDialog):
             account = self.form_account()
             password = self.password.text() or None
             if account.user is not None and password is None and self._editing is not None:
-                password = credentials.get_password(self._editing)
+                password = credentials.get_password(self.home, self._editing)
             if account.user is not None and password is None:
                 raise ConfigError("enter the password to test with (it is not stored yet)")
             loop = asyncio.get_running_loop()

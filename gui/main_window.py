@@ -608,7 +608,7 @@ class MainWindow(QMainWindow):
         if prompt is not None:
             prompt.raise_()
             return
-        prompt = PasswordPrompt(account, reply, self)
+        prompt = PasswordPrompt(self.home, account, reply, self)
         self._prompts[account] = prompt
         prompt.password_saved.connect(self._on_password_saved)
         prompt.finished.connect(lambda _result: self._forget_prompt(account))

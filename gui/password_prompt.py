@@ -10,6 +10,8 @@ callback.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDialog,
@@ -29,8 +31,11 @@ class PasswordPrompt(QDialog):
     #: The new password is in the keyring: (account name).
     password_saved = Signal(str)
 
-    def __init__(self, account: str, reply: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, home: Path, account: str, reply: str, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
+        self.home = home
         self.account = account
         self.setObjectName("password_prompt")
         self.setWindowTitle(f"Password for {account}")
@@ -81,7 +86,7 @@ class PasswordPrompt(QDialog):
 
     def _save(self) -> None:
         try:
-            store_password(self.account, self.password.text())
+            store_password(self.home, self.account, self.password.text())
         except OutboxError as exc:
             self.error.setText(str(exc))
             self.error.show()

@@ -1,18 +1,33 @@
-"""Account passwords, kept only in the system keyring (service ``outbox``).
+"""Account secrets, kept only in the system keyring (service ``outbox``).
 
-The account name is keyring's user name. There is no fallback: when no
-keyring backend works (no Secret Service on the session bus, a locked
-collection, keyring's "fail" backend), every call raises
-``KeyringUnavailable`` with a line that says how to get one. A backend that
-keeps secrets in a plain or weakly encrypted file (``keyrings.alt``) is refused
-too unless a person named it in ``PYTHON_KEYRING_BACKEND``: keyring would pick
-it silently when it is installed, and Outbox promises never to put a password
-in a file.
+Every secret is keyed by the home *and* the account (``SecretKey``): keyring's
+user name is ``ACCOUNT/KIND/HOME-ID``, where the home id comes from
+``relay.home.home_identity`` (why an id and not a path is said there). Two
+outboxes with an account of the same name thus never share, overwrite or
+delete each other's password. A person browsing their keyring (Seahorse,
+KeePassXC) sees a label naming the outbox and the account, and on the
+Secret Service the item also carries ``outbox-home``, ``outbox-account`` and
+``outbox-secret`` attributes (``secret-tool search outbox-account work``).
+
+Older Outbox releases keyed a password by the account name alone
+(``outbox`` / ``work``). Such a legacy entry is moved to the new key the first
+time a home needs it, without asking anybody to type it again, but only into
+the home it most likely belonged to (``_claims_legacy``) and only once: it is
+deleted from its old place as it moves, so a second home can never pick it up
+and send it to its own server.
+
+There is no fallback: when no keyring backend works (no Secret Service on the
+session bus, a locked collection, keyring's "fail" backend), every call raises
+``KeyringUnavailable`` with a line that says what remains (installing a
+keyring, or ``--password-command``). A backend that keeps secrets in a plain
+or weakly encrypted file (``keyrings.alt``) is refused too unless a person
+named it in ``PYTHON_KEYRING_BACKEND``: keyring would pick it silently when it
+is installed, and Outbox promises never to put a password in a file.
 
 A keyring backend may raise anything (keyring's own errors, D-Bus errors,
 ``RuntimeError`` from its set-up, ``OSError``), so every call into it is
-fenced here and nowhere else. A password never appears in an exception's
-text: the messages are built from the backend's error with the password
+fenced here and nowhere else. A secret never appears in an exception's
+text: the messages are built from the backend's error with the secret
 replaced, and nothing here logs.
 
 keyring is imported lazily: ``outbox sendmail`` must not pay for it.
@@ -22,77 +37,222 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from relay.errors import KeyringUnavailable
 
 SERVICE = "outbox"
+PASSWORD = "password"
 
 _HOW_TO_GET_ONE = (
     "start and unlock a Secret Service (gnome-keyring, or KeePassXC with its Secret Service"
     " integration) in this session, or name a keyring backend in PYTHON_KEYRING_BACKEND;"
-    " Outbox never keeps passwords in a file"
+    " or, without a keyring, give the account --password-command CMD (a program that"
+    " prints the password, e.g. 'pass show mail/work'). Outbox never keeps passwords"
+    " in a file"
 )
 
 _T = TypeVar("_T")
 
 
-def store_password(account_name: str, password: str) -> None:
-    """Keep ``password`` for ``account_name``, replacing any stored before."""
-    if not password:
-        raise ValueError("an empty password is not stored")
-    _call(
-        "store", account_name, lambda kr: kr.set_password(SERVICE, account_name, password), password
-    )
+@dataclass(frozen=True, slots=True)
+class SecretKey:
+    """Where one secret (``kind``) of one account of one home lives in the keyring."""
+
+    home: Path
+    home_id: str
+    account: str
+    kind: str = PASSWORD
+
+    @property
+    def service(self) -> str:
+        return SERVICE
+
+    @property
+    def username(self) -> str:
+        # "/" is never part of an account name (relay.accounts), so no two keys collide,
+        # and none looks like a legacy key (the bare account name).
+        return f"{self.account}/{self.kind}/{self.home_id}"
+
+    @property
+    def label(self) -> str:
+        return f"Outbox {self.kind} of account {self.account} (outbox at {self.home})"
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return {
+            "outbox-home": self.home_id,
+            "outbox-home-path": str(self.home),
+            "outbox-account": self.account,
+            "outbox-secret": self.kind,
+        }
+
+    def describe(self) -> str:
+        return f"the {self.kind} of account {self.account!r}"
 
 
-def get_password(account_name: str) -> str | None:
-    """The stored password of ``account_name``, or None when none is stored."""
+def secret_key(home: Path, account_name: str, kind: str = PASSWORD) -> SecretKey:
+    """The keyring key of secret ``kind`` of account ``account_name`` in the outbox at ``home``.
+
+    Creates the home's id file on first use (``relay.home.home_identity``).
+    """
+    from relay.home import home_identity
+
+    return SecretKey(Path(os.path.realpath(home)), home_identity(home), account_name, kind)
+
+
+def store_secret(key: SecretKey, secret: str) -> None:
+    """Keep ``secret`` under ``key``, replacing any stored before."""
+    if not secret:
+        raise ValueError("an empty secret is not stored")
+    _call("store", key.describe(), lambda kr: _set_labelled(kr, key, secret), secret)
+
+
+def get_secret(key: SecretKey) -> str | None:
+    """The secret stored under ``key``, or None when none is."""
     result: str | None = _call(
-        "read", account_name, lambda kr: kr.get_password(SERVICE, account_name)
+        "read", key.describe(), lambda kr: kr.get_password(key.service, key.username)
     )
     return result
 
 
-def delete_password(account_name: str) -> None:
-    """Forget the password of ``account_name``; nothing stored is not an error."""
+def delete_secret(key: SecretKey) -> None:
+    """Forget the secret under ``key``; nothing stored is not an error."""
+    _call("delete", key.describe(), lambda kr: _delete(kr, key.service, key.username))
+
+
+def store_password(home: Path, account_name: str, password: str) -> None:
+    """Keep ``password`` for account ``account_name`` of the outbox at ``home``."""
+    if not password:
+        raise ValueError("an empty password is not stored")
+    store_secret(secret_key(home, account_name), password)
+
+
+def get_password(home: Path, account_name: str) -> str | None:
+    """The stored password of ``account_name`` in ``home``, or None when none is stored.
+
+    A legacy entry (keyed by the account name alone) this home may claim is
+    moved to this home's key first.
+    """
+    key = secret_key(home, account_name)
+    password = get_secret(key)
+    if password is not None:
+        return password
+    legacy: str | None = _call(
+        "read", key.describe(), lambda kr: kr.get_password(SERVICE, account_name)
+    )
+    if legacy is None or not _claims_legacy(home, account_name):
+        return None
+    store_secret(key, legacy)
+    # Only once the new entry holds it does the old one go: a keyring failing in
+    # between leaves the legacy entry for the next try, never nothing.
+    _call("delete", key.describe(), lambda kr: _delete(kr, SERVICE, account_name))
+    return legacy
+
+
+def delete_password(home: Path, account_name: str) -> None:
+    """Forget the password of ``account_name`` in ``home`` (and a legacy entry it claims)."""
+    key = secret_key(home, account_name)
+    delete_secret(key)
+    legacy = _call("read", key.describe(), lambda kr: kr.get_password(SERVICE, account_name))
+    if legacy is not None and _claims_legacy(home, account_name):
+        _call("delete", key.describe(), lambda kr: _delete(kr, SERVICE, account_name))
+
+
+def _claims_legacy(home: Path, account_name: str) -> bool:
+    """Whether a legacy entry for ``account_name`` is taken to be the one of ``home``.
+
+    An older Outbox shared one entry among all homes with an account of that
+    name, and the entry does not say which home wrote it last. It is given to
+    the default home (``OUTBOX_HOME``, else the user data dir: where most
+    people have their only outbox) when that home has such an account that
+    logs in; only when it has not may another home that asks first claim it.
+    So a second outbox made with ``--home`` (a test, a second identity) never
+    takes the main outbox's password to its own server.
+    """
+    from relay.accounts import load_accounts
+    from relay.errors import ConfigError
+    from relay.home import resolve_home
+
+    default = Path(os.path.realpath(resolve_home(None)))
+    if Path(os.path.realpath(home)) == default:
+        return True
+    try:
+        accounts = load_accounts(default)
+    except ConfigError:
+        return False  # the default home's config cannot be read: leave its entry alone
+    return not any(a.name == account_name and a.user is not None for a in accounts)
+
+
+def _set_labelled(backend: Any, key: SecretKey, secret: str) -> None:
+    """Store through keyring, with a readable label and attributes on the Secret Service.
+
+    keyring's own ``set_password`` labels every item "Password for 'USER' on
+    'outbox'"; on the Secret Service the item is made here instead, with
+    keyring's attributes (so keyring finds it) plus ours, after removing any
+    item keyring would find under the key (a relabelled or moved home).
+    """
+    from keyring.backends import SecretService
+
+    chosen = backend
+    parts = getattr(backend, "backends", None)
+    if parts:
+        chosen = parts[0]  # keyring's chainer writes to its first backend
+    if not isinstance(chosen, SecretService.Keyring):
+        backend.set_password(key.service, key.username, secret)
+        return
+    from contextlib import closing
+
+    collection = chosen.get_preferred_collection()  # type: ignore[no-untyped-call]
+    with closing(collection.connection):
+        query = chosen._query(key.service, key.username)
+        for item in list(collection.search_items(query)):
+            item.delete()
+        attributes = {
+            **chosen._query(key.service, key.username, application=chosen.appid),
+            **key.attributes,
+        }
+        collection.create_item(key.label, attributes, secret, replace=True)
+
+
+def _delete(backend: Any, service: str, username: str) -> None:
     import keyring.errors
 
-    def delete(kr: Any) -> None:
-        try:
-            kr.delete_password(SERVICE, account_name)
-        except keyring.errors.PasswordDeleteError:
-            # Backends say "no such password" this way, but may mean a real
-            # failure with it too: only a password that is really gone is fine.
-            if kr.get_password(SERVICE, account_name) is not None:
-                raise
-
-    _call("delete", account_name, delete)
+    try:
+        backend.delete_password(service, username)
+    except keyring.errors.PasswordDeleteError:
+        # Backends say "no such password" this way, but may mean a real
+        # failure with it too: only a password that is really gone is fine.
+        if backend.get_password(service, username) is not None:
+            raise
 
 
 def _call(
-    action: str, account_name: str, operation: Callable[[Any], _T], password: str | None = None
+    action: str, what: str, operation: Callable[[Any], _T], secret: str | None = None
 ) -> _T:
-    backend = _backend(action, account_name)
+    """``operation`` on the keyring; ``what`` names the secret in errors ("the password of …")."""
+    backend = _backend(action, what)
     try:
         return operation(backend)
     except Exception as exc:  # a backend's own errors: see the module docstring
-        error = _unavailable(action, account_name, exc, password)
+        error = _unavailable(action, what, exc, secret)
     # Raised outside the handler so the backend's exception is not even its context.
     raise error
 
 
-def _backend(action: str, account_name: str) -> Any:
+def _backend(action: str, what: str) -> Any:
     import keyring
 
     try:
         backend = keyring.get_keyring()
     except Exception as exc:  # PYTHON_KEYRING_BACKEND naming a backend that cannot start
-        raise _unavailable(action, account_name, exc) from None
+        raise _unavailable(action, what, exc) from None
     refused = _file_backend(backend)
     if refused is not None:
         raise KeyringUnavailable(
-            f"cannot {action} the password of account {account_name!r}: the keyring backend"
+            f"cannot {action} {what}: the keyring backend"
             f" {refused} keeps passwords in a file; {_HOW_TO_GET_ONE}"
         )
     return backend
@@ -112,7 +272,7 @@ def _file_backend(backend: Any) -> str | None:
 
 
 def _unavailable(
-    action: str, account_name: str, exc: BaseException, password: str | None = None
+    action: str, what: str, exc: BaseException, secret: str | None = None
 ) -> KeyringUnavailable:
     import keyring.errors
 
@@ -123,11 +283,11 @@ def _unavailable(
         detail = "the keyring is locked and was not unlocked"
     else:
         detail = f"{type(exc).__name__}: {exc}".strip()
-    if password:
-        detail = detail.replace(password, "****")
+    if secret:
+        detail = detail.replace(secret, "****")
     detail = " ".join(detail.split())
     if len(detail) > 200:
         detail = detail[:199] + "…"
     return KeyringUnavailable(
-        f"cannot {action} the password of account {account_name!r} ({detail}): {_HOW_TO_GET_ONE}"
+        f"cannot {action} {what} ({detail}): {_HOW_TO_GET_ONE}"
     )

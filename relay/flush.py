@@ -429,7 +429,7 @@ def prepare_flush(
         return account_for_sender(accounts, message.sender)
 
     def password_for(account: Account) -> str:
-        password = get_password(account.name)
+        password = get_password(home, account.name)
         if password is None:
             raise ConfigError(
                 f"no password stored for account {account.name}: set one with"

@@ -236,7 +236,7 @@ def run_add(args: argparse.Namespace) -> int:
     with editing_accounts(home) as accounts:
         updated = add_account(accounts, new)
         if password is not None:
-            credentials.store_password(new.name, password)
+            credentials.store_password(home, new.name, password)
         accounts[:] = updated
     added = find_account(updated, new.name)
     print(f"added account {added.name}: {_describe(added)}")
@@ -278,9 +278,9 @@ def run_set(args: argparse.Namespace) -> int:
     with editing_accounts(home) as accounts:
         updated = update_account(accounts, args.name, **changes)
         if password is not None:
-            credentials.store_password(args.name, password)
+            credentials.store_password(home, args.name, password)
         elif after.user is None and before.user is not None:
-            credentials.delete_password(args.name)
+            credentials.delete_password(home, args.name)
         accounts[:] = updated
     print(f"changed account {args.name}: {_describe(find_account(updated, args.name))}")
     return 0
@@ -296,7 +296,7 @@ def run_remove(args: argparse.Namespace) -> int:
         if removed.user is not None:
             # First the secret: a keyring that does not answer keeps the account
             # listed, so the password is never left behind unnamed.
-            credentials.delete_password(args.name)
+            credentials.delete_password(home, args.name)
         accounts[:] = remove_account(accounts, args.name)
     print(f"removed account {args.name}")
     chosen = default_account(accounts)
@@ -327,7 +327,8 @@ def run_test(args: argparse.Namespace) -> int:
     from relay.report import SessionFailure
     from relay.transcript import Transcript
 
-    accounts = load_accounts(resolve_home(args.home))
+    home = resolve_home(args.home)
+    accounts = load_accounts(home)
     if args.name is not None:
         account = find_account(accounts, args.name)
     else:
@@ -340,7 +341,7 @@ def run_test(args: argparse.Namespace) -> int:
     validate_account(account)  # the CA file too, now that it is about to be used
     password = None
     if account.user is not None:
-        password = credentials.get_password(account.name)
+        password = credentials.get_password(home, account.name)
         if password is None:
             raise ConfigError(
                 f"no password stored for account {account.name!r}: set one with"

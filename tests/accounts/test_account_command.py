@@ -18,7 +18,7 @@ import trustme
 
 from relay.accounts import config_path
 from tests.accounts.conftest import REPO, RunOutbox
-from tests.support.keyrings import FILE_ENV
+from tests.support.keyrings import FILE_ENV, stored_key
 
 Passwords = Callable[[], dict[tuple[str, str], str]]
 
@@ -50,7 +50,7 @@ def test_a_password_from_stdin_lands_in_the_keyring_and_nowhere_else(
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
-    assert stored_passwords() == {("outbox", "work"): password}
+    assert stored_passwords() == {stored_key(home, "work"): password}
     for path in home.rglob("*"):
         assert password.encode() not in path.read_bytes(), path
     assert password not in done.stdout + done.stderr
@@ -147,7 +147,7 @@ def test_an_account_name_cannot_be_added_twice(outbox: RunOutbox) -> None:
 
 
 def test_a_password_in_plain_text_to_loopback_is_allowed(
-    outbox: RunOutbox, stored_passwords: Passwords
+    outbox: RunOutbox, home: Path, stored_passwords: Passwords
 ) -> None:
     done = outbox(
         "account", "add", "local", "--host", "127.0.0.1", "--port", "2525", "--security", "none",
@@ -155,7 +155,7 @@ def test_a_password_in_plain_text_to_loopback_is_allowed(
     )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
-    assert stored_passwords() == {("outbox", "local"): "pw"}
+    assert stored_passwords() == {stored_key(home, "local"): "pw"}
 
 
 def test_without_a_keyring_the_password_is_refused_with_advice_and_nothing_is_saved(
@@ -221,7 +221,7 @@ def test_set_default_moves_the_default(outbox: RunOutbox) -> None:
 
 
 def test_set_with_a_new_password_replaces_the_stored_one(
-    outbox: RunOutbox, stored_passwords: Passwords
+    outbox: RunOutbox, home: Path, stored_passwords: Passwords
 ) -> None:
     outbox("account", "add", "work", "--host", "smtp.example.org", "--user", "alice",
            "--password-stdin", input="old")  # fmt: skip
@@ -229,7 +229,7 @@ def test_set_with_a_new_password_replaces_the_stored_one(
     done = outbox("account", "set", "work", "--password-stdin", input="new\n")
 
     assert done.returncode == 0, done.stderr
-    assert stored_passwords() == {("outbox", "work"): "new"}
+    assert stored_passwords() == {stored_key(home, "work"): "new"}
 
 
 def test_set_no_user_forgets_the_password(outbox: RunOutbox, stored_passwords: Passwords) -> None:
@@ -269,7 +269,7 @@ def test_set_a_ca_file_stores_its_absolute_path(outbox: RunOutbox, tmp_path: Pat
 
 
 def test_remove_deletes_the_account_and_its_password(
-    outbox: RunOutbox, stored_passwords: Passwords
+    outbox: RunOutbox, home: Path, stored_passwords: Passwords
 ) -> None:
     outbox("account", "add", "work", "--host", "smtp.example.org", "--user", "alice",
            "--password-stdin", input="pw")  # fmt: skip
@@ -279,7 +279,7 @@ def test_remove_deletes_the_account_and_its_password(
     done = outbox("account", "remove", "work")
 
     assert done.returncode == 0, done.stderr
-    assert stored_passwords() == {("outbox", "other"): "pw2"}
+    assert stored_passwords() == {stored_key(home, "other"): "pw2"}
     assert [(a["name"], a["default"]) for a in accounts_json(outbox)] == [("other", True)]
 
 
@@ -364,4 +364,4 @@ def test_on_a_terminal_the_password_is_asked_for_without_echo(
         os.close(master)
 
     assert b"typed secret" not in seen  # not echoed
-    assert stored_passwords() == {("outbox", "work"): "typed secret"}
+    assert stored_passwords() == {stored_key(home, "work"): "typed secret"}

@@ -1,44 +1,137 @@
-"""Passwords through keyring only, and a clear error when there is no keyring."""
+"""Passwords through keyring only, keyed by home and account; a clear error without a keyring."""
 
 from __future__ import annotations
 
+import shutil
 import traceback
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from keyring.backend import KeyringBackend
 from keyring.backends import fail
 
 from relay import credentials
+from relay.accounts import make_account, save_accounts
 from relay.errors import KeyringUnavailable
+from relay.home import ensure_home, home_identity
 from tests.accounts.conftest import UseKeyring
 from tests.support.keyrings import LeakyBrokenKeyring, MemoryKeyring
 
 
-def test_a_password_is_stored_under_service_outbox_and_the_account_name(
-    memory_keyring: MemoryKeyring,
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return ensure_home(tmp_path / "home")
+
+
+@pytest.fixture
+def other_home(tmp_path: Path) -> Path:
+    return ensure_home(tmp_path / "other")
+
+
+def test_a_password_is_stored_under_a_key_naming_the_home_and_the_account(
+    memory_keyring: MemoryKeyring, home: Path
 ) -> None:
-    credentials.store_password("work", "s3cret")
+    credentials.store_password(home, "work", "s3cret")
 
-    assert memory_keyring.passwords() == {("outbox", "work"): "s3cret"}
-    assert credentials.get_password("work") == "s3cret"
-    assert credentials.get_password("other") is None
-
-
-def test_storing_again_replaces_the_password(memory_keyring: MemoryKeyring) -> None:
-    credentials.store_password("work", "old")
-    credentials.store_password("work", "new")
-
-    assert credentials.get_password("work") == "new"
+    key = credentials.secret_key(home, "work")
+    assert memory_keyring.passwords() == {("outbox", f"work/password/{key.home_id}"): "s3cret"}
+    assert key.home_id == home_identity(home)
+    assert "work" in key.label and str(home) in key.label
+    assert credentials.get_password(home, "work") == "s3cret"
+    assert credentials.get_password(home, "other") is None
 
 
-def test_deleting_forgets_the_password_and_deleting_nothing_is_fine(
-    memory_keyring: MemoryKeyring,
+def test_two_homes_with_an_account_of_the_same_name_keep_two_passwords(
+    memory_keyring: MemoryKeyring, home: Path, other_home: Path
 ) -> None:
-    credentials.store_password("work", "s3cret")
+    credentials.store_password(home, "work", "password of A")
+    credentials.store_password(other_home, "work", "password of B")
 
-    credentials.delete_password("work")
-    credentials.delete_password("work")
+    assert credentials.get_password(home, "work") == "password of A"
+    assert credentials.get_password(other_home, "work") == "password of B"
+
+    credentials.delete_password(other_home, "work")
+
+    assert credentials.get_password(home, "work") == "password of A"
+    assert credentials.get_password(other_home, "work") is None
+
+
+def test_other_secrets_of_an_account_have_keys_of_their_own(
+    memory_keyring: MemoryKeyring, home: Path
+) -> None:
+    token = credentials.secret_key(home, "work", "oauth2-refresh-token")
+    credentials.store_secret(token, "a refresh token")
+    credentials.store_password(home, "work", "s3cret")
+
+    assert credentials.get_secret(token) == "a refresh token"
+    credentials.delete_secret(token)
+    assert credentials.get_password(home, "work") == "s3cret"
+
+
+def test_a_moved_home_keeps_its_identity_and_a_copied_one_gets_its_own(
+    tmp_path: Path, home: Path
+) -> None:
+    original = home_identity(home)
+    copy = tmp_path / "copy"
+    shutil.copytree(home, copy)
+    assert home_identity(copy) != original  # the original still holds that id
+    assert home_identity(home) == original
+
+    moved = tmp_path / "moved"
+    home.rename(moved)
+    assert home_identity(moved) == original
+    assert home_identity(moved) == original  # and it stays so
+
+
+def _with_account(home: Path, name: str = "work") -> Path:
+    save_accounts(home, [make_account(name, "smtp.example.org", user="alice")])
+    return home
+
+
+def test_a_legacy_entry_moves_into_the_default_home_once_and_leaves_its_old_place(
+    memory_keyring: MemoryKeyring,
+    home: Path,
+    other_home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OUTBOX_HOME", str(_with_account(home)))
+    _with_account(other_home)
+    memory_keyring.set_password("outbox", "work", "the old password")
+
+    # Another home asking first does not take the default home's password ...
+    assert credentials.get_password(other_home, "work") is None
+    credentials.delete_password(other_home, "work")  # ... nor delete it.
+    assert memory_keyring.get_password("outbox", "work") == "the old password"
+
+    assert credentials.get_password(home, "work") == "the old password"
+    key = credentials.secret_key(home, "work")
+    assert memory_keyring.passwords() == {("outbox", key.username): "the old password"}
+    assert credentials.get_password(other_home, "work") is None
+
+
+def test_a_legacy_entry_the_default_home_cannot_own_goes_to_the_first_home_that_asks(
+    memory_keyring: MemoryKeyring,
+    home: Path,
+    other_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OUTBOX_HOME", str(tmp_path / "default, never made"))
+    memory_keyring.set_password("outbox", "work", "the old password")
+
+    assert credentials.get_password(_with_account(other_home), "work") == "the old password"
+    assert credentials.get_password(_with_account(home), "work") is None
+    assert memory_keyring.get_password("outbox", "work") is None
+
+
+def test_removing_the_account_in_the_home_owning_a_legacy_entry_removes_that_entry(
+    memory_keyring: MemoryKeyring, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTBOX_HOME", str(_with_account(home)))
+    memory_keyring.set_password("outbox", "work", "the old password")
+
+    credentials.delete_password(home, "work")
 
     assert memory_keyring.passwords() == {}
 
@@ -46,35 +139,36 @@ def test_deleting_forgets_the_password_and_deleting_nothing_is_fine(
 @pytest.mark.parametrize(
     "call",
     [
-        lambda: credentials.store_password("work", "s3cret"),
-        lambda: credentials.get_password("work"),
-        lambda: credentials.delete_password("work"),
+        lambda home: credentials.store_password(home, "work", "s3cret"),
+        lambda home: credentials.get_password(home, "work"),
+        lambda home: credentials.delete_password(home, "work"),
     ],
 )
-def test_without_a_keyring_every_call_says_how_to_get_one(
-    use_keyring: UseKeyring, call: Callable[[], object]
+def test_without_a_keyring_every_call_says_what_remains(
+    use_keyring: UseKeyring, call: Callable[[Path], object], home: Path
 ) -> None:
     use_keyring(fail.Keyring())
 
     with pytest.raises(KeyringUnavailable) as caught:
-        call()
+        call(home)
 
     message = str(caught.value)
     assert "no keyring backend is available" in message
     assert "Secret Service" in message and "PYTHON_KEYRING_BACKEND" in message
+    assert "--password-command" in message
     # keyring's own advice (keyrings.alt, a file) is not passed on.
     assert "keyrings.alt" not in message
     assert "\n" not in message
 
 
 def test_a_backend_error_never_carries_the_password_into_the_message(
-    use_keyring: UseKeyring,
+    use_keyring: UseKeyring, home: Path
 ) -> None:
     use_keyring(LeakyBrokenKeyring())
     password = "-".join(["hunter2", "secret"])  # not spelled out: tracebacks quote source
 
     with pytest.raises(KeyringUnavailable) as caught:
-        credentials.store_password("work", password)
+        credentials.store_password(home, "work", password)
 
     assert "OSError" in str(caught.value)
     everything = "".join(traceback.format_exception(caught.value))
@@ -99,16 +193,18 @@ class _FileKeyring(KeyringBackend):
 
 
 def test_a_file_keeping_backend_that_keyring_picked_by_itself_is_refused(
-    use_keyring: UseKeyring, monkeypatch: pytest.MonkeyPatch
+    use_keyring: UseKeyring, monkeypatch: pytest.MonkeyPatch, home: Path
 ) -> None:
     monkeypatch.delenv("PYTHON_KEYRING_BACKEND", raising=False)
     use_keyring(_FileKeyring())
 
     with pytest.raises(KeyringUnavailable, match="keeps passwords in a file"):
-        credentials.store_password("work", "s3cret")
+        credentials.store_password(home, "work", "s3cret")
 
 
-def test_an_empty_password_is_a_mistake_not_a_secret(memory_keyring: MemoryKeyring) -> None:
+def test_an_empty_password_is_a_mistake_not_a_secret(
+    memory_keyring: MemoryKeyring, home: Path
+) -> None:
     with pytest.raises(ValueError):
-        credentials.store_password("work", "")
+        credentials.store_password(home, "work", "")
     assert memory_keyring.passwords() == {}

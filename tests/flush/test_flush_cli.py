@@ -14,7 +14,7 @@ import pytest
 from relay.flushlock import FlushLock
 from tests.support.cli import listed, outbox
 from tests.support.fault_server import DROP, threaded_fault_server
-from tests.support.keyrings import FILE_ENV, MemoryKeyring
+from tests.support.keyrings import FILE_ENV, MemoryKeyring, stored_key
 from tests.support.smtp_servers import USER, RecordingHandler, threaded_smtp_server
 
 
@@ -227,7 +227,7 @@ def test_a_missing_password_is_a_problem_to_fix_not_a_deferral(
     with threaded_smtp_server(password="right-password") as server:
         add_account(home, server.port, "--user", USER, "--password-stdin", env=env,
                     password="right-password")
-        MemoryKeyring(tmp_path / "keyring.json").delete_password("outbox", "test")
+        MemoryKeyring(tmp_path / "keyring.json").delete_password(*stored_key(home, "test"))
         enqueue(home, message(1))
         done = outbox(home, "flush", env=env)
         assert done.returncode == 1

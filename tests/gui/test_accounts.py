@@ -16,12 +16,11 @@ from gui.accounts_dialog import AccountsDialog
 from gui.app import create_main_window
 from gui.main_window import MainWindow
 from relay.accounts import Security, load_accounts, save_accounts
-from relay.credentials import SERVICE
 from relay.states import MessageState
 from tests.gui.driving import click_action, click_button, modal, shown_state
 from tests.gui.messages import enqueue
 from tests.gui.servers import GatedHandler, gated_server
-from tests.support.keyrings import MemoryKeyring
+from tests.support.keyrings import MemoryKeyring, stored_key
 from tests.support.smtp_servers import USER, RunningServer
 
 PASSWORD = "correct horse battery staple"
@@ -72,7 +71,7 @@ def test_a_new_account_goes_to_the_config_and_its_password_only_to_the_keyring(
     )
     assert account.user == "me@example.org" and account.from_patterns == ("*@example.org",)
     assert account.default
-    assert memory_keyring.passwords() == {(SERVICE, "work"): PASSWORD}
+    assert memory_keyring.passwords() == {stored_key(home, "work"): PASSWORD}
     assert PASSWORD.encode() not in (home / "config.toml").read_bytes()
     assert dialog.password.text() == ""
     assert "stored in your keyring" in dialog.password.placeholderText()
@@ -117,7 +116,7 @@ def test_changing_an_account_keeps_its_stored_password(
     qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
     (account,) = load_accounts(home)
     assert account.host == "mail.example.org" and account.max_connections == 4
-    assert memory_keyring.passwords() == {(SERVICE, "work"): PASSWORD}
+    assert memory_keyring.passwords() == {stored_key(home, "work"): PASSWORD}
 
 
 def test_pipelining_is_on_for_a_new_account_and_a_click_turns_it_off(
@@ -192,7 +191,7 @@ def test_a_refused_password_during_a_flush_opens_a_prompt_and_the_right_one_send
     memory_keyring: MemoryKeyring,
 ) -> None:
     save_accounts(home, [auth_server.account(name="test", default=True)])
-    memory_keyring.set_password(SERVICE, "test", "an old password")
+    memory_keyring.set_password(*stored_key(home, "test"), "an old password")
     window: MainWindow = create_main_window(home)
     qtbot.addWidget(window)
     window.show()
@@ -212,5 +211,5 @@ def test_a_refused_password_during_a_flush_opens_a_prompt_and_the_right_one_send
         qtbot.keyClicks(prompt.password, PASSWORD)  # type: ignore[attr-defined]
         click_button(qtbot, prompt, "password_prompt_save")
     qtbot.waitUntil(lambda: shown_state(window, message) == "sent")
-    assert memory_keyring.passwords() == {(SERVICE, "test"): PASSWORD}
+    assert memory_keyring.passwords() == {stored_key(home, "test"): PASSWORD}
     assert [r.rcpt_tos for r in auth_server.received] == [("hal@example.net",)]

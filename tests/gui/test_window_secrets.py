@@ -37,13 +37,12 @@ from pytestqt.qtbot import QtBot
 from gui.app import create_main_window
 from gui.main_window import MainWindow
 from relay.accounts import save_accounts
-from relay.credentials import SERVICE
 from relay.message import parse_message
 from tests.gui.driving import click_action, click_rows, modal, shown_state
 from tests.gui.messages import message_bytes
 from tests.reliability.test_secrets import login_echo, plain_echo, secret_forms
 from tests.support.fault_server import threaded_fault_server
-from tests.support.keyrings import MemoryKeyring
+from tests.support.keyrings import MemoryKeyring, stored_key
 from tests.support.smtp_servers import USER
 
 PASSWORD = "Qx7-vault-ZEBRA-horse-91"
@@ -131,8 +130,8 @@ def test_no_text_in_the_window_shows_the_password_a_server_echoed(
             refuser.account(name="refuses", user=USER, from_patterns=("*@refused.example",)),
             echoer.account(name="echoes", user=USER, default=True),
         ])
-        memory_keyring.set_password(SERVICE, "refuses", p)
-        memory_keyring.set_password(SERVICE, "echoes", p)
+        memory_keyring.set_password(*stored_key(home, "refuses"), p)
+        memory_keyring.set_password(*stored_key(home, "echoes"), p)
         window: MainWindow = create_main_window(home)
         qtbot.addWidget(window)
         window.show()

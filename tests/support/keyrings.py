@@ -12,6 +12,9 @@
   ``tests/`` and refuses to be picked by keyring's own detection: its
   ``priority`` raises unless the variable is set.
 
+``stored_key(home, account)`` is the ``(service, username)`` pair under which
+Outbox keeps that account's password, for comparing with ``passwords()``.
+
 ``LeakyBrokenKeyring`` fails every call with an error whose text contains the
 password it was given, to prove that Outbox's messages never repeat it.
 """
@@ -29,6 +32,13 @@ from keyring.backend import KeyringBackend
 from keyring.compat import properties
 
 FILE_ENV = "OUTBOX_TEST_KEYRING_FILE"
+
+
+def stored_key(home: Path, account: str, kind: str = "password") -> tuple[str, str]:
+    from relay.credentials import secret_key
+
+    key = secret_key(home, account, kind)
+    return key.service, key.username
 
 
 class MemoryKeyring(KeyringBackend):
