@@ -1,8 +1,9 @@
 """Accounts: where mail goes out (TOML config, no secrets).
 
 The config lives in ``<home>/config.toml``; a password is stored only through
-keyring (``relay.credentials``: service ``outbox``, the account name as user
-name), never on disk.
+keyring (``relay.credentials``: keyed by the home and the account name), never
+on disk. Every number in the file is checked finite and in range
+(``relay.config_values``).
 
 The rules this module keeps:
 
@@ -44,6 +45,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from relay.config_values import (
+    MAX_CONNECTIONS,
+    MAX_MESSAGES_PER_CONNECTION,
+    MAX_TIMEOUT_S,
+    number_in_range,
+)
 from relay.errors import ConfigError
 
 
@@ -129,42 +136,21 @@ def parse_security(value: str) -> Security:
 
 
 def parse_port(value: str | int) -> int:
-    port = _parse_int(value, "port")
-    if not 1 <= port <= 65535:
-        raise ConfigError(f"port {port} is out of range (1-65535)")
-    return port
+    return int(number_in_range(value, "port", low=1, high=65535, whole=True))
 
 
-def parse_limit(value: str | int, what: str) -> int:
-    """A count that must be at least 1 (``max_connections`` and the like)."""
-    number = _parse_int(value, what)
-    if number < 1:
-        raise ConfigError(f"{what} must be at least 1, not {number}")
-    return number
+def parse_limit(value: str | int, what: str, *, high: int = MAX_MESSAGES_PER_CONNECTION) -> int:
+    """A count that must be at least 1 (``max_connections`` and the like), at most ``high``."""
+    return int(number_in_range(value, what, low=1, high=high, whole=True))
 
 
 def parse_timeout(value: str | float, what: str) -> float:
-    """A timeout in seconds: a positive, finite number."""
-    if isinstance(value, bool):
-        raise ConfigError(f"{what} must be a number of seconds, not {value!r}")
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ConfigError(f"{what} must be a number of seconds, not {value!r}") from None
-    if not (seconds > 0 and seconds != float("inf")):
-        raise ConfigError(f"{what} must be a positive number of seconds, not {value!r}")
-    return seconds
-
-
-def _parse_int(value: str | int, what: str) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{what} must be a whole number, not {value!r}")
-    if isinstance(value, int):
-        return value
-    text = value.strip()
-    if not text.lstrip("-").isascii() or not text.lstrip("-").isdigit():
-        raise ConfigError(f"{what} must be a whole number, not {value!r}")
-    return int(text)
+    """A timeout in seconds: a positive, finite number, at most a day."""
+    return float(
+        number_in_range(
+            value, what, low=0, low_inclusive=False, high=MAX_TIMEOUT_S, unit="of seconds"
+        )
+    )
 
 
 def is_loopback_host(host: str) -> bool:
@@ -207,7 +193,7 @@ def validate_account(account: Account, *, check_files: bool = True) -> Account:
     parse_port(account.port)
     if account.user is not None and (not account.user or "\n" in account.user):
         raise ConfigError(f"{where}: the user name is empty or spans lines")
-    parse_limit(account.max_connections, "max connections")
+    parse_limit(account.max_connections, "max connections", high=MAX_CONNECTIONS)
     parse_limit(account.max_messages_per_connection, "max messages per connection")
     parse_timeout(account.connect_timeout_s, "connect timeout")
     parse_timeout(account.command_timeout_s, "command timeout")
@@ -568,9 +554,14 @@ def _account_from_table(name: str, table: Mapping[str, Any]) -> Account:
             patterns = _expect(value, list, key, where)
             values[attr] = tuple(_expect(p, str, key, where) for p in patterns)
         elif attr in ("max_connections", "max_messages_per_connection"):
-            values[attr] = parse_limit(_expect(value, int, key, where), key.replace("_", " "))
+            values[attr] = parse_limit(
+                _expect(value, int, key, where),
+                f"{where}: {key}",
+                high=MAX_CONNECTIONS if attr == "max_connections" else MAX_MESSAGES_PER_CONNECTION,
+            )
         elif attr.endswith("_timeout_s"):
-            values[attr] = parse_timeout(_expect(value, (int, float), key, where), key)
+            seconds = _expect(value, (int, float), key, where)
+            values[attr] = parse_timeout(seconds, f"{where}: {key}")
         elif attr == "pipelining":
             values[attr] = _expect(value, bool, key, where)
     return make_account(name, **values)

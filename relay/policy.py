@@ -122,16 +122,27 @@ class RetryPolicy:
 
     @classmethod
     def from_config(cls, table: Mapping[str, object]) -> RetryPolicy:
-        """From config.toml's ``[queue]`` table (seconds); unknown keys are ignored."""
+        """From config.toml's ``[queue]`` table (seconds); unknown keys are ignored.
+
+        Each value must be finite and in range (``relay.config_values``): a
+        ``nan`` or ``1e300`` here once made every flush crash.
+        """
+        from relay.config_values import MAX_LIFETIME_S, number_in_range
+
         defaults = cls()
 
         def seconds(key: str, default: float) -> float:
             value = table.get(key, default)
-            if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                from relay.errors import ConfigError
-
-                raise ConfigError(f"config: [queue] {key} must be a positive number of seconds")
-            return float(value)
+            return float(
+                number_in_range(
+                    value,
+                    f"config: [queue] {key}",
+                    low=0,
+                    low_inclusive=False,
+                    high=MAX_LIFETIME_S,
+                    unit="of seconds",
+                )
+            )
 
         return cls(
             first_retry_s=seconds("first_retry_s", defaults.first_retry_s),

@@ -41,6 +41,7 @@ from relay.accounts import (
     update_account,
     validate_account,
 )
+from relay.config_values import MAX_CONNECTIONS
 from relay.errors import ConfigError, UsageError
 from relay.home import ensure_home, resolve_home
 
@@ -174,7 +175,9 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     if args.address is not None:
         fields["address"] = args.address.strip()
     if args.max_connections is not None:
-        fields["max_connections"] = parse_limit(args.max_connections, "max connections")
+        fields["max_connections"] = parse_limit(
+            args.max_connections, "max connections", high=MAX_CONNECTIONS
+        )
     if args.max_messages_per_connection is not None:
         fields["max_messages_per_connection"] = parse_limit(
             args.max_messages_per_connection, "max messages per connection"
