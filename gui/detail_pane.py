@@ -37,6 +37,7 @@ from gui.display_text import size_text, when_text
 from relay.errors import NoSuchMessage
 from relay.events import MessageSnapshot
 from relay.outbox import AttemptRecord, Outbox, utc_now
+from relay.visible import visible
 
 PREVIEW_CHARS = 100_000
 
@@ -190,7 +191,9 @@ class DetailPane(QWidget):
             headers, body = body_preview(self._outbox.raw(snapshot.id))
         except NoSuchMessage:
             headers, body = "", ""
-        self.headers.setPlainText(headers)
+        # One header a line: each line's invisible characters escaped, the line breaks kept.
+        lines = headers.split("\n")
+        self.headers.setPlainText("\n".join(visible(line, keep="\t") for line in lines))
         self.body.setPlainText(body)
         self._show_state(snapshot)
 
@@ -219,14 +222,16 @@ class DetailPane(QWidget):
     def _show_state(self, message: MessageSnapshot) -> None:
         self._shown = message
         self.title.setText(
-            f"Message {message.id} · {message.state.value} · {message.subject or '(no subject)'}"
+            f"Message {message.id} · {message.state.value}"
+            f" · {visible(message.subject) or '(no subject)'}"
         )
         self.recipients.clear()
         for recipient in message.recipients:
+            reply = visible(recipient.reply or "")
             item = QTreeWidgetItem(
-                [recipient.address, recipient.state.value, recipient.reply or ""]
+                [visible(recipient.address), recipient.state.value, reply]
             )
-            item.setToolTip(2, recipient.reply or "")
+            item.setToolTip(2, reply)
             self.recipients.addTopLevelItem(item)
         self.recipients.resizeColumnToContents(0)
 
@@ -251,12 +256,12 @@ class DetailPane(QWidget):
                     attempt.server,
                     attempt.outcome or "",
                     size_text(attempt.sent_bytes),
-                    attempt.error or "",
+                    visible(attempt.error or ""),
                 ]
             )
             item.setData(0, Qt.ItemDataRole.UserRole, attempt.id)
             item.setToolTip(0, attempt.started_at.astimezone().isoformat(timespec="seconds"))
-            item.setToolTip(6, attempt.error or "")
+            item.setToolTip(6, visible(attempt.error or ""))
             self.attempts.addTopLevelItem(item)
             if attempt.id == current_id:
                 chosen = item

@@ -1,7 +1,9 @@
 """How the window words sizes, times, recipients and results.
 
 Plain functions of their inputs (``now`` included), so the table, the detail
-pane and the status bar say the same thing the same way.
+pane and the status bar say the same thing the same way. Addresses and
+replies go through ``relay.visible``: a bidirectional override or a
+zero-width character shows as its escape, as on the command line.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from datetime import datetime
 
 from relay.events import MessageSnapshot
 from relay.states import MessageState, RecipientState
+from relay.visible import visible
 
 #: What the state filter and the status bar call each state, in the order they show them.
 STATE_LABELS: dict[MessageState, str] = {
@@ -58,7 +61,7 @@ def recipients_text(message: MessageSnapshot) -> str:
     """The first recipient and how many more: ``ann@example.org +2``."""
     if not message.recipients:
         return ""
-    first = message.recipients[0].address
+    first = visible(message.recipients[0].address)
     more = len(message.recipients) - 1
     return f"{first} +{more}" if more else first
 
@@ -79,4 +82,4 @@ def last_result_text(message: MessageSnapshot) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split())
+    return visible(" ".join(text.split()))

@@ -65,6 +65,7 @@ from relay.listing import (
     unpack_recipients,
 )
 from relay.states import MessageState, RecipientState
+from relay.visible import visible
 
 MAX_REDRAWS_PER_S = 30
 RESORT_INTERVAL_S = 1.0
@@ -161,13 +162,14 @@ def recipients_text(row: Listed) -> str:
     if not recipients:
         return ""
     more = len(recipients) - 1
-    return f"{recipients[0][0]} +{more}" if more else recipients[0][0]
+    first = visible(recipients[0][0])
+    return f"{first} +{more}" if more else first
 
 
 def last_result_text(row: Listed) -> str:
     """The error, or else the server's reply to the first recipient no longer pending."""
     text = row[L_LAST_ERROR] or row[L_REPLY]
-    return " ".join(text.split()) if text else ""
+    return visible(" ".join(text.split())) if text else ""
 
 
 def next_try_text(row: Listed, now: datetime) -> str:
@@ -626,7 +628,7 @@ def _display_text(row: Listed, column: int) -> str | None:
     if column == Column.RECIPIENTS:
         return recipients_text(row)
     if column == Column.SUBJECT:
-        return row[L_SUBJECT]
+        return visible(row[L_SUBJECT])
     if column == Column.SIZE:
         return size_text(row[L_SIZE])
     if column == Column.ATTEMPTS:
@@ -642,13 +644,13 @@ def _tooltip(row: Listed, column: int) -> str | None:
     if column == Column.RECIPIENTS:
         recipients = unpack_recipients(row[L_RECIPIENTS])
         if len(recipients) > 1:
-            return "\n".join(f"{address} ({state})" for address, state in recipients)
+            return "\n".join(f"{visible(address)} ({state})" for address, state in recipients)
         return None
     if column == Column.LAST_RESULT:
         shown = last_result_text(row)
-        return (row[L_LAST_ERROR] or shown) if shown else None
+        return visible(row[L_LAST_ERROR]) if row[L_LAST_ERROR] else (shown or None)
     if column == Column.SUBJECT and row[L_SUBJECT]:
-        return f"{row[L_SUBJECT]}\nfrom {row[L_SENDER]}"
+        return f"{visible(row[L_SUBJECT])}\nfrom {visible(row[L_SENDER])}"
     return None
 
 

@@ -39,12 +39,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def describe(item: Settled) -> str:
+    from relay.visible import visible
+
     message = item.message
-    recipients = ", ".join(r.address for r in message.recipients)
+    recipients = ", ".join(visible(r.address) for r in message.recipients)
     line = f"{message.id} {recipients}: {message.state.value}"
     replies = sorted({r.reply for r in message.recipients if r.reply})
     detail = item.detail or (replies[0] if replies else None)
-    return f"{line} ({detail})" if detail else line
+    return f"{line} ({visible(detail)})" if detail else line
 
 
 class SettledLines:

@@ -1,4 +1,9 @@
-"""``list``, ``show``, ``hold``, ``release``, ``delete``, ``retry``: managing the outbox."""
+"""``list``, ``show``, ``hold``, ``release``, ``delete``, ``retry``: managing the outbox.
+
+Subjects, addresses and replies are shown through ``relay.visible`` (a
+bidirectional override or zero-width character escaped); ``--json`` prints
+the stored text as it is.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from relay.errors import UsageError
 from relay.events import MessageSnapshot
 from relay.outbox import Outbox
 from relay.states import MessageState, RecipientState
+from relay.visible import visible
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -75,7 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     rows = [("ID", "STATE", "SIZE", "TRIES", "NEXT TRY", "TO", "SUBJECT")]
     for m in messages:
-        to = m.recipients[0].address if m.recipients else ""
+        to = visible(m.recipients[0].address) if m.recipients else ""
         if len(m.recipients) > 1:
             to += f" +{len(m.recipients) - 1}"
         rows.append(
@@ -86,7 +92,7 @@ def cmd_list(args: argparse.Namespace) -> int:
                 str(m.attempts),
                 _when(m.next_attempt_at),
                 _clip(to, 32),
-                _clip(m.subject, 40),
+                _clip(visible(m.subject), 40),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -124,23 +130,24 @@ def cmd_show(args: argparse.Namespace) -> int:
                 f"  {a.outcome or '-'}"
             )
             if a.error:
-                print(f"    {a.error}")
+                print(f"    {visible(a.error)}")
     return 0
 
 
 def _print_message(m: MessageSnapshot) -> None:
     print(f"message {m.id}: {m.state.value}")
-    print(f"  from:       {m.sender}")
-    print(f"  subject:    {m.subject}")
+    print(f"  from:       {visible(m.sender)}")
+    print(f"  subject:    {visible(m.subject)}")
     print(f"  size:       {m.size} octets")
     print(f"  queued:     {_when(m.created_at)}")
     print(f"  attempts:   {m.attempts}")
     print(f"  next try:   {_when(m.next_attempt_at)}")
     if m.last_error:
-        print(f"  last error: {m.last_error}")
+        print(f"  last error: {visible(m.last_error)}")
     print("recipients:")
     for r in m.recipients:
-        print(f"  {r.address}  {r.state.value}" + (f"  ({r.reply})" if r.reply else ""))
+        reply = f"  ({visible(r.reply)})" if r.reply else ""
+        print(f"  {visible(r.address)}  {r.state.value}{reply}")
 
 
 def cmd_hold(args: argparse.Namespace) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from gui.detail_pane import DetailPane, body_preview, redacted
@@ -121,3 +122,29 @@ def test_the_pane_shows_recipients_attempts_and_the_transcript_of_the_chosen_att
         pane.refresh({snapshot.id})
         assert pane.title.text() == "No message selected"
         assert not pane.tabs.isEnabled()
+
+
+def test_a_bidi_override_in_the_subject_shows_as_its_escape_in_the_pane_and_the_table(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    from gui.outbox_model import Column, OutboxModel
+
+    raw = (
+        "From: ann@example.org\r\nTo: bob@example.net\r\n"
+        "Subject: abc\u202egnp.exe\u200b\r\n\r\nhello\r\n"
+    ).encode()
+    with Outbox.open(tmp_path / "home") as outbox:
+        snapshot = outbox.add_message(parse_message(raw))
+        pane = DetailPane(outbox)
+        qtbot.addWidget(pane)
+        pane.show_message(snapshot.id)
+        model = OutboxModel()
+        model.load([snapshot])
+
+        assert pane.title.text().endswith(" · abc\\u202egnp.exe\\u200b")
+        assert "Subject: abc\\u202egnp.exe\\u200b" in pane.headers.toPlainText()
+        shown = model.index(0, Column.SUBJECT).data()
+        tooltip = model.index(0, Column.SUBJECT).data(Qt.ItemDataRole.ToolTipRole)
+        assert shown == "abc\\u202egnp.exe\\u200b"
+        assert "\u202e" not in tooltip and "\\u202e" in tooltip
+        assert snapshot.subject == "abc\u202egnp.exe\u200b"  # stored as it came
