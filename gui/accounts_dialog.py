@@ -287,6 +287,11 @@ class AccountsDialog(QDialog):
         if name is None:
             return "kept in your keyring, never in a file"
         try:
+            if find_account(load_accounts(self.home), name).password_command is not None:
+                return "printed by the account's password command (nothing stored)"
+        except OutboxError:
+            pass
+        try:
             stored = credentials.get_password(self.home, name) is not None
         except OutboxError:
             return "the keyring cannot be read"
@@ -347,6 +352,7 @@ class AccountsDialog(QDialog):
                     connect_timeout_s=current.connect_timeout_s,
                     command_timeout_s=current.command_timeout_s,
                     data_timeout_s=current.data_timeout_s,
+                    password_command=current.password_command if fields.get("user") else None,
                     **fields,
                 )
             )
@@ -393,6 +399,8 @@ class AccountsDialog(QDialog):
     def _save_password(self, account: Account) -> str | None:
         """Store (or forget) the password; the error text if the keyring failed."""
         password = self.password.text()
+        if account.password_command is not None:
+            return None  # its password command gives it; nothing is stored
         try:
             if account.user is None:
                 credentials.delete_password(self.home, account.name)
@@ -450,9 +458,12 @@ class AccountsDialog(QDialog):
         try:
             account = self.form_account()
             password = self.password.text() or None
-            if account.user is not None and password is None and self._editing is not None:
+            command = account.password_command if password is None else None
+            if command is None and account.user is not None and password is None and (
+                self._editing is not None
+            ):
                 password = credentials.get_password(self.home, self._editing)
-            if account.user is not None and password is None:
+            if account.user is not None and password is None and command is None:
                 raise ConfigError("enter the password to test with (it is not stored yet)")
             loop = asyncio.get_running_loop()
         except OutboxError as exc:
@@ -464,14 +475,17 @@ class AccountsDialog(QDialog):
         self.test_button.setEnabled(False)
         self.test_button.setText("Testing…")
         self.test_output.setPlainText(f"Connecting to {account.host}:{account.port}…")
-        self._test = loop.create_task(self._probe(account, password))
+        self._test = loop.create_task(self._probe(account, password, command))
 
-    async def _probe(self, account: Account, password: str | None) -> None:
+    async def _probe(self, account: Account, password: str | None, command: str | None) -> None:
         from relay.connection import open_session
+        from relay.password_command import run_password_command
         from relay.report import SessionFailure
 
         text = ""
         try:
+            if command is not None:
+                password = await run_password_command(account.name, command)
             opened = await open_session(account, password)
             if isinstance(opened, SessionFailure):
                 text = f"The test failed: {opened.text}"
@@ -483,6 +497,8 @@ class AccountsDialog(QDialog):
                 text += "\n\nNothing was sent."
         except asyncio.CancelledError:
             raise
+        except OutboxError as exc:  # the password command gave no password
+            text = f"The test failed: {exc}"
         except Exception as exc:  # a bug in the engine: say so, keep the dialog alive
             text = f"The test stopped on an unexpected error: {exc!r}"
         finally:

@@ -608,6 +608,13 @@ class MainWindow(QMainWindow):
         if prompt is not None:
             prompt.raise_()
             return
+        if _uses_password_command(self.home, account):
+            # A password typed here would never be used: the command gives it.
+            self.status.notice(
+                f"The server refused the password of {account} ({reply}); fix what its"
+                " password command prints, then send again."
+            )
+            return
         prompt = PasswordPrompt(self.home, account, reply, self)
         self._prompts[account] = prompt
         prompt.password_saved.connect(self._on_password_saved)
@@ -829,3 +836,12 @@ class MainWindow(QMainWindow):
 
 def _messages(count: int) -> str:
     return f"{count} message" if count == 1 else f"{count} messages"
+
+
+def _uses_password_command(home: Path, account_name: str) -> bool:
+    from relay.accounts import find_account, load_accounts
+
+    try:
+        return find_account(load_accounts(home), account_name).password_command is not None
+    except OutboxError:
+        return False

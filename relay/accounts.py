@@ -14,6 +14,8 @@ The rules this module keeps:
 - No account may send a password in the clear to anything but a loopback
   address (``is_loopback_host``): ``security = "none"`` with a user is refused
   off loopback, whatever the port.
+- A password is the keyring's, or printed by the account's
+  ``password_command`` (then nothing is stored); either needs a ``user``.
 - A message goes out through the account with the most specific ``from``
   pattern that matches its sender (``account_for_sender``; an account's own
   ``address`` is one such pattern), else the default.
@@ -89,6 +91,9 @@ class Account:
     pipelining: bool = True
     #: The account's own mailbox: the sender of mail whose caller names none (cron, at).
     address: str | None = None
+    #: A shell command that prints the password (``relay.password_command``); when
+    #: set, the keyring is not used for this account.
+    password_command: str | None = None
 
 
 CONFIG_NAME = "config.toml"
@@ -114,6 +119,7 @@ _KEYS = {
     "data_timeout": "data_timeout_s",
     "pipelining": "pipelining",
     "address": "address",
+    "password_command": "password_command",
 }
 _ALWAYS_WRITTEN = ("host", "port", "security")
 
@@ -193,6 +199,13 @@ def validate_account(account: Account, *, check_files: bool = True) -> Account:
     parse_port(account.port)
     if account.user is not None and (not account.user or "\n" in account.user):
         raise ConfigError(f"{where}: the user name is empty or spans lines")
+    if account.password_command is not None:
+        if not account.password_command.strip() or "\0" in account.password_command:
+            raise ConfigError(f"{where}: the password command is empty")
+        if account.user is None:
+            raise ConfigError(
+                f"{where}: a password command needs a user name to log in as (--user)"
+            )
     parse_limit(account.max_connections, "max connections", high=MAX_CONNECTIONS)
     parse_limit(account.max_messages_per_connection, "max messages per connection")
     parse_timeout(account.connect_timeout_s, "connect timeout")
@@ -546,7 +559,7 @@ def _account_from_table(name: str, table: Mapping[str, Any]) -> Account:
             values[attr] = parse_security(_expect(value, str, key, where))
         elif attr == "port":
             values[attr] = parse_port(_expect(value, int, key, where))
-        elif attr in ("host", "user", "address"):
+        elif attr in ("host", "user", "address", "password_command"):
             values[attr] = _expect(value, str, key, where)
         elif attr == "ca_file":
             values[attr] = Path(_expect(value, str, key, where))

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -44,14 +45,15 @@ from relay.errors import ConfigError, OutboxError, StoreFailed
 from relay.events import FlushFinished, FlushStarted, MessageSnapshot
 from relay.outbox import Outbox, utc_now
 from relay.policy import Clock, RetryPolicy
-from relay.report import OutgoingMessage
+from relay.report import FailureKind, OutgoingMessage, SessionFailure, SessionInfo
 from relay.states import OWED, MessageState
 
 #: Due messages read per loop turn when a flush starts (about 5 ms of work each).
 SELECT_PAGE = 1000
 
 AccountChooser = Callable[[MessageSnapshot], Account]
-PasswordLookup = Callable[[Account], str | None]
+#: An account's password: at once (the keyring), or awaited (a password command).
+PasswordLookup = Callable[[Account], str | Awaitable[str | None] | None]
 
 
 @dataclass(slots=True)
@@ -233,8 +235,19 @@ class RelayingManager:
         return chosen
 
     async def _run_account(self, account: Account, messages: list[MessageSnapshot]) -> None:
+        from relay.password_command import PasswordCommandFailed
+
         try:
-            password = self._password_for(account) if account.user else None
+            password = await self._password(account)
+        except PasswordCommandFailed as exc:
+            # A locked password store or a helper that failed once: this account's
+            # mail is deferred (its back-off applies), nothing fails for good.
+            self.result.notes.append(f"{exc}; this account's mail was deferred")
+            try:
+                await self._defer(account, messages, str(exc))
+            except Exception as failure:  # the store cannot be written: end the flush safely
+                self._fail(failure)
+            return
         except OutboxError as exc:
             self.result.errors.append(f"{account.name}: {exc}")
             return
@@ -280,6 +293,41 @@ class RelayingManager:
         async with asyncio.TaskGroup() as group:
             for index in range(workers):
                 group.create_task(worker(index == 0))
+
+    async def _password(self, account: Account) -> str | None:
+        if not account.user:
+            return None
+        found = self._password_for(account)
+        if inspect.isawaitable(found):
+            return await found
+        return found
+
+    async def _defer(self, account: Account, messages: list[MessageSnapshot], why: str) -> None:
+        """Record a deferral of every message of ``account`` that is still owed, for ``why``."""
+        if self._stopping or self._failure is not None:
+            return
+        for start in range(0, len(messages), SELECT_PAGE):
+            if start:
+                await asyncio.sleep(0)
+            claimed = self._outbox.claim([m.id for m in messages[start : start + SELECT_PAGE]])
+            if not claimed:
+                continue
+            manager = AttemptManager(
+                self._outbox,
+                claimed,
+                account=account.name,
+                policy=self._policy,
+                clock=self._clock,
+                on_settled=self._settled,
+            )
+            ids = [m.id for m in claimed]
+            manager.session_started(SessionInfo(account.name, account.host, account.port), ids)
+            manager.session_failed(SessionFailure(FailureKind.PASSWORD, why), ids, "")
+
+    def _settled(self, item: Settled) -> None:
+        self.result.settled.append(item)
+        if self._on_settled is not None:
+            self._on_settled(item)
 
     async def _run_session(
         self,
@@ -328,10 +376,14 @@ class RelayingManager:
             del self._sessions[relayer]
         if manager.auth_failure is not None:
             self.result.auth_refused = True
+            fix = (
+                "fix what its password command prints"
+                if account.password_command is not None
+                else f"fix the password with `outbox account set {account.name} --password-stdin`"
+            )
             self.result.errors.append(
                 f"account {account.name}: {manager.auth_failure.text};"
-                " the flush stopped for this account (fix the password with"
-                f" `outbox account set {account.name} --password-stdin`)"
+                f" the flush stopped for this account ({fix})"
             )
             return True
         return False
@@ -413,7 +465,11 @@ def prepare_flush(
     on_settled: SettledCallback | None = None,
     clock: Clock = utc_now,
 ) -> RelayingManager:
-    """Wire a flush from what ``home`` holds: accounts, keyring passwords, retry settings."""
+    """Wire a flush from what ``home`` holds: accounts, passwords, retry settings.
+
+    A password is the keyring's, or what the account's password command
+    prints (run when the account's turn comes, on the flush's loop).
+    """
     from relay.accounts import account_for_sender, find_account, load_accounts, queue_settings
     from relay.credentials import get_password
 
@@ -428,7 +484,11 @@ def prepare_flush(
             return find_account(accounts, message.account)
         return account_for_sender(accounts, message.sender)
 
-    def password_for(account: Account) -> str:
+    def password_for(account: Account) -> str | Awaitable[str]:
+        if account.password_command is not None:
+            from relay.password_command import run_password_command
+
+            return run_password_command(account.name, account.password_command)
         password = get_password(home, account.name)
         if password is None:
             raise ConfigError(

@@ -67,6 +67,7 @@ class FailureKind(StrEnum):
     DROPPED = "dropped"  # the server closed the connection
     CLOSING = "closing"  # 421: the server is shutting the session down
     PROTOCOL = "protocol"  # a reply we cannot parse, or another unexpected answer
+    PASSWORD = "password"  # no session at all: the account's password command gave none
 
 
 @dataclass(frozen=True, slots=True)

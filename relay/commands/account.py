@@ -5,7 +5,9 @@ one is a one-line ``ConfigError`` (exit 78), not argparse's usage dump: ports,
 limits and timeouts are taken as text and parsed by ``relay.accounts``.
 
 A password is read from standard input (``--password-stdin``) or a hidden
-prompt on a terminal, goes straight to the keyring and nowhere else. The
+prompt on a terminal, goes straight to the keyring and nowhere else; or the
+account names a ``--password-command`` that prints it when it is needed
+(``relay.password_command``), and then nothing is stored at all. The
 order of an ``add`` or a ``set`` is: check everything, ask for the password,
 then, under the config lock, check again, store the password and write the
 config, so a refused account never leaves a password behind and a keyring
@@ -113,6 +115,12 @@ def _add_settings(parser: argparse.ArgumentParser, *, adding: bool) -> None:
         help="read the password from standard input (else asked for on a terminal)",
     )
     parser.add_argument(
+        "--password-command",
+        metavar="CMD",
+        help="run CMD (with sh -c) whenever the password is needed and use what it prints"
+        " (e.g. 'pass show mail/work | head -n 1'); nothing is stored in the keyring",
+    )
+    parser.add_argument(
         "--ca-file", metavar="PEM", help="trust the certificates in PEM instead of the system's"
     )
     parser.add_argument(
@@ -151,6 +159,11 @@ def _add_settings(parser: argparse.ArgumentParser, *, adding: bool) -> None:
             "--no-user", action="store_true", help="stop logging in (forgets the password)"
         )
         parser.add_argument(
+            "--no-password-command",
+            action="store_true",
+            help="stop running the password command (a password for the keyring is asked for)",
+        )
+        parser.add_argument(
             "--no-ca-file", action="store_true", help="trust the system's certificates again"
         )
         parser.add_argument("--no-from", action="store_true", help="forget the from patterns")
@@ -168,6 +181,10 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
         fields["port"] = parse_port(args.port)
     if args.user is not None:
         fields["user"] = args.user
+    if args.password_command is not None:
+        if args.password_stdin:
+            raise UsageError("--password-command and --password-stdin contradict each other")
+        fields["password_command"] = args.password_command
     if args.ca_file is not None:
         fields["ca_file"] = Path(args.ca_file).expanduser().absolute()
     if args.from_patterns is not None:
@@ -235,7 +252,9 @@ def run_add(args: argparse.Namespace) -> int:
         raise UsageError("--password-stdin needs --user: a password goes with a user name")
     home = ensure_home(resolve_home(args.home))
     add_account(load_accounts(home), new)  # refuse before asking for a password
-    password = _read_password(new, from_stdin=args.password_stdin) if new.user else None
+    password = None
+    if new.user and new.password_command is None:
+        password = _read_password(new, from_stdin=args.password_stdin)
     with editing_accounts(home) as accounts:
         updated = add_account(accounts, new)
         if password is not None:
@@ -266,13 +285,22 @@ def run_set(args: argparse.Namespace) -> int:
         if "address" in changes:
             raise UsageError("--address and --no-address contradict each other")
         changes["address"] = None
+    if args.no_password_command:
+        if "password_command" in changes:
+            raise UsageError("--password-command and --no-password-command contradict each other")
+        changes["password_command"] = None
     if not changes and not args.password_stdin:
         raise UsageError("nothing to change: give at least one setting (see 'account set -h')")
     home = ensure_home(resolve_home(args.home))
     before = find_account(load_accounts(home), args.name)
+    if args.password_stdin or args.no_user:
+        changes["password_command"] = None  # a typed password replaces the command
     after = find_account(update_account(load_accounts(home), args.name, **changes), args.name)
     password = None
-    if args.password_stdin or changes.get("user") is not None:
+    wants_password = args.password_stdin or changes.get("user") is not None or (
+        before.password_command is not None and after.password_command is None
+    )
+    if wants_password and after.password_command is None:
         if after.user is None:
             raise UsageError(
                 f"account {args.name!r} has no user to go with a password: give --user"
@@ -282,11 +310,25 @@ def run_set(args: argparse.Namespace) -> int:
         updated = update_account(accounts, args.name, **changes)
         if password is not None:
             credentials.store_password(home, args.name, password)
-        elif after.user is None and before.user is not None:
+        elif after.user is None and before.user is not None and before.password_command is None:
             credentials.delete_password(home, args.name)
+        elif after.password_command is not None and before.password_command is None and before.user:
+            _forget_stored_password(home, args.name)
         accounts[:] = updated
     print(f"changed account {args.name}: {_describe(find_account(updated, args.name))}")
     return 0
+
+
+def _forget_stored_password(home: Path, name: str) -> None:
+    """The account now runs a command: drop the keyring's copy, if a keyring answers."""
+    import contextlib
+
+    from relay import credentials
+    from relay.errors import KeyringUnavailable
+
+    # No keyring (often why the command is used): nothing could be stored there.
+    with contextlib.suppress(KeyringUnavailable):
+        credentials.delete_password(home, name)
 
 
 def run_remove(args: argparse.Namespace) -> int:
@@ -296,7 +338,7 @@ def run_remove(args: argparse.Namespace) -> int:
     find_account(load_accounts(home), args.name)
     with editing_accounts(home) as accounts:
         removed = find_account(accounts, args.name)
-        if removed.user is not None:
+        if removed.user is not None and removed.password_command is None:
             # First the secret: a keyring that does not answer keeps the account
             # listed, so the password is never left behind unnamed.
             credentials.delete_password(home, args.name)
@@ -343,7 +385,11 @@ def run_test(args: argparse.Namespace) -> int:
         account = chosen
     validate_account(account)  # the CA file too, now that it is about to be used
     password = None
-    if account.user is not None:
+    if account.password_command is not None:
+        from relay.password_command import run_password_command
+
+        password = asyncio.run(run_password_command(account.name, account.password_command))
+    elif account.user is not None:
         password = credentials.get_password(home, account.name)
         if password is None:
             raise ConfigError(
@@ -397,13 +443,24 @@ def account_as_json(account: Account) -> dict[str, Any]:
         "data_timeout": account.data_timeout_s,
         "pipelining": account.pipelining,
         "address": account.address,
+        "auth": _auth(account),
+        "password_command": account.password_command,
     }
+
+
+def _auth(account: Account) -> str | None:
+    """How the account logs in: ``password`` (the keyring's), ``password-command``, or None."""
+    if account.user is None:
+        return None
+    return "password-command" if account.password_command is not None else "password"
 
 
 def _describe(account: Account) -> str:
     words = [f"{account.host}:{account.port}", account.security.value]
     if account.user:
         words.append(f"as {account.user}")
+    if account.password_command is not None:
+        words.append("(password from its command)")
     if account.default:
         words.append("(default)")
     return " ".join(words)

@@ -71,14 +71,16 @@ def test_account_list_json_shows_the_settings_with_defaults_filled_in(outbox: Ru
             "security": "starttls", "user": None, "ca_file": None, "from": ["*@example.org"],
             "max_connections": 2, "max_messages_per_connection": 100,
             "connect_timeout": 30.0, "command_timeout": 120.0, "data_timeout": 600.0,
-            "pipelining": True, "address": None,
+            "pipelining": True, "address": None, "auth": None,
+            "password_command": None,
         },
         {
             "name": "relay", "default": False, "host": "mx.example.net", "port": 465,
             "security": "tls", "user": None, "ca_file": None, "from": [],
             "max_connections": 4, "max_messages_per_connection": 100,
             "connect_timeout": 30.0, "command_timeout": 120.0, "data_timeout": 90.0,
-            "pipelining": False, "address": "me@example.net",
+            "pipelining": False, "address": "me@example.net", "auth": None,
+            "password_command": None,
         },
     ]  # fmt: skip
 

@@ -1,0 +1,122 @@
+"""A password from a program: the account's ``password_command`` (msmtp's ``passwordeval``).
+
+For a machine without a keyring (headless, a minimal desktop, cron over SSH)
+or a person who keeps passwords elsewhere (``pass``, ``gopass``,
+``keepassxc-cli``, ``secret-tool``, an OAuth helper), an account may name a
+command instead of storing a password. It is run by ``sh -c`` each time a
+flush (or ``account test``) needs the password, and what it prints on
+standard output, less one trailing line ending, is the password. Nothing
+is stored, and the password goes nowhere but the AUTH command (whose
+transcript hides it as it hides every password).
+
+The rules this module keeps:
+
+- The command gets no standard input (``/dev/null``): a flush in the window or
+  from cron has nobody to answer, and a program waiting for a line would hang
+  the flush. Agents (gpg-agent's pinentry, KeePassXC) ask through their own
+  windows.
+- It must finish within ``timeout_s``; it runs in a session of its own so
+  that, on a timeout or when the flush is cancelled, the whole process group
+  (a shell pipeline) is killed and reaped before this returns: nothing it
+  started outlives the flush.
+- A failure -- it cannot start, exits non-zero, is killed, times out, prints
+  nothing, prints more than one line or no UTF-8 -- is ``PasswordCommandFailed``,
+  one line that names the account and what went wrong, with the last line of
+  the command's standard error (escaped, bounded) when it said something.
+  What it printed on standard output is never repeated: it may be the
+  password. A flush defers that account's mail on this error (a locked
+  password store is a passing state), and says why once per account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+
+from relay.errors import OutboxError
+
+#: Long enough for a person to answer an agent's pinentry, short enough not to hang a flush.
+TIMEOUT_S = 60.0
+_MAX_OUTPUT_BYTES = 64 * 1024
+_MAX_DETAIL_CHARS = 200
+
+
+class PasswordCommandFailed(OutboxError):
+    """The account's password command gave no password; trying later may work."""
+
+    exit_code = 75  # EX_TEMPFAIL
+
+
+async def run_password_command(
+    account_name: str, command: str, *, timeout_s: float = TIMEOUT_S
+) -> str:
+    """The password ``command`` prints; ``PasswordCommandFailed`` when it gives none."""
+    where = f"account {account_name}: the password command"
+    try:
+        process = await asyncio.create_subprocess_shell(
+            command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        raise PasswordCommandFailed(f"{where} could not start: {exc.strerror}") from None
+    try:
+        try:
+            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+        except TimeoutError:
+            raise PasswordCommandFailed(
+                f"{where} did not finish within {timeout_s:g} s and was stopped"
+            ) from None
+    finally:
+        if process.returncode is None:  # timed out or cancelled: end it and all it started
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await asyncio.shield(process.wait())
+    said = _last_line(stderr)
+    if process.returncode != 0:
+        how = (
+            f"was killed by signal {-process.returncode}"
+            if process.returncode is not None and process.returncode < 0
+            else f"exited with status {process.returncode}"
+        )
+        raise PasswordCommandFailed(f"{where} {how}{said}")
+    return _password_from(stdout, where, said)
+
+
+def _password_from(stdout: bytes, where: str, said: str) -> str:
+    if len(stdout) > _MAX_OUTPUT_BYTES:
+        raise PasswordCommandFailed(f"{where} printed more than {_MAX_OUTPUT_BYTES} bytes")
+    try:
+        text = stdout.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PasswordCommandFailed(f"{where} printed something that is not UTF-8") from None
+    # One trailing line ending ends the line; it is not part of the password.
+    password = text.removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise PasswordCommandFailed(f"{where} printed no password{said}")
+    if "\n" in password or "\r" in password:
+        raise PasswordCommandFailed(
+            f"{where} printed more than one line; make it print only the password"
+            " (for pass: 'pass show NAME | head -n 1')"
+        )
+    return password
+
+
+def _last_line(stderr: bytes) -> str:
+    """`` (<the last thing the command said on stderr>)``, escaped and bounded; or ""."""
+    from relay.visible import visible
+
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return ""
+    line = visible(lines[-1])
+    if len(line) > _MAX_DETAIL_CHARS:
+        line = line[: _MAX_DETAIL_CHARS - 1] + "…"
+    return f" ({line})"
