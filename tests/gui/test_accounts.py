@@ -213,3 +213,53 @@ def test_a_refused_password_during_a_flush_opens_a_prompt_and_the_right_one_send
     qtbot.waitUntil(lambda: shown_state(window, message) == "sent")
     assert memory_keyring.passwords() == {stored_key(home, "test"): PASSWORD}
     assert [r.rcpt_tos for r in auth_server.received] == [("hal@example.net",)]
+
+
+def test_the_window_sends_with_a_password_command_on_its_loop_and_stores_nothing(
+    qtbot: QtBot,
+    loop: asyncio.AbstractEventLoop,
+    home: Path,
+    tmp_path: Path,
+    auth_server: RunningServer,
+    memory_keyring: MemoryKeyring,
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(PASSWORD + "\n")
+    save_accounts(home, [auth_server.account(
+        name="test", default=True, password_command=f"cat '{secret}'")])  # fmt: skip
+    window: MainWindow = create_main_window(home)
+    qtbot.addWidget(window)
+    window.show()
+    message = enqueue(window.outbox, "hal@example.net", "Password from a command")
+    qtbot.waitUntil(lambda: shown_state(window, message) == "queued")
+
+    with qtbot.waitSignal(window.runner.finished, timeout=30_000):
+        click_action(qtbot, window, window.action_flush)
+
+    qtbot.waitUntil(lambda: shown_state(window, message) == "sent")
+    assert [r.rcpt_tos for r in auth_server.received] == [("hal@example.net",)]
+    assert memory_keyring.passwords() == {}
+
+
+def test_a_failing_password_command_defers_the_windows_mail(
+    qtbot: QtBot,
+    loop: asyncio.AbstractEventLoop,
+    home: Path,
+    auth_server: RunningServer,
+    memory_keyring: MemoryKeyring,
+) -> None:
+    save_accounts(home, [auth_server.account(
+        name="test", default=True, password_command="echo locked >&2; exit 2")])  # fmt: skip
+    window: MainWindow = create_main_window(home)
+    qtbot.addWidget(window)
+    window.show()
+    message = enqueue(window.outbox, "hal@example.net", "Waits for the command")
+    qtbot.waitUntil(lambda: shown_state(window, message) == "queued")
+
+    with qtbot.waitSignal(window.runner.finished, timeout=30_000):
+        click_action(qtbot, window, window.action_flush)
+
+    qtbot.waitUntil(lambda: shown_state(window, message) == "deferred")
+    snapshot = window.outbox.get(message)
+    assert snapshot.last_error is not None and "password command exited" in snapshot.last_error
+    assert auth_server.received == []
