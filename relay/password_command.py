@@ -54,30 +54,35 @@ async def run_password_command(
 ) -> str:
     """The password ``command`` prints; ``PasswordCommandFailed`` when it gives none."""
     where = f"account {account_name}: the password command"
-    try:
-        process = await asyncio.create_subprocess_shell(
+    # The process exists as soon as creating it starts; a cancellation then must
+    # still end it (and its group), so the creation is shielded and awaited.
+    creating = asyncio.ensure_future(
+        asyncio.create_subprocess_shell(
             command,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,
         )
+    )
+    try:
+        process = await asyncio.shield(creating)
+    except asyncio.CancelledError:
+        with contextlib.suppress(OSError):
+            await _end(await creating)
+        raise
     except OSError as exc:
         raise PasswordCommandFailed(f"{where} could not start: {exc.strerror}") from None
     try:
-        try:
-            stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
-        except TimeoutError:
-            raise PasswordCommandFailed(
-                f"{where} did not finish within {timeout_s:g} s and was stopped"
-            ) from None
-    finally:
-        if process.returncode is None:  # timed out or cancelled: end it and all it started
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(process.pid, signal.SIGKILL)
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await asyncio.shield(process.wait())
+        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+    except TimeoutError:
+        await _end(process)
+        raise PasswordCommandFailed(
+            f"{where} did not finish within {timeout_s:g} s and was stopped"
+        ) from None
+    except BaseException:  # cancelled: end it, and all it started, before going
+        await _end(process)
+        raise
     said = _last_line(stderr)
     if process.returncode != 0:
         how = (
@@ -87,6 +92,26 @@ async def run_password_command(
         )
         raise PasswordCommandFailed(f"{where} {how}{said}")
     return _password_from(stdout, where, said)
+
+
+async def _end(process: asyncio.subprocess.Process) -> None:
+    """Kill ``process`` and everything in its session, and reap it.
+
+    The group is killed even when the shell itself has exited: a program it
+    left in the background may still hold the output pipe. Its id cannot
+    have been reused while any member lives.
+    """
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    await asyncio.shield(process.wait())
+    # asyncio's Process has no public close: without this, its pipes would be closed
+    # by the garbage collector, perhaps after the loop is gone (a warning at exit).
+    transport = getattr(process, "_transport", None)
+    if transport is not None:
+        transport.close()
 
 
 def _password_from(stdout: bytes, where: str, said: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shlex
 import time
 from pathlib import Path
@@ -133,9 +134,18 @@ def test_without_a_keyring_a_password_is_refused_with_both_ways_that_remain(
     assert outbox("account", "list", "--json").stdout.strip() == "[]"
 
 
-def test_a_command_that_hangs_is_stopped_with_everything_it_started(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "script",
+    [
+        "sleep 60 & echo $! > {pid_file}; wait",  # the shell waits for its child
+        "(sleep 60 & echo $! > {pid_file}); echo pw",  # the shell is gone, its child is not
+    ],
+)
+def test_a_command_that_hangs_is_stopped_with_everything_it_started(
+    tmp_path: Path, script: str
+) -> None:
     pid_file = tmp_path / "child.pid"
-    command = f"sleep 60 & echo $! > {shlex.quote(str(pid_file))}; wait"
+    command = script.format(pid_file=shlex.quote(str(pid_file)))
 
     started = time.monotonic()
     with pytest.raises(PasswordCommandFailed, match=r"did not finish within 0\.5 s"):
@@ -158,3 +168,25 @@ def running(pid: int) -> bool:
 def test_one_trailing_line_ending_is_taken_off_and_nothing_else() -> None:
     assert asyncio.run(run_password_command("w", "printf ' pw \\r\\n'")) == " pw "
     assert asyncio.run(run_password_command("w", "printf 'pw'")) == "pw"
+
+
+def test_a_flush_cancelled_while_the_command_runs_leaves_nothing_of_it_running(
+    tmp_path: Path,
+) -> None:
+    fifo = tmp_path / "started"
+    os.mkfifo(fifo)
+    command = f"sleep 60 & echo $! > {shlex.quote(str(fifo))}; wait"
+
+    async def cancelled_midway() -> int:
+        task = asyncio.create_task(run_password_command("work", command))
+        pid = int(await asyncio.to_thread(fifo.read_text))  # the command is running now
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return pid
+
+    started = time.monotonic()
+    child = asyncio.run(cancelled_midway())
+
+    assert not running(child)
+    assert time.monotonic() - started < 30
