@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import shlex
 import time
 from pathlib import Path
@@ -157,12 +158,19 @@ def test_a_command_that_hangs_is_stopped_with_everything_it_started(
 
 
 def running(pid: int) -> bool:
-    """Alive and not a zombie (an orphan waits for PID 1 to reap it)."""
+    """Whether ``pid`` is still alive 10 s from now (waited for on a pidfd, no polling).
+
+    A killed orphan becomes a zombie for PID 1 to reap: that counts as ended.
+    """
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
         return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    try:
+        ready, _, _ = select.select([fd], [], [], 10)
+    finally:
+        os.close(fd)
+    return not ready
 
 
 def test_one_trailing_line_ending_is_taken_off_and_nothing_else() -> None:
