@@ -75,8 +75,8 @@ def create_main_window(home: Path) -> MainWindow:
         raise RuntimeError("create a QApplication before the main window")
     ensure_home(home)
     outbox = Outbox.open(home)
-    outbox.checkpoint_in_background()  # its flushes commit on the window's loop
     try:
+        outbox.checkpoint_in_background()  # its flushes commit on the window's loop
         window = MainWindow(home, outbox, open_settings())
     except BaseException:
         outbox.close()

@@ -43,7 +43,12 @@ class StoreResync(QObject):
 
     def __init__(self, path: Path, model: OutboxModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._conn: sqlite3.Connection | None = connect(path)
+        conn = connect(path)
+        self._conn: sqlite3.Connection | None = conn
+        # A window deleted without being closed (dropped by its owner, or a start-up
+        # that failed after this) closes the connection with it, not at some later
+        # garbage collection. The slot holds the connection, not ``self``.
+        self.destroyed.connect(lambda *_: conn.close())
         self._model = model
         self._after: int | None = None  # None: no pass running
         self._loading_after: int | None = None  # None: not loading

@@ -117,10 +117,12 @@ class Outbox:
         return cls(home / DB_NAME, bus)
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.close()  # first: the last connection to close tidies the log
-            self._checkpointer = None
-        self._conn.close()
+        try:
+            if self._checkpointer is not None:
+                self._checkpointer.close()  # first: the last connection to close tidies the log
+                self._checkpointer = None
+        finally:
+            self._conn.close()
 
     def checkpoint_in_background(self, *, interval_s: float = 0.5) -> Checkpointer:
         """Leave the log's checkpoints to a thread (``relay.checkpoint``), not to commits.

@@ -209,6 +209,9 @@ def connect(path: Path) -> sqlite3.Connection:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+        except BaseException:
+            conn.close()  # a newer schema, not a database, an interrupt: closed now
+            raise
 
 
 def _migrate(conn: sqlite3.Connection) -> None:

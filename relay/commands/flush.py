@@ -139,8 +139,8 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
     ids = parse_ids(args.ids) if args.ids else None
     home, outbox = open_outbox(args.home)
-    outbox.checkpoint_in_background()  # no commit of the flush waits for a checkpoint
     with outbox, FlushLock(home):
+        outbox.checkpoint_in_background()  # no commit of the flush waits for a checkpoint
         _import_drop_folder(outbox, home)
         lines = SettledLines(sys.stderr)
         manager = prepare_flush(home, outbox, on_settled=lines)

@@ -19,12 +19,16 @@ from relay.outbox import Outbox, utc_now
 def open_outbox(home_arg: str | None) -> tuple[Path, Outbox]:
     home = ensure_home(resolve_home(home_arg))
     outbox = Outbox.open(home)
-    lock = FlushLock(home)
-    if lock.try_acquire():
-        try:
-            recover_interrupted(outbox, utc_now)
-        finally:
-            lock.release()
+    try:
+        lock = FlushLock(home)
+        if lock.try_acquire():
+            try:
+                recover_interrupted(outbox, utc_now)
+            finally:
+                lock.release()
+    except BaseException:
+        outbox.close()
+        raise
     return home, outbox
 
 

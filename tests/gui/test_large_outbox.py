@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -63,7 +64,7 @@ def test_a_listed_row_is_the_row_made_from_the_snapshot_of_the_same_message(
         outbox.hold([held])
     # What a flush would have left: a deferral with a reply, a refusal after an acceptance.
     later = to_text(datetime.now(UTC) + timedelta(minutes=7))
-    with sqlite3.connect(home / DB_NAME) as conn:
+    with closing(sqlite3.connect(home / DB_NAME)) as conn, conn:  # committed, then closed
         conn.execute(
             "UPDATE messages SET state = 'deferred', attempts = 1, next_attempt_at = ?,"
             " last_error = ? WHERE id = ?",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from PySide6 import __version_info__ as PYSIDE_VERSION
 from PySide6.QtCore import QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QAction, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QApplication, QFileDialog, QTableView, QWidget
@@ -117,8 +118,11 @@ def drop(window: MainWindow, paths: list[Path]) -> QDropEvent:
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     point = QPoint(window.width() // 2, window.height() // 2)
+    # PySide6 6.12 takes the position as a QPointF and deprecates the QPoint form,
+    # the only one 6.11 (Python 3.11's, see docs/python-versions.md) has.
+    enter_at = point.toPointF() if PYSIDE_VERSION >= (6, 12) else point
     enter = QDragEnterEvent(
-        point, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+        enter_at, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
     QApplication.sendEvent(window, enter)

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -52,9 +53,8 @@ def record_figures(test: str, **figures: object) -> None:
 
 def integrity(home: Path) -> str:
     """``PRAGMA integrity_check`` of the store, opened read-only by the test."""
-    with sqlite3.connect(f"file:{home / DB_NAME}?mode=ro", uri=True) as conn:
+    with closing(sqlite3.connect(f"file:{home / DB_NAME}?mode=ro", uri=True)) as conn:
         rows = conn.execute("PRAGMA integrity_check").fetchall()
-    conn.close()
     return "; ".join(str(row[0]) for row in rows)
 
 

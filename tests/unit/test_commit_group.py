@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,7 +40,7 @@ def session(
 
 def durable_completions(path: Path) -> int:
     """What another process would find on disk: attempts marked data-completed."""
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return int(conn.execute("SELECT COUNT(*) FROM attempts WHERE data_completed").fetchone()[0])
 
 

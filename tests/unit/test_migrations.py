@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,9 +49,8 @@ def test_a_first_release_outbox_is_migrated_and_keeps_its_messages(tmp_path: Pat
 def test_an_outbox_from_a_newer_release_is_refused_untouched(tmp_path: Path) -> None:
     home = tmp_path / "home"
     first_release_store(home)
-    conn = sqlite3.connect(home / DB_NAME, isolation_level=None)
-    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
-    conn.close()
+    with closing(sqlite3.connect(home / DB_NAME, isolation_level=None)) as conn:
+        conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     with pytest.raises(OutboxError, match="newer Outbox"):
         Outbox.open(home)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from datetime import UTC, datetime
 
 from hypothesis import given
@@ -31,7 +32,7 @@ def test_a_group_of_attempts_gets_one_row_each_in_the_order_given(outbox: Outbox
         for message_id in order
     ]
     attempt_ids = outbox.start_attempts(starts)
-    with sqlite3.connect(outbox.path) as conn:
+    with closing(sqlite3.connect(outbox.path)) as conn:
         rows = {
             row[0]: row[1:]
             for row in conn.execute(
@@ -54,7 +55,7 @@ def test_a_group_of_attempts_gets_one_row_each_in_the_order_given(outbox: Outbox
 def test_an_attempt_started_before_its_final_dot_is_not_marked(outbox: Outbox) -> None:
     message_id = enqueue(outbox, "r@example.org")
     (attempt_id,) = outbox.start_attempts([AttemptStart(message_id, "work", "h:25", NOW)])
-    with sqlite3.connect(outbox.path) as conn:
+    with closing(sqlite3.connect(outbox.path)) as conn:
         row = conn.execute(
             "SELECT data_completed, accepted FROM attempts WHERE id = ?", (attempt_id,)
         ).fetchone()
