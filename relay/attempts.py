@@ -158,6 +158,8 @@ class _Settlement:
     replies: Sequence[dict[str, object]]
     sent_bytes: int
     transcript: str
+    #: The message goes on in a further transaction (``TransactionReport.continued``).
+    keep_claim: bool = False
 
 
 class AttemptManager:
@@ -223,6 +225,9 @@ class AttemptManager:
     def phase_changed(self, phase: Phase, message_id: int | None) -> None:
         if self._bus.listened:
             self._bus.publish(PhaseChanged(self._account, phase, message_id))
+
+    def transaction_may_start(self, message_id: int) -> bool | Awaitable[bool]:
+        return True
 
     def transaction_started(self, message_id: int) -> None:
         # Written with the first change that must last (see ``_write_attempt``).
@@ -305,6 +310,25 @@ class AttemptManager:
                         "text": reply.text,
                     }
                 )
+        if report.continued:
+            # Over the server's recipient limit: those go in a further transaction
+            # now. What this one settled is written at once, so the next one's
+            # records never meet it in a shared commit.
+            for address in report.continued:
+                verdicts.pop(address, None)
+            self._owed[message_id] = report.continued
+            self._unwritten.append(
+                _Settlement(
+                    message_id,
+                    verdicts,
+                    replies,
+                    report.sent_bytes,
+                    report.transcript,
+                    keep_claim=True,
+                )
+            )
+            self.write_now()
+            return
         self._finished.add(message_id)
         self._unwritten.append(
             _Settlement(message_id, verdicts, replies, report.sent_bytes, report.transcript)
@@ -409,15 +433,18 @@ class AttemptManager:
                     replies=item.replies,
                     sent_bytes=item.sent_bytes,
                     transcript=item.transcript,
+                    keep_claim=item.keep_claim,
                 )
             )
         return ends
 
     def _finish_all(self, ends: Sequence[AttemptEnd]) -> list[Settled]:
+        """Write the ends; what is settled for good (a continued message is not yet)."""
         snapshots = self._outbox.finish_attempts(ends)
         return [
             Settled(snapshot, end.outcome, end.error)
             for snapshot, end in zip(snapshots, ends, strict=True)
+            if not end.keep_claim
         ]
 
     def _announce(self, settled: Sequence[Settled]) -> None:
@@ -451,6 +478,7 @@ class AttemptManager:
         replies: Sequence[dict[str, object]] = (),
         sent_bytes: int = 0,
         transcript: str = "",
+        keep_claim: bool = False,
     ) -> AttemptEnd:
         """The policy applied to a message's verdicts: what ``finish_attempts`` writes."""
         now = self._clock()
@@ -464,7 +492,8 @@ class AttemptManager:
             next_attempt_at = self._policy.next_attempt_at(attempts, now)
         problems = [v.reply for v in verdicts.values() if v.state is not RecipientState.SENT]
         error = problems[0] if problems else None
-        self._finished.add(message_id)
+        if not keep_claim:
+            self._finished.add(message_id)
         return AttemptEnd(
             message_id,
             self._attempt_ids.get(message_id),
@@ -476,6 +505,7 @@ class AttemptManager:
             replies=replies,
             sent_bytes=sent_bytes,
             transcript=transcript,
+            keep_claim=keep_claim,
         )
 
     def _release_unfinished(self) -> None:

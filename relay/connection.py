@@ -86,6 +86,8 @@ _WHAT = {
 }
 
 PhaseCallback = Callable[[Phase], None]
+#: What goes out with a final dot: command lines, and whose transcript lines they are.
+Then = Callable[[], tuple[Sequence[tuple[Stage, str]], int | None]]
 _E = TypeVar("_E", bound=BaseException)
 
 
@@ -240,7 +242,7 @@ class Session:
         self._refuse_stray_reply()
         self.transcript.client(line)
         try:
-            self._wire.write(line.encode("utf-8") + b"\r\n")
+            self._wire.write(line.encode("utf-8") + b"\r\n", replies=1)
         except WireError as exc:
             raise self._lost_by(exc, f"while sending {_WHAT.get(stage, stage)}") from None
         return await self.read_reply(stage, timeout_s=timeout_s)
@@ -255,7 +257,7 @@ class Session:
         self._refuse_stray_reply()
         wire = self._encode_commands(commands)
         try:
-            self._wire.write(wire)
+            self._wire.write(wire, replies=len(commands))
         except WireError as exc:
             raise self._lost_by(exc, f"while sending {_WHAT.get(commands[0][0])}") from None
 
@@ -298,7 +300,7 @@ class Session:
         *,
         progressed: Callable[[int], None],
         completing: Callable[[], Awaitable[None] | None],
-        then: Sequence[tuple[Stage, str]] = (),
+        then: Then | None = None,
     ) -> None:
         """Stream ``body`` after a 354, stuffed, ending with the final dot.
 
@@ -306,9 +308,10 @@ class Session:
         so a large message is never held whole (at most two pieces of
         ``CHUNK_BYTES``, plus the transport's buffer).
 
-        ``then`` are command lines written in the same write as the final dot
-        (PIPELINING: the next message's envelope); their replies follow the
-        end-of-data reply.
+        ``then()``, asked once ``completing`` is done, gives command lines to
+        write in the same write as the final dot (PIPELINING: the next
+        message's envelope) and the transcript owner they are recorded for;
+        their replies follow the end-of-data reply.
 
         ``progressed(sent_bytes)`` is called after every chunk (at most 64 KiB
         of the message) and, while the kernel takes nothing, every
@@ -338,14 +341,13 @@ class Session:
         total: int,
         progressed: Callable[[int], None],
         completing: Callable[[], Awaitable[None] | None],
-        then: Sequence[tuple[Stage, str]],
+        then: Then | None,
     ) -> None:
         reported = 0
         for chunk in chunks:
             if chunk.last:
                 if self._wire.closed:
                     raise self._lost_in_data(WireClosed("the connection was lost"), reported, total)
-                following = self._encode_commands(then, record=False) if then else b""
                 pending = completing()
                 if pending is not None:  # the record joins a commit shared with other sessions
                     await pending
@@ -353,11 +355,18 @@ class Session:
                         raise self._lost_in_data(
                             WireClosed("the connection was lost"), reported, total
                         )
+                commands, owner = then() if then is not None else ((), None)
+                following = self._encode_commands(commands, record=False) if commands else b""
                 try:
-                    self._wire.write(chunk.wire + following if following else chunk.wire)
+                    self._wire.write(
+                        chunk.wire + following if following else chunk.wire,
+                        replies=1 + len(commands),
+                    )
                 except WireError as exc:  # only if ``completing`` itself closed the session
                     raise self._lost_in_data(exc, reported, total) from None
-                self.transcript.clients([".", *(line for _, line in then)])
+                self.transcript.client(".")
+                if commands:
+                    self.transcript.clients([line for _, line in commands], owner=owner)
                 progressed(total)
                 return
             try:

@@ -725,12 +725,15 @@ class Outbox:
                 deferred = any(v.state is RecipientState.DEFERRED for v in verdicts.values())
                 held = row[_SNAPSHOT_WIDTH]
                 deferred_since = (row[-1] or now_text) if deferred else None
+                kept = row[_SNAPSHOT_WIDTH + 1] if end.keep_claim else 0
                 state = derive_message_state(
-                    [r.state for r in owned], held=bool(held), sending=False
+                    [r.state for r in owned], held=bool(held), sending=bool(kept)
                 ).value
                 next_text = _to_text(end.next_attempt_at)
-                message_updates.append((state, end.error, next_text, deferred_since, message_id))
-                row = (row[0], state, *row[2:7], next_text, end.error, row[9], held, 0,
+                message_updates.append(
+                    (kept, state, end.error, next_text, deferred_since, message_id)
+                )
+                row = (row[0], state, *row[2:7], next_text, end.error, row[9], held, kept,
                        *row[12:14], deferred_since)  # fmt: skip
                 rows[message_id] = row
                 if end.attempt_id is not None:
@@ -752,7 +755,7 @@ class Outbox:
                 recipient_updates,
             )
             conn.executemany(
-                "UPDATE messages SET sending = 0, state = ?, last_error = ?, next_attempt_at = ?,"
+                "UPDATE messages SET sending = ?, state = ?, last_error = ?, next_attempt_at = ?,"
                 " deferred_since = ? WHERE id = ?",
                 message_updates,
             )
@@ -870,6 +873,8 @@ class AttemptEnd:
     replies: Sequence[dict[str, object]] = ()
     sent_bytes: int = 0
     transcript: str = ""
+    #: The message stays claimed: its sending goes on in a further transaction.
+    keep_claim: bool = False
 
 
 def _message_from_row(

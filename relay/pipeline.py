@@ -1,22 +1,31 @@
-"""PIPELINING (RFC 2920) for the mail phase: several commands on the wire before their replies.
+"""How a transaction's commands go out: pipelined (RFC 2920) or in lock-step, read the same way.
 
-When the server offers PIPELINING and the account allows it, the relayer
-sends each message's envelope as one group -- ``MAIL FROM``, every ``RCPT
-TO``, ``DATA`` -- and writes the next message's group in the same write as
-this message's final dot, so a steady stream costs one client turn per
-message (``DATA`` has to wait for its 354, so that is the floor).
+The relayer has one code path for a transaction. It hands a message's
+envelope -- ``MAIL FROM``, every ``RCPT TO``, ``DATA`` -- to a *dialogue*
+with ``send_envelope`` and then reads one reply per command, in order, with
+``read``. The two dialogues differ only in when a command leaves:
 
-Replies still come one per command, in order (RFC 2920 section 3.1), so the
-relayer reads them exactly as in lock-step and reports exactly the same
-things. What differs is only what is already on the wire when a reply says
-no; ``Pipeline`` keeps track of that:
+- ``Pipeline`` (the server offers PIPELINING and the account allows it)
+  writes the envelope as one group, and the next message's group in the same
+  write as this message's final dot (``for_the_dot``), so a steady stream
+  costs one client turn per message (``DATA`` has to wait for its 354, so
+  that is the floor). A group is written at most ``GROUP_COMMANDS`` commands
+  at a time; the rest follow once those are answered, so a message with
+  thousands of recipients never has more than that many replies in flight.
+- ``Lockstep`` writes each command only when its reply is asked for, so a
+  command after a refusal is never sent at all.
+
+Replies come one per command, in order (RFC 2920 section 3.1), so what the
+relayer reads and reports is the same either way; the same checks apply to
+both:
 
 - after a refused ``MAIL`` (or when every ``RCPT`` was refused), the replies
-  to the rest of the group belong to no one: they are read and dropped
-  *after* the transaction is reported (``settle``), as lock-step's ``RSET``
-  would have been, and the next group starts with ``RSET``;
-- a reply that cannot answer the command it lines up with (a 354 to anything
-  but ``DATA``, a 2xx to ``DATA``) means replies and commands are out of
+  to the rest of the group belong to no one: a pipeline reads and drops them
+  *after* the transaction is reported (``settle``); either way the next
+  group starts with ``RSET``;
+- a reply that cannot answer the command it lines up with -- a 354 to
+  anything but ``DATA``, anything positive but 354 to ``DATA`` (a 2xx, or a
+  3xx that invites nothing we know) -- means replies and commands are out of
   step: nothing more is matched, the session ends, and what is not finished
   is left to the attempt manager as after any lost session;
 - a 354 to a ``DATA`` whose transaction has no accepted recipient would take
@@ -28,12 +37,17 @@ no; ``Pipeline`` keeps track of that:
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Sequence
 
 from relay.connection import Session, SessionLost
 from relay.report import FailureKind, OutgoingMessage, Reply, SessionFailure, Stage
 
 Command = tuple[Stage, str]
+
+#: Commands of one group written at once, at most (the rest follow as they are answered).
+#: RFC 5321 section 4.5.3.1.8: a server buffers at least 100 recipients.
+GROUP_COMMANDS = 100
 
 
 def envelope(message: OutgoingMessage, mail_line: str, rcpt_parameters: str = "") -> list[Command]:
@@ -49,45 +63,134 @@ def envelope(message: OutgoingMessage, mail_line: str, rcpt_parameters: str = ""
     ]
 
 
-class Pipeline:
-    """What one session has on the wire ahead of its replies."""
+class Dialogue:
+    """What the two ways of sending share: the bookkeeping between transactions."""
+
+    #: Whether the next group may go out with a final dot (``for_the_dot``).
+    pipelining = False
 
     def __init__(self, session: Session) -> None:
         self.session = session
-        #: The message whose envelope went out with the previous message's final dot.
+        #: The transaction (its serial) whose envelope went out with the last final dot.
         self.ahead: int | None = None
-        #: The next group starts with RSET (the last transaction failed before its data).
+        #: The next group starts with RSET (the last transaction failed).
         self.reset_pending = False
-        self._unclaimed: list[Stage] = []
 
     def send_envelope(self, commands: Sequence[Command]) -> bool:
-        """Write a transaction's group (after RSET when one is due); true if RSET went first."""
-        reset = self.reset_pending
-        self.reset_pending = False
-        self.session.send_commands([(Stage.RSET, "RSET"), *commands] if reset else commands)
-        return reset
+        """Queue a transaction's group (after RSET when one is due); true if RSET goes first."""
+        raise NotImplementedError
+
+    def for_the_dot(self, commands: Sequence[Command]) -> list[Command]:
+        """The part of the next group to write with this final dot (the rest is queued)."""
+        return []
 
     async def read(self, stage: Stage, *, timeout_s: float | None = None) -> Reply:
-        """The reply to the oldest outstanding command, which is a ``stage`` command."""
-        reply = await self.session.read_reply(stage, timeout_s=timeout_s)
-        if _out_of_step(stage, reply):
-            raise self._end(
-                f"{self.session.account.host} answered {stage.value.upper()} with {reply}:"
-                " replies are out of step with the pipelined commands"
-            )
-        return reply
+        """The reply to the oldest command not yet answered, which is a ``stage`` command."""
+        raise NotImplementedError
 
     def leave_unclaimed(self, stages: Sequence[Stage]) -> None:
-        """Replies the transaction will not read (its MAIL or every RCPT was refused)."""
-        self._unclaimed.extend(stages)
+        """The rest of the group will not be read (its MAIL or every RCPT was refused)."""
+        raise NotImplementedError
 
     @property
     def unsettled(self) -> bool:
         """Whether replies nobody claimed wait to be read (``settle``)."""
-        return bool(self._unclaimed)
+        return False
 
     async def settle(self) -> None:
         """Read and drop the replies nobody claimed; then the next group starts with RSET."""
+
+    def _checked(self, stage: Stage, reply: Reply) -> Reply:
+        if _out_of_step(stage, reply):
+            raise self._end(
+                f"{self.session.account.host} answered {stage.value.upper()} with {reply}:"
+                + (
+                    " only 354 invites the message data, so the data was not sent and"
+                    " nothing further can be paired with a reply"
+                    if stage is Stage.DATA
+                    else " replies are out of step with the commands"
+                )
+            )
+        return reply
+
+    def _end(self, text: str) -> SessionLost:
+        self.session.transcript.note(text)
+        self.session.abort()
+        return SessionLost(SessionFailure(FailureKind.PROTOCOL, text))
+
+
+class Lockstep(Dialogue):
+    """One command, then its reply: a command goes out only when its reply is asked for."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self._queued: deque[Command] = deque()
+
+    def send_envelope(self, commands: Sequence[Command]) -> bool:
+        reset = self.reset_pending
+        self.reset_pending = False
+        self._queued = deque([(Stage.RSET, "RSET"), *commands] if reset else commands)
+        return reset
+
+    async def read(self, stage: Stage, *, timeout_s: float | None = None) -> Reply:
+        if stage is Stage.END_OF_DATA:  # the final dot's reply: the dot is the command
+            return await self.session.read_reply(stage, timeout_s=timeout_s)
+        queued_stage, line = self._queued.popleft()
+        assert queued_stage is stage, f"read {stage} for a {queued_stage} command"
+        return self._checked(stage, await self.session.command(stage, line, timeout_s=timeout_s))
+
+    def leave_unclaimed(self, stages: Sequence[Stage]) -> None:
+        self._queued.clear()  # never sent: nothing to read
+        self.reset_pending = True
+
+
+class Pipeline(Dialogue):
+    """Several commands on the wire before their replies (RFC 2920)."""
+
+    pipelining = True
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self._unclaimed: list[Stage] = []
+        self._unsent: deque[Command] = deque()  # of the current group, beyond GROUP_COMMANDS
+        self._outstanding = 0  # commands written whose replies were not read yet
+
+    def send_envelope(self, commands: Sequence[Command]) -> bool:
+        reset = self.reset_pending
+        self.reset_pending = False
+        group = [(Stage.RSET, "RSET"), *commands] if reset else list(commands)
+        self._unsent = deque(group[GROUP_COMMANDS:])
+        self._write(group[:GROUP_COMMANDS])
+        return reset
+
+    def for_the_dot(self, commands: Sequence[Command]) -> list[Command]:
+        first = list(commands[:GROUP_COMMANDS])
+        self._unsent = deque(commands[GROUP_COMMANDS:])
+        self._outstanding += 1 + len(first)  # the end-of-data reply, then the group's
+        return first
+
+    async def read(self, stage: Stage, *, timeout_s: float | None = None) -> Reply:
+        if self._outstanding == 0 and self._unsent:
+            # Everything written is answered: the next slice of the group.
+            count = min(GROUP_COMMANDS, len(self._unsent))
+            self._write([self._unsent.popleft() for _ in range(count)])
+        reply = await self.session.read_reply(stage, timeout_s=timeout_s)
+        self._outstanding = max(0, self._outstanding - 1)
+        return self._checked(stage, reply)
+
+    def leave_unclaimed(self, stages: Sequence[Stage]) -> None:
+        # The tail of the group still unsent never goes: only what was written is owed.
+        written = len(stages) - len(self._unsent)
+        self._unsent.clear()
+        self._unclaimed.extend(stages[:written])
+        if not self._unclaimed:
+            self.reset_pending = True
+
+    @property
+    def unsettled(self) -> bool:
+        return bool(self._unclaimed)
+
+    async def settle(self) -> None:
         stages, self._unclaimed = self._unclaimed, []
         for stage in stages:
             reply = await self.read(stage)
@@ -99,15 +202,15 @@ class Pipeline:
         if stages:
             self.reset_pending = True
 
-    def _end(self, text: str) -> SessionLost:
-        self.session.transcript.note(text)
-        self.session.abort()
-        return SessionLost(SessionFailure(FailureKind.PROTOCOL, text))
+    def _write(self, commands: Sequence[Command]) -> None:
+        if commands:
+            self.session.send_commands(commands)
+            self._outstanding += len(commands)
 
 
 def _out_of_step(stage: Stage, reply: Reply) -> bool:
     if stage is Stage.DATA:
-        return 200 <= reply.code < 300
+        return reply.positive and reply.code != 354
     if stage in (Stage.MAIL, Stage.RCPT, Stage.RSET):
         return reply.code == 354
     return False

@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections import deque
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from relay.accounts import Account
 from relay.connection import ServerOffer, Session, SessionLost, open_session
-from relay.pipeline import Command, Pipeline, envelope
+from relay.pipeline import Command, Dialogue, Lockstep, Pipeline, envelope
 from relay.report import (
     FailureKind,
     OutgoingMessage,
@@ -63,7 +64,8 @@ class _Transaction:
     """What is known about the transaction in flight, turned into a report at its end."""
 
     message: OutgoingMessage
-    mark: int
+    serial: int  # the transaction's number in the session: its transcript lines' owner
+    mark: int = 0  # no line of it comes before this (its group may go with the last dot)
     mail: Reply | None = None
     recipients: dict[str, Reply] = field(default_factory=dict)
     data: Reply | None = None
@@ -72,6 +74,9 @@ class _Transaction:
     local_error: str | None = None
     connection_error: SessionFailure | None = None
     sent_bytes: int = 0
+    #: The same message for the recipients over the server's limit (``_continuation``).
+    continuation: OutgoingMessage | None = None
+    continued: tuple[str, ...] = ()
 
     def record(self, reply: Reply, address: str | None = None) -> None:
         if reply.stage is Stage.MAIL:
@@ -99,6 +104,7 @@ class _Transaction:
             connection_error=self.connection_error,
             sent_bytes=self.sent_bytes,
             transcript=transcript,
+            continued=self.continued,
         )
 
 
@@ -129,6 +135,9 @@ class ManagedRelayer:
         self._current_address: str | None = None
         self._mail_lines: dict[int, tuple[str | None, str]] = {}  # see ``_mail``
         self._offer_facts: _OfferFacts | None = None
+        self._last_start: int | None = None  # the transcript's mark as the last one began
+        self._serial = 0  # numbers the transactions (a message may take more than one)
+        self._held_back: set[int] = set()  # not allowed to start: held since claimed
         self._ran = False
         self._ended = False
 
@@ -226,36 +235,37 @@ class ManagedRelayer:
         return result
 
     async def _send_all(self, session: Session) -> None:
-        messages = self._messages
-        pipeline = (
-            Pipeline(session) if session.offer.pipelining and self._account.pipelining else None
+        dialogue: Dialogue = (
+            Pipeline(session)
+            if session.offer.pipelining and self._account.pipelining
+            else Lockstep(session)
         )
-        for index, message in enumerate(messages):
+        waiting = deque(self._messages)
+        while waiting:
+            message = waiting.popleft()
             if self._stopping:
-                if pipeline is not None and pipeline.ahead is not None:
+                if dialogue.ahead is not None:
                     self._transcript.note(
                         "stopped: the next message's commands were already sent;"
                         " dropping the connection so that it goes no further"
                     )
                     session.abort()
                 return
-            following = messages[index + 1] if index + 1 < len(messages) else None
-            transaction = _Transaction(message, self._transcript.mark())
-            if pipeline is not None:
-                await self._open_group(pipeline, message)
+            tx = _Transaction(message, self._next_serial(), self._next_mark())
+            self._transcript.owner = tx.serial
+            if not await self._open_group(dialogue, tx):
+                self._transcript.owner = None
+                continue  # held since it was claimed: handed back untouched
             try:
-                if pipeline is None:
-                    await self._transact(session, transaction)
-                else:
-                    await self._transact_pipelined(session, pipeline, transaction, following)
+                await self._transact(session, dialogue, tx, waiting)
             except asyncio.CancelledError:
-                transaction.connection_error = SessionFailure(
+                tx.connection_error = SessionFailure(
                     FailureKind.DROPPED,
                     "stopped: the transaction was cancelled"
-                    + (" after the end of the data" if transaction.data_completed else ""),
+                    + (" after the end of the data" if tx.data_completed else ""),
                 )
                 self._broken = message.id
-                self._finish(transaction)
+                self._finish(tx)
                 raise
             except SessionLost as lost:
                 failure = lost.failure
@@ -263,29 +273,40 @@ class ManagedRelayer:
                     failure = SessionFailure(
                         FailureKind.DROPPED,
                         "stopped: the transaction was aborted"
-                        + (" after the end of the data" if transaction.data_completed else ""),
+                        + (" after the end of the data" if tx.data_completed else ""),
                     )
                     self._transcript.note(failure.text)
                 elif failure.kind is FailureKind.CLOSING and failure.reply is not None:
-                    transaction.record(failure.reply, self._current_address)
+                    tx.record(failure.reply, self._current_address)
                     if failure.reply.stage is Stage.RCPT and self._current_address:
                         self._observer.recipient_replied(
                             message.id, self._current_address, failure.reply
                         )
-                transaction.connection_error = failure
+                tx.connection_error = failure
                 self._broken = message.id
-                self._finish(transaction)
+                self._finish(tx)
                 if self._aborting:
                     return
                 raise
-            self._finish(transaction)
-            if pipeline is not None:
-                if pipeline.unsettled:
-                    await pipeline.settle()
-                continue
-            more = index + 1 < len(messages) and not self._stopping
-            if more and not transaction.succeeded and transaction.local_error is None:
-                await self._reset(session)
+            if tx.continuation is not None and not self._stopping:
+                tx.continued = tx.continuation.recipients
+                waiting.appendleft(tx.continuation)
+            self._finish(tx)
+            self._transcript.owner = None
+            if dialogue.unsettled:
+                await dialogue.settle()
+
+    def _next_serial(self) -> int:
+        self._serial += 1
+        return self._serial
+
+    def _next_mark(self) -> int:
+        """Where the next transaction's lines may start: with the last transaction, whose
+        final dot may have carried its group (its ``render`` picks its own lines)."""
+        now = self._transcript.mark()
+        mark = now if self._last_start is None else self._last_start
+        self._last_start = now
+        return mark
 
     def _begin(self, tx: _Transaction, offer: ServerOffer) -> str | None:
         """Report the transaction's start; its MAIL line, or None if it is refused here."""
@@ -302,10 +323,43 @@ class ManagedRelayer:
             self._transcript.note(_dsn_not_offered(message, offer.host))
         return mail_line
 
+    async def _may_start(self, message: OutgoingMessage) -> bool:
+        """Whether the attempt manager lets ``message``'s transaction start (not held)."""
+        answer = self._observer.transaction_may_start(message.id)
+        allowed = answer if isinstance(answer, bool) else await answer
+        if not allowed:
+            self._held_back.add(message.id)
+            self._transcript.note(
+                f"message {message.id} was held before its transaction started: not sent"
+            )
+        return allowed
+
+    async def _open_group(self, dialogue: Dialogue, tx: _Transaction) -> bool:
+        """Put the envelope on the wire unless it already went with the last dot; false
+        when the message may not start (held since it was claimed).
+
+        A due RSET goes first, and its reply is read here, before the
+        transaction starts, as lock-step reads it after the last one.
+        """
+        message = tx.message
+        if dialogue.ahead == tx.serial:
+            dialogue.ahead = None
+            return True
+        dialogue.ahead = None
+        if message.id in self._held_back or not await self._may_start(message):
+            return False
+        problem, mail_line = self._mail(message, dialogue.session.offer)
+        if problem is not None:
+            return True  # reported by the transaction; nothing is sent
+        rcpt_parameters = _rcpt_parameters(message, dialogue.session.offer)
+        if dialogue.send_envelope(envelope(message, mail_line, rcpt_parameters)):
+            self._check_reset(await dialogue.read(Stage.RSET))
+        return True
+
     async def _send_body(
-        self, session: Session, tx: _Transaction, then: Sequence[Command] = ()
+        self, session: Session, tx: _Transaction, following: _Following
     ) -> None:
-        """The data and its final dot (``then`` in the same write), progress reported."""
+        """The data and its final dot (with the next group, pipelining), progress reported."""
         observer = self._observer
         message = tx.message
 
@@ -315,116 +369,65 @@ class ManagedRelayer:
 
         def completing() -> Awaitable[None] | None:
             tx.data_completed = True
-            return observer.data_completed(message.id)
+            recorded = observer.data_completed(message.id)
+            if following.message is None:
+                return recorded
+            answer = observer.transaction_may_start(following.message.id)
+            if isinstance(answer, bool):
+                following.allowed = answer
+                return recorded
+            return following.wait(recorded, answer)
+
+        def then() -> tuple[list[Command], int | None]:
+            return following.commands(), following.serial
 
         await session.send_data(
             message.body, progressed=progressed, completing=completing, then=then
         )
         observer.phase_changed(Phase.AWAITING_VERDICT, message.id)
 
-    async def _transact(self, session: Session, tx: _Transaction) -> None:
-        observer = self._observer
-        message = tx.message
-        mail_line = self._begin(tx, session.offer)
-        if mail_line is None:
-            return
-        tx.mail = await session.command(Stage.MAIL, mail_line)
-        if not tx.mail.positive:
-            return
-        for address in message.recipients:
-            self._current_address = address
-            reply = await session.command(
-                Stage.RCPT, f"RCPT TO:<{address}>{_rcpt_parameters(message, session.offer)}"
-            )
-            tx.recipients[address] = reply
-            observer.recipient_replied(message.id, address, reply)
-        self._current_address = None
-        if not any(reply.positive for reply in tx.recipients.values()):
-            return
-        tx.data = await session.command(Stage.DATA, "DATA")
-        if tx.data.code != 354:
-            if tx.data.positive:
-                # Only 354 invites the data. A server that says 250 (or 3xx) here is not
-                # where we are in the dialogue: nothing further can be paired with it.
-                raise SessionLost(
-                    SessionFailure(
-                        FailureKind.PROTOCOL,
-                        f"{self._account.host} answered DATA with {tx.data} instead of 354;"
-                        " the message data was not sent",
-                        tx.data,
-                    )
-                )
-            return
-        await self._send_body(session, tx)
-        tx.end_of_data = await session.read_reply(
-            Stage.END_OF_DATA, timeout_s=self._account.data_timeout_s
-        )
-
-    async def _open_group(self, pipeline: Pipeline, message: OutgoingMessage) -> None:
-        """Put ``message``'s envelope on the wire unless it already went with the last dot.
-
-        A due RSET goes first, and its reply is read here, before the
-        transaction starts, as lock-step reads it after the last one.
-        """
-        if pipeline.ahead == message.id:
-            pipeline.ahead = None
-            return
-        pipeline.ahead = None
-        problem, mail_line = self._mail(message, pipeline.session.offer)
-        if problem is not None:
-            return  # reported by the transaction; nothing is sent
-        rcpt_parameters = _rcpt_parameters(message, pipeline.session.offer)
-        if pipeline.send_envelope(envelope(message, mail_line, rcpt_parameters)):
-            self._check_reset(await pipeline.read(Stage.RSET))
-
-    async def _transact_pipelined(
+    async def _transact(
         self,
         session: Session,
-        pipeline: Pipeline,
+        dialogue: Dialogue,
         tx: _Transaction,
-        following: OutgoingMessage | None,
+        waiting: deque[OutgoingMessage],
     ) -> None:
-        """``_transact`` with the envelope already on the wire: the same reports, read in order."""
+        """One transaction, pipelined or not: the same reports, read in the same order."""
         observer = self._observer
         message = tx.message
         if self._begin(tx, session.offer) is None:
             return
-        tx.mail = await pipeline.read(Stage.MAIL)
+        tx.mail = await dialogue.read(Stage.MAIL)
         if not tx.mail.positive:
-            pipeline.leave_unclaimed([Stage.RCPT] * len(message.recipients) + [Stage.DATA])
+            dialogue.leave_unclaimed([Stage.RCPT] * len(message.recipients) + [Stage.DATA])
             return
         for address in message.recipients:
             self._current_address = address
-            reply = await pipeline.read(Stage.RCPT)
+            reply = await dialogue.read(Stage.RCPT)
             tx.recipients[address] = reply
             observer.recipient_replied(message.id, address, reply)
         self._current_address = None
         if not any(reply.positive for reply in tx.recipients.values()):
-            pipeline.leave_unclaimed([Stage.DATA])
+            dialogue.leave_unclaimed([Stage.DATA])
             return
-        tx.data = await pipeline.read(Stage.DATA)
-        if tx.data.code != 354:
-            pipeline.reset_pending = True
+        tx.continuation = _continuation(tx)
+        tx.data = await dialogue.read(Stage.DATA)
+        if tx.data.code != 354:  # a refusal (anything else positive ended the session)
+            dialogue.reset_pending = True
             return
-        then: list[Command] = []
-        if following is not None and not self._stopping:
-            follow_problem, follow_mail = self._mail(following, session.offer)
-            if follow_problem is None:
-                then = envelope(
-                    following, follow_mail, _rcpt_parameters(following, session.offer)
-                )
-        await self._send_body(session, tx, then)
-        if then:
-            assert following is not None
-            pipeline.ahead = following.id
-        tx.end_of_data = await pipeline.read(
+        following = _Following(self, session.offer)
+        if dialogue.pipelining and not self._stopping:
+            upcoming = tx.continuation or (waiting[0] if waiting else None)
+            if upcoming is not None and upcoming.id not in self._held_back:
+                following.plan(upcoming, dialogue)
+        await self._send_body(session, tx, following)
+        dialogue.ahead = following.serial if following.sent else None
+        tx.end_of_data = await dialogue.read(
             Stage.END_OF_DATA, timeout_s=self._account.data_timeout_s
         )
-        if not tx.end_of_data.positive and not then:
-            pipeline.reset_pending = True
-
-    async def _reset(self, session: Session) -> None:
-        self._check_reset(await session.command(Stage.RSET, "RSET"))
+        if not tx.end_of_data.positive and not following.sent:
+            dialogue.reset_pending = True
 
     def _check_reset(self, reply: Reply) -> None:
         if not reply.positive:
@@ -451,7 +454,8 @@ class ManagedRelayer:
     def _finish(self, tx: _Transaction) -> None:
         self._mail_lines.pop(tx.message.id, None)
         self._finished.add(tx.message.id)
-        self._observer.transaction_finished(tx.report(self._transcript.render(since=tx.mark)))
+        transcript = self._transcript.render(since=tx.mark, owner=tx.serial)
+        self._observer.transaction_finished(tx.report(transcript))
 
     def _end(self, failure: SessionFailure | None) -> None:
         """The last words: DONE, then exactly one of session_finished / session_failed."""
@@ -536,3 +540,67 @@ def _mail_command(message: OutgoingMessage, offer: _OfferFacts) -> tuple[str | N
     if message.dsn and offer.dsn:
         line += message.dsn.mail_parameters()
     return None, line
+
+
+class _Following:
+    """The next transaction's group, to go out with this one's final dot (PIPELINING).
+
+    It goes only if the attempt manager lets that message start (it may have
+    been held since it was claimed: asked in the same commit as this message's
+    final-dot record) and the relayer is not stopping; otherwise it waits for
+    its own turn, or is handed back.
+    """
+
+    def __init__(self, relayer: ManagedRelayer, offer: ServerOffer) -> None:
+        self._relayer = relayer
+        self._offer = offer
+        self._dialogue: Dialogue | None = None
+        self._group: list[Command] = []
+        self.message: OutgoingMessage | None = None
+        self.serial: int | None = None
+        self.allowed = False
+        self.sent = False
+
+    def plan(self, message: OutgoingMessage, dialogue: Dialogue) -> None:
+        problem, mail_line = self._relayer._mail(message, self._offer)
+        if problem is not None:
+            return  # refused before MAIL: it goes its own way, and sends nothing
+        self.message = message
+        self.serial = self._relayer._serial + 1  # the next transaction's number
+        self._dialogue = dialogue
+        self._group = envelope(message, mail_line, _rcpt_parameters(message, self._offer))
+
+    async def wait(self, recorded: Awaitable[None] | None, answer: Awaitable[bool]) -> None:
+        if recorded is not None:
+            await recorded
+        self.allowed = await answer
+
+    def commands(self) -> list[Command]:
+        """What to write with the dot: the group's first slice, or nothing."""
+        message, relayer = self.message, self._relayer
+        if message is None or self._dialogue is None or relayer._stopping:
+            return []
+        if not self.allowed:
+            relayer._held_back.add(message.id)
+            relayer._transcript.note(
+                f"message {message.id} was held before its transaction started: not sent"
+            )
+            return []
+        self.sent = True
+        return self._dialogue.for_the_dot(self._group)
+
+
+def _continuation(tx: _Transaction) -> OutgoingMessage | None:
+    """The same message for the recipients refused only for the server's recipient limit.
+
+    RFC 5321 section 4.5.3.1.10: a server that takes only so many recipients
+    per transaction answers the rest 452 (552 in RFC 821's day); section
+    4.5.3.1.8: the client sends the message again, in a further transaction,
+    to those. Only when this transaction took someone: each further one then
+    owes fewer recipients, so a message takes at most one transaction per
+    recipient, and a 452 that means "not now" for everyone is a deferral.
+    """
+    over = tuple(a for a, reply in tx.recipients.items() if reply.code in (452, 552))
+    if not over or not any(reply.positive for reply in tx.recipients.values()):
+        return None
+    return replace(tx.message, recipients=over)

@@ -130,6 +130,10 @@ class TransactionReport:
     ``local_error`` is set when the relayer refused the message before its
     DATA (too big for the server's SIZE, needs SMTPUTF8 the server lacks …).
     ``connection_error`` is set when the session broke during this transaction.
+    ``continued`` are recipients the server refused only for its limit on
+    recipients per transaction (452, RFC 5321 section 4.5.3.1.10): the relayer
+    offers them again in a further transaction of the same message, reported
+    as a transaction of its own, right after this one; they have no verdict yet.
     """
 
     message_id: int
@@ -142,6 +146,7 @@ class TransactionReport:
     connection_error: SessionFailure | None = None
     sent_bytes: int = 0
     transcript: str = ""
+    continued: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,11 +167,19 @@ class RelayObserver(Protocol):
     never finished (not started, or broken mid-transaction after its
     ``transaction_finished``). ``data_completed`` may return an awaitable: the
     final dot is written once it is done (a durable record sharing a commit).
+
+    ``transaction_may_start`` is the one question: asked before anything of a
+    message's transaction goes on the wire (with PIPELINING, while the final
+    dot of the one before it waits for its record), it says whether the
+    message may still be sent -- false when a person held it after it was
+    claimed. A message refused there is not started, and handed back.
     """
 
     def session_started(self, session: SessionInfo, message_ids: Sequence[int]) -> None: ...
 
     def phase_changed(self, phase: Phase, message_id: int | None) -> None: ...
+
+    def transaction_may_start(self, message_id: int) -> bool | Awaitable[bool]: ...
 
     def transaction_started(self, message_id: int) -> None: ...
 

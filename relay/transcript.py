@@ -15,9 +15,13 @@ Rules this module keeps:
   dropping the oldest lines first but never the *preamble* (the connection,
   TLS and AUTH lines before ``pin()``), so a cut transcript still says where
   the session went and how it ended.
-- Every line has a sequence number, so the transcript of one transaction is
-  ``render(since=mark)`` with the mark taken when the transaction began: the
-  preamble followed by that transaction's lines.
+- Every line has a sequence number and the *owner* it was recorded for
+  (``owner``: the transaction under way, or None for the session), so the
+  transcript of one transaction is ``render(since=mark, owner=…)``: the
+  preamble followed by that transaction's own lines only. Pipelining
+  interleaves transactions on the wire -- the next message's envelope goes out
+  with this one's final dot -- and a message's stored transcript must not hold
+  another's recipients.
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ class Transcript:
         self._next_seq = 0
         self._first_kept = 0  # sequence number of the oldest line kept after the preamble
         self._hidden: list[str] = []  # longest first, so no part of one survives another
+        #: Whose lines are being recorded: a transaction's number, or None (the session's).
+        self.owner: int | None = None
+        self._owners: deque[int | None] = deque()  # of each line in ``_lines``
 
     def hide(self, *secrets: str) -> None:
         """Never record these strings; ``****`` stands in for them from now on."""
@@ -88,10 +95,20 @@ class Transcript:
         """A command as we sent it (secrets already replaced by ``****``)."""
         self._add(_CLIENT, text)
 
-    def clients(self, lines: Iterable[str]) -> None:
-        """Several commands as we sent them, in order (a pipelined group)."""
-        for text in lines:
-            self._add(_CLIENT, text)
+    def clients(self, lines: Iterable[str], *, owner: int | None = None) -> None:
+        """Several commands as we sent them, in order (a pipelined group).
+
+        ``owner``, when given, records them for that transaction rather than
+        the current ``owner`` (the next message's group, sent with a final dot).
+        """
+        current = self.owner
+        if owner is not None:
+            self.owner = owner
+        try:
+            for text in lines:
+                self._add(_CLIENT, text)
+        finally:
+            self.owner = current
 
     def server(self, code: int, lines: tuple[str, ...] | list[str]) -> None:
         """A reply, one transcript line per reply line, as ``250-…``/``250 …``."""
@@ -114,6 +131,7 @@ class Transcript:
             self._preamble.extend(self._lines)
             self._preamble_end = self._next_seq if self._preamble else 0
             self._lines.clear()
+            self._owners.clear()
             self._chars = 0
             self._first_kept = self._next_seq
             self._pinned = True
@@ -122,8 +140,9 @@ class Transcript:
         """A position to render from later (see ``render``)."""
         return self._next_seq
 
-    def render(self, since: int | None = None) -> str:
-        """The transcript as text: the preamble, then every kept line from ``since`` on.
+    def render(self, since: int | None = None, *, owner: int | None = None) -> str:
+        """The transcript as text: the preamble, then every kept line from ``since`` on
+        (only those recorded for ``owner``, when given).
 
         A note says how many lines of that range were dropped to stay bounded.
         """
@@ -138,6 +157,10 @@ class Transcript:
         if wanted > 0:
             tail = list(islice(reversed(self._lines), wanted))
             tail.reverse()
+            if owner is not None:
+                owners = list(islice(reversed(self._owners), wanted))
+                owners.reverse()
+                tail = [line for line, of in zip(tail, owners, strict=True) if of == owner]
             out.extend(tail)
         return "\n".join(out)
 
@@ -156,8 +179,10 @@ class Transcript:
             text = f"{text[: self._max_line_chars]}… [{cut} more characters]"
         self._next_seq += 1
         self._lines.append(prefix + text)
+        self._owners.append(self.owner)
         self._chars += len(text) + 4
         if self._chars > self._max_chars:
             while self._chars > self._max_chars and len(self._lines) > 1:
                 self._chars -= len(self._lines.popleft()) + 1
+                self._owners.popleft()
                 self._first_kept += 1

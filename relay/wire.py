@@ -10,8 +10,13 @@ aiosmtplib cannot do what the mail phase needs (STACK-NOTES.md, issue 6):
 - replies kept in arrival order, none dropped: a ``421`` sent just before the
   server hangs up is still there to explain the hang-up, and a later
   pipelining layer can match several replies to several commands;
-- hard bounds: a reply may not exceed ``max_reply_bytes`` and at most
-  ``max_queued_replies`` unanswered replies are kept, whatever the server sends.
+- hard bounds: a reply may not exceed ``max_reply_bytes``, and beyond the
+  replies to the commands written (``write(…, replies=n)``: however many
+  recipients a message has) at most ``max_unasked_replies`` more are kept,
+  whatever the server sends;
+- one code per reply: a multi-line reply whose lines carry different codes
+  (``550-…`` then ``250 …``) says two things at once, and RFC 5321 section
+  4.2.1 requires one code; it is a protocol error, never read as its last line.
 
 ``DotStuffer`` is the DATA encoding of RFC 5321 section 4.5.2, fed the
 message piece by piece and done with ``bytes.replace`` (no regular expression
@@ -236,11 +241,13 @@ class Wire(asyncio.BufferedProtocol):
         transport: asyncio.Transport,
         *,
         max_reply_bytes: int = 64 * 1024,
-        max_queued_replies: int = 64,
+        max_unasked_replies: int = 64,
     ) -> None:
         self._transport = transport
         self._max_reply_bytes = max_reply_bytes
-        self._max_queued_replies = max_queued_replies
+        self._max_unasked_replies = max_unasked_replies
+        self._awaited = 0  # replies owed to commands written and not yet received
+        self._unasked = 0  # replies received beyond those
         self._loop = asyncio.get_running_loop()
         self._buffer = bytearray()
         self._receiving = memoryview(bytearray(RECEIVE_BYTES))
@@ -331,11 +338,13 @@ class Wire(asyncio.BufferedProtocol):
         """Take the oldest reply already here, if there is one (no waiting, no timer)."""
         return self._replies.popleft() if self._replies else None
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes, *, replies: int = 0) -> None:
+        """Write ``data``, which holds ``replies`` commands that each earn a reply."""
         if self._closed is not None:
             raise _again(self._closed)
         if self._transport.is_closing():
             raise WireClosed("the connection is closing")
+        self._awaited += replies
         self._transport.write(data)
 
     async def read_reply(self, timeout_s: float | None) -> RawReply:
@@ -425,16 +434,17 @@ class Wire(asyncio.BufferedProtocol):
         """Queue every complete reply in ``data``; the bytes they took.
 
         RFC 5321 section 4.2: ``ddd-text`` continues a reply, ``ddd text`` (or
-        a bare ``ddd``) ends it. A bare LF is accepted as a line ending. One
+        a bare ``ddd``) ends it, and every line of one reply carries the same
+        code (section 4.2.1). A bare LF is accepted as a line ending. One
         pass over the complete lines, however many replies they hold.
         """
         complete = data.rfind(b"\n") + 1
         if not complete:
             return 0
         replies = self._replies
-        limit = self._max_queued_replies
         used = offset = 0
         texts: list[str] = []
+        first_code = b""
         for line in data[:complete].split(b"\n")[:-1]:
             offset += len(line) + 1
             if line[-1:] == b"\r":
@@ -443,13 +453,27 @@ class Wire(asyncio.BufferedProtocol):
             if not (code_text.isdigit() and separator in _SEPARATORS):
                 shown = line[:80].decode("utf-8", "replace")
                 raise WireGarbled(f"the server sent a line that is not an SMTP reply: {shown!r}")
+            if texts and code_text != first_code:
+                raise WireGarbled(
+                    "the server sent a reply whose lines carry different codes"
+                    f" ({first_code.decode()} then {code_text.decode()}): it says two"
+                    " things at once (RFC 5321 section 4.2.1 allows one code a reply)"
+                )
+            first_code = code_text
             texts.append(line[4:].decode("utf-8", "replace"))
             if separator != b"-":
                 replies.append(RawReply(int(code_text), tuple(texts)))
                 texts = []
                 used = offset
-                if len(replies) > limit:
-                    raise WireGarbled(f"the server sent more than {limit} replies nobody asked for")
+                if self._awaited:
+                    self._awaited -= 1
+                else:
+                    self._unasked += 1
+                    if self._unasked > self._max_unasked_replies:
+                        raise WireGarbled(
+                            f"the server sent more than {self._max_unasked_replies} replies"
+                            " to commands it was never sent"
+                        )
         return used
 
     def _garble(self, exc: WireGarbled) -> None:

@@ -25,6 +25,8 @@ class RecordingObserver:
     handed: list[int] = field(default_factory=list)
     phases: list[tuple[Phase, int | None]] = field(default_factory=list)
     started: list[int] = field(default_factory=list)
+    asked: list[int] = field(default_factory=list)  # transaction_may_start
+    held: set[int] = field(default_factory=set)  # what transaction_may_start refuses
     replies: dict[int, dict[str, Reply]] = field(default_factory=lambda: defaultdict(dict))
     progress: dict[int, list[tuple[float, int, int]]] = field(
         default_factory=lambda: defaultdict(list)
@@ -56,6 +58,13 @@ class RecordingObserver:
         self._expect_open_session()
         self.phases.append((phase, message_id))
         self._record("phase_changed", phase, message_id)
+
+    def transaction_may_start(self, message_id: int) -> bool:
+        self._expect_open_session()
+        assert message_id in self.handed
+        self.asked.append(message_id)
+        self._record("transaction_may_start", message_id)
+        return message_id not in self.held
 
     def transaction_started(self, message_id: int) -> None:
         self._expect_open_session()

@@ -12,6 +12,8 @@ or one of:
 MAIL and end-of-data may take a sequence, one answer per MAIL command and
 per message data respectively (the last one repeats), so a test can fail
 the second message only. RCPT answers go per address.
+``rcpt_limit`` takes that many recipients per transaction and answers
+the rest ``452 4.5.3`` as Postfix's ``smtpd_recipient_limit`` does.
 ``drop_after_data_bytes`` closes the connection in the middle of the message
 data; ``stall_data`` stops reading it for a while. STARTTLS is offered when
 ``tls_context`` is given (``implicit_tls`` uses it from the first byte
@@ -87,6 +89,8 @@ class Faults:
     mail: Response | Sequence[Response] = "250 2.1.0 OK"
     rcpt: Mapping[str, Response] = field(default_factory=dict)
     rcpt_default: Response = "250 2.1.5 OK"
+    #: Recipients taken per transaction; the rest get 452 (RFC 5321 section 4.5.3.1.10).
+    rcpt_limit: int | None = None
     data: Response = "354 End data with <CR><LF>.<CR><LF>"
     drop_after_data_bytes: int | None = None
     stall_data: tuple[int, float] | None = None  # after N bytes of data, read nothing for S s
@@ -280,6 +284,10 @@ class FaultServer(LoopbackServer):
                 in_mail = not (isinstance(response, str) and not response.startswith("2"))
             elif verb == "RCPT" and faults.enforce_order and not in_mail:
                 response = "503 5.5.1 Error: need MAIL command"
+            elif verb == "RCPT" and faults.rcpt_limit is not None and (
+                len(accepted) >= faults.rcpt_limit
+            ):
+                response = "452 4.5.3 Error: too many recipients"
             elif verb == "RCPT":
                 address = argument.partition("<")[2].partition(">")[0]
                 response = faults.rcpt.get(address, faults.rcpt_default)
