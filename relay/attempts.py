@@ -72,6 +72,10 @@ WriteFailedCallback = Callable[[Exception], None]
 
 #: How long a settled outcome may wait for a commit it can share with others.
 GROUP_S = 0.05
+#: What a claimed message the server never saw is told (it keeps its place in the queue).
+NOT_TRIED = "not tried: the connection closed before this message's turn"
+#: What a message held after it was claimed, before its transaction started, is told.
+HELD_BACK = "held before its transaction started: not sent"
 
 
 class CommitGroup:
@@ -89,7 +93,22 @@ class CommitGroup:
     def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
         self._waiting: list[tuple[AttemptManager, int, asyncio.Future[None]]] = []
+        self._starts: list[tuple[AttemptManager, int, asyncio.Future[bool]]] = []
         self._seen = 0
+
+    def join_start(self, manager: AttemptManager, message_id: int) -> asyncio.Future[bool]:
+        """Have the next commit mark ``message_id``'s transaction as under way, unless
+        it was held (``Outbox.start_transaction``); the future holds whether it may go.
+
+        With PIPELINING the next message's group goes out with a final dot, so
+        the question rides on that dot's commit: no commit of its own.
+        """
+        loop = asyncio.get_running_loop()
+        if not self._waiting and not self._starts:
+            loop.call_soon(self._commit)
+        future: asyncio.Future[bool] = loop.create_future()
+        self._starts.append((manager, message_id, future))
+        return future
 
     def join(self, manager: AttemptManager, message_id: int) -> asyncio.Future[None]:
         """Have ``manager`` record ``message_id``'s final dot in the next commit.
@@ -97,28 +116,34 @@ class CommitGroup:
         The future is done once the record is on disk.
         """
         loop = asyncio.get_running_loop()
-        if not self._waiting:
+        if not self._waiting and not self._starts:
             loop.call_soon(self._commit)
         future: asyncio.Future[None] = loop.create_future()
         self._waiting.append((manager, message_id, future))
         return future
 
     def _commit(self) -> None:
-        if len(self._waiting) != self._seen:
+        if len(self._waiting) + len(self._starts) != self._seen:
             # Someone joined during the last turn: give the others one more turn
             # to reach their dot too. Each session joins once per commit, so
             # this waits at most one turn per session.
-            self._seen = len(self._waiting)
+            self._seen = len(self._waiting) + len(self._starts)
             asyncio.get_running_loop().call_soon(self._commit)
             return
         self._seen = 0
         waiting, self._waiting = self._waiting, []
+        starting, self._starts = self._starts, []
         for manager, _, future in waiting:
             if manager.abandoned:  # its flush ended on an error: nothing more of it is written
                 future.cancel()
+        for manager, _, asked in starting:
+            if manager.abandoned:
+                asked.cancel()
         waiting = [item for item in waiting if not item[0].abandoned]
-        if not waiting:
+        starting = [item for item in starting if not item[0].abandoned]
+        if not waiting and not starting:
             return
+        allowed: list[bool] = []
         ends: list[AttemptEnd] = []
         owners: list[AttemptManager] = []
         starts: list[AttemptStart] = []
@@ -137,11 +162,18 @@ class CommitGroup:
                 for manager, start, attempt_id in zip(starters, starts, ids, strict=True):
                     manager._attempt_ids[start.message_id] = attempt_id
                 snapshots = self._outbox.finish_attempts(ends)
+                allowed = [self._outbox.start_transaction(i) for _, i, _ in starting]
         except Exception as exc:  # nothing was committed: every joiner hears why
             for _, _, future in waiting:
                 if not future.done():
                     future.set_exception(exc)
+            for _, _, asked in starting:
+                if not asked.done():
+                    asked.set_exception(exc)
             return
+        for (_, _, asked), may in zip(starting, allowed, strict=True):
+            if not asked.done():
+                asked.set_result(may)
         for _, _, future in waiting:
             if not future.done():  # cancelled: the session is ending anyway
                 future.set_result(None)
@@ -193,6 +225,8 @@ class AttemptManager:
         self._accepted: dict[int, list[str]] = {}
         self._finished: set[int] = set()
         self._unwritten: list[_Settlement] = []  # settled, to be written with the next commit
+        self._transacted: set[int] = set()  # offered to the server (transaction_started)
+        self._held_back: set[int] = set()  # held since claimed: never started
         self._write_timer: asyncio.TimerHandle | None = None
         #: Set when the server refused our credentials: the flush stops for this account.
         self.auth_failure: SessionFailure | None = None
@@ -227,10 +261,33 @@ class AttemptManager:
             self._bus.publish(PhaseChanged(self._account, phase, message_id))
 
     def transaction_may_start(self, message_id: int) -> bool | Awaitable[bool]:
-        return True
+        """Mark the transaction as under way, unless a person held the message since
+        it was claimed (then it is handed back, held, when the session ends).
+
+        From the mark on, ``Outbox.hold`` refuses the message and says why:
+        what is under way may be sent. The mark shares the next commit of the
+        flush's group (with PIPELINING, the last message's final-dot record).
+        """
+        if self._abandoned:  # the flush ended on an error: nothing more starts
+            return False
+        if self._commits is not None:
+            future = self._commits.join_start(self, message_id)
+            future.add_done_callback(lambda done: self._started_or_held(message_id, done))
+            return future
+        return self._started_or_held(message_id, self._outbox.start_transaction(message_id))
+
+    def _started_or_held(self, message_id: int, answer: bool | asyncio.Future[bool]) -> bool:
+        if isinstance(answer, asyncio.Future):
+            if answer.cancelled() or answer.exception() is not None:
+                return False
+            answer = answer.result()
+        if not answer:
+            self._held_back.add(message_id)
+        return answer
 
     def transaction_started(self, message_id: int) -> None:
         # Written with the first change that must last (see ``_write_attempt``).
+        self._transacted.add(message_id)
         self._started_at[message_id] = self._clock()
         self._accepted[message_id] = []
         if self._bus.listened:
@@ -364,8 +421,18 @@ class AttemptManager:
             self._bus.publish(AuthenticationRefused(self._account, failure.text))
             self._release_unfinished()
             return
+        not_tried = []
         for message_id in unfinished:
-            if message_id in self._finished or message_id not in self._owed:
+            if (
+                message_id in self._finished
+                or message_id not in self._owed
+                or message_id in self._held_back
+            ):
+                continue
+            if self._transacted and message_id not in self._transacted:
+                # The session carried mail, and closed before this one's turn: the
+                # server never saw it. No attempt, no server words, no back-off.
+                not_tried.append(message_id)
                 continue
             self._started_at.setdefault(message_id, self._clock())
             self._write_attempt(message_id)
@@ -374,6 +441,10 @@ class AttemptManager:
                 for address in self._owed[message_id]
             }
             self._announce([self._settle(message_id, verdicts, transcript=transcript)])
+        if not_tried:
+            snapshots = self._outbox.hand_back(not_tried, NOT_TRIED)
+            self._finished.update(not_tried)
+            self._announce([Settled(snapshot, "not tried", NOT_TRIED) for snapshot in snapshots])
         self._release_unfinished()
 
     # -- writing ------------------------------------------------------------------------
@@ -511,8 +582,15 @@ class AttemptManager:
     def _release_unfinished(self) -> None:
         rest = [message_id for message_id in self._owed if message_id not in self._finished]
         if rest:
-            self._outbox.release_claims(rest)
+            snapshots = self._outbox.release_claims(rest)
             self._finished.update(rest)
+            self._announce(
+                [
+                    Settled(snapshot, "held", HELD_BACK)
+                    for snapshot in snapshots
+                    if snapshot.id in self._held_back
+                ]
+            )
 
 
 def recover_interrupted(outbox: Outbox, clock: Clock) -> list[MessageSnapshot]:

@@ -56,6 +56,11 @@ if TYPE_CHECKING:
     from relay.report import BodySource, OutgoingMessage
 
 
+#: ``messages.sending``: 0 not claimed; 1 claimed by a flush; 2 its transaction is under way.
+CLAIMED = 1
+UNDER_WAY = 2
+
+
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -461,7 +466,54 @@ class Outbox:
     def _hold_one(self, message_id: int) -> None:
         if self.get(message_id).state is MessageState.SENT:
             raise OutboxError(f"message {message_id} is already sent")
+        (sending,) = self._conn.execute(
+            "SELECT sending FROM messages WHERE id = ?", (message_id,)
+        ).fetchone()
+        if sending == UNDER_WAY:
+            raise OutboxError(
+                f"message {message_id} is being sent now (its transaction with the server"
+                " is under way) and may be delivered: it was not held"
+            )
         self._conn.execute("UPDATE messages SET held = 1 WHERE id = ?", (message_id,))
+
+    def start_transaction(self, message_id: int) -> bool:
+        """Mark a claimed message's transaction as under way, unless it is held now.
+
+        True if it may be sent. The flush asks just before anything of the
+        transaction goes on the wire; ``hold`` refuses a message so marked
+        (and holds one merely claimed, which the flush then hands back), and
+        both are write transactions, so a hold and a start never cross.
+        """
+        with self._write() as conn:
+            changed = conn.execute(
+                f"UPDATE messages SET sending = {UNDER_WAY}"
+                " WHERE id = ? AND sending != 0 AND held = 0",
+                (message_id,),
+            ).rowcount
+        return changed == 1
+
+    def hand_back(self, message_ids: Sequence[int], note: str) -> list[MessageSnapshot]:
+        """Release claims on messages the server never saw, saying so (``note``).
+
+        No attempt is counted and nothing else changes: a deferred message
+        keeps its next try, a queued one its place.
+        """
+
+        def hand_back_one(message_id: int) -> None:
+            self._conn.execute(
+                "UPDATE messages SET sending = 0, last_error = ? WHERE id = ?", (note, message_id)
+            )
+
+        return self._change_each(message_ids, hand_back_one)
+
+    def deferred_waiting(self, now: datetime | None = None) -> tuple[int, datetime | None]:
+        """How many deferred messages wait for a later try, and when the first is due."""
+        count, first = self._conn.execute(
+            "SELECT COUNT(*), MIN(next_attempt_at) FROM messages WHERE state = 'deferred'"
+            " AND held = 0 AND sending = 0 AND next_attempt_at > ?",
+            (_to_text(now or utc_now()),),
+        ).fetchone()
+        return int(count), _from_text(first)
 
     def release(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
         def release_one(message_id: int) -> None:
@@ -818,7 +870,7 @@ class Outbox:
         """
         result: list[tuple[int, int | None, bool, list[str]]] = []
         for (message_id,) in self._conn.execute(
-            "SELECT id FROM messages WHERE sending = 1"
+            "SELECT id FROM messages WHERE sending != 0"
         ).fetchall():
             row = self._conn.execute(
                 "SELECT id, data_completed, accepted FROM attempts WHERE message_id = ?"

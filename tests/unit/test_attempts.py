@@ -168,19 +168,38 @@ def test_a_lost_verdict_after_the_final_dot_makes_recipients_uncertain(
     assert outbox.claim([mid])[0].recipients == ("b@example.org",)
 
 
-def test_a_failed_session_defers_unfinished_messages_and_keeps_finished_ones(
+def test_a_session_closed_before_a_messages_turn_leaves_it_untried_in_its_place(
     outbox: Outbox, clock: FakeClock
 ) -> None:
     first, second = enqueue(outbox, "b@example.org"), enqueue(outbox, "c@example.org")
-    m = manager(outbox, outbox.claim([first, second]), clock)
+    settled: list[Settled] = []
+    m = manager(outbox, outbox.claim([first, second]), clock, on_settled=settled.append)
     deliver(m, first, {"b@example.org": 250})
     failure = SessionFailure(FailureKind.CLOSING, "421 shutting down")
     m.session_failed(failure, [second], "transcript")
     assert outbox.get(first).state is MessageState.SENT
     snap = outbox.get(second)
-    assert snap.state is MessageState.DEFERRED
-    assert snap.last_error == "421 shutting down"
-    assert snap.attempts == 1
+    # Never offered: no attempt, no server words it never heard, no back-off.
+    assert snap.state is MessageState.QUEUED
+    assert snap.last_error == "not tried: the connection closed before this message's turn"
+    assert snap.attempts == 0 and snap.next_attempt_at is None
+    assert outbox.attempts(second) == []
+    assert outbox.due_ids(clock.now) == [second]
+    assert [(s.message.id, s.outcome) for s in settled] == [(first, "sent"), (second, "not tried")]
+
+
+def test_a_session_that_fails_before_any_transaction_defers_everything(
+    outbox: Outbox, clock: FakeClock
+) -> None:
+    first, second = enqueue(outbox, "b@example.org"), enqueue(outbox, "c@example.org")
+    m = manager(outbox, outbox.claim([first, second]), clock)
+    failure = SessionFailure(FailureKind.CLOSING, "421 shutting down")
+    m.session_failed(failure, [first, second], "transcript")
+    for mid in (first, second):
+        snap = outbox.get(mid)
+        assert snap.state is MessageState.DEFERRED
+        assert snap.last_error == "421 shutting down"
+        assert snap.attempts == 1
 
 
 def test_refused_credentials_leave_messages_as_they_were(
