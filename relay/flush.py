@@ -68,6 +68,8 @@ class FlushResult:
     notes: list[str] = field(default_factory=list)
     stopped: bool = False
     auth_refused: bool = False
+    #: The messages this flush set out to send (due, or named and owed).
+    asked: list[int] = field(default_factory=list)
 
     def count(self, state: MessageState) -> int:
         return sum(1 for s in self.settled if s.message.state is state)
@@ -153,6 +155,7 @@ class RelayingManager:
             selected = await self._select(message_ids, now)
         except sqlite3.Error as exc:  # no session has started: nothing else to end
             raise flush_error(exc) from exc
+        self.result.asked = [snapshot.id for snapshot in selected]
         groups: dict[str, tuple[Account, list[MessageSnapshot]]] = {}
         for snapshot in selected:
             try:

@@ -16,6 +16,7 @@ import asyncio
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -31,8 +32,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "flush",
         help="send what is due (or the given messages, whatever their back-off)",
-        description="Exit status: 0 all sent, 75 something deferred (try later),"
-        " 1 something failed permanently.",
+        description="Exit status: 0 all sent, 75 something deferred (try later) or the"
+        " flush was stopped with mail still unsent, 1 something failed permanently.",
     )
     p.add_argument("ids", nargs="*", metavar="ID")
     p.set_defaults(func=cmd_flush)
@@ -167,22 +168,54 @@ def cmd_flush(args: argparse.Namespace) -> int:
             loop.add_signal_handler(signal.SIGTERM, interrupted)
             await manager.run(ids)
 
+        aborted = False
         try:
             asyncio.run(run())
         except asyncio.CancelledError:
-            lines.flush()
-            print("outbox: aborted", file=sys.stderr)
-            return 75
+            aborted = True
         finally:
             lines.flush()
             if bar is not None:
                 bar.finish()
-    result = manager.result
-    for line in (*result.notes, *result.errors):
-        print(f"outbox: {line}", file=sys.stderr)
-    if not result.settled and not result.errors and not result.notes:
-        print("outbox: nothing to send", file=sys.stderr)
+        result = manager.result
+        for line in (*result.notes, *result.errors):
+            print(f"outbox: {line}", file=sys.stderr)
+        if aborted or result.stopped:
+            # The last line says what is left: a stop is not a success.
+            remaining = _not_sent(outbox, result.asked)
+            how = "aborted" if aborted else "stopped"
+            print(f"outbox: {how}; {_messages(remaining)} not sent yet", file=sys.stderr)
+            if remaining or aborted:
+                return 1 if result.exit_code == 1 else 75
+        elif not result.settled and not result.errors and not result.notes:
+            print(f"outbox: {_nothing_due(outbox)}", file=sys.stderr)
     return result.exit_code
+
+
+def _not_sent(outbox: Outbox, asked: list[int]) -> int:
+    """How many of ``asked`` still owe a recipient the message (queued, deferred, held)."""
+    owed = (MessageState.QUEUED, MessageState.DEFERRED, MessageState.HELD, MessageState.SENDING)
+    return sum(1 for snapshot in outbox.snapshots(asked) if snapshot.state in owed)
+
+
+def _nothing_due(outbox: Outbox) -> str:
+    """Why there was nothing to send, and when there will be."""
+    now = datetime.now(UTC)
+    count, first = outbox.deferred_waiting(now)
+    if not count or first is None:
+        return "nothing to send"
+    minutes = max(1, round((first - now).total_seconds() / 60))
+    wait = f"{minutes} min" if minutes < 90 else f"{minutes / 60:.0f} h"
+    when = first.astimezone().strftime("%Y-%m-%d %H:%M")
+    waits = "message waits" if count == 1 else "messages wait"
+    return (
+        f"nothing due now; {count} deferred {waits} for a later try,"
+        f" the next at {when} (in {wait}; `outbox flush ID` sends one now)"
+    )
+
+
+def _messages(count: int) -> str:
+    return f"{count} message" + ("" if count == 1 else "s")
 
 
 def _import_drop_folder(outbox: Outbox, home: Path) -> None:
