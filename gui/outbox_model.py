@@ -125,6 +125,8 @@ _SENDING = MessageState.SENDING.value
 _DEFERRED = MessageState.DEFERRED.value
 _UNCERTAIN = RecipientState.UNCERTAIN.value
 _NEVER = "~"  # sorts after every ISO 8601 time: no next try comes last
+#: The State word of a message claimed by a flush and waiting for its turn on its connection.
+WAITING = "waiting"
 
 
 class Progress:
@@ -203,6 +205,9 @@ class OutboxModel(QAbstractTableModel):
         self._search: dict[int, str] = {}
         self._pending: dict[int, Listed | None] = {}
         self._pending_progress: set[int] = set()
+        # Messages this process's flush claimed whose own transaction has not begun:
+        # their State reads "waiting" (a session sends one message at a time).
+        self._waiting: set[int] = set()
         # Progress of messages whose "sending" snapshot waits in the pending batch:
         # shown with that batch, never before the row says "sending".
         self._early_progress: dict[int, Progress] = {}
@@ -235,6 +240,7 @@ class OutboxModel(QAbstractTableModel):
         self._timer.stop()
         self._pending.clear()
         self._pending_progress.clear()
+        self._waiting.clear()
         self._early_progress.clear()
         self._search.clear()
         self.beginResetModel()
@@ -278,15 +284,34 @@ class OutboxModel(QAbstractTableModel):
         return self._loaded_through is not None
 
     def message_arrived(self, message: MessageSnapshot) -> None:
-        """A new or changed snapshot (queued, changed): shown with the next batch."""
-        self._pending[message.id] = listed(message)
+        """A new or changed snapshot (queued, changed): shown with the next batch.
+
+        A message that has just become ``sending`` was claimed by a flush: it
+        reads "waiting" until its own transaction starts (``phase_reached``).
+        """
+        row = listed(message)
+        if row[L_STATE] != _SENDING:
+            self._waiting.discard(message.id)
+        elif not self._is_sending(message.id):
+            self._waiting.add(message.id)
+        self._pending[message.id] = row
         self._schedule()
 
+    def _is_sending(self, message_id: int) -> bool:
+        """Whether the row already says "sending" (shown, or waiting in the batch)."""
+        pending = self._pending.get(message_id)
+        if pending is not None:
+            return pending[L_STATE] == _SENDING
+        index = self._row_of.get(message_id)
+        return index is not None and self._rows[index][L_STATE] == _SENDING
+
     def message_gone(self, message_id: int) -> None:
+        self._waiting.discard(message_id)
         self._pending[message_id] = None
         self._schedule()
 
     def phase_reached(self, message_id: int, phase: str) -> None:
+        self._started(message_id)
         progress = self._progress_to_update(message_id)
         if progress is not None:
             progress.phase = phase
@@ -294,12 +319,20 @@ class OutboxModel(QAbstractTableModel):
             self._schedule()
 
     def bytes_sent(self, message_id: int, sent_bytes: int, total_bytes: int) -> None:
+        self._started(message_id)
         progress = self._progress_to_update(message_id)
         if progress is not None:
             progress.phase = "sending"
             progress.sent_bytes = sent_bytes
             progress.total_bytes = total_bytes
             self._pending_progress.add(message_id)
+            self._schedule()
+
+    def _started(self, message_id: int) -> None:
+        """The message's own transaction runs: its State reads "sending" from now on."""
+        if message_id in self._waiting:
+            self._waiting.discard(message_id)
+            self._pending_progress.add(message_id)  # redrawn with its row's progress
             self._schedule()
 
     def reconcile(self, messages: Sequence[MessageSnapshot]) -> None:
@@ -322,6 +355,7 @@ class OutboxModel(QAbstractTableModel):
             index = self._row_of.get(message_id)
             if index is None or self._rows[index] != row:
                 self._pending[message_id] = row
+                self._waiting.discard(message_id)  # another process's: it says no more
         for message_id in self._row_of:
             if (
                 message_id > after_id
@@ -388,6 +422,7 @@ class OutboxModel(QAbstractTableModel):
             self._counts[_STATES[state]] += 1
             if state != _SENDING:
                 self._progress.pop(message_id, None)
+                self._waiting.discard(message_id)
             elif message_id not in self._progress:
                 self._progress[message_id] = early.get(message_id) or Progress(row[L_SIZE])
         last_column = len(Column) - 1
@@ -398,8 +433,9 @@ class OutboxModel(QAbstractTableModel):
             self._row_of[i] for i in progress_ids - touched if i in self._row_of
         )
         for first, last in _runs(progress_rows):
+            # The State column too: "waiting" becomes "sending" with the first progress.
             self.dataChanged.emit(
-                self.index(first, Column.PROGRESS), self.index(last, Column.PROGRESS)
+                self.index(first, Column.STATE), self.index(last, Column.PROGRESS)
             )
 
         if added:
@@ -606,6 +642,8 @@ class OutboxModel(QAbstractTableModel):
             if column == Column.PROGRESS:
                 progress = self._progress.get(shown[L_ID])
                 return progress.text() if progress is not None else ""
+            if column == Column.STATE and shown[L_ID] in self._waiting:
+                return WAITING
             return _display_text(shown, column)
         if role == ID_ROLE:
             return shown[L_ID]

@@ -75,7 +75,8 @@ def test_send_all_takes_rows_through_sending_to_sent_with_the_progress_bar_movin
         handler.thaw()
 
     qtbot.waitUntil(lambda: shown_state(window, big) == "sent")
-    assert big_states == ["sending", "sent"]
+    # Claimed, it may read "waiting" for a moment before its transaction starts.
+    assert [state for state in big_states if state != "waiting"] == ["sending", "sent"]
     assert small_states[-1] == "sent"
     assert shown_progress(window, big) is None
     assert window.outbox.get(big).state is MessageState.SENT
