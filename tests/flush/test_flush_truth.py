@@ -203,3 +203,23 @@ def test_a_message_held_while_the_flush_sends_another_is_not_sent(home: Path) ->
     assert received == [["bob@example.org"]]  # the first only
     assert states(home) == {first: "sent", second: "held"}
     assert show(home, second)["attempts"] == 0
+
+
+def test_a_real_postfix_limited_to_100_recipients_delivers_300_once_each(home: Path) -> None:
+    from tests.support.postfix_server import postfix_server
+
+    raw, addresses = crowd_message(300)
+    with postfix_server(smtpd_recipient_limit="100") as postfix:
+        add_account(home, postfix.port)
+        mid = enqueue(home, raw)
+        after = enqueue(home, message(2, to="after@example.net"))
+        done = outbox(home, "flush")
+        assert done.returncode == 0, done.stderr.decode()
+        postfix.wait_until(lambda: len(postfix.delivered_to()) >= 301)
+        delivered = postfix.delivered_to()
+        log = postfix.log()
+    assert sorted(delivered) == sorted([*addresses, "after@example.net"])  # once each
+    assert "improper command pipelining" not in log
+    assert states(home) == {mid: "sent", after: "sent"}
+    # Postfix took 100 a transaction: three transactions, each one attempt of the message.
+    assert len(show(home, mid)["attempt_history"]) == 3  # type: ignore[arg-type]
