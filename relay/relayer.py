@@ -6,10 +6,13 @@ it never decides what a reply means and never writes the store. Unlike
 Twisted's, every recipient's reply is reported on its own, and so is the
 moment the final dot left (RFC 1047's duplicate window).
 
-Per message, lock-step:
+Per message, one code path whether the commands go pipelined or in
+lock-step (``relay.pipeline``: only *when* a command is written differs):
 
 | step | sent when | on a refusal |
 |---|---|---|
+| (may start?) | before anything of it is written | held since claimed: not started, |
+| | | handed back (``transaction_may_start``) |
 | local checks | always | too big for SIZE, or needs SMTPUTF8 / 8BITMIME |
 | | | the server lacks: ``local_error``, nothing sent |
 | MAIL FROM | checks passed, with ``SIZE=``, | report; RSET |
@@ -20,11 +23,19 @@ Per message, lock-step:
 | end-of-data reply | final dot written, within ``data_timeout_s`` | report; RSET |
 
 RSET follows a failed transaction only when another message follows (QUIT
-discards a transaction as well). A 421, a lost connection or a timeout at any
-point ends the session: the transaction in flight is reported with what is
-known (its ``connection_error``, and ``data_completed`` telling whether the
-server may have it), then ``session_failed`` names every message not
-finished. ``run()`` never raises for anything the network or the server does.
+discards a transaction as well). Recipients refused with 452 only for the
+server's limit on recipients per transaction (RFC 5321 section 4.5.3.1.10),
+when the transaction took others, go in a further transaction of the same
+message right after it: its report lists them as ``continued``, and the next
+transaction reports them again, once each. Each transaction's stored
+transcript is the session's opening and its own lines only (the
+transcript's ``owner``), even where pipelining interleaves two on the wire.
+
+A 421, a lost connection or a timeout at any point ends the session: the
+transaction in flight is reported with what is known (its
+``connection_error``, and ``data_completed`` telling whether the server may
+have it), then ``session_failed`` names every message not finished.
+``run()`` never raises for anything the network or the server does.
 
 Stopping: ``stop()`` lets the transaction in flight finish, sends QUIT and
 hands the rest back untouched (``session_finished``); ``stop(abort=True)``

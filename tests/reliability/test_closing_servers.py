@@ -2,6 +2,7 @@
 
 Every close before the final dot leaves the message owed (deferred, due
 again later) with an error saying the connection was closed and where; a
+message whose turn never came stays queued, "not tried", no attempt counted; a
 close after a successful transaction (at QUIT) leaves it sent; and the
 healthy account in the same flush delivers regardless. A close after the
 final dot -- the one that makes a message *uncertain* -- is
@@ -27,8 +28,9 @@ STAGES: dict[str, tuple[dict[str, Any], int, tuple[str, ...]]] = {
     "rcpt": ({"rcpt_default": DROP}, 1, ("deferred",)),
     "data": ({"data": DROP}, 1, ("deferred",)),
     "inside-data": ({"drop_after_data_bytes": 1000}, 1, ("deferred",)),
+    # The close comes before the second message's turn: it was never offered.
     "rset": ({"mail": ["550 5.7.1 not you", "250 OK"], "rset": DROP}, 2,
-             ("failed", "deferred")),
+             ("failed", "queued")),
     "quit": ({"quit": DROP}, 1, ("sent",)),
 }
 
@@ -75,6 +77,10 @@ def test_a_close_at_every_stage_defers_only_what_was_unfinished(
                     problems.append(f"{name}: the error does not name the close: {error}")
                 if item["next_attempt"] is None:
                     problems.append(f"{name}: deferred without a next attempt")
+            if item["state"] == "queued" and not (
+                (item["last_error"] or "").startswith("not tried:") and item["attempts"] == 0
+            ):
+                problems.append(f"{name}: an untried message counted or misdescribed: {item}")
     assert problems == [], flushed.stderr.decode()
     # Nothing the server was left holding incomplete counts as delivered.
     assert [m.complete for m in servers["inside-data"].messages] == [False]
