@@ -133,6 +133,9 @@ def finished_text(event: FlushFinished) -> str:
             parts.append(f"{count} {word}")
     head = "Flush stopped" if event.stopped else "Flush done"
     line = f"{head}: {', '.join(parts)}."
+    if event.stopped and event.unsent:
+        line += f" {event.unsent} not sent yet: {'it stays' if event.unsent == 1 else 'they stay'}"
+        line += " in the outbox."
     if event.error:
         line += f" {event.error}"
     return line

@@ -119,6 +119,8 @@ class FlushFinished:
     uncertain: int
     stopped: bool
     error: str | None  # why the flush stopped early (credentials refused …)
+    #: After a stop: how many of the messages it set out to send are not sent yet.
+    unsent: int = 0
 
 
 @dataclass(frozen=True, slots=True)

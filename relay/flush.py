@@ -48,6 +48,11 @@ from relay.policy import Clock, RetryPolicy
 from relay.report import FailureKind, OutgoingMessage, SessionFailure, SessionInfo
 from relay.states import OWED, MessageState
 
+#: The states of a message that still owes someone a copy.
+UNSENT = frozenset(
+    {MessageState.QUEUED, MessageState.DEFERRED, MessageState.HELD, MessageState.SENDING}
+)
+
 #: Due messages read per loop turn when a flush starts (about 5 ms of work each).
 SELECT_PAGE = 1000
 
@@ -196,6 +201,7 @@ class RelayingManager:
                     uncertain=self.result.count(MessageState.UNCERTAIN),
                     stopped=self._stopping,
                     error="; ".join(errors) or None,
+                    unsent=self._unsent() if self._stopping else 0,
                 )
             )
         if self._failure is not None:
@@ -214,6 +220,16 @@ class RelayingManager:
         """
         with contextlib.suppress(sqlite3.Error), self._outbox.waiting_at_most(0):
             recover_interrupted(self._outbox, self._clock)
+
+    def _unsent(self) -> int:
+        """How many messages this flush set out to send still owe someone (after a stop)."""
+        with contextlib.suppress(sqlite3.Error, OutboxError):
+            return sum(
+                1
+                for snapshot in self._outbox.snapshots(self.result.asked)
+                if snapshot.state in UNSENT
+            )
+        return 0
 
     async def _select(
         self, message_ids: Sequence[int] | None, now: datetime

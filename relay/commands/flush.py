@@ -194,8 +194,9 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
 def _not_sent(outbox: Outbox, asked: list[int]) -> int:
     """How many of ``asked`` still owe a recipient the message (queued, deferred, held)."""
-    owed = (MessageState.QUEUED, MessageState.DEFERRED, MessageState.HELD, MessageState.SENDING)
-    return sum(1 for snapshot in outbox.snapshots(asked) if snapshot.state in owed)
+    from relay.flush import UNSENT
+
+    return sum(1 for snapshot in outbox.snapshots(asked) if snapshot.state in UNSENT)
 
 
 def _nothing_due(outbox: Outbox) -> str:

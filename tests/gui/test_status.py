@@ -81,6 +81,10 @@ def test_counts_and_endings_in_words() -> None:
     assert failure_text(done) is None
     stopped = dataclasses.replace(done, failed=2, stopped=True)
     assert finished_text(stopped) == "Flush stopped: 3 sent, 1 deferred, 2 failed."
+    left = dataclasses.replace(stopped, unsent=4)
+    assert finished_text(left) == (
+        "Flush stopped: 3 sent, 1 deferred, 2 failed. 4 not sent yet: they stay in the outbox."
+    )
     assert failure_text(stopped) == (
         "2 messages failed. Open Outbox to see the server's replies and retry."
     )

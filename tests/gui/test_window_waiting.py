@@ -40,3 +40,21 @@ def test_messages_claimed_behind_the_one_being_sent_read_waiting(
     qtbot.waitUntil(lambda: all(shown_state(window, i) == "sent" for i in ids))
     assert last_states[0] == "waiting" and last_states[-1] == "sent"
     assert len(server.received) == 3
+
+
+def test_a_stopped_flush_says_how_many_messages_are_not_sent_yet(
+    window: MainWindow, qtbot: QtBot, server: RunningServer, handler: GatedHandler
+) -> None:
+    ids = [enqueue(window.outbox, f"r{i}@example.net", f"Number {i}") for i in range(4)]
+    qtbot.waitUntil(lambda: all(shown_state(window, i) == "queued" for i in ids))
+    handler.gated = True
+
+    click_action(qtbot, window, window.action_flush)
+    qtbot.waitUntil(handler.waiting.is_set, timeout=FLUSH_TIMEOUT_MS)
+    click_action(qtbot, window, window.action_stop)
+    with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
+        handler.open_gate()
+    assert window.statusBar().currentMessage() == (
+        "Flush stopped: 1 sent. 3 not sent yet: they stay in the outbox."
+    )
+    assert [window.outbox.get(i).state for i in ids[1:]] == [MessageState.QUEUED] * 3
