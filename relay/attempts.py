@@ -143,7 +143,19 @@ class CommitGroup:
         starting = [item for item in starting if not item[0].abandoned]
         if not waiting and not starting:
             return
-        allowed: list[bool] = []
+        if not waiting:  # only starts: a commit of their own, which need not be synced
+            try:
+                allowed = self._outbox.start_transactions([i for _, i, _ in starting])
+            except Exception as exc:
+                for _, _, asked in starting:
+                    if not asked.done():
+                        asked.set_exception(exc)
+                return
+            for (_, _, asked), may in zip(starting, allowed, strict=True):
+                if not asked.done():
+                    asked.set_result(may)
+            return
+        allowed = []
         ends: list[AttemptEnd] = []
         owners: list[AttemptManager] = []
         starts: list[AttemptStart] = []
@@ -162,7 +174,7 @@ class CommitGroup:
                 for manager, start, attempt_id in zip(starters, starts, ids, strict=True):
                     manager._attempt_ids[start.message_id] = attempt_id
                 snapshots = self._outbox.finish_attempts(ends)
-                allowed = [self._outbox.start_transaction(i) for _, i, _ in starting]
+                allowed = self._outbox.start_transactions([i for _, i, _ in starting])
         except Exception as exc:  # nothing was committed: every joiner hears why
             for _, _, future in waiting:
                 if not future.done():

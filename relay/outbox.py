@@ -476,21 +476,44 @@ class Outbox:
             )
         self._conn.execute("UPDATE messages SET held = 1 WHERE id = ?", (message_id,))
 
-    def start_transaction(self, message_id: int) -> bool:
-        """Mark a claimed message's transaction as under way, unless it is held now.
+    def start_transactions(self, message_ids: Sequence[int]) -> list[bool]:
+        """Mark claimed messages' transactions as under way, unless held now; one each.
 
-        True if it may be sent. The flush asks just before anything of the
-        transaction goes on the wire; ``hold`` refuses a message so marked
-        (and holds one merely claimed, which the flush then hands back), and
-        both are write transactions, so a hold and a start never cross.
+        True for each that may be sent. The flush asks just before anything
+        of a transaction goes on the wire; ``hold`` refuses a message so
+        marked (and holds one merely claimed, which the flush then hands
+        back), and both are write transactions, so a hold and a start never
+        cross.
+
+        The mark need not survive a power loss (recovery treats a claimed and
+        a started message alike), so when it is not part of a batch its commit
+        is not synced: with WAL that is one write of the log, no ``fdatasync``
+        (a lock-step flush asks once a message), and the next synced commit
+        syncs it too.
         """
-        with self._write() as conn:
-            changed = conn.execute(
-                f"UPDATE messages SET sending = {UNDER_WAY}"
-                " WHERE id = ? AND sending != 0 AND held = 0",
-                (message_id,),
-            ).rowcount
-        return changed == 1
+        conn = self._conn
+        light = self._batch_events is None
+        if light:
+            conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with self._write():
+                return [
+                    conn.execute(
+                        f"UPDATE messages SET sending = {UNDER_WAY}"
+                        " WHERE id = ? AND sending != 0 AND held = 0",
+                        (message_id,),
+                    ).rowcount
+                    == 1
+                    for message_id in message_ids
+                ]
+        finally:
+            if light:
+                conn.execute("PRAGMA synchronous = FULL")
+
+    def start_transaction(self, message_id: int) -> bool:
+        """``start_transactions`` for one message."""
+        (allowed,) = self.start_transactions([message_id])
+        return allowed
 
     def hand_back(self, message_ids: Sequence[int], note: str) -> list[MessageSnapshot]:
         """Release claims on messages the server never saw, saying so (``note``).
