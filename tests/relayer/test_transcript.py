@@ -43,3 +43,25 @@ def test_line_breaks_inside_a_recorded_line_cannot_forge_new_lines() -> None:
     transcript = Transcript()
     transcript.server(250, ["ok\r\nC: AUTH PLAIN c2VjcmV0"])
     assert transcript.render().count("\n") == 0
+
+
+def test_interleaved_transactions_render_apart_by_owner() -> None:
+    # Pipelining: the second message's group goes out with the first one's final
+    # dot, before the first one's verdict arrives.
+    transcript = Transcript()
+    transcript.server(220, ["hello"])
+    transcript.pin()
+    mark = transcript.mark()
+    transcript.owner = 1
+    transcript.clients(["MAIL FROM:<a@example.org>", "RCPT TO:<one@example.net>", "DATA"])
+    transcript.server(354, ["go on"])
+    transcript.client(".")
+    transcript.clients(["MAIL FROM:<a@example.org>", "RCPT TO:<two@example.net>"], owner=2)
+    transcript.server(250, ["queued 1"])
+    transcript.owner = 2
+    transcript.server(250, ["sender ok"])
+    first = transcript.render(since=mark, owner=1)
+    second = transcript.render(since=mark, owner=2)
+    assert "S: 220 hello" in first and "S: 220 hello" in second
+    assert "one@" in first and "two@" not in first and "queued 1" in first
+    assert "two@" in second and "one@" not in second and "queued 1" not in second
