@@ -642,7 +642,7 @@ class OutboxModel(QAbstractTableModel):
             if column == Column.PROGRESS:
                 progress = self._progress.get(shown[L_ID])
                 return progress.text() if progress is not None else ""
-            if column == Column.STATE and shown[L_ID] in self._waiting:
+            if column == Column.STATE and self._waiting and shown[L_ID] in self._waiting:
                 return WAITING
             return _display_text(shown, column)
         if role == ID_ROLE:
