@@ -60,6 +60,7 @@ class PostfixSink:
         return replace(base, **changes)  # type: ignore[arg-type]
 
     def received(self) -> list[SinkMessage]:
+        """What smtp-sink took, in no particular order (its file names are random)."""
         messages = []
         for path in sorted(self.folder.glob("m.*")):
             text = path.read_text(errors="replace")
