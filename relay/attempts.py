@@ -55,6 +55,7 @@ from relay.report import (
     TransactionReport,
 )
 from relay.states import OWED, Phase, RecipientState
+from relay.throttle import AccountPause, Throttle, first_throttle, next_pause
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +70,7 @@ class Settled:
 SettledCallback = Callable[[Settled], None]
 #: Told when a write the manager made on its own (a grouped settlement) failed.
 WriteFailedCallback = Callable[[Exception], None]
+ThrottledCallback = Callable[[AccountPause], None]
 
 #: How long a settled outcome may wait for a commit it can share with others.
 GROUP_S = 0.05
@@ -220,10 +222,14 @@ class AttemptManager:
         on_settled: SettledCallback | None = None,
         commits: CommitGroup | None = None,
         on_write_failed: WriteFailedCallback | None = None,
+        on_throttled: ThrottledCallback | None = None,
     ) -> None:
         self._outbox = outbox
         self._on_write_failed = on_write_failed
         self._abandoned = False
+        self._on_throttled = on_throttled
+        #: Set when a reply throttled the account (``relay.throttle``): the pause recorded.
+        self.pause: AccountPause | None = None
         self._commits = commits
         self._bus = outbox.bus
         self._owed = {message.id: message.recipients for message in messages}
@@ -365,6 +371,13 @@ class AttemptManager:
         if self._abandoned or message_id in self._finished or message_id not in self._owed:
             return
         verdicts = recipient_verdicts(report, self._owed[message_id])
+        lost = report.connection_error
+        throttle = first_throttle(
+            [report.mail, *report.recipients.values(), report.data, report.end_of_data,
+             lost.reply if lost is not None else None]
+        )  # fmt: skip
+        if throttle is not None:
+            verdicts = self._throttled(throttle, verdicts)
         replies = [
             {"address": address, "stage": str(reply.stage), "code": reply.code, "text": reply.text}
             for address, reply in report.recipients.items()
@@ -428,6 +441,12 @@ class AttemptManager:
         if self._abandoned:
             return
         self.write_now()
+        throttle = first_throttle([failure.reply])
+        if throttle is not None:
+            self._throttled(throttle, {})
+        if self.pause is not None:
+            # The account is paused: what was not tried waits untouched, no attempt counted.
+            unfinished = [m for m in unfinished if m in self._started_at]
         if failure.kind is FailureKind.AUTH:
             self.auth_failure = failure
             self._bus.publish(AuthenticationRefused(self._account, failure.text))
@@ -458,6 +477,27 @@ class AttemptManager:
             self._finished.update(not_tried)
             self._announce([Settled(snapshot, "not tried", NOT_TRIED) for snapshot in snapshots])
         self._release_unfinished()
+
+    def _throttled(self, throttle: Throttle, verdicts: dict[str, Verdict]) -> dict[str, Verdict]:
+        """Pause the account (once per session) and keep ``throttle``'s recipients owed.
+
+        A daily quota comes as a 5xx (Gmail's ``550 5.4.5``) but means "not
+        today": the recipients it refused are deferred, not failed.
+        """
+        if self.pause is None:
+            now = self._clock()
+            previous = self._outbox.account_pauses().get(self._account)
+            self.pause = next_pause(throttle, self._account, previous, now=now)
+            if self.pause is not previous:
+                self._outbox.pause_account(self.pause)
+            if self._on_throttled is not None:
+                self._on_throttled(self.pause)
+        return {
+            address: Verdict(RecipientState.DEFERRED, verdict.reply)
+            if verdict.state is RecipientState.FAILED and verdict.reply == throttle.reply
+            else verdict
+            for address, verdict in verdicts.items()
+        }
 
     # -- writing ------------------------------------------------------------------------
 
@@ -573,6 +613,8 @@ class AttemptManager:
         if deferred:
             attempts = self._outbox.get(message_id).attempts
             next_attempt_at = self._policy.next_attempt_at(attempts, now)
+            if self.pause is not None and self.pause.until > next_attempt_at:
+                next_attempt_at = self.pause.until
         problems = [v.reply for v in verdicts.values() if v.state is not RecipientState.SENT]
         error = problems[0] if problems else None
         if not keep_claim:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,9 @@ from relay.outbox import Outbox, utc_now
 from relay.policy import Clock, RetryPolicy
 from relay.report import FailureKind, OutgoingMessage, SessionFailure, SessionInfo
 from relay.states import OWED, MessageState
+from relay.throttle import AccountPause
+
+log = logging.getLogger(__name__)
 
 #: The states of a message that still owes someone a copy.
 UNSENT = frozenset(
@@ -75,6 +79,11 @@ class FlushResult:
     auth_refused: bool = False
     #: The messages this flush set out to send (due, or named and owed).
     asked: list[int] = field(default_factory=list)
+    #: Accounts paused by a provider's limit (``relay.throttle``): before this flush
+    #: (their messages were left as they were) or during it.
+    paused: dict[str, AccountPause] = field(default_factory=dict)
+    #: Accounts that need a person (a password, a sign-in): nothing went through them.
+    needs_person: set[str] = field(default_factory=set)
 
     def count(self, state: MessageState) -> int:
         return sum(1 for s in self.settled if s.message.state is state)
@@ -85,7 +94,8 @@ class FlushResult:
         if self.errors or self.count(MessageState.FAILED):
             return 1
         if (
-            self.count(MessageState.DEFERRED)
+            self.paused
+            or self.count(MessageState.DEFERRED)
             or self.count(MessageState.UNCERTAIN)
             or self.count(MessageState.QUEUED)
         ):
@@ -117,6 +127,8 @@ class RelayingManager:
         self._sessions: dict[object, tuple[AttemptManager, asyncio.Task[object] | None]] = {}
         self._failure: Exception | None = None
         self._commits = CommitGroup(outbox)  # the sessions' final-dot records share commits
+        self._account_relayers: dict[str, set[object]] = {}
+        self._sent_through: set[str] = set()
         self.result = FlushResult()
 
     @property
@@ -151,13 +163,28 @@ class RelayingManager:
             if task is not None and task is not current:
                 task.cancel()
 
-    async def run(self, message_ids: Sequence[int] | None = None) -> FlushResult:
-        """Send what is due, or exactly ``message_ids`` (whatever their back-off)."""
+    async def run(
+        self,
+        message_ids: Sequence[int] | None = None,
+        *,
+        due_only: bool = False,
+        ignore_pauses: bool = False,
+        skip_accounts: frozenset[str] = frozenset(),
+    ) -> FlushResult:
+        """Send what is due, or exactly ``message_ids`` (whatever their back-off or pause).
+
+        ``due_only`` leaves new mail nobody asked to send (queued without a
+        time) to a person: only deferred and scheduled messages whose time
+        has come go (``relay.schedule``). A paused account's messages stay as
+        they are unless ``ignore_pauses`` (a person's click); those of
+        ``skip_accounts`` stay as they are.
+        """
         now = self._clock()
         try:
             recover_interrupted(self._outbox, self._clock)
             self._outbox.expire_due(self._policy.lifetime_s, now)
-            selected = await self._select(message_ids, now)
+            selected = await self._select(message_ids, now, unscheduled=not due_only)
+            pauses = self._outbox.account_pauses()
         except sqlite3.Error as exc:  # no session has started: nothing else to end
             raise flush_error(exc) from exc
         self.result.asked = [snapshot.id for snapshot in selected]
@@ -169,6 +196,13 @@ class RelayingManager:
                 self.result.errors.append(f"{snapshot.id}: {exc}")
                 continue
             groups.setdefault(account.name, (account, []))[1].append(snapshot)
+        for name in list(groups):
+            pause = pauses.get(name)
+            if name in skip_accounts:
+                del groups[name]
+            elif pause is not None and pause.active(now) and not (message_ids or ignore_pauses):
+                del groups[name]
+                self.result.paused[name] = pause
 
         self._outbox.bus.publish(
             FlushStarted(
@@ -193,6 +227,8 @@ class RelayingManager:
                     else f"the flush stopped on an unexpected error: {self._failure!r}"
                 )
             self.result.stopped = self._stopping
+            if self._failure is None:
+                self._end_pauses(pauses)
             self._outbox.bus.publish(
                 FlushFinished(
                     sent=self.result.count(MessageState.SENT),
@@ -232,12 +268,12 @@ class RelayingManager:
         return 0
 
     async def _select(
-        self, message_ids: Sequence[int] | None, now: datetime
+        self, message_ids: Sequence[int] | None, now: datetime, *, unscheduled: bool = True
     ) -> list[MessageSnapshot]:
         """The messages to send. Read a page at a time with a loop turn between pages:
         tens of thousands of snapshots in one go would freeze a window on this loop."""
         if message_ids is None:
-            due = self._outbox.due_ids(now)
+            due = self._outbox.due_ids(now, unscheduled=unscheduled)
             selected: list[MessageSnapshot] = []
             for start in range(0, len(due), SELECT_PAGE):
                 if start:
@@ -269,6 +305,7 @@ class RelayingManager:
             return
         except OutboxError as exc:
             self.result.errors.append(f"{account.name}: {exc}")
+            self.result.needs_person.add(account.name)
             return
         except Exception as exc:  # a keyring that breaks: the flush ends, safely
             self._fail(exc)
@@ -293,7 +330,9 @@ class RelayingManager:
             try:
                 if not first:
                     await logged_in.wait()
-                while not (self._stopping or refused.is_set()):
+                while not (
+                    self._stopping or refused.is_set() or account.name in self.result.paused
+                ):
                     try:
                         batch = queue.get_nowait()
                     except asyncio.QueueEmpty:
@@ -365,6 +404,8 @@ class RelayingManager:
         def settled(item: Settled) -> None:
             logged_in.set()
             self.result.settled.append(item)
+            if item.message.state is MessageState.SENT:
+                self._sent_through.add(account.name)
             if self._on_settled is not None:
                 self._on_settled(item)
 
@@ -377,14 +418,17 @@ class RelayingManager:
             on_settled=settled,
             commits=self._commits,
             on_write_failed=self._fail,
+            on_throttled=lambda pause: self._throttled(account.name, pause),
         )
         if self._failure is not None:  # the flush failed while this batch was claimed
             manager.abandon()
             return False
         relayer = ManagedRelayer(account, password, messages, manager)
         self._sessions[relayer] = (manager, asyncio.current_task())
+        siblings = self._account_relayers.setdefault(account.name, set())
+        siblings.add(relayer)
         try:
-            if self._stopping:
+            if self._stopping or account.name in self.result.paused:
                 relayer.stop()
             await relayer.run()
             manager.session_finished("")  # releases anything the relayer left unreported
@@ -393,8 +437,10 @@ class RelayingManager:
             raise
         finally:
             del self._sessions[relayer]
+            siblings.discard(relayer)
         if manager.auth_failure is not None:
             self.result.auth_refused = True
+            self.result.needs_person.add(account.name)
             fix = (
                 "fix what its password command prints"
                 if account.password_command is not None
@@ -406,6 +452,27 @@ class RelayingManager:
             )
             return True
         return False
+
+    def _end_pauses(self, pauses: dict[str, AccountPause]) -> None:
+        """Mail went through a paused account again: its series of pauses is over.
+
+        Best effort: a store that cannot take the write now keeps the old row,
+        whose time is past anyway (the next pause just grows from it).
+        """
+        over = [a for a in self._sent_through if a in pauses and a not in self.result.paused]
+        if over:
+            try:
+                self._outbox.end_account_pauses(over)
+            except sqlite3.Error:
+                log.warning("could not end the pauses of %s", ", ".join(over), exc_info=True)
+
+    def _throttled(self, account: str, pause: AccountPause) -> None:
+        """A provider throttled ``account``: its sessions finish what is in flight and stop."""
+        self.result.paused[account] = pause
+        for relayer in list(self._account_relayers.get(account, ())):
+            stop = getattr(relayer, "stop", None)
+            if stop is not None:
+                stop()
 
 
 #: Messages up to this size are one class, dealt in the order they came; above it,

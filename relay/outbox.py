@@ -54,6 +54,8 @@ if TYPE_CHECKING:
     from relay.dsn import DsnRequest
     from relay.policy import Verdict
     from relay.report import BodySource, OutgoingMessage
+    from relay.schedule import Waiting
+    from relay.throttle import AccountPause
 
 
 #: ``messages.sending``: 0 not claimed; 1 claimed by a flush; 2 its transaction is under way.
@@ -229,15 +231,19 @@ class Outbox:
         account: str | None = None,
         now: datetime | None = None,
         drop_file: str | None = None,
+        not_before: datetime | None = None,
     ) -> MessageSnapshot:
         """Store one message and its recipients; one transaction.
 
         ``drop_file`` (the identity of the drop-folder file it came from) is
         recorded in the same transaction: see :meth:`stored_drop_files`.
+        ``not_before`` schedules it (see ``insert_message``).
         """
         now = now or utc_now()
         with self._write() as conn:
-            message_id = insert_message(conn, parsed, account=account, now=now)
+            message_id = insert_message(
+                conn, parsed, account=account, now=now, not_before=not_before
+            )
             if drop_file is not None:
                 record_drop_import(conn, drop_file, message_id)
             snapshot = self._snapshot(message_id)
@@ -350,16 +356,84 @@ class Outbox:
             counts[MessageState(state)] = count
         return counts
 
-    def due_ids(self, now: datetime | None = None) -> list[int]:
-        """Queued messages, and deferred ones whose time has come; never held or claimed."""
+    def due_ids(self, now: datetime | None = None, *, unscheduled: bool = True) -> list[int]:
+        """Queued and deferred messages whose time has come; never held or claimed.
+
+        A queued message without a time (new mail) counts only with
+        ``unscheduled``: ``flush --due`` and the window's automatic sending
+        leave it to a person (``relay.schedule``).
+        """
         rows = self._conn.execute(
             "SELECT id FROM messages WHERE sending = 0 AND held = 0 AND"
-            " (state = 'queued' OR (state = 'deferred' AND"
-            "  (next_attempt_at IS NULL OR next_attempt_at <= ?)))"
-            " ORDER BY id",
+            " state IN ('queued', 'deferred') AND"
+            + (
+                " (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+                if unscheduled
+                else " (state = 'deferred' OR next_attempt_at IS NOT NULL)"
+                " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+            )
+            + " ORDER BY id",
             (_to_text(now or utc_now()),),
         )
         return [row[0] for row in rows]
+
+    def waiting(self) -> list[Waiting]:
+        """Deferred and scheduled messages, not held, not being sent: what may go by itself."""
+        from relay.schedule import Waiting
+
+        epoch = datetime.min.replace(tzinfo=UTC)  # deferred without a time: due now
+        return [
+            Waiting(message_id, sender, account, _from_text(next_at) or epoch)
+            for message_id, sender, account, next_at in self._conn.execute(
+                "SELECT id, sender, account, next_attempt_at FROM messages"
+                " WHERE sending = 0 AND held = 0 AND state IN ('queued', 'deferred')"
+                " AND (state = 'deferred' OR next_attempt_at IS NOT NULL)"
+            )
+        ]
+
+    def schedule(self, message_ids: Sequence[int], moment: datetime) -> list[MessageSnapshot]:
+        """Send these queued or deferred messages not before ``moment``; all or nothing."""
+        moment_text = _to_text(moment)
+
+        def schedule_one(message_id: int) -> None:
+            state = self.get(message_id).state
+            if state not in (MessageState.QUEUED, MessageState.DEFERRED, MessageState.HELD):
+                raise OutboxError(f"message {message_id} is {state}: nothing to send later")
+            self._conn.execute(
+                "UPDATE messages SET next_attempt_at = ? WHERE id = ?", (moment_text, message_id)
+            )
+
+        return self._change_each(message_ids, schedule_one)
+
+    # -- accounts a provider throttled (``relay.throttle``) ---------------------------
+
+    def account_pauses(self) -> dict[str, AccountPause]:
+        """Every recorded pause, by account (running or over: ``level`` needs the last)."""
+        from relay.throttle import AccountPause, Limit
+
+        return {
+            account: AccountPause(account, datetime.fromisoformat(until), Limit(kind), reply, level)
+            for account, until, kind, reply, level in self._conn.execute(
+                "SELECT account, until, limit_kind, reply, level FROM account_pauses"
+            )
+        }
+
+    def pause_account(self, pause: AccountPause) -> None:
+        """Record ``pause`` (replacing the account's last); one transaction."""
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO account_pauses (account, until, limit_kind, reply, level)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (pause.account, _to_text(pause.until), pause.limit.value, pause.reply,
+                 pause.level),
+            )
+
+    def end_account_pauses(self, accounts: Iterable[str]) -> None:
+        """Forget the pauses of ``accounts`` (mail went through them again)."""
+        with self._write() as conn:
+            conn.executemany(
+                "DELETE FROM account_pauses WHERE account = ?", [(a,) for a in accounts]
+            )
 
     def _require(self, message_id: int) -> None:
         if self._conn.execute("SELECT 1 FROM messages WHERE id = ?", (message_id,)).fetchone():

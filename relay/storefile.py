@@ -98,6 +98,17 @@ MIGRATIONS: tuple[str, ...] = (
         envid TEXT
     );
     """,
+    # 4: accounts a provider throttled (``relay.throttle``): nothing of theirs goes
+    # out by itself before ``until``; ``level`` counts the pauses in a row.
+    """
+    CREATE TABLE account_pauses (
+        account TEXT PRIMARY KEY,
+        until TEXT NOT NULL,
+        limit_kind TEXT NOT NULL,
+        reply TEXT NOT NULL,
+        level INTEGER NOT NULL DEFAULT 1
+    );
+    """,
 )
 
 
@@ -115,12 +126,17 @@ def insert_message(
     account: str | None,
     now: datetime,
     dsn: DsnRequest | None = None,
+    not_before: datetime | None = None,
 ) -> int:
     """Insert a message, its body, its recipients (and what DSN it asks for);
-    inside the caller's transaction."""
+    inside the caller's transaction.
+
+    ``not_before`` schedules it (``relay.schedule``): no flush sends it
+    earlier unless named, and it is then due by itself.
+    """
     cursor = conn.execute(
         "INSERT INTO messages (created_at, sender, subject, size, account,"
-        " needs_smtputf8, eight_bit, state) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " needs_smtputf8, eight_bit, state, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             to_text(now),
             parsed.sender,
@@ -130,6 +146,7 @@ def insert_message(
             int(parsed.needs_smtputf8),
             int(parsed.eight_bit),
             MessageState.QUEUED.value,
+            to_text(not_before),
         ),
     )
     message_id = cursor.lastrowid

@@ -1,0 +1,116 @@
+"""When a message is due: the time a person names with ``--at``, and the next moment to wake.
+
+Two kinds of message go out without anybody clicking: a *deferred* one (an
+attempt was made; its back-off says when to try again) and a *scheduled*
+one (queued with a time before which no flush sends it: ``enqueue --at``,
+the window's "Send later…"). Both keep that moment in the store's
+``next_attempt_at``. A queued message without a time is new mail nobody has
+asked to send yet: only a flush a person starts sends it (``outbox flush``,
+Send All), never ``flush --due`` or the window's automatic sending.
+
+No I/O and no hidden clock: ``parse_when`` takes ``now`` and the local time
+zone; ``next_wake_at`` takes what the store and the accounts say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+
+from relay.errors import UsageError
+from relay.throttle import AccountPause
+
+WHEN_FORMS = "ISO 8601 (2026-12-24T08:00+01:00), or local time HH:MM or YYYY-MM-DD HH:MM"
+
+
+def parse_when(text: str, *, now: datetime, tz: tzinfo | None = None) -> datetime:
+    """The moment ``text`` names, aware, rounded up to a whole second.
+
+    ``HH:MM`` (or ``HH:MM:SS``) is the next such local time: today if it is
+    still ahead, else tomorrow (as at(1) reads it). ``YYYY-MM-DD HH:MM`` and
+    any ISO 8601 date-time without an offset are local times; with an offset
+    (or ``Z``) they are what they say. ``tz`` is the local zone (None: the
+    system's). A bad value raises ``UsageError`` naming the accepted forms.
+    """
+    value = text.strip()
+    if not value:
+        raise UsageError(f"--at needs a time: {WHEN_FORMS}")
+    moment: datetime | None = None
+    if ":" in value and "-" not in value and "T" not in value.upper():
+        try:
+            clock = time.fromisoformat(value)
+        except ValueError:
+            clock = None
+        if clock is not None and clock.tzinfo is None:
+            local_now = now.astimezone(tz)
+            moment = _local(datetime.combine(local_now.date(), clock), tz)
+            if moment <= now:
+                moment = _local(datetime.combine(local_now.date() + timedelta(days=1), clock), tz)
+    else:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            moment = parsed if parsed.tzinfo is not None else _local(parsed, tz)
+    if moment is None:
+        raise UsageError(f"--at {text!r} is not a time Outbox understands: {WHEN_FORMS}")
+    return _whole_second_up(moment)
+
+
+def _local(naive: datetime, tz: tzinfo | None) -> datetime:
+    return naive.replace(tzinfo=tz) if tz is not None else naive.astimezone()
+
+
+def _whole_second_up(moment: datetime) -> datetime:
+    """The store keeps whole seconds: round up, so nothing goes before the time named."""
+    if moment.microsecond:
+        return moment.replace(microsecond=0) + timedelta(seconds=1)
+    return moment
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A deferred or scheduled message, not held and not being sent, and when it is due."""
+
+    message_id: int
+    sender: str
+    account: str | None
+    due_at: datetime
+
+
+def next_wake_at(
+    waiting: Iterable[Waiting],
+    account_of: Callable[[Waiting], str | None],
+    pauses: Mapping[str, AccountPause],
+    *,
+    skip: Collection[str] = (),
+) -> datetime | None:
+    """The earliest moment one of ``waiting`` may be sent by itself, or None.
+
+    A message goes through ``account_of`` it (None: no account would take it,
+    which needs a person); an account in ``skip`` (it needs its password or
+    sign-in) sends nothing by itself, and a paused one nothing before its
+    pause ends.
+    """
+    best: datetime | None = None
+    for item in waiting:
+        name = account_of(item)
+        if name is None or name in skip:
+            continue
+        moment = item.due_at
+        pause = pauses.get(name)
+        if pause is not None and pause.until > moment:
+            moment = pause.until
+        if best is None or moment < best:
+            best = moment
+    return best
+
+
+def day_text(moment: datetime, now: datetime, tz: tzinfo | None = None) -> str:
+    """``14:00`` today, else ``2026-12-24 14:00`` (local time)."""
+    local = moment.astimezone(tz)
+    today: date = now.astimezone(tz).date()
+    shown = local.strftime("%H:%M")
+    return shown if local.date() == today else local.strftime("%Y-%m-%d ") + shown
