@@ -18,7 +18,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from relay.attempts import Settled
 from relay.commands.store import open_outbox, parse_ids
@@ -26,6 +26,9 @@ from relay.events import Event, FlushStarted, MessageChanged, ProgressMade
 from relay.flushlock import FlushLock
 from relay.outbox import Outbox
 from relay.states import MessageState
+
+if TYPE_CHECKING:
+    from relay.flush import FlushResult
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,6 +39,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " flush was stopped with mail still unsent, 1 something failed permanently.",
     )
     p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument(
+        "--due",
+        action="store_true",
+        help="send only deferred and scheduled messages whose time has come, not new mail"
+        " nobody asked to send yet (for cron or a systemd timer)",
+    )
     p.set_defaults(func=cmd_flush)
 
 
@@ -139,6 +148,10 @@ def cmd_flush(args: argparse.Namespace) -> int:
     from relay.flush import prepare_flush
 
     ids = parse_ids(args.ids) if args.ids else None
+    if ids is not None and args.due:
+        from relay.errors import UsageError
+
+        raise UsageError("flush: --due sends what is due; name messages or give --due, not both")
     home, outbox = open_outbox(args.home)
     with outbox, FlushLock(home):
         outbox.checkpoint_in_background()  # no commit of the flush waits for a checkpoint
@@ -166,7 +179,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
             loop.add_signal_handler(signal.SIGINT, interrupted)
             loop.add_signal_handler(signal.SIGTERM, interrupted)
-            await manager.run(ids)
+            await manager.run(ids, due_only=args.due)
 
         aborted = False
         try:
@@ -178,7 +191,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
             if bar is not None:
                 bar.finish()
         result = manager.result
-        for line in (*result.notes, *result.errors):
+        for line in (*result.notes, *result.errors, *_pause_lines(result)):
             print(f"outbox: {line}", file=sys.stderr)
         if aborted or result.stopped:
             # The last line says what is left: a stop is not a success.
@@ -187,8 +200,8 @@ def cmd_flush(args: argparse.Namespace) -> int:
             print(f"outbox: {how}; {_messages(remaining)} not sent yet", file=sys.stderr)
             if remaining or aborted:
                 return 1 if result.exit_code == 1 else 75
-        elif not result.settled and not result.errors and not result.notes:
-            print(f"outbox: {_nothing_due(outbox)}", file=sys.stderr)
+        elif not (result.settled or result.errors or result.notes or result.paused):
+            print(f"outbox: {_nothing_due(outbox, due_only=args.due)}", file=sys.stderr)
     return result.exit_code
 
 
@@ -199,12 +212,12 @@ def _not_sent(outbox: Outbox, asked: list[int]) -> int:
     return sum(1 for snapshot in outbox.snapshots(asked) if snapshot.state in UNSENT)
 
 
-def _nothing_due(outbox: Outbox) -> str:
+def _nothing_due(outbox: Outbox, *, due_only: bool = False) -> str:
     """Why there was nothing to send, and when there will be."""
     now = datetime.now(UTC)
     count, first = outbox.deferred_waiting(now)
     if not count or first is None:
-        return "nothing to send"
+        return "nothing due" if due_only else "nothing to send"
     minutes = max(1, round((first - now).total_seconds() / 60))
     wait = f"{minutes} min" if minutes < 90 else f"{minutes / 60:.0f} h"
     when = first.astimezone().strftime("%Y-%m-%d %H:%M")
@@ -217,6 +230,18 @@ def _nothing_due(outbox: Outbox) -> str:
 
 def _messages(count: int) -> str:
     return f"{count} message" + ("" if count == 1 else "s")
+
+
+def _pause_lines(result: FlushResult) -> list[str]:
+    """``work: paused until 14:00 (daily sending limit); …``: one line per paused account."""
+    from relay.outbox import utc_now
+    from relay.throttle import pause_text
+
+    now = utc_now()
+    return [
+        f"{pause_text(pause, now)}; `outbox flush ID` sends a message anyway"
+        for pause in result.paused.values()
+    ]
 
 
 def _import_drop_folder(outbox: Outbox, home: Path) -> None:

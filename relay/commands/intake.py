@@ -5,9 +5,13 @@ file in a batch does not keep the others out. Each stored message's id goes
 to standard output, one per line, in the order of the arguments; each refused
 file gets ``outbox: FILE: reason`` on standard error.
 
+``--at WHEN`` schedules the messages (``relay.schedule``): no flush sends
+them before WHEN unless it names them.
+
 Exit status: 0 when every file was stored; 65 (EX_DATAERR) when some file
 was refused, including a file that could not be read; 78 (EX_CONFIG) for an
-unknown ``--account``, before anything is stored.
+unknown ``--account`` and 64 (EX_USAGE) for a ``--at`` that is not a time,
+both before anything is stored.
 """
 
 from __future__ import annotations
@@ -37,6 +41,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         metavar="NAME",
         help="send through this account (default: the one whose --from matches)",
     )
+    parser.add_argument(
+        "--at",
+        metavar="WHEN",
+        help="send no earlier than WHEN: ISO 8601 (2026-12-24T08:00+01:00), or local time"
+        " HH:MM (the next one) or YYYY-MM-DD HH:MM; `outbox flush --due` and the window send"
+        " it once it is due, `outbox flush ID` at once",
+    )
     parser.set_defaults(func=cmd_enqueue)
 
 
@@ -46,6 +57,15 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     from relay.message import parse_message
     from relay.outbox import Outbox
 
+    not_before = None
+    if args.at is not None:
+        from relay.outbox import utc_now
+        from relay.schedule import parse_when
+
+        now = utc_now()
+        not_before = parse_when(args.at, now=now)  # UsageError before anything is stored
+        if not_before <= now:
+            print(f"outbox: {args.at} is past: the message is due now", file=sys.stderr)
     home = resolve_home(args.home)
     if args.account is not None:
         from relay.accounts import find_account, load_accounts
@@ -69,7 +89,7 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                 print(f"outbox: {name}: {exc}", file=sys.stderr)
                 failed += 1
                 continue
-            snapshot = outbox.add_message(parsed, account=args.account)
+            snapshot = outbox.add_message(parsed, account=args.account, not_before=not_before)
             print(snapshot.id, flush=True)
     return EX_DATAERR if failed else 0
 

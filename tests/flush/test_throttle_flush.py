@@ -16,7 +16,7 @@ from relay.outbox import Outbox
 from relay.policy import RetryPolicy
 from relay.states import MessageState
 from relay.throttle import Limit
-from tests.support.fault_server import FaultServer, Faults
+from tests.support.fault_server import Faults, FaultServer
 
 START = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
 GMAIL_DAILY = "550 5.4.5 Daily user sending limit exceeded. For more information, go to"
@@ -123,7 +123,7 @@ def test_a_message_named_by_a_person_goes_through_a_paused_account(outbox: Outbo
 
 def test_a_rate_limit_at_the_greeting_counts_no_attempt(outbox: Outbox) -> None:
     ids = add(outbox, 2)
-    result, server = flush(
+    result, _server = flush(
         outbox, Faults(greeting="421 4.7.0 [TSS04] Messages temporarily deferred"), Clock()
     )
     assert all(outbox.get(i).attempts == 0 for i in ids)
@@ -134,7 +134,8 @@ def test_a_rate_limit_at_the_greeting_counts_no_attempt(outbox: Outbox) -> None:
 def test_too_many_login_attempts_pause_the_account_and_count_no_attempt(outbox: Outbox) -> None:
     ids = add(outbox, 2)
     faults = Faults(
-        auth_mechanisms=("PLAIN",), auth="454 4.7.0 Too many login attempts, please try again later."
+        auth_mechanisms=("PLAIN",),
+        auth="454 4.7.0 Too many login attempts, please try again later.",
     )
     result, server = flush(outbox, faults, Clock(), user="alice")
     assert server.verbs().count("AUTH") == 1 and "MAIL" not in server.verbs()
@@ -157,6 +158,6 @@ def test_pauses_in_a_row_grow(outbox: Outbox) -> None:
 
 def test_an_ordinary_refusal_pauses_nothing(outbox: Outbox) -> None:
     first, second = add(outbox, 2)
-    result, server = flush(outbox, Faults(end_of_data="550 5.7.1 Message rejected"), Clock())
+    result, _server = flush(outbox, Faults(end_of_data="550 5.7.1 Message rejected"), Clock())
     assert [outbox.get(i).state for i in (first, second)] == [MessageState.FAILED] * 2
     assert outbox.account_pauses() == {} and not result.paused
