@@ -26,6 +26,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
@@ -91,8 +92,12 @@ class FlushRunner(QObject):
         """Another process holds the flush lock (as of the last probe)."""
         return self._lock_busy
 
-    def start(self, message_ids: Sequence[int] | None = None) -> bool:
-        """Send what is due, or exactly ``message_ids``; false (and ``problem``) if it cannot."""
+    def start(self, message_ids: Sequence[int] | None = None, **options: Any) -> bool:
+        """Send what is due, or exactly ``message_ids``; false (and ``problem``) if it cannot.
+
+        ``options`` go to ``RelayingManager.run`` (``due_only``, ``ignore_pauses``,
+        ``skip_accounts``): an automatic flush is this same flush, told what to leave.
+        """
         if self._task is not None:
             return False
         try:
@@ -117,7 +122,7 @@ class FlushRunner(QObject):
             return False
         self._manager = manager
         self._stopping = False
-        self._task = loop.create_task(self._run(manager, message_ids))
+        self._task = loop.create_task(self._run(manager, message_ids, options))
         self.running_changed.emit(True)
         return True
 
@@ -156,9 +161,14 @@ class FlushRunner(QObject):
 
     # -- inside ---------------------------------------------------------------------------
 
-    async def _run(self, manager: RelayingManager, message_ids: Sequence[int] | None) -> None:
+    async def _run(
+        self,
+        manager: RelayingManager,
+        message_ids: Sequence[int] | None,
+        options: dict[str, Any] | None = None,
+    ) -> None:
         try:
-            await manager.run(message_ids)
+            await manager.run(message_ids, **(options or {}))
         except OutboxError as exc:
             self.problem.emit(str(exc))
         except Exception as exc:  # a bug: say so in one line, keep the window alive

@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.auto_send import AutoSender
 from gui.bridge import EngineBridge
 from gui.confirm import ask, tell
 from gui.detail_pane import DetailPane
@@ -144,12 +145,16 @@ class MainWindow(QMainWindow):
         self._build_menus_and_toolbar()
         self.status = StatusPanel(self.statusBar())
         self.tray = OutboxTray(self.action_show, self.action_flush, self.action_quit, self)
+        self.auto_send = AutoSender(
+            home, outbox, self.runner, self.action_auto_send, settings, parent=self
+        )
 
         self._connect()
         self._restore_settings()
         self._on_counts_changed(self.model.counts())
         self.status.show_lock_busy(self.runner.lock_busy)
         self.update_actions()
+        self.auto_send.reschedule()
 
     # -- building -----------------------------------------------------------------------
 
@@ -220,6 +225,11 @@ class MainWindow(QMainWindow):
         )
         self.action_show = self._action(
             "action_show", "Show Outbox", None, None, "Bring the Outbox window to the front"
+        )
+        self.action_auto_send = self._action(
+            "action_auto_send", "Send deferred messages when they are due", None, None,
+            "While the window runs, send each deferred or scheduled message when its next"
+            " try falls due (new mail still waits for Send)",
         )
 
     def _build_view(self) -> None:
@@ -320,6 +330,8 @@ class MainWindow(QMainWindow):
             messages.addAction(action)
         messages.addSeparator()
         messages.addAction(self.action_delete)
+        messages.addSeparator()
+        messages.addAction(self.action_auto_send)
         edit = menus.addMenu("&View")
         edit.addAction(self.action_find)
 
@@ -373,6 +385,12 @@ class MainWindow(QMainWindow):
         self.runner.lock_busy_changed.connect(self._on_lock_busy_changed)
         self.runner.finished.connect(self._on_runner_finished)
         self.runner.problem.connect(self._on_runner_problem)
+        self.auto_send.started.connect(
+            lambda: self.status.notice("Sending deferred messages that are due…")
+        )
+        self.auto_send.pauses_changed.connect(self.status.show_pauses)
+        model.counts_changed.connect(self.auto_send.reschedule_soon)
+        model.messages_refreshed.connect(self.auto_send.reschedule_soon)
 
         selection = self.view.selectionModel()
         selection.selectionChanged.connect(self._on_selection_changed)
@@ -410,7 +428,8 @@ class MainWindow(QMainWindow):
         return messages
 
     def flush_all(self) -> None:
-        if self.runner.start(None):
+        # A person's click: an account a provider paused is tried all the same.
+        if self.runner.start(None, ignore_pauses=True):
             self.status.notice("Sending what is due…")
 
     def flush_selected(self) -> None:
@@ -626,6 +645,7 @@ class MainWindow(QMainWindow):
         self._prompts.pop(account, None)
 
     def _on_password_saved(self, account: str) -> None:
+        self.auto_send.account_fixed(account)
         if self.runner.running:
             self._send_again_after_flush = True
             self.status.notice(f"Password of {account} saved; sending again after this flush.")
@@ -825,6 +845,7 @@ class MainWindow(QMainWindow):
             return
         if not self._closing:
             self._closing = True
+            self.auto_send.stop()
             self.save_settings()
             self.runner.shutdown()
             self.watcher.stop()

@@ -42,6 +42,12 @@ class StatusPanel(QObject):
         self.lock_label.hide()
         bar.addWidget(self.lock_label)
 
+        self.pause_label = QLabel()
+        self.pause_label.setObjectName("status_pauses")
+        self.pause_label.setAccessibleName("Paused accounts")
+        self.pause_label.hide()
+        bar.addWidget(self.pause_label)
+
         self.flush_label = QLabel()
         self.flush_label.setObjectName("status_flush")
         self.flush_label.setAccessibleName("Flush progress")
@@ -81,6 +87,16 @@ class StatusPanel(QObject):
             else ""
         )
         self.lock_label.setVisible(busy)
+
+    def show_pauses(self, texts: list[str]) -> None:
+        """Paused accounts, e.g. ``work: paused until 14:00 (daily sending limit)``."""
+        self.pause_label.setText(" · ".join(texts))
+        self.pause_label.setToolTip(
+            "Nothing goes through these accounts by itself until then; Send sends anyway."
+            if texts
+            else ""
+        )
+        self.pause_label.setVisible(bool(texts))
 
     def on_flush_started(self, event: FlushStarted) -> None:
         self.progress.started(event.message_count, event.total_bytes)
