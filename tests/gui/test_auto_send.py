@@ -146,3 +146,22 @@ def test_a_daily_limit_pauses_the_account_and_the_window_says_until_when(
         shown_until = local.strftime("%Y-%m-%d ") + shown_until
     assert label.text() == f"test: paused until {shown_until} (daily sending limit)"
     assert window.auto_send.wake_at == pause.until  # nothing goes by itself before
+
+
+def test_an_account_that_needs_its_password_is_not_tried_again_by_itself(
+    window: MainWindow, qtbot: QtBot, server: RunningServer, account_home: Path
+) -> None:
+    from relay.accounts import save_accounts
+
+    # The account now signs in, and no password is stored for it.
+    save_accounts(account_home, [server.account(name="test", default=True, user="alice")])
+    starts: list[None] = []
+    window.auto_send.started.connect(lambda: starts.append(None))
+    with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS) as finished:
+        due = schedule(window, utc_now() - timedelta(minutes=1), "Due a minute ago")
+    assert finished.args is not None and finished.args[0].needs_person == {"test"}
+    # Still due, but nothing wakes for it: a person has to give the password first.
+    qtbot.waitUntil(lambda: not window.runner.running and window.auto_send.wake_at is None)
+    assert not window.auto_send.armed and starts == [None]
+    assert window.outbox.get(due).state is MessageState.QUEUED
+    assert window.outbox.get(due).attempts == 0 and server.received == []
