@@ -92,7 +92,8 @@ _DEFAULT_WIDTHS = {
     Column.SIZE: 70,
     Column.ATTEMPTS: 70,
     Column.LAST_RESULT: 250,
-    Column.NEXT_TRY: 80,
+    Column.QUEUED: 110,
+    Column.NEXT_TRY: 110,
     Column.PROGRESS: 140,
 }
 

@@ -46,11 +46,12 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from gui.display_text import size_text, when_text
+from gui.display_text import size_text
 from gui.icons import state_icon
 from relay.events import MessageSnapshot
 from relay.listing import (
     L_ATTEMPTS,
+    L_CREATED,
     L_ID,
     L_LAST_ERROR,
     L_NEXT_ATTEMPT,
@@ -64,6 +65,7 @@ from relay.listing import (
     listed,
     unpack_recipients,
 )
+from relay.schedule import day_text
 from relay.states import MessageState, RecipientState
 from relay.visible import visible
 
@@ -80,8 +82,9 @@ class Column(IntEnum):
     SIZE = 3
     ATTEMPTS = 4
     LAST_RESULT = 5
-    NEXT_TRY = 6
-    PROGRESS = 7
+    QUEUED = 6
+    NEXT_TRY = 7
+    PROGRESS = 8
 
 
 HEADERS = {
@@ -91,6 +94,7 @@ HEADERS = {
     Column.SIZE: "Size",
     Column.ATTEMPTS: "Attempts",
     Column.LAST_RESULT: "Last result",
+    Column.QUEUED: "Queued",
     Column.NEXT_TRY: "Next try",
     Column.PROGRESS: "Progress",
 }
@@ -123,6 +127,8 @@ _NUMERIC = (Column.SIZE, Column.ATTEMPTS)
 _COLUMNS = len(Column)
 _SENDING = MessageState.SENDING.value
 _DEFERRED = MessageState.DEFERRED.value
+# States whose next_attempt_at means something: a deferred's next try, a scheduled's time.
+_WAITING = frozenset({_DEFERRED, MessageState.QUEUED.value})
 _UNCERTAIN = RecipientState.UNCERTAIN.value
 _NEVER = "~"  # sorts after every ISO 8601 time: no next try comes last
 #: The State word of a message claimed by a flush and waiting for its turn on its connection.
@@ -175,10 +181,17 @@ def last_result_text(row: Listed) -> str:
 
 
 def next_try_text(row: Listed, now: datetime) -> str:
+    """When a deferred message is tried again, or a scheduled one sent: ``14:05`` today,
+    else with its date."""
     moment = row[L_NEXT_ATTEMPT]
-    if row[L_STATE] != _DEFERRED or moment is None:
+    if row[L_STATE] not in _WAITING or moment is None:
         return ""
-    return when_text(datetime.fromisoformat(moment), now)
+    return day_text(datetime.fromisoformat(moment), now)
+
+
+def queued_text(row: Listed, now: datetime) -> str:
+    """When the message entered the outbox: ``14:05`` today, else with its date."""
+    return day_text(datetime.fromisoformat(row[L_CREATED]), now) if row[L_CREATED] else ""
 
 
 def _search_text(row: Listed) -> str:
@@ -675,6 +688,8 @@ def _display_text(row: Listed, column: int) -> str | None:
         return last_result_text(row)
     if column == Column.NEXT_TRY:
         return next_try_text(row, datetime.now(UTC))
+    if column == Column.QUEUED:
+        return queued_text(row, datetime.now(UTC))
     return None
 
 
@@ -712,6 +727,7 @@ _SORT_KEYS: dict[Column, Callable[[Listed], Any]] = {
     Column.SIZE: lambda row: row[L_SIZE],
     Column.ATTEMPTS: lambda row: row[L_ATTEMPTS],
     Column.LAST_RESULT: lambda row: last_result_text(row).casefold(),
+    Column.QUEUED: lambda row: row[L_CREATED],
     Column.NEXT_TRY: _next_try_key,
 }
 

@@ -42,11 +42,12 @@ class StatusPanel(QObject):
         self.lock_label.hide()
         bar.addWidget(self.lock_label)
 
+        # Permanent: a notice must not hide it (it stays true for hours).
         self.pause_label = QLabel()
         self.pause_label.setObjectName("status_pauses")
         self.pause_label.setAccessibleName("Paused accounts")
         self.pause_label.hide()
-        bar.addWidget(self.pause_label)
+        bar.addPermanentWidget(self.pause_label)
 
         self.flush_label = QLabel()
         self.flush_label.setObjectName("status_flush")

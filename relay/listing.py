@@ -16,8 +16,10 @@ holds the same thing: a view can tell what changed with ``==``.
 
 Reading it (positions are the ``L_*`` constants):
 
-- ``state``: the ``MessageState`` value; ``next_attempt_at``: the stored
-  text (UTC ISO 8601, ``relay.storefile.to_text``) or None;
+- ``state``: the ``MessageState`` value; ``next_attempt_at`` (None, or the
+  next try of a deferred message, or the time a scheduled one waits for) and
+  ``created_at`` (when it was queued): the stored text (UTC ISO 8601,
+  ``relay.storefile.to_text``);
 - ``recipients``: ``unpack_recipients`` gives ``(address, state value)``
   pairs in envelope order;
 - ``reply``: the first reply of a recipient no longer pending, in envelope
@@ -34,8 +36,8 @@ from relay.states import RecipientState
 from relay.storefile import to_text
 
 #: ``(id, state, sender, subject, size, attempts, next_attempt_at, last_error,
-#: recipients, reply)``
-Listed = tuple[int, str, str, str, int, int, str | None, str | None, str, str | None]
+#: recipients, reply, created_at)``
+Listed = tuple[int, str, str, str, int, int, str | None, str | None, str, str | None, str]
 
 L_ID: Final = 0
 L_STATE: Final = 1
@@ -47,6 +49,7 @@ L_NEXT_ATTEMPT: Final = 6
 L_LAST_ERROR: Final = 7
 L_RECIPIENTS: Final = 8
 L_REPLY: Final = 9
+L_CREATED: Final = 10
 
 # Envelope addresses never hold control characters (relay.address validates them).
 _FIELD = "\x1f"
@@ -61,7 +64,8 @@ _SELECT = (
     " (SELECT group_concat(r.position || char(31) || r.address || char(31) || r.state,"
     "  char(30)) FROM recipients r WHERE r.message_id = m.id),"
     " (SELECT r.reply FROM recipients r WHERE r.message_id = m.id"
-    "  AND r.state != 'pending' AND r.reply IS NOT NULL ORDER BY r.position LIMIT 1)"
+    "  AND r.state != 'pending' AND r.reply IS NOT NULL ORDER BY r.position LIMIT 1),"
+    " m.created_at"
     " FROM messages m"
 )
 
@@ -97,6 +101,7 @@ def listed(snapshot: MessageSnapshot) -> Listed:
             for position, r in enumerate(snapshot.recipients)
         ),
         reply,
+        to_text(snapshot.created_at) or "",
     )
 
 
@@ -118,4 +123,4 @@ def _needs_fixing(rows: list[Listed]) -> bool:
 def _fixed(row: Listed) -> Listed:
     if row[L_RECIPIENTS] is not None:
         return row
-    return (*row[:L_RECIPIENTS], "", row[L_REPLY])
+    return (*row[:L_RECIPIENTS], "", *row[L_REPLY:])

@@ -139,7 +139,7 @@ def test_a_daily_limit_pauses_the_account_and_the_window_says_until_when(
     )
     pause = window.outbox.account_pauses()["test"]
     label = window.status.pause_label
-    qtbot.waitUntil(label.isVisible)
+    qtbot.waitUntil(label.isVisible)  # beside the counts, whatever notice shows
     local = pause.until.astimezone()
     shown_until = local.strftime("%H:%M")
     if local.date() != utc_now().astimezone().date():
