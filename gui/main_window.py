@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable
+from datetime import datetime
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QEvent, QModelIndex, QPoint, QSettings, Qt, QTimer
@@ -76,11 +77,13 @@ from relay.events import (
     ProgressMade,
 )
 from relay.flush import FlushResult
-from relay.outbox import Outbox
+from relay.outbox import Outbox, utc_now
+from relay.schedule import day_text
 from relay.states import MessageState, Phase, RecipientState
 
 RETRYABLE = frozenset({MessageState.DEFERRED, MessageState.FAILED, MessageState.UNCERTAIN})
 SENDABLE = frozenset({MessageState.QUEUED, MessageState.DEFERRED})
+SCHEDULABLE = frozenset({MessageState.QUEUED, MessageState.DEFERRED, MessageState.HELD})
 HOLDABLE = frozenset(
     {MessageState.QUEUED, MessageState.DEFERRED, MessageState.FAILED, MessageState.UNCERTAIN}
 )
@@ -227,6 +230,10 @@ class MainWindow(QMainWindow):
         self.action_show = self._action(
             "action_show", "Show Outbox", None, None, "Bring the Outbox window to the front"
         )
+        self.action_send_later = self._action(
+            "action_send_later", "Send Later…", None, None,
+            "Send the selected messages no earlier than a time you choose",
+        )
         self.action_auto_send = self._action(
             "action_auto_send", "Send deferred messages when they are due", None, None,
             "While the window runs, send each deferred or scheduled message when its next"
@@ -319,7 +326,10 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.action_quit)
         messages = menus.addMenu("&Messages")
-        for action in (self.action_flush, self.action_flush_selected, self.action_stop):
+        for action in (
+            self.action_flush, self.action_flush_selected, self.action_send_later,
+            self.action_stop,
+        ):
             messages.addAction(action)
         messages.addSeparator()
         for action in (
@@ -358,7 +368,7 @@ class MainWindow(QMainWindow):
         self.toolbar = toolbar
 
         self.context_menu = QMenu(self)
-        for action in (self.action_flush_selected, self.action_retry):
+        for action in (self.action_flush_selected, self.action_send_later, self.action_retry):
             self.context_menu.addAction(action)
         self.context_menu.addSeparator()
         for action in (self.action_hold, self.action_release):
@@ -405,6 +415,7 @@ class MainWindow(QMainWindow):
         self.action_flush_selected.triggered.connect(self.flush_selected)
         self.action_stop.triggered.connect(self.runner.stop)
         self.action_retry.triggered.connect(self.retry_selected)
+        self.action_send_later.triggered.connect(self.send_later_selected)
         self.action_retry_failed.triggered.connect(self.retry_failed)
         self.action_hold.triggered.connect(self.hold_selected)
         self.action_release.triggered.connect(self.release_selected)
@@ -483,6 +494,24 @@ class MainWindow(QMainWindow):
             return
         if self.runner.start(ids):
             self.status.notice(f"Sending {_messages(len(ids))} again…")
+
+    def send_later_selected(self) -> None:
+        from gui.send_later import SendLaterDialog
+
+        ids = [m.id for m in self.selected_messages() if m.state in SCHEDULABLE]
+        if not ids:
+            return
+        dialog = SendLaterDialog(len(ids), utc_now(), self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.chosen.connect(lambda moment: self._send_later(ids, moment))
+        dialog.open()
+
+    def _send_later(self, ids: list[int], moment: datetime) -> None:
+        when = day_text(moment, utc_now())
+        self._command(
+            lambda: self.outbox.schedule(ids, moment),
+            f"{_messages(len(ids)).capitalize()} will be sent at {when}.",
+        )
 
     def hold_selected(self) -> None:
         ids = [m.id for m in self.selected_messages() if m.state in HOLDABLE]
@@ -584,6 +613,7 @@ class MainWindow(QMainWindow):
         self.action_retry.setText("Send Again…" if uncertain else "Retry")
         self.action_retry_failed.setEnabled(free and counts[MessageState.FAILED] > 0)
         self.action_hold.setEnabled(bool(states & HOLDABLE))
+        self.action_send_later.setEnabled(bool(states & SCHEDULABLE))
         self.action_release.setEnabled(MessageState.HELD in states)
         self.action_delete.setEnabled(bool(states - {MessageState.SENDING}))
 
