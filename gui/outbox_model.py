@@ -31,8 +31,9 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import IntEnum
+from functools import lru_cache
 from typing import Any
 
 from PySide6.QtCore import (
@@ -65,7 +66,7 @@ from relay.listing import (
     listed,
     unpack_recipients,
 )
-from relay.schedule import day_text
+from relay.schedule import DAY_TIME
 from relay.states import MessageState, RecipientState
 from relay.visible import visible
 
@@ -186,12 +187,21 @@ def next_try_text(row: Listed, now: datetime) -> str:
     moment = row[L_NEXT_ATTEMPT]
     if row[L_STATE] not in _WAITING or moment is None:
         return ""
-    return day_text(datetime.fromisoformat(moment), now)
+    return _local_when(moment, now.astimezone().date())
 
 
 def queued_text(row: Listed, now: datetime) -> str:
     """When the message entered the outbox: ``14:05`` today, else with its date."""
-    return day_text(datetime.fromisoformat(row[L_CREATED]), now) if row[L_CREATED] else ""
+    created = row[L_CREATED]
+    return _local_when(created, now.astimezone().date()) if created else ""
+
+
+@lru_cache(maxsize=4096)
+def _local_when(stored: str, today: date) -> str:
+    """A stored time as ``relay.schedule.day_text`` shows it, remembered: a scroll redraws
+    the same cells, and parsing and formatting a time per cell slows it."""
+    local = datetime.fromisoformat(stored).astimezone()
+    return local.strftime("%H:%M") if local.date() == today else local.strftime(DAY_TIME)
 
 
 def _search_text(row: Listed) -> str:

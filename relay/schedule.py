@@ -21,6 +21,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from relay.errors import UsageError
 from relay.throttle import AccountPause
 
+DAY_TIME = "%Y-%m-%d %H:%M"  # a local time on another day than today
 WHEN_FORMS = "ISO 8601 (2026-12-24T08:00+01:00), or local time HH:MM or YYYY-MM-DD HH:MM"
 
 
@@ -112,5 +113,4 @@ def day_text(moment: datetime, now: datetime, tz: tzinfo | None = None) -> str:
     """``14:00`` today, else ``2026-12-24 14:00`` (local time)."""
     local = moment.astimezone(tz)
     today: date = now.astimezone(tz).date()
-    shown = local.strftime("%H:%M")
-    return shown if local.date() == today else local.strftime("%Y-%m-%d ") + shown
+    return local.strftime("%H:%M") if local.date() == today else local.strftime(DAY_TIME)
