@@ -85,6 +85,8 @@ class AutoSender(QObject):
         self._quiet_until: datetime | None = None
         self._pause_texts: list[str] = []
         self.wake_at: datetime | None = None
+        #: The flush running (or last run) was started by this, not by a person.
+        self.last_flush_was_auto = False
 
         self.action = action
         action.setCheckable(True)
@@ -189,7 +191,7 @@ class AutoSender(QObject):
         self._runner.probe_lock()
         if self._runner.lock_busy:
             return  # another process is sending; the lock coming free reschedules
-        self._running_auto = True
+        self._running_auto = self.last_flush_was_auto = True
         started = self._runner.start(
             None, due_only=True, skip_accounts=frozenset(self._needs_person)
         )
@@ -204,6 +206,7 @@ class AutoSender(QObject):
 
     def _on_running_changed(self, running: bool) -> None:
         if running:
+            self.last_flush_was_auto = self._running_auto
             self._timer.stop()
 
     def _on_flush_finished(self, result: FlushResult) -> None:
@@ -217,8 +220,8 @@ class AutoSender(QObject):
         self.reschedule()
 
     @property
-    def running_auto(self) -> bool:
-        """The flush running now was started by this, not by a person."""
+    def starting_or_running(self) -> bool:
+        """A flush this started is starting or running (not a person's)."""
         return self._running_auto
 
     def _on_toggled(self, on: bool) -> None:

@@ -708,7 +708,10 @@ class MainWindow(QMainWindow):
         problems = [
             e for e in result.errors if not any(e.startswith(f"account {a}:") for a in refused)
         ]
-        if problems:
+        if problems and self.auto_send.last_flush_was_auto:
+            # Nobody clicked: no dialog out of nowhere; the status bar says it.
+            self.status.notice(f"Some due messages could not be sent: {problems[0]}")
+        elif problems:
             tell(
                 self,
                 name="flush_problems",
@@ -719,6 +722,8 @@ class MainWindow(QMainWindow):
 
     def _on_runner_problem(self, text: str) -> None:
         self.status.notice(f"Cannot send: {text}")
+        if self.auto_send.starting_or_running:
+            return  # nobody clicked: the status bar says it, no dialog out of nowhere
         tell(self, name="flush_problem", title="Cannot send", text=text)
 
     # -- the model and the view -------------------------------------------------------------------

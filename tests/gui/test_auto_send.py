@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from gui.app import create_main_window
@@ -165,3 +166,6 @@ def test_an_account_that_needs_its_password_is_not_tried_again_by_itself(
     assert not window.auto_send.armed and starts == [None]
     assert window.outbox.get(due).state is MessageState.QUEUED
     assert window.outbox.get(due).attempts == 0 and server.received == []
+    # Nobody clicked: the status bar says why, no dialog pops up out of nowhere.
+    assert QApplication.activeModalWidget() is None
+    assert "no password" in window.statusBar().currentMessage()
