@@ -30,6 +30,7 @@ slept, or a clock that moved, is noticed within that time.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -84,6 +85,7 @@ class AutoSender(QObject):
         self._running_auto = False
         self._quiet_until: datetime | None = None
         self._pause_texts: list[str] = []
+        self._comeback_waiting = False
         self.wake_at: datetime | None = None
         #: The flush running (or last run) was started by this, not by a person.
         self.last_flush_was_auto = False
@@ -132,6 +134,45 @@ class AutoSender(QObject):
         self._timer.stop()
         self._coalesce.stop()
 
+    def came_back(self, reason: str) -> None:
+        """The network is back or the machine woke: deferred mail goes now, not at its
+        next back-off tick (which grew while nothing could work)."""
+        if not self.enabled:
+            return
+        if self._runner.running:
+            self._comeback_waiting = True  # after this flush
+            return
+        now = self._clock()
+        try:
+            pauses = self._outbox.account_pauses()
+            account_of = self._account_resolver()
+            ids = [
+                item.message_id
+                for item in self._outbox.waiting()
+                if item.deferred and self._free(account_of(item), pauses, now)
+            ]
+        except Exception:
+            log.warning("cannot tell what is deferred", exc_info=True)
+            return
+        self._comeback_waiting = False
+        if not ids:
+            return
+        self._runner.probe_lock()
+        if self._runner.lock_busy:
+            return
+        self._quiet_until = None
+        self._running_auto = self.last_flush_was_auto = True
+        if self._runner.start(ids, skip_accounts=frozenset(self._needs_person)):
+            self.started.emit()
+        else:
+            self._running_auto = False
+
+    def _free(self, account: str | None, pauses: dict[str, AccountPause], now: datetime) -> bool:
+        if account is None or account in self._needs_person:
+            return False
+        pause = pauses.get(account)
+        return pause is None or not pause.active(now)
+
     # -- deciding when --------------------------------------------------------------------
 
     def reschedule(self) -> None:
@@ -162,14 +203,17 @@ class AutoSender(QObject):
         self.wake_changed.emit(wake_at)
 
     def _next_wake(self, pauses: dict[str, AccountPause]) -> datetime | None:
-        from relay.accounts import account_for_sender, find_account, load_accounts
-
         waiting = self._outbox.waiting()
         if not waiting:
             return None
+        return next_wake_at(waiting, self._account_resolver(), pauses, skip=self._needs_person)
+
+    def _account_resolver(self) -> Callable[[Waiting], str | None]:
+        """Which account a waiting message goes through (None: a person must say),
+        from config.toml as it is now."""
+        from relay.accounts import account_for_sender, find_account, load_accounts
+
         accounts = load_accounts(self._home)
-        if not accounts:
-            return None
 
         def account_of(item: Waiting) -> str | None:
             try:
@@ -177,9 +221,9 @@ class AutoSender(QObject):
                     return find_account(accounts, item.account).name
                 return account_for_sender(accounts, item.sender).name
             except OutboxError:
-                return None  # a person must say how it goes
+                return None
 
-        return next_wake_at(waiting, account_of, pauses, skip=self._needs_person)
+        return account_of
 
     def _wake(self) -> None:
         if not self.enabled or self._runner.running:
@@ -217,6 +261,10 @@ class AutoSender(QObject):
         elif result.settled:
             self._quiet_until = None
         self._running_auto = False
+        if self._comeback_waiting:
+            self.came_back("after the flush")
+            if self._runner.running:
+                return
         self.reschedule()
 
     @property

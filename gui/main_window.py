@@ -52,6 +52,7 @@ from PySide6.QtWidgets import (
 
 from gui.auto_send import AutoSender
 from gui.bridge import EngineBridge
+from gui.comeback import ComebackWatch
 from gui.confirm import ask, tell
 from gui.detail_pane import DetailPane
 from gui.display_text import STATE_LABELS
@@ -152,6 +153,7 @@ class MainWindow(QMainWindow):
         self.auto_send = AutoSender(
             home, outbox, self.runner, self.action_auto_send, settings, parent=self
         )
+        self.comeback = ComebackWatch(self)
 
         self._connect()
         self._restore_settings()
@@ -400,6 +402,7 @@ class MainWindow(QMainWindow):
             lambda: self.status.notice("Sending deferred messages that are due…")
         )
         self.auto_send.pauses_changed.connect(self.status.show_pauses)
+        self.comeback.came_back.connect(self.auto_send.came_back)
         model.counts_changed.connect(self.auto_send.reschedule_soon)
         model.messages_refreshed.connect(self.auto_send.reschedule_soon)
 
@@ -882,6 +885,7 @@ class MainWindow(QMainWindow):
         if not self._closing:
             self._closing = True
             self.auto_send.stop()
+            self.comeback.stop()
             self.save_settings()
             self.runner.shutdown()
             self.watcher.stop()

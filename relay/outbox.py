@@ -383,9 +383,9 @@ class Outbox:
 
         epoch = datetime.min.replace(tzinfo=UTC)  # deferred without a time: due now
         return [
-            Waiting(message_id, sender, account, _from_text(next_at) or epoch)
-            for message_id, sender, account, next_at in self._conn.execute(
-                "SELECT id, sender, account, next_attempt_at FROM messages"
+            Waiting(message_id, sender, account, _from_text(next_at) or epoch, state == "deferred")
+            for message_id, sender, account, next_at, state in self._conn.execute(
+                "SELECT id, sender, account, next_attempt_at, state FROM messages"
                 " WHERE sending = 0 AND held = 0 AND state IN ('queued', 'deferred')"
                 " AND (state = 'deferred' OR next_attempt_at IS NOT NULL)"
             )

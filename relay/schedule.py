@@ -79,6 +79,8 @@ class Waiting:
     sender: str
     account: str | None
     due_at: datetime
+    #: Deferred (tried, its back-off running), not scheduled by a person.
+    deferred: bool = False
 
 
 def next_wake_at(
