@@ -86,11 +86,12 @@ def create_main_window(home: Path) -> MainWindow:
     return window
 
 
-def main(home: Path, files: Sequence[Path] = ()) -> int:
+def main(home: Path, files: Sequence[Path] = (), *, hidden: bool = False) -> int:
     """Run the window over ``home`` until it is closed; the exit status.
 
     ``files`` (message files opened with Outbox from a file manager) are added
     to the outbox once the window shows, refusals explained as for a drop.
+    ``hidden`` starts it in the tray (at login), unless there is no tray.
     """
     if not has_display():
         raise NoDisplay()
@@ -110,7 +111,8 @@ def main(home: Path, files: Sequence[Path] = ()) -> int:
     started = open_window(app, home)
     window = started.window
     instance.serve(window)
-    window.show()
+    if not (hidden and window.tray.available()):
+        window.show()
     if files:
         QTimer.singleShot(0, lambda: window.add_files(list(files)))
     with started.loop:
@@ -163,7 +165,7 @@ def open_window(app: QApplication, home: Path) -> OpenedWindow:
     def interrupted() -> None:
         """Ctrl-C or SIGTERM: close the way the Quit action does (a flush stops first)."""
         if windows:
-            windows[0].close()
+            windows[0].quit_app()
         else:
             app.quit()
 

@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         self.outbox = outbox
         self.settings = settings
         self._closing = False
+        self._quitting = False
         self._close_when_stopped = False
         self._send_again_after_flush = False
         self._prompts: dict[str, PasswordPrompt] = {}
@@ -426,7 +427,7 @@ class MainWindow(QMainWindow):
         self.action_add.triggered.connect(self.choose_files)
         self.action_accounts.triggered.connect(self.open_accounts)
         self.action_find.triggered.connect(self._focus_search)
-        self.action_quit.triggered.connect(self.close)
+        self.action_quit.triggered.connect(self.quit_app)
         self.action_show.triggered.connect(self._bring_to_front)
 
     # -- what a person does -------------------------------------------------------------------
@@ -870,7 +871,18 @@ class MainWindow(QMainWindow):
 
     # -- closing ----------------------------------------------------------------------------------
 
+    def quit_app(self) -> None:
+        """Quit (the Quit action, Ctrl-C, SIGTERM): not just into the tray."""
+        self._quitting = True
+        self.close()
+
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not (self._quitting or self._closing) and self.tray.available():
+            # Closing the window keeps Outbox in the tray, sending due mail; Quit quits.
+            self.save_settings()
+            self.hide()
+            event.ignore()
+            return
         if self.runner.running:
             # Never drop a flush on the floor: stop it, and close once it has stopped.
             # Closing again while it stops drops the connection (like a second Ctrl-C).

@@ -63,6 +63,10 @@ class OutboxTray(QObject):
         if QSystemTrayIcon.isSystemTrayAvailable():
             self.icon.show()
 
+    def available(self) -> bool:
+        """The desktop shows tray icons: the window may hide in it."""
+        return QSystemTrayIcon.isSystemTrayAvailable() and self.icon.isVisible()
+
     def close(self) -> None:
         self.icon.hide()
         self.menu.deleteLater()

@@ -7,6 +7,11 @@ PNGs and the SVG) and the AppStream metainfo into the user's data directory,
 ``--prefix``, where every freedesktop.org desktop looks for them. ``uninstall``
 removes exactly those files again.
 
+``install --autostart`` also writes a freedesktop autostart entry
+(``$XDG_CONFIG_HOME/autostart``, default ``~/.config/autostart``) that starts
+the window hidden in the tray at login (``outbox gui --hidden``), so mail that
+falls due goes even when nobody opened the window. ``uninstall`` removes it too.
+
 The installed entry's ``Exec`` names the ``outbox`` command that ran
 ``install``, by absolute path: a menu does not see the ``PATH`` a login shell
 sets up (``~/.local/bin`` is often missing there), and the bundle is not on
@@ -57,12 +62,22 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             metavar="DIR",
             help="use DIR/share instead of $XDG_DATA_HOME (default ~/.local/share)",
         )
+        if func is cmd_install:
+            action.add_argument(
+                "--autostart",
+                action="store_true",
+                help="also start Outbox hidden in the tray at login, to send due mail"
+                " ($XDG_CONFIG_HOME/autostart)",
+            )
         action.set_defaults(func=func)
 
 
 def cmd_install(args: argparse.Namespace) -> int:
     data_dir = data_dir_for(args.prefix)
-    written = install(data_dir, outbox_command())
+    command = outbox_command()
+    written = install(data_dir, command)
+    if args.autostart:
+        written.append(install_autostart(autostart_dir(), command))
     for path in written:
         print(path)
     _refresh_caches(data_dir)
@@ -71,7 +86,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 def cmd_uninstall(args: argparse.Namespace) -> int:
     data_dir = data_dir_for(args.prefix)
-    for path in uninstall(data_dir):
+    for path in [*uninstall(data_dir), *uninstall_autostart(autostart_dir())]:
         print(f"removed {path}")
     _refresh_caches(data_dir)
     return 0
@@ -89,6 +104,14 @@ def data_dir_for(prefix: str | None, environ: dict[str, str] | None = None) -> P
     if xdg and os.path.isabs(xdg):
         return Path(xdg)
     return Path.home() / ".local" / "share"
+
+
+def autostart_dir(environ: dict[str, str] | None = None) -> Path:
+    """``$XDG_CONFIG_HOME/autostart`` (if absolute), else ``~/.config/autostart``."""
+    env = os.environ if environ is None else environ
+    xdg = env.get("XDG_CONFIG_HOME", "")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".config"
+    return base / "autostart"
 
 
 def outbox_command() -> Path:
@@ -178,6 +201,51 @@ def uninstall(data_dir: Path) -> list[Path]:
             raise DesktopError(f"cannot remove {target}: {exc.strerror or exc}") from exc
         removed.append(target)
     return removed
+
+
+def install_autostart(directory: Path, command: Path) -> Path:
+    """Write the autostart entry (``outbox gui --hidden`` at login); its path."""
+    target = directory / DESKTOP_FILE
+    umask = os.umask(0o022)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        _write(target, autostart_entry(command).encode("utf-8"))
+    except OSError as exc:
+        raise DesktopError(f"cannot install into {directory}: {exc.strerror or exc}") from exc
+    finally:
+        os.umask(umask)
+    return target
+
+
+def uninstall_autostart(directory: Path) -> list[Path]:
+    """Remove the autostart entry if it is there; what was removed."""
+    target = directory / DESKTOP_FILE
+    try:
+        target.unlink()
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise DesktopError(f"cannot remove {target}: {exc.strerror or exc}") from exc
+    return [target]
+
+
+def autostart_entry(command: Path) -> str:
+    """The login entry: the window starts hidden in the tray (shown where there is none)."""
+    return "\n".join(
+        [
+            "[Desktop Entry]",
+            "Type=Application",
+            "Version=1.4",
+            "Name=Outbox",
+            "Comment=Send mail that falls due, from the tray",
+            f"Icon={APP_ID}",
+            "Exec=" + " ".join([exec_argument(str(command)), "gui", "--hidden"]),
+            "TryExec=" + _escape_string(str(command)),
+            "Terminal=false",
+            "NoDisplay=true",
+            "X-GNOME-Autostart-enabled=true",
+        ]
+    ) + "\n"
 
 
 def desktop_entry(template: str, command: Path) -> str:

@@ -17,6 +17,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         " entry passes .eml files opened with Outbox) are added to the outbox first.",
     )
     p.add_argument("files", nargs="*", metavar="FILE", help="a message file to add")
+    p.add_argument(
+        "--hidden",
+        action="store_true",
+        help="start in the tray without showing the window (as at login); shown where"
+        " there is no tray",
+    )
     p.set_defaults(func=cmd_gui)
 
 
@@ -27,4 +33,4 @@ def cmd_gui(args: argparse.Namespace) -> int:
     from relay.home import resolve_home
 
     files = [Path(name) for name in getattr(args, "files", [])]
-    return main(resolve_home(args.home), files)
+    return main(resolve_home(args.home), files, hidden=getattr(args, "hidden", False))
