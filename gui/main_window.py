@@ -24,7 +24,16 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QEvent, QModelIndex, QPoint, QSettings, Qt, QTimer
+from PySide6.QtCore import (
+    QByteArray,
+    QEvent,
+    QItemSelectionModel,
+    QModelIndex,
+    QPoint,
+    QSettings,
+    Qt,
+    QTimer,
+)
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -59,6 +68,7 @@ from gui.display_text import STATE_LABELS
 from gui.file_intake import add_files, dropped_files
 from gui.flush_runner import FlushRunner
 from gui.icons import action_icon, app_icon
+from gui.notifications import DesktopNotifier
 from gui.outbox_model import Column, OutboxFilter, OutboxModel, RowMessage
 from gui.password_prompt import PasswordPrompt
 from gui.progress_delegate import ProgressDelegate
@@ -82,6 +92,7 @@ from relay.outbox import Outbox, utc_now
 from relay.schedule import day_text
 from relay.states import MessageState, Phase, RecipientState
 
+NOTIFY_SETTING = "notifications/enabled"
 RETRYABLE = frozenset({MessageState.DEFERRED, MessageState.FAILED, MessageState.UNCERTAIN})
 SENDABLE = frozenset({MessageState.QUEUED, MessageState.DEFERRED})
 SCHEDULABLE = frozenset({MessageState.QUEUED, MessageState.DEFERRED, MessageState.HELD})
@@ -155,6 +166,8 @@ class MainWindow(QMainWindow):
             home, outbox, self.runner, self.action_auto_send, settings, parent=self
         )
         self.comeback = ComebackWatch(self)
+        self.notifier = DesktopNotifier(self)
+        QTimer.singleShot(0, self.notifier.start)  # once the loop runs
 
         self._connect()
         self._restore_settings()
@@ -237,6 +250,12 @@ class MainWindow(QMainWindow):
             "action_send_later", "Send Later…", None, None,
             "Send the selected messages no earlier than a time you choose",
         )
+        self.action_notifications = self._action(
+            "action_notifications", "Notify When Mail Is Not Sent", None, None,
+            "A desktop notification (Retry, Show) when a message fails or may not have"
+            " arrived; it never shows a message's text",
+        )
+        self.action_notifications.setCheckable(True)
         self.action_auto_send = self._action(
             "action_auto_send", "Send deferred messages when they are due", None, None,
             "While the window runs, send each deferred or scheduled message when its next"
@@ -346,6 +365,7 @@ class MainWindow(QMainWindow):
         messages.addAction(self.action_delete)
         messages.addSeparator()
         messages.addAction(self.action_auto_send)
+        messages.addAction(self.action_notifications)
         edit = menus.addMenu("&View")
         edit.addAction(self.action_find)
 
@@ -404,6 +424,11 @@ class MainWindow(QMainWindow):
         )
         self.auto_send.pauses_changed.connect(self.status.show_pauses)
         self.comeback.came_back.connect(self.auto_send.came_back)
+        self.notifier.retry_requested.connect(self.retry_messages)
+        self.notifier.show_requested.connect(self.show_messages)
+        self.action_notifications.toggled.connect(
+            lambda on: self.settings.setValue(NOTIFY_SETTING, on)
+        )
         model.counts_changed.connect(self.auto_send.reschedule_soon)
         model.messages_refreshed.connect(self.auto_send.reschedule_soon)
 
@@ -454,7 +479,23 @@ class MainWindow(QMainWindow):
             self.status.notice(f"Sending {_messages(len(ids))}…")
 
     def retry_selected(self) -> None:
-        chosen = [m for m in self.selected_messages() if m.state in RETRYABLE]
+        self._retry_rows(self.selected_messages())
+
+    def retry_messages(self, ids: list[int]) -> None:
+        """Send these messages again (asking first for any that may have arrived).
+
+        Read from the store, not the table: a notification's Retry can come
+        before the table has redrawn the end of the flush it is about.
+        """
+        self._retry_rows(
+            [
+                RowMessage(m.id, m.state, tuple((r.address, r.state) for r in m.recipients))
+                for m in self.outbox.snapshots(ids)
+            ]
+        )
+
+    def _retry_rows(self, messages: list[RowMessage]) -> None:
+        chosen = [m for m in messages if m.state in RETRYABLE]
         if not chosen:
             return
         again = [
@@ -516,6 +557,29 @@ class MainWindow(QMainWindow):
             lambda: self.outbox.schedule(ids, moment),
             f"{_messages(len(ids)).capitalize()} will be sent at {when}.",
         )
+
+    def show_messages(self, ids: list[int]) -> None:
+        """Bring the window up with these messages selected (a notification's "Show")."""
+        self._bring_to_front()
+        self.state_filter.setCurrentIndex(0)
+        self.search.clear()
+        selection = self.view.selectionModel()
+        selection.clearSelection()
+        first = True
+        for message_id in ids:
+            row = self.model.row_of(message_id)
+            if row is None:
+                continue
+            index = self.proxy.mapFromSource(self.model.index(row, 0))
+            if not index.isValid():
+                continue
+            flags = QItemSelectionModel.SelectionFlag.Select | (
+                QItemSelectionModel.SelectionFlag.Rows
+            )
+            selection.select(index, flags)
+            if first:
+                self.view.scrollTo(index)
+                first = False
 
     def hold_selected(self) -> None:
         ids = [m.id for m in self.selected_messages() if m.state in HOLDABLE]
@@ -648,7 +712,29 @@ class MainWindow(QMainWindow):
 
     def _on_flush_finished(self, event: FlushFinished) -> None:
         self.status.on_flush_finished(event)
-        self.tray.on_flush_finished(event)
+        if self.action_notifications.isChecked() and not self.notifier.available:
+            self.tray.on_flush_finished(event)  # else the result's ids go to the notifier
+
+    def _notify(self, result: FlushResult) -> None:
+        """A desktop notification for what failed or may not have arrived (never a text)."""
+        if not (self.action_notifications.isChecked() and self.notifier.available):
+            return
+        failed = [s.message.id for s in result.settled if s.message.state is MessageState.FAILED]
+        uncertain = [
+            s.message.id for s in result.settled if s.message.state is MessageState.UNCERTAIN
+        ]
+        if not failed and not uncertain:
+            return
+        parts = []
+        if failed:
+            parts.append(f"{_messages(len(failed))} failed")
+        if uncertain:
+            parts.append(f"{_messages(len(uncertain))} may or may not have arrived")
+        self.notifier.notify(
+            "Outbox: mail not sent",
+            "; ".join(parts) + ". Retry, or Show to see the server's replies.",
+            [*failed, *uncertain],
+        )
 
     def _on_authentication_refused(self, event: AuthenticationRefused) -> None:
         self._refused_accounts.add(event.account)
@@ -699,6 +785,7 @@ class MainWindow(QMainWindow):
 
     def _on_runner_finished(self, result: FlushResult) -> None:
         self.update_actions()
+        self._notify(result)
         if self._close_when_stopped:
             self.close()
             return
@@ -847,6 +934,9 @@ class MainWindow(QMainWindow):
             self.splitter.restoreState(splitter)
         else:
             self.splitter.setSizes([460, 240])
+        self.action_notifications.setChecked(
+            str(s.value(NOTIFY_SETTING, True)).lower() not in ("false", "0")
+        )
         chosen = s.value("filter/state", "")
         index = self.state_filter.findData(chosen if isinstance(chosen, str) else "")
         self.state_filter.setCurrentIndex(max(0, index))
@@ -898,6 +988,7 @@ class MainWindow(QMainWindow):
             self._closing = True
             self.auto_send.stop()
             self.comeback.stop()
+            self.notifier.close()
             self.save_settings()
             self.runner.shutdown()
             self.watcher.stop()
