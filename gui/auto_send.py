@@ -178,6 +178,9 @@ class AutoSender(QObject):
     def reschedule(self) -> None:
         """Set the timer for the next moment something may go by itself (or none)."""
         self._coalesce.stop()
+        if self._runner.running:
+            self._timer.stop()
+            return  # nothing starts meanwhile; the flush's end reschedules
         now = self._clock()
         try:
             pauses = self._outbox.account_pauses()
@@ -193,13 +196,10 @@ class AutoSender(QObject):
             wake_at = max(wake_at, self._quiet_until)
         self.wake_at = wake_at
         self._timer.stop()
-        if self._runner.running:
-            pass  # its end reschedules
-        else:
-            moments = [m for m in (wake_at, active[0].until if active else None) if m]
-            if moments:
-                delay_s = (min(moments) - now).total_seconds()
-                self._timer.start(int(max(0.0, min(delay_s, RECHECK_S)) * 1000))
+        moments = [m for m in (wake_at, active[0].until if active else None) if m]
+        if moments:
+            delay_s = (min(moments) - now).total_seconds()
+            self._timer.start(int(max(0.0, min(delay_s, RECHECK_S)) * 1000))
         self.wake_changed.emit(wake_at)
 
     def _next_wake(self, pauses: dict[str, AccountPause]) -> datetime | None:
