@@ -116,3 +116,12 @@ def test_a_daily_limit_is_said_as_a_pause_and_the_next_flush_waits(home: Path) -
         again = outbox(home, "flush")
         assert again.returncode == 75 and "(daily sending limit)" in again.stderr.decode()
         assert server.connections == connections
+    with threaded_smtp_server() as healthy:
+        assert outbox(home, "account", "set", "test", "--port", str(healthy.port)).returncode == 0
+        assert outbox(home, "flush").returncode == 75  # paused: nothing goes through it
+        due = outbox(home, "flush", "--due")  # the deferred one waits for the pause's end
+        assert due.returncode == 0 and "nothing due" in due.stderr.decode()
+        assert healthy.received == []
+        named = outbox(home, "flush", second)  # a person names it: it goes all the same
+        assert named.returncode == 0, named.stderr.decode()
+        assert len(healthy.received) == 1 and states(home)[second] == "sent"

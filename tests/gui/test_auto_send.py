@@ -147,6 +147,13 @@ def test_a_daily_limit_pauses_the_account_and_the_window_says_until_when(
         shown_until = local.strftime("%Y-%m-%d ") + shown_until
     assert label.text() == f"test: paused until {shown_until} (daily sending limit)"
     assert window.auto_send.wake_at == pause.until  # nothing goes by itself before
+    # A person's click on Send All sends through the paused account all the same.
+    handler.refuse.clear()
+    with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
+        click_action(qtbot, window, window.action_flush)
+    assert window.outbox.get(second).state is MessageState.SENT
+    assert window.outbox.account_pauses() == {}  # mail went through: the pause is over
+    qtbot.waitUntil(lambda: not label.isVisible())
 
 
 def test_an_account_that_needs_its_password_is_not_tried_again_by_itself(
