@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -80,3 +81,30 @@ def test_send_later_moves_a_queued_or_deferred_message_and_refuses_a_sent_one(
     with pytest.raises(OutboxError, match="sent"):
         outbox.schedule([new, sent], NOW)
     assert outbox.get(new).next_attempt_at == AFTER  # all or nothing
+
+
+def test_a_schema_3_outbox_gains_account_pauses_and_keeps_its_scheduled_mail(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from relay.home import ensure_home
+    from relay.storefile import DB_NAME, MIGRATIONS, insert_message
+
+    home = tmp_path / "old"
+    ensure_home(home)
+    conn = sqlite3.connect(home / DB_NAME, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        for script in MIGRATIONS[:3]:
+            conn.executescript(script)
+        conn.execute("PRAGMA user_version = 3")
+        raw = b"From: a@example.org\r\nSubject: kept\r\n\r\nbody\r\n"
+        parsed = ParsedMessage("a@example.org", ("b@example.org",), raw, "kept")
+        insert_message(conn, parsed, account=None, now=NOW, not_before=AFTER)
+    finally:
+        conn.close()
+    with Outbox.open(home) as outbox:
+        (kept,) = outbox.waiting()
+        assert kept.due_at == AFTER
+        assert outbox.account_pauses() == {}  # the table of schema 4 is there
