@@ -149,6 +149,7 @@ def test_a_daily_limit_pauses_the_account_and_the_window_says_until_when(
     assert window.auto_send.wake_at == pause.until  # nothing goes by itself before
     # A person's click on Send All sends through the paused account all the same.
     handler.refuse.clear()
+    qtbot.waitUntil(lambda: shown_state(window, second) == "queued")  # the table caught up
     with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
         click_action(qtbot, window, window.action_flush)
     assert window.outbox.get(second).state is MessageState.SENT
