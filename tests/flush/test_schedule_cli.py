@@ -105,7 +105,8 @@ def test_flush_due_refuses_named_messages(home: Path) -> None:
 
 def test_a_daily_limit_is_said_as_a_pause_and_the_next_flush_waits(home: Path) -> None:
     with threaded_fault_server(end_of_data=GMAIL_DAILY) as server:
-        add_account(home, server.port)
+        # One connection: the second message is not already in flight on another one.
+        add_account(home, server.port, "--max-connections", "1")
         first, second = enqueue(home, 1), enqueue(home, 2)
         done = outbox(home, "flush")
         assert done.returncode == 75

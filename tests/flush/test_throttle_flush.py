@@ -61,7 +61,10 @@ def flush(
         async with FaultServer(faults) as server:
             manager = RelayingManager(
                 outbox,
-                choose_account=lambda _: server.account(name="work", **account),
+                # One connection unless a test asks for more: one message in flight.
+                choose_account=lambda _: server.account(
+                    name="work", **{"max_connections": 1, **account}
+                ),
                 password_for=lambda _: "secret",
                 policy=RetryPolicy(),
                 clock=clock,
@@ -161,3 +164,18 @@ def test_an_ordinary_refusal_pauses_nothing(outbox: Outbox) -> None:
     result, _server = flush(outbox, Faults(end_of_data="550 5.7.1 Message rejected"), Clock())
     assert [outbox.get(i).state for i in (first, second)] == [MessageState.FAILED] * 2
     assert outbox.account_pauses() == {} and not result.paused
+
+
+def test_a_limit_in_one_session_stops_the_accounts_other_sessions_too(outbox: Outbox) -> None:
+    ids = add(outbox, 6)
+    result, server = flush(
+        outbox, Faults(end_of_data=GMAIL_DAILY), Clock(),
+        max_connections=2, max_messages_per_connection=10,
+    )  # fmt: skip
+    tried = [i for i in ids if outbox.get(i).attempts]
+    # Each session ends with the message it had in flight: nothing after it is tried.
+    assert server.connections == 2 and 1 <= len(tried) <= 2 and len(server.messages) <= 2
+    assert all(outbox.get(i).state is MessageState.DEFERRED for i in tried)
+    untouched = [outbox.get(i) for i in ids if i not in tried]
+    assert all((m.state, m.attempts) == (MessageState.QUEUED, 0) for m in untouched)
+    assert result.paused["work"].limit is Limit.DAILY
