@@ -33,10 +33,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.display_text import size_text, when_text
+from gui.display_text import when_text
 from relay.errors import NoSuchMessage
 from relay.events import MessageSnapshot
 from relay.outbox import AttemptRecord, Outbox, utc_now
+from relay.sizes import size_text
 from relay.visible import visible
 
 PREVIEW_CHARS = 100_000

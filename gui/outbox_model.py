@@ -46,7 +46,7 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from gui.display_text import size_text, when_text
+from gui.display_text import when_text
 from gui.icons import state_icon
 from relay.events import MessageSnapshot
 from relay.listing import (
@@ -64,6 +64,7 @@ from relay.listing import (
     listed,
     unpack_recipients,
 )
+from relay.sizes import size_text
 from relay.states import MessageState, RecipientState
 from relay.visible import visible
 

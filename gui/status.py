@@ -12,22 +12,14 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
-from gui.display_text import STATE_LABELS, rate_text, size_text
+from gui.display_text import counts_text, rate_text
 from gui.flush_progress import FlushProgress
 from relay.events import FlushFinished, FlushStarted, MessageChanged, ProgressMade
+from relay.sizes import size_text
 from relay.states import MessageState
 
 REDRAW_MS = 250
 NOTICE_MS = 8000
-
-
-def counts_text(counts: dict[MessageState, int]) -> str:
-    parts = [
-        f"{counts[state]} {label.lower()}"
-        for state, label in STATE_LABELS.items()
-        if counts.get(state)
-    ]
-    return " · ".join(parts) if parts else "The outbox is empty"
 
 
 class StatusPanel(QObject):
@@ -110,7 +102,7 @@ class StatusPanel(QObject):
         if f.messages_per_s:
             rates.append(rate_text(f.messages_per_s, "msg"))
         if f.bytes_per_s:
-            rates.append(rate_text(f.bytes_per_s / 1024, "KB"))
+            rates.append(f"{size_text(int(f.bytes_per_s))}/s")
         if rates:
             text += " · " + ", ".join(rates)
         self.flush_label.setText(text)

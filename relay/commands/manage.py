@@ -17,6 +17,7 @@ from relay.commands.store import open_outbox, parse_ids
 from relay.errors import UsageError
 from relay.events import MessageSnapshot
 from relay.outbox import Outbox
+from relay.sizes import size_text
 from relay.states import MessageState, RecipientState
 from relay.visible import visible
 
@@ -56,14 +57,6 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "-"
 
 
-def _size(octets: int) -> str:
-    for unit in ("B", "KB", "MB"):
-        if octets < 1024:
-            return f"{octets}{unit}" if unit == "B" else f"{octets:.0f}{unit}"
-        octets /= 1024  # type: ignore[assignment]
-    return f"{octets:.1f}GB"
-
-
 def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
@@ -88,7 +81,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             (
                 str(m.id),
                 m.state.value,
-                _size(m.size),
+                size_text(m.size),
                 str(m.attempts),
                 _when(m.next_attempt_at),
                 _clip(to, 32),

@@ -155,3 +155,13 @@ def test_home_comes_from_outbox_home_when_not_given(tmp_path: Path) -> None:
     assert b"ann@example.org" in done.stdout
     assert (home.stat().st_mode & 0o777) == 0o700
     assert ((home / "outbox.sqlite3").stat().st_mode & 0o777) == 0o600
+
+
+def test_list_words_a_size_as_the_window_does(home: Path) -> None:
+    body = b"x" * 76 + b"\r\n"
+    raw = RAW + body * (8_610_061 // len(body))
+    with Outbox.open(home) as store:
+        store.add_message(ParsedMessage("ann@example.org", ("bob@example.org",), raw, "Big"))
+    (item,) = listed(home)
+    lines = outbox(home, "list").stdout.decode().splitlines()
+    assert f"{item['size'] / 1e6:.1f} MB" in lines[1]
