@@ -62,7 +62,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def cmd_install(args: argparse.Namespace) -> int:
     data_dir = data_dir_for(args.prefix)
-    written = install(data_dir, outbox_command())
+    command = outbox_command()
+    written = install(data_dir, command)
+    icons = sum(1 for path in written if path.suffix in (".png", ".svg"))
+    print(
+        f"Added Outbox to the application menu (it starts {command} gui) with"
+        f" {icons} icons and its description for software centres; files written:"
+    )
     for path in written:
         print(path)
     _refresh_caches(data_dir)

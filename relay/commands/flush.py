@@ -36,7 +36,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Exit status: 0 all sent, 75 something deferred (try later) or the"
         " flush was stopped with mail still unsent, 1 something failed permanently.",
     )
-    p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument(
+        "ids",
+        nargs="*",
+        metavar="ID",
+        help="send only these messages, due or not (default: every message that is due)",
+    )
     p.set_defaults(func=cmd_flush)
 
 
