@@ -50,7 +50,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.bridge import EngineBridge
-from gui.confirm import ask, tell
+from gui.confirm import ask, send_again_text, tell
 from gui.detail_pane import DetailPane
 from gui.display_text import STATE_LABELS
 from gui.file_intake import add_files, dropped_files
@@ -439,7 +439,7 @@ class MainWindow(QMainWindow):
             self,
             name="confirm_send_again",
             title="Send again?",
-            text="The server may already have these messages.",
+            text=send_again_text(len({m.id for m, _ in again})),
             detail=(
                 "The connection was lost after the message was sent and before the server"
                 " answered, so it may have arrived. Sending again may deliver a second copy"

@@ -90,3 +90,10 @@ def test_counts_and_endings_in_words() -> None:
     )
     nothing = FlushFinished(0, 0, 0, 0, False, None)
     assert finished_text(nothing) == "Nothing was due to be sent."
+
+
+def test_send_again_counts_its_messages() -> None:
+    from gui.confirm import send_again_text
+
+    assert send_again_text(1) == "The server may already have this message."
+    assert send_again_text(3) == "The server may already have these 3 messages."

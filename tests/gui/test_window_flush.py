@@ -209,6 +209,7 @@ def test_send_again_on_an_uncertain_message_warns_first_and_then_sends(
     assert window.action_retry.text() == "Send Again…"
     click_action(qtbot, window, window.action_retry)
     box = modal(qtbot, "confirm_send_again")
+    assert box.text() == "The server may already have this message."  # type: ignore[attr-defined]
     assert "dora@example.net" in box.informativeText()  # type: ignore[attr-defined]
     click_button(qtbot, box, "cancel")
     assert window.outbox.get(message).state is MessageState.UNCERTAIN
