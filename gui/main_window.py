@@ -49,6 +49,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.about import show_about
 from gui.bridge import EngineBridge
 from gui.confirm import ask, send_again_text, tell
 from gui.detail_pane import DetailPane
@@ -221,6 +222,10 @@ class MainWindow(QMainWindow):
         self.action_show = self._action(
             "action_show", "Show Outbox", None, None, "Bring the Outbox window to the front"
         )
+        self.action_about = self._action(
+            "action_about", "About Outbox", None, None,
+            "The version, the data folder and the documentation",
+        )
 
     def _build_view(self) -> None:
         view = QTableView()
@@ -322,6 +327,8 @@ class MainWindow(QMainWindow):
         messages.addAction(self.action_delete)
         edit = menus.addMenu("&View")
         edit.addAction(self.action_find)
+        help_menu = menus.addMenu("&Help")
+        help_menu.addAction(self.action_about)
 
         toolbar = QToolBar("Main")
         toolbar.setObjectName("main_toolbar")
@@ -393,6 +400,7 @@ class MainWindow(QMainWindow):
         self.action_add.triggered.connect(self.choose_files)
         self.action_accounts.triggered.connect(self.open_accounts)
         self.action_find.triggered.connect(self._focus_search)
+        self.action_about.triggered.connect(lambda: show_about(self, self.home))
         self.action_quit.triggered.connect(self.close)
         self.action_show.triggered.connect(self._bring_to_front)
 

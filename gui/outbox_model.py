@@ -120,7 +120,13 @@ _STATE_ORDER = {
         )
     )
 }
-_NUMERIC = (Column.SIZE, Column.ATTEMPTS)
+_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+#: Sizes line up on their right edge; the count of attempts sits centred, so it never
+#: touches the Last result text that starts at the left of the next column.
+_ALIGNMENT = {
+    Column.SIZE: Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+    Column.ATTEMPTS: Qt.AlignmentFlag.AlignCenter,
+}
 _COLUMNS = len(Column)
 _SENDING = MessageState.SENDING.value
 _DEFERRED = MessageState.DEFERRED.value
@@ -628,8 +634,8 @@ class OutboxModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and 0 <= section < len(Column):
             if role == Qt.ItemDataRole.DisplayRole:
                 return HEADERS[Column(section)]
-            if role == Qt.ItemDataRole.TextAlignmentRole and section in _NUMERIC:
-                return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+            if role == Qt.ItemDataRole.TextAlignmentRole:  # every header as its column's text
+                return _ALIGNMENT.get(Column(section), _LEFT)
         return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -656,8 +662,8 @@ class OutboxModel(QAbstractTableModel):
             return _STATES[shown[L_STATE]]
         if role == Qt.ItemDataRole.ToolTipRole:
             return _tooltip(shown, column)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in _NUMERIC:
-            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        if role == Qt.ItemDataRole.TextAlignmentRole and column in _ALIGNMENT:
+            return _ALIGNMENT[Column(column)]
         return None
 
 
