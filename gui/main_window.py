@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
 
 from gui.about import show_about
 from gui.bridge import EngineBridge
+from gui.command_hints import for_window
 from gui.confirm import ask, send_again_text, tell
 from gui.detail_pane import DetailPane
 from gui.display_text import STATE_LABELS
@@ -371,6 +372,7 @@ class MainWindow(QMainWindow):
         bridge.flush_started.connect(self.status.on_flush_started)
         bridge.flush_finished.connect(self._on_flush_finished)
         bridge.authentication_refused.connect(self._on_authentication_refused)
+        bridge.session_failed.connect(self.status.on_session_failed)
 
         model.counts_changed.connect(self._on_counts_changed)
         model.messages_refreshed.connect(self._on_messages_refreshed)
@@ -392,6 +394,7 @@ class MainWindow(QMainWindow):
         self.action_flush.triggered.connect(self.flush_all)
         self.action_flush_selected.triggered.connect(self.flush_selected)
         self.action_stop.triggered.connect(self.runner.stop)
+        self.action_stop.triggered.connect(self.status.on_stopping)
         self.action_retry.triggered.connect(self.retry_selected)
         self.action_retry_failed.triggered.connect(self.retry_failed)
         self.action_hold.triggered.connect(self.hold_selected)
@@ -594,7 +597,7 @@ class MainWindow(QMainWindow):
         if event.message_id is not None:
             self.model.phase_reached(event.message_id, str(event.phase))
         elif event.phase is not Phase.DONE:
-            self.status.notice(f"{event.account}: {event.phase}…")
+            self.status.session_phase(f"{event.account}: {event.phase}…")
 
     def _on_progress_made(self, event: ProgressMade) -> None:
         self.model.bytes_sent(event.message_id, event.sent_bytes, event.total_bytes)
@@ -675,6 +678,7 @@ class MainWindow(QMainWindow):
             )
 
     def _on_runner_problem(self, text: str) -> None:
+        text = for_window(text)
         self.status.notice(f"Cannot send: {text}")
         tell(self, name="flush_problem", title="Cannot send", text=text)
 
