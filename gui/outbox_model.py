@@ -127,6 +127,7 @@ _ALIGNMENT = {
     Column.SIZE: Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
     Column.ATTEMPTS: Qt.AlignmentFlag.AlignCenter,
 }
+_CELL_ALIGNMENT = tuple(_ALIGNMENT.get(column) for column in Column)  # by index: per cell
 _COLUMNS = len(Column)
 _SENDING = MessageState.SENDING.value
 _DEFERRED = MessageState.DEFERRED.value
@@ -662,8 +663,8 @@ class OutboxModel(QAbstractTableModel):
             return _STATES[shown[L_STATE]]
         if role == Qt.ItemDataRole.ToolTipRole:
             return _tooltip(shown, column)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in _ALIGNMENT:
-            return _ALIGNMENT[Column(column)]
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _CELL_ALIGNMENT[column]
         return None
 
 
