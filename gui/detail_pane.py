@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.display_text import when_text
+from gui.recipient_menu import add_copy_actions
 from relay.errors import NoSuchMessage
 from relay.events import MessageSnapshot
 from relay.outbox import AttemptRecord, Outbox, utc_now
@@ -135,6 +136,7 @@ class DetailPane(QWidget):
         self.recipients.setRootIsDecorated(False)
         self.recipients.setColumnWidth(0, 240)
         self.recipients.setColumnWidth(1, 90)
+        self.copy_address, self.copy_reply = add_copy_actions(self.recipients)
 
         self.attempts = QTreeWidget()
         self.attempts.setObjectName("detail_attempts")

@@ -58,6 +58,7 @@ from gui.display_text import STATE_LABELS
 from gui.file_intake import add_files, dropped_files
 from gui.flush_runner import FlushRunner
 from gui.icons import action_icon, app_icon
+from gui.message_export import choose_target, save_eml
 from gui.outbox_model import Column, OutboxFilter, OutboxModel, RowMessage
 from gui.password_prompt import PasswordPrompt
 from gui.progress_delegate import ProgressDelegate
@@ -223,6 +224,10 @@ class MainWindow(QMainWindow):
         self.action_show = self._action(
             "action_show", "Show Outbox", None, None, "Bring the Outbox window to the front"
         )
+        self.action_save_eml = self._action(
+            "action_save_eml", "Save as .eml…", None, QKeySequence.StandardKey.Save,
+            "Save the selected message to a file, exactly as it will be sent",
+        )
         self.action_about = self._action(
             "action_about", "About Outbox", None, None,
             "The version, the data folder and the documentation",
@@ -325,6 +330,7 @@ class MainWindow(QMainWindow):
         ):
             messages.addAction(action)
         messages.addSeparator()
+        messages.addAction(self.action_save_eml)
         messages.addAction(self.action_delete)
         edit = menus.addMenu("&View")
         edit.addAction(self.action_find)
@@ -359,6 +365,7 @@ class MainWindow(QMainWindow):
         for action in (self.action_hold, self.action_release):
             self.context_menu.addAction(action)
         self.context_menu.addSeparator()
+        self.context_menu.addAction(self.action_save_eml)
         self.context_menu.addAction(self.action_delete)
 
     def _connect(self) -> None:
@@ -403,6 +410,7 @@ class MainWindow(QMainWindow):
         self.action_add.triggered.connect(self.choose_files)
         self.action_accounts.triggered.connect(self.open_accounts)
         self.action_find.triggered.connect(self._focus_search)
+        self.action_save_eml.triggered.connect(self.save_selected_eml)
         self.action_about.triggered.connect(lambda: show_about(self, self.home))
         self.action_quit.triggered.connect(self.close)
         self.action_show.triggered.connect(self._bring_to_front)
@@ -510,6 +518,26 @@ class MainWindow(QMainWindow):
             warning=True,
         )
 
+    def save_selected_eml(self) -> None:
+        chosen = self.selected_messages()
+        if len(chosen) != 1:
+            return
+        message_id = chosen[0].id
+
+        def save(path: Path) -> None:
+            try:
+                save_eml(self.outbox, message_id, path)
+            except (OSError, OutboxError) as exc:
+                tell(self, name="save_eml_failed", title="Not saved", text=str(exc))
+                return
+            self.status.notice(f"Saved message {message_id} as {path}.")
+
+        try:
+            subject = self.outbox.get(message_id).subject
+        except OutboxError:
+            subject = ""
+        choose_target(self, message_id, subject, save)
+
     def choose_files(self) -> None:
         dialog = QFileDialog(self, "Add messages to the outbox", str(Path.home()))
         dialog.setObjectName("add_dialog")
@@ -577,6 +605,7 @@ class MainWindow(QMainWindow):
         self.action_hold.setEnabled(bool(states & HOLDABLE))
         self.action_release.setEnabled(MessageState.HELD in states)
         self.action_delete.setEnabled(bool(states - {MessageState.SENDING}))
+        self.action_save_eml.setEnabled(len(self.selected_messages()) == 1)
 
     # -- engine events -----------------------------------------------------------------------
 
