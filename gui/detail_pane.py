@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.attachments import Attachment, attachments
 from gui.display_text import when_text
 from gui.recipient_menu import add_copy_actions
 from relay.errors import NoSuchMessage
@@ -69,6 +70,12 @@ def redacted(transcript: str) -> str:
 
 def body_preview(raw: bytes) -> tuple[str, str]:
     """(the header section as text, the body as readable text) of a stored message."""
+    headers, text, _ = message_preview(raw)
+    return headers, text
+
+
+def message_preview(raw: bytes) -> tuple[str, str, list[Attachment]]:
+    """``body_preview`` and the message's attachments, from one parse."""
     parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
     header_end = raw.find(b"\r\n\r\n")
     header_bytes = raw if header_end < 0 else raw[:header_end]
@@ -91,7 +98,11 @@ def body_preview(raw: bytes) -> tuple[str, str]:
         text = body.decode("utf-8", "replace").replace("\r\n", "\n")
     if len(text) > PREVIEW_CHARS:
         text = text[:PREVIEW_CHARS] + "\n[…]"
-    return headers, text
+    try:
+        found = attachments(parsed)
+    except (LookupError, ValueError, KeyError, AssertionError):
+        found = []
+    return headers, text, found
 
 
 class DetailPane(QWidget):
@@ -124,10 +135,19 @@ class DetailPane(QWidget):
         self.body.setObjectName("detail_body")
         self.body.setAccessibleName("Body preview")
         self.body.setReadOnly(True)
+        self.attachments = QTreeWidget()
+        self.attachments.setObjectName("detail_attachments")
+        self.attachments.setAccessibleName("Attachments")
+        self.attachments.setHeaderLabels(["Attachment", "Type", "Size"])
+        self.attachments.setRootIsDecorated(False)
+        self.attachments.setColumnWidth(0, 280)
+        self.attachments.setColumnWidth(1, 180)
+        self.attachments.hide()
         message_tab = QSplitter(Qt.Orientation.Vertical)
         message_tab.addWidget(self.headers)
         message_tab.addWidget(self.body)
-        message_tab.setSizes([120, 240])
+        message_tab.addWidget(self.attachments)
+        message_tab.setSizes([120, 240, 90])
 
         self.recipients = QTreeWidget()
         self.recipients.setObjectName("detail_recipients")
@@ -184,6 +204,7 @@ class DetailPane(QWidget):
             self.title.setText("No message selected")
             for widget in (self.headers, self.body, self.transcript):
                 widget.clear()
+            self._show_attachments([])
             self.recipients.clear()
             self.attempts.clear()
             self._attempts = []
@@ -191,13 +212,14 @@ class DetailPane(QWidget):
             return
         self.tabs.setEnabled(True)
         try:
-            headers, body = body_preview(self._outbox.raw(snapshot.id))
+            headers, body, found = message_preview(self._outbox.raw(snapshot.id))
         except NoSuchMessage:
-            headers, body = "", ""
+            headers, body, found = "", "", []
         # One header a line: each line's invisible characters escaped, the line breaks kept.
         lines = headers.split("\n")
         self.headers.setPlainText("\n".join(visible(line, keep="\t") for line in lines))
         self.body.setPlainText(body)
+        self._show_attachments(found)
         self._show_state(snapshot)
 
     def refresh(self, changed_ids: set[int]) -> None:
@@ -221,6 +243,16 @@ class DetailPane(QWidget):
             return self._outbox.get(self._message_id)
         except NoSuchMessage:
             return None
+
+    def _show_attachments(self, found: list[Attachment]) -> None:
+        self.attachments.clear()
+        for attachment in found:
+            item = QTreeWidgetItem(
+                [attachment.name, attachment.content_type, size_text(attachment.size)]
+            )
+            item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.attachments.addTopLevelItem(item)
+        self.attachments.setVisible(bool(found))
 
     def _show_state(self, message: MessageSnapshot) -> None:
         self._shown = message
