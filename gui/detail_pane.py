@@ -180,6 +180,7 @@ class DetailPane(QWidget):
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("detail_tabs")
+        self.tabs.setAccessibleName("Message, recipients and attempts")
         self.tabs.addTab(message_tab, "Message")
         self.tabs.addTab(self.recipients, "Recipients")
         self.tabs.addTab(attempts_tab, "Attempts")

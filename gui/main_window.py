@@ -250,6 +250,7 @@ class MainWindow(QMainWindow):
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         view.setAcceptDrops(False)
+        view.setTabKeyNavigation(False)  # Tab goes to the next control, not the next cell
         view.viewport().setAcceptDrops(False)
         vertical = view.verticalHeader()
         vertical.hide()
