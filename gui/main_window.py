@@ -56,6 +56,7 @@ from gui.confirm import ask, send_again_text, tell
 from gui.detail_pane import DetailPane
 from gui.display_text import STATE_LABELS
 from gui.file_intake import add_files, dropped_files
+from gui.first_start import FirstStartHint
 from gui.flush_runner import FlushRunner
 from gui.icons import action_icon, app_icon
 from gui.message_export import choose_target, save_eml
@@ -66,6 +67,7 @@ from gui.status import StatusPanel
 from gui.store_resync import StoreResync
 from gui.store_watcher import StoreWatcher
 from gui.tray import OutboxTray
+from relay.accounts import load_accounts
 from relay.errors import OutboxError
 from relay.events import (
     AttemptStarted,
@@ -112,6 +114,7 @@ class MainWindow(QMainWindow):
         self.outbox = outbox
         self.settings = settings
         self._closing = False
+        self._has_message = False
         self._close_when_stopped = False
         self._send_again_after_flush = False
         self._prompts: dict[str, PasswordPrompt] = {}
@@ -264,6 +267,7 @@ class MainWindow(QMainWindow):
         for column, width in _DEFAULT_WIDTHS.items():
             header.resizeSection(column, width)
         self.progress_delegate = ProgressDelegate(view)
+        self.first_start = FirstStartHint(view)
         view.setItemDelegateForColumn(Column.PROGRESS, self.progress_delegate)
         self.view = view
 
@@ -574,6 +578,7 @@ class MainWindow(QMainWindow):
             existing.activateWindow()
             return
         dialog = AccountsDialog(self.home, self)
+        dialog.accounts_changed.connect(self._update_first_start)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
 
@@ -714,7 +719,18 @@ class MainWindow(QMainWindow):
 
     # -- the model and the view -------------------------------------------------------------------
 
+    def _update_first_start(self) -> None:
+        try:
+            has_account = bool(load_accounts(self.home))
+        except OutboxError:
+            has_account = True  # a broken config is said elsewhere; "add one" would mislead
+        self.first_start.update_hint(
+            has_account=has_account, has_message=self._has_message
+        )
+
     def _on_counts_changed(self, counts: dict[MessageState, int]) -> None:
+        self._has_message = any(counts.values())
+        self._update_first_start()
         self.status.show_counts(counts)
         self.tray.show_counts(counts)
         total = sum(counts.values())
