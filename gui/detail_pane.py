@@ -249,7 +249,7 @@ class DetailPane(QWidget):
         self.attachments.clear()
         for attachment in found:
             item = QTreeWidgetItem(
-                [attachment.name, attachment.content_type, size_text(attachment.size)]
+                [visible(attachment.name), attachment.content_type, size_text(attachment.size)]
             )
             item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.attachments.addTopLevelItem(item)

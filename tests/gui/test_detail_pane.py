@@ -161,6 +161,8 @@ def test_attachments_are_listed_with_name_type_and_size(qtbot: QtBot, tmp_path: 
     mail.add_attachment(b"\xff\xd8" + b"x" * 2_400_000, maintype="image", subtype="jpeg",
                         filename="beach.jpg")  # fmt: skip
     mail.add_attachment("a,b\n1,2\n", subtype="csv", filename="numbers.csv")
+    mail.add_attachment(b"MZ", maintype="application", subtype="octet-stream",
+                        filename="invoice\u202efdp.exe")  # fmt: skip
     raw = mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
     with Outbox.open(tmp_path / "home") as outbox:
         snapshot = outbox.add_message(parse_message(raw))
@@ -175,6 +177,7 @@ def test_attachments_are_listed_with_name_type_and_size(qtbot: QtBot, tmp_path: 
         assert listed == [
             ("beach.jpg", "image/jpeg", "2.4 MB"),
             ("numbers.csv", "text/csv", "10 bytes"),  # its lines end in CRLF in mail
+            ("invoice\\u202efdp.exe", "application/octet-stream", "2 bytes"),  # escaped
         ]
         assert pane.attachments.isVisible()
         assert pane.body.toPlainText() == "Two photos and a table.\n"
