@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 
 from gui.attachments import Attachment, attachments
 from gui.display_text import when_text
-from gui.recipient_menu import add_copy_actions
+from gui.recipient_menu import COPY_ROLE, add_copy_actions
 from relay.errors import NoSuchMessage
 from relay.events import MessageSnapshot
 from relay.outbox import AttemptRecord, Outbox, utc_now
@@ -268,6 +268,9 @@ class DetailPane(QWidget):
                 [visible(recipient.address), recipient.state.value, reply]
             )
             item.setToolTip(2, reply)
+            # Copy Reply: every line of it, each line's invisible characters escaped.
+            lines = (recipient.reply or "").splitlines()
+            item.setData(2, COPY_ROLE, "\n".join(visible(line, keep="\t") for line in lines))
             self.recipients.addTopLevelItem(item)
         self.recipients.resizeColumnToContents(0)
 

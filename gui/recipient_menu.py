@@ -2,7 +2,8 @@
 
 The actions live on the list itself (its context menu, and Ctrl+C / Ctrl+Shift+C
 while it has the focus) and copy the current recipient's address or the
-server's full reply (the column shows it on one line; the item keeps it whole).
+server's full reply: the column shows it on one line, the item keeps it whole,
+line by line, under ``COPY_ROLE``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import QTreeWidget
 
+#: The text Copy puts on the clipboard for a column, when it is not the text shown.
+COPY_ROLE = Qt.ItemDataRole.UserRole + 1
 ADDRESS_COLUMN = 0
 REPLY_COLUMN = 2
 
@@ -40,9 +43,7 @@ def _copy(tree: QTreeWidget, column: int) -> None:
     item = tree.currentItem()
     if item is None:
         return
-    # The reply column holds one line; its tooltip holds the reply as the server sent it.
-    text = item.text(column)
-    if column == REPLY_COLUMN:
-        text = item.toolTip(column) or text
+    copied = item.data(column, COPY_ROLE)
+    text = copied if isinstance(copied, str) and copied else item.text(column)
     if text:
         QGuiApplication.clipboard().setText(text)

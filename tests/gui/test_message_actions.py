@@ -48,7 +48,7 @@ def test_copy_address_and_copy_reply_take_the_whole_reply(
         tree, Qt.Key.Key_C,
         Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
     )
-    assert clipboard.text() == REPLY
+    assert clipboard.text() == REPLY.replace("\r\n", "\n")  # whole, in its lines
     assert [a.text() for a in tree.actions()] == ["Copy Address", "Copy Reply"]
 
 
