@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPlainTextEdit,
     QPushButton,
     QSpinBox,
@@ -40,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.confirm import ask
+from gui.confirm import ask, ask_to_save
 from relay import credentials
 from relay.accounts import (
     DEFAULT_PORTS,
@@ -60,7 +61,7 @@ from relay.errors import ConfigError, OutboxError
 _SECURITY_LABELS = {
     Security.STARTTLS: "STARTTLS (port 587)",
     Security.TLS: "TLS from the start (port 465)",
-    Security.NONE: "None (port 25; a password only to this computer)",
+    Security.NONE: "None, unencrypted (port 25; a password only to this computer)",
 }
 
 
@@ -79,6 +80,7 @@ class AccountsDialog(QDialog):
         self.resize(820, 560)
         self._editing: str | None = None  # the account in the form; None: a new one
         self._test: asyncio.Task[None] | None = None
+        self._filled: tuple[object, ...] = ()  # the form as last filled in (see unsaved)
 
         self.list = QListWidget()
         self.list.setObjectName("accounts_list")
@@ -137,7 +139,7 @@ class AccountsDialog(QDialog):
             "RFC 2920: when the server offers it, one round trip per message instead of four."
             " Turn off only for a server that mishandles it."
         )
-        self.default = QCheckBox("Send messages no pattern matches through this account")
+        self.default = QCheckBox("Default account (for senders no account's pattern matches)")
         self.default.setObjectName("account_default")
 
         form = QFormLayout()
@@ -147,7 +149,9 @@ class AccountsDialog(QDialog):
         form.addRow("&Encryption:", self.security)
         form.addRow("&User:", self.user)
         form.addRow("Pass&word:", self.password)
-        form.addRow("&CA file:", ca_row)
+        ca_label = QLabel("&CA file:")  # a row of a layout gets no buddy from addRow
+        ca_label.setBuddy(self.ca_file)
+        form.addRow(ca_label, ca_row)
         form.addRow("&Senders:", self.patterns)
         form.addRow("Own &address:", self.address)
         form.addRow("Connections at &once:", self.max_connections)
@@ -282,6 +286,16 @@ class AccountsDialog(QDialog):
         self.pipelining.setChecked(account.pipelining)
         self.default.setChecked(account.default)
         self.default.setEnabled(not account.default)
+        self._filled = self._form_state()
+
+    def _form_state(self) -> tuple[object, ...]:
+        """What the form holds, to tell an unsaved change from what was filled in."""
+        return (self.name.text().strip(), self.password.text(), self.default.isChecked(),
+                self._fields())  # fmt: skip
+
+    @property
+    def unsaved(self) -> bool:
+        return self._form_state() != self._filled
 
     def _password_hint(self, name: str | None) -> str:
         if name is None:
@@ -372,8 +386,11 @@ class AccountsDialog(QDialog):
     def save(self) -> bool:
         """Write the form to config.toml and the password to the keyring; false on an error."""
         self._show_error("")
+        previous: Account | None = None
         try:
             account = self.form_account()
+            if self._editing is not None:
+                previous = find_account(load_accounts(self.home), self._editing)
             with editing_accounts(self.home) as accounts:
                 if self._editing is None:
                     accounts[:] = add_account(
@@ -387,23 +404,29 @@ class AccountsDialog(QDialog):
         except OutboxError as exc:
             self._show_error(str(exc))
             return False
+        had_user = previous is not None and previous.user is not None
         self._editing = account.name
         self.accounts_changed.emit()
-        saved = self._save_password(account)
+        saved = self._save_password(account, had_user=had_user)
         self.reload(select=account.name)
         if saved is not None:
             self._show_error(saved)
             return False
         return True
 
-    def _save_password(self, account: Account) -> str | None:
-        """Store (or forget) the password; the error text if the keyring failed."""
+    def _save_password(self, account: Account, *, had_user: bool) -> str | None:
+        """Store (or forget) the password; the error text if the keyring failed.
+
+        An account that had no user had no password: the keyring is not
+        touched for it, so a machine without one saves it without a word.
+        """
         password = self.password.text()
         if account.password_command is not None:
             return None  # its password command gives it; nothing is stored
         try:
             if account.user is None:
-                credentials.delete_password(self.home, account.name)
+                if had_user:
+                    credentials.delete_password(self.home, account.name)
             elif password:
                 credentials.store_password(self.home, account.name, password)
         except OutboxError as exc:
@@ -509,6 +532,29 @@ class AccountsDialog(QDialog):
         self.test_finished.emit(text)
 
     # -- closing ---------------------------------------------------------------------------------
+
+    def reject(self) -> None:
+        """Close (the Close button, Escape, the title bar); ask first about an unsaved change."""
+        if not self.isVisible() or not self.unsaved:
+            super().reject()
+            return
+        asking = self.findChildren(QMessageBox, "confirm_unsaved_account")
+        if any(box.isVisible() for box in asking):
+            return  # already asking
+
+        def save_and_close() -> None:
+            if self.save():
+                super(AccountsDialog, self).reject()
+
+        name = self.name.text().strip()
+        ask_to_save(
+            self,
+            name="confirm_unsaved_account",
+            text=f"Save the changes to “{name}”?" if name else "Save the new account?",
+            detail="Closing without saving discards them.",
+            on_save=save_and_close,
+            on_discard=lambda: super(AccountsDialog, self).reject(),
+        )
 
     def done(self, result: int) -> None:
         if self._test is not None:

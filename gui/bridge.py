@@ -30,6 +30,7 @@ from relay.events import (
     PhaseChanged,
     ProgressMade,
     RecipientReplied,
+    SessionFailed,
 )
 
 
@@ -46,6 +47,7 @@ class EngineBridge(QObject):
     flush_started = Signal(FlushStarted)
     flush_finished = Signal(FlushFinished)
     authentication_refused = Signal(AuthenticationRefused)
+    session_failed = Signal(SessionFailed)
 
     def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -81,3 +83,5 @@ class EngineBridge(QObject):
                 self.flush_finished.emit(event)
             case AuthenticationRefused():
                 self.authentication_refused.emit(event)
+            case SessionFailed():
+                self.session_failed.emit(event)

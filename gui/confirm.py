@@ -66,3 +66,48 @@ def tell(parent: QWidget, *, name: str, title: str, text: str, detail: str = "")
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
     box.open()
     return box
+
+
+def send_again_text(messages: int) -> str:
+    """The question's headline for ``messages`` uncertain messages: one, or how many."""
+    if messages == 1:
+        return "The server may already have this message."
+    return f"The server may already have these {messages} messages."
+
+
+def ask_to_save(
+    parent: QWidget,
+    *,
+    name: str,
+    text: str,
+    detail: str,
+    on_save: Callable[[], None],
+    on_discard: Callable[[], None],
+) -> QMessageBox:
+    """Save, Discard or Cancel for unsaved changes; Cancel (the default) does nothing."""
+    box = QMessageBox(parent)
+    box.setObjectName(name)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle("Unsaved changes")
+    box.setText(text)
+    box.setInformativeText(detail)
+    buttons = QMessageBox.StandardButton
+    box.setStandardButtons(buttons.Save | buttons.Discard | buttons.Cancel)
+    for button, object_name in ((buttons.Save, "save"), (buttons.Discard, "discard"),
+                                (buttons.Cancel, "cancel")):  # fmt: skip
+        box.button(button).setObjectName(object_name)
+    box.setDefaultButton(buttons.Save)
+    box.setEscapeButton(buttons.Cancel)
+    box.setWindowModality(Qt.WindowModality.WindowModal)
+    box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+
+    def answered(_result: int) -> None:
+        clicked = box.standardButton(box.clickedButton())
+        if clicked == buttons.Save:
+            on_save()
+        elif clicked == buttons.Discard:
+            on_discard()
+
+    box.finished.connect(answered)
+    box.open()
+    return box

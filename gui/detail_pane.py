@@ -33,10 +33,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from gui.display_text import size_text, when_text
+from gui.attachments import Attachment, attachments
+from gui.display_text import when_text
+from gui.recipient_menu import COPY_ROLE, add_copy_actions
 from relay.errors import NoSuchMessage
 from relay.events import MessageSnapshot
 from relay.outbox import AttemptRecord, Outbox, utc_now
+from relay.sizes import size_text
 from relay.visible import visible
 
 PREVIEW_CHARS = 100_000
@@ -67,6 +70,12 @@ def redacted(transcript: str) -> str:
 
 def body_preview(raw: bytes) -> tuple[str, str]:
     """(the header section as text, the body as readable text) of a stored message."""
+    headers, text, _ = message_preview(raw)
+    return headers, text
+
+
+def message_preview(raw: bytes) -> tuple[str, str, list[Attachment]]:
+    """``body_preview`` and the message's attachments, from one parse."""
     parsed = email.parser.BytesParser(policy=email.policy.default).parsebytes(raw)
     header_end = raw.find(b"\r\n\r\n")
     header_bytes = raw if header_end < 0 else raw[:header_end]
@@ -89,7 +98,11 @@ def body_preview(raw: bytes) -> tuple[str, str]:
         text = body.decode("utf-8", "replace").replace("\r\n", "\n")
     if len(text) > PREVIEW_CHARS:
         text = text[:PREVIEW_CHARS] + "\n[…]"
-    return headers, text
+    try:
+        found = attachments(parsed)
+    except (LookupError, ValueError, KeyError, AssertionError):
+        found = []
+    return headers, text, found
 
 
 class DetailPane(QWidget):
@@ -122,10 +135,19 @@ class DetailPane(QWidget):
         self.body.setObjectName("detail_body")
         self.body.setAccessibleName("Body preview")
         self.body.setReadOnly(True)
+        self.attachments = QTreeWidget()
+        self.attachments.setObjectName("detail_attachments")
+        self.attachments.setAccessibleName("Attachments")
+        self.attachments.setHeaderLabels(["Attachment", "Type", "Size"])
+        self.attachments.setRootIsDecorated(False)
+        self.attachments.setColumnWidth(0, 280)
+        self.attachments.setColumnWidth(1, 180)
+        self.attachments.hide()
         message_tab = QSplitter(Qt.Orientation.Vertical)
         message_tab.addWidget(self.headers)
         message_tab.addWidget(self.body)
-        message_tab.setSizes([120, 240])
+        message_tab.addWidget(self.attachments)
+        message_tab.setSizes([120, 240, 90])
 
         self.recipients = QTreeWidget()
         self.recipients.setObjectName("detail_recipients")
@@ -134,6 +156,7 @@ class DetailPane(QWidget):
         self.recipients.setRootIsDecorated(False)
         self.recipients.setColumnWidth(0, 240)
         self.recipients.setColumnWidth(1, 90)
+        self.copy_address, self.copy_reply = add_copy_actions(self.recipients)
 
         self.attempts = QTreeWidget()
         self.attempts.setObjectName("detail_attempts")
@@ -157,6 +180,7 @@ class DetailPane(QWidget):
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("detail_tabs")
+        self.tabs.setAccessibleName("Message, recipients and attempts")
         self.tabs.addTab(message_tab, "Message")
         self.tabs.addTab(self.recipients, "Recipients")
         self.tabs.addTab(attempts_tab, "Attempts")
@@ -181,6 +205,7 @@ class DetailPane(QWidget):
             self.title.setText("No message selected")
             for widget in (self.headers, self.body, self.transcript):
                 widget.clear()
+            self._show_attachments([])
             self.recipients.clear()
             self.attempts.clear()
             self._attempts = []
@@ -188,13 +213,14 @@ class DetailPane(QWidget):
             return
         self.tabs.setEnabled(True)
         try:
-            headers, body = body_preview(self._outbox.raw(snapshot.id))
+            headers, body, found = message_preview(self._outbox.raw(snapshot.id))
         except NoSuchMessage:
-            headers, body = "", ""
+            headers, body, found = "", "", []
         # One header a line: each line's invisible characters escaped, the line breaks kept.
         lines = headers.split("\n")
         self.headers.setPlainText("\n".join(visible(line, keep="\t") for line in lines))
         self.body.setPlainText(body)
+        self._show_attachments(found)
         self._show_state(snapshot)
 
     def refresh(self, changed_ids: set[int]) -> None:
@@ -219,6 +245,16 @@ class DetailPane(QWidget):
         except NoSuchMessage:
             return None
 
+    def _show_attachments(self, found: list[Attachment]) -> None:
+        self.attachments.clear()
+        for attachment in found:
+            item = QTreeWidgetItem(
+                [visible(attachment.name), attachment.content_type, size_text(attachment.size)]
+            )
+            item.setTextAlignment(2, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.attachments.addTopLevelItem(item)
+        self.attachments.setVisible(bool(found))
+
     def _show_state(self, message: MessageSnapshot) -> None:
         self._shown = message
         self.title.setText(
@@ -232,6 +268,9 @@ class DetailPane(QWidget):
                 [visible(recipient.address), recipient.state.value, reply]
             )
             item.setToolTip(2, reply)
+            # Copy Reply: every line of it, each line's invisible characters escaped.
+            lines = (recipient.reply or "").splitlines()
+            item.setData(2, COPY_ROLE, "\n".join(visible(line, keep="\t") for line in lines))
             self.recipients.addTopLevelItem(item)
         self.recipients.resizeColumnToContents(0)
 

@@ -26,16 +26,14 @@ STATE_LABELS: dict[MessageState, str] = {
 }
 
 
-def size_text(octets: int) -> str:
-    """``812 B``, ``4.2 KB``, ``13 MB``: at most three significant digits."""
-    value = float(octets)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            if unit == "B":
-                return f"{int(value)} B"
-            return f"{value:.1f} {unit}" if value < 10 else f"{value:.0f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
+def counts_text(counts: dict[MessageState, int]) -> str:
+    """``2 queued · 1 failed · 1 uncertain``: the status bar's and the tray's words, alike."""
+    parts = [
+        f"{counts[state]} {label.lower()}"
+        for state, label in STATE_LABELS.items()
+        if counts.get(state)
+    ]
+    return " · ".join(parts) if parts else "The outbox is empty"
 
 
 def rate_text(per_second: float, unit: str) -> str:

@@ -59,15 +59,19 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.about import show_about
 from gui.auto_send import AutoSender
 from gui.bridge import EngineBridge
 from gui.comeback import ComebackWatch
-from gui.confirm import ask, tell
+from gui.command_hints import for_window
+from gui.confirm import ask, send_again_text, tell
 from gui.detail_pane import DetailPane
 from gui.display_text import STATE_LABELS
 from gui.file_intake import add_files, dropped_files
+from gui.first_start import FirstStartHint
 from gui.flush_runner import FlushRunner
 from gui.icons import action_icon, app_icon
+from gui.message_export import choose_target, save_eml
 from gui.notifications import DesktopNotifier
 from gui.outbox_model import Column, OutboxFilter, OutboxModel, RowMessage
 from gui.password_prompt import PasswordPrompt
@@ -76,6 +80,7 @@ from gui.status import StatusPanel
 from gui.store_resync import StoreResync
 from gui.store_watcher import StoreWatcher
 from gui.tray import OutboxTray
+from relay.accounts import load_accounts
 from relay.errors import OutboxError
 from relay.events import (
     AttemptStarted,
@@ -127,6 +132,7 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self._closing = False
         self._quitting = False
+        self._has_message = False
         self._close_when_stopped = False
         self._send_again_after_flush = False
         self._prompts: dict[str, PasswordPrompt] = {}
@@ -261,6 +267,14 @@ class MainWindow(QMainWindow):
             "While the window runs, send each deferred or scheduled message when its next"
             " try falls due (new mail still waits for Send)",
         )
+        self.action_save_eml = self._action(
+            "action_save_eml", "Save as .eml…", None, QKeySequence.StandardKey.Save,
+            "Save the selected message to a file, exactly as it will be sent",
+        )
+        self.action_about = self._action(
+            "action_about", "About Outbox", None, None,
+            "The version, the data folder and the documentation",
+        )
 
     def _build_view(self) -> None:
         view = QTableView()
@@ -279,6 +293,7 @@ class MainWindow(QMainWindow):
         view.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         view.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         view.setAcceptDrops(False)
+        view.setTabKeyNavigation(False)  # Tab goes to the next control, not the next cell
         view.viewport().setAcceptDrops(False)
         vertical = view.verticalHeader()
         vertical.hide()
@@ -292,6 +307,7 @@ class MainWindow(QMainWindow):
         for column, width in _DEFAULT_WIDTHS.items():
             header.resizeSection(column, width)
         self.progress_delegate = ProgressDelegate(view)
+        self.first_start = FirstStartHint(view)
         view.setItemDelegateForColumn(Column.PROGRESS, self.progress_delegate)
         self.view = view
 
@@ -362,12 +378,15 @@ class MainWindow(QMainWindow):
         ):
             messages.addAction(action)
         messages.addSeparator()
+        messages.addAction(self.action_save_eml)
         messages.addAction(self.action_delete)
         messages.addSeparator()
         messages.addAction(self.action_auto_send)
         messages.addAction(self.action_notifications)
         edit = menus.addMenu("&View")
         edit.addAction(self.action_find)
+        help_menu = menus.addMenu("&Help")
+        help_menu.addAction(self.action_about)
 
         toolbar = QToolBar("Main")
         toolbar.setObjectName("main_toolbar")
@@ -397,6 +416,7 @@ class MainWindow(QMainWindow):
         for action in (self.action_hold, self.action_release):
             self.context_menu.addAction(action)
         self.context_menu.addSeparator()
+        self.context_menu.addAction(self.action_save_eml)
         self.context_menu.addAction(self.action_delete)
 
     def _connect(self) -> None:
@@ -410,6 +430,7 @@ class MainWindow(QMainWindow):
         bridge.flush_started.connect(self.status.on_flush_started)
         bridge.flush_finished.connect(self._on_flush_finished)
         bridge.authentication_refused.connect(self._on_authentication_refused)
+        bridge.session_failed.connect(self.status.on_session_failed)
 
         model.counts_changed.connect(self._on_counts_changed)
         model.messages_refreshed.connect(self._on_messages_refreshed)
@@ -443,6 +464,7 @@ class MainWindow(QMainWindow):
         self.action_flush.triggered.connect(self.flush_all)
         self.action_flush_selected.triggered.connect(self.flush_selected)
         self.action_stop.triggered.connect(self.runner.stop)
+        self.action_stop.triggered.connect(self.status.on_stopping)
         self.action_retry.triggered.connect(self.retry_selected)
         self.action_send_later.triggered.connect(self.send_later_selected)
         self.action_retry_failed.triggered.connect(self.retry_failed)
@@ -452,6 +474,8 @@ class MainWindow(QMainWindow):
         self.action_add.triggered.connect(self.choose_files)
         self.action_accounts.triggered.connect(self.open_accounts)
         self.action_find.triggered.connect(self._focus_search)
+        self.action_save_eml.triggered.connect(self.save_selected_eml)
+        self.action_about.triggered.connect(lambda: show_about(self, self.home))
         self.action_quit.triggered.connect(self.quit_app)
         self.action_show.triggered.connect(self._bring_to_front)
 
@@ -515,7 +539,7 @@ class MainWindow(QMainWindow):
             self,
             name="confirm_send_again",
             title="Send again?",
-            text="The server may already have these messages.",
+            text=send_again_text(len({m.id for m, _ in again})),
             detail=(
                 "The connection was lost after the message was sent and before the server"
                 " answered, so it may have arrived. Sending again may deliver a second copy"
@@ -616,6 +640,26 @@ class MainWindow(QMainWindow):
             warning=True,
         )
 
+    def save_selected_eml(self) -> None:
+        chosen = self.selected_messages()
+        if len(chosen) != 1:
+            return
+        message_id = chosen[0].id
+
+        def save(path: Path) -> None:
+            try:
+                save_eml(self.outbox, message_id, path)
+            except (OSError, OutboxError) as exc:
+                tell(self, name="save_eml_failed", title="Not saved", text=str(exc))
+                return
+            self.status.notice(f"Saved message {message_id} as {path}.")
+
+        try:
+            subject = self.outbox.get(message_id).subject
+        except OutboxError:
+            subject = ""
+        choose_target(self, message_id, subject, save)
+
     def choose_files(self) -> None:
         dialog = QFileDialog(self, "Add messages to the outbox", str(Path.home()))
         dialog.setObjectName("add_dialog")
@@ -651,6 +695,7 @@ class MainWindow(QMainWindow):
             existing.activateWindow()
             return
         dialog = AccountsDialog(self.home, self)
+        dialog.accounts_changed.connect(self._update_first_start)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
 
@@ -684,6 +729,7 @@ class MainWindow(QMainWindow):
         self.action_send_later.setEnabled(bool(states & SCHEDULABLE))
         self.action_release.setEnabled(MessageState.HELD in states)
         self.action_delete.setEnabled(bool(states - {MessageState.SENDING}))
+        self.action_save_eml.setEnabled(len(self.selected_messages()) == 1)
 
     # -- engine events -----------------------------------------------------------------------
 
@@ -704,7 +750,7 @@ class MainWindow(QMainWindow):
         if event.message_id is not None:
             self.model.phase_reached(event.message_id, str(event.phase))
         elif event.phase is not Phase.DONE:
-            self.status.notice(f"{event.account}: {event.phase}…")
+            self.status.session_phase(f"{event.account}: {event.phase}…")
 
     def _on_progress_made(self, event: ProgressMade) -> None:
         self.model.bytes_sent(event.message_id, event.sent_bytes, event.total_bytes)
@@ -812,6 +858,7 @@ class MainWindow(QMainWindow):
             )
 
     def _on_runner_problem(self, text: str) -> None:
+        text = for_window(text)
         self.status.notice(f"Cannot send: {text}")
         if self.auto_send.starting_or_running:
             return  # nobody clicked: the status bar says it, no dialog out of nowhere
@@ -819,7 +866,18 @@ class MainWindow(QMainWindow):
 
     # -- the model and the view -------------------------------------------------------------------
 
+    def _update_first_start(self) -> None:
+        try:
+            has_account = bool(load_accounts(self.home))
+        except OutboxError:
+            has_account = True  # a broken config is said elsewhere; "add one" would mislead
+        self.first_start.update_hint(
+            has_account=has_account, has_message=self._has_message
+        )
+
     def _on_counts_changed(self, counts: dict[MessageState, int]) -> None:
+        self._has_message = any(counts.values())
+        self._update_first_start()
         self.status.show_counts(counts)
         self.tray.show_counts(counts)
         total = sum(counts.values())

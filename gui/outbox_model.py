@@ -47,7 +47,6 @@ from PySide6.QtCore import (
     Signal,
 )
 
-from gui.display_text import size_text
 from gui.icons import state_icon
 from relay.events import MessageSnapshot
 from relay.listing import (
@@ -67,6 +66,7 @@ from relay.listing import (
     unpack_recipients,
 )
 from relay.schedule import DAY_TIME
+from relay.sizes import size_text
 from relay.states import MessageState, RecipientState
 from relay.visible import visible
 
@@ -124,7 +124,14 @@ _STATE_ORDER = {
         )
     )
 }
-_NUMERIC = (Column.SIZE, Column.ATTEMPTS)
+_LEFT = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+#: Sizes line up on their right edge; the count of attempts sits centred, so it never
+#: touches the Last result text that starts at the left of the next column.
+_ALIGNMENT = {
+    Column.SIZE: Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+    Column.ATTEMPTS: Qt.AlignmentFlag.AlignCenter,
+}
+_CELL_ALIGNMENT = tuple(_ALIGNMENT.get(column) for column in Column)  # by index: per cell
 _COLUMNS = len(Column)
 _SENDING = MessageState.SENDING.value
 _DEFERRED = MessageState.DEFERRED.value
@@ -650,8 +657,8 @@ class OutboxModel(QAbstractTableModel):
         if orientation == Qt.Orientation.Horizontal and 0 <= section < len(Column):
             if role == Qt.ItemDataRole.DisplayRole:
                 return HEADERS[Column(section)]
-            if role == Qt.ItemDataRole.TextAlignmentRole and section in _NUMERIC:
-                return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+            if role == Qt.ItemDataRole.TextAlignmentRole:  # every header as its column's text
+                return _ALIGNMENT.get(Column(section), _LEFT)
         return None
 
     def data(self, index: ModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
@@ -678,8 +685,8 @@ class OutboxModel(QAbstractTableModel):
             return _STATES[shown[L_STATE]]
         if role == Qt.ItemDataRole.ToolTipRole:
             return _tooltip(shown, column)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in _NUMERIC:
-            return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        if role == Qt.ItemDataRole.TextAlignmentRole:
+            return _CELL_ALIGNMENT[column]
         return None
 
 

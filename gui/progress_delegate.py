@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QStyleOptionViewItem,
 )
 
-from gui.display_text import size_text
 from gui.outbox_model import PROGRESS_ROLE, Progress
+from relay.sizes import size_text
 
 
 class ProgressDelegate(QStyledItemDelegate):

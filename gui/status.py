@@ -12,22 +12,15 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
-from gui.display_text import STATE_LABELS, rate_text, size_text
+from gui.command_hints import for_window
+from gui.display_text import counts_text, rate_text
 from gui.flush_progress import FlushProgress
-from relay.events import FlushFinished, FlushStarted, MessageChanged, ProgressMade
+from relay.events import FlushFinished, FlushStarted, MessageChanged, ProgressMade, SessionFailed
+from relay.sizes import size_text
 from relay.states import MessageState
 
 REDRAW_MS = 250
 NOTICE_MS = 8000
-
-
-def counts_text(counts: dict[MessageState, int]) -> str:
-    parts = [
-        f"{counts[state]} {label.lower()}"
-        for state, label in STATE_LABELS.items()
-        if counts.get(state)
-    ]
-    return " · ".join(parts) if parts else "The outbox is empty"
 
 
 class StatusPanel(QObject):
@@ -48,6 +41,17 @@ class StatusPanel(QObject):
         self.pause_label.setAccessibleName("Paused accounts")
         self.pause_label.hide()
         bar.addPermanentWidget(self.pause_label)
+        #: A server that could not be reached (or secured) in the last flush, with its account:
+        #: prominent and kept until the next flush, where "2 deferred" alone would hide it.
+        self.server_label = QLabel()
+        self.server_label.setObjectName("status_server")
+        self.server_label.setAccessibleName("Server problem")
+        self.server_label.setStyleSheet("color: #dc2626; font-weight: bold")
+        self.server_label.hide()
+        bar.addPermanentWidget(self.server_label)  # permanent: a notice must not hide it
+        self._unreachable: dict[str, str] = {}
+        self._phase_notice = ""
+        self._stopping = False
 
         self.flush_label = QLabel()
         self.flush_label.setObjectName("status_flush")
@@ -98,8 +102,33 @@ class StatusPanel(QObject):
             else ""
         )
         self.pause_label.setVisible(bool(texts))
+    def session_phase(self, text: str) -> None:
+        """"local: connecting…": shown until the session moves on to its messages."""
+        self._phase_notice = text
+        self.notice(text)
+
+    def _phase_passed(self) -> None:
+        if self._phase_notice and self._bar.currentMessage() == self._phase_notice:
+            self._bar.clearMessage()
+        self._phase_notice = ""
+
+    def on_stopping(self) -> None:
+        if self.progress.active:
+            self._stopping = True
+            self._redraw_flush()
+
+    def on_session_failed(self, event: SessionFailed) -> None:
+        if event.kind not in _UNREACHABLE:
+            return
+        self._phase_passed()
+        self._unreachable[event.account] = event.text
+        self.server_label.setText(unreachable_text(self._unreachable))
+        self.server_label.show()
 
     def on_flush_started(self, event: FlushStarted) -> None:
+        self._unreachable.clear()
+        self._stopping = False
+        self.server_label.hide()
         self.progress.started(event.message_count, event.total_bytes)
         self.flush_label.show()
         self.flush_bar.show()
@@ -107,13 +136,18 @@ class StatusPanel(QObject):
         self._timer.start()
 
     def on_message_changed(self, event: MessageChanged) -> None:
+        if event.message.state is not MessageState.SENDING:
+            self._phase_passed()
         self.progress.message_changed(event.message)
 
     def on_progress_made(self, event: ProgressMade) -> None:
+        self._phase_passed()
         self.progress.bytes_sent(event.message_id, event.sent_bytes)
 
     def on_flush_finished(self, event: FlushFinished) -> None:
         self.progress.finished()
+        self._stopping = False
+        self._phase_notice = ""
         self._timer.stop()
         self.flush_label.hide()
         self.flush_bar.hide()
@@ -121,18 +155,34 @@ class StatusPanel(QObject):
 
     def _redraw_flush(self) -> None:
         f = self.progress.figures()
+        if self._stopping:
+            text = f"Stopping after the messages in flight · {f.done_messages} of"
+            text += f" {f.total_messages} done"
+            self.flush_label.setText(text)
+            return
         text = f"Sending {f.done_messages} of {f.total_messages}"
         text += f" · {size_text(f.done_bytes)} of {size_text(f.total_bytes)}"
         rates = []
         if f.messages_per_s:
             rates.append(rate_text(f.messages_per_s, "msg"))
         if f.bytes_per_s:
-            rates.append(rate_text(f.bytes_per_s / 1024, "KB"))
+            rates.append(f"{size_text(int(f.bytes_per_s))}/s")
         if rates:
             text += " · " + ", ".join(rates)
         self.flush_label.setText(text)
         share = f.done_bytes / f.total_bytes if f.total_bytes else 0.0
         self.flush_bar.setValue(int(share * 1000))
+
+
+#: Session failures that mean "the server could not be reached": said with the account.
+_UNREACHABLE = frozenset({"connect", "tls"})
+
+
+def unreachable_text(problems: dict[str, str]) -> str:
+    """``Server unreachable (account “local”): connection refused``; several: one each."""
+    return " · ".join(
+        f"Server unreachable (account “{account}”): {text}" for account, text in problems.items()
+    )
 
 
 def finished_text(event: FlushFinished) -> str:
@@ -154,5 +204,5 @@ def finished_text(event: FlushFinished) -> str:
         line += f" {event.unsent} not sent yet: {'it stays' if event.unsent == 1 else 'they stay'}"
         line += " in the outbox."
     if event.error:
-        line += f" {event.error}"
+        line += f" {for_window(event.error)}"
     return line

@@ -12,21 +12,17 @@ from PySide6.QtCore import QObject, QRectF, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QIcon, QPainter, QPixmap
 from PySide6.QtWidgets import QMenu, QSystemTrayIcon
 
+from gui.display_text import counts_text
 from gui.icons import app_icon
 from relay.events import FlushFinished
 from relay.states import MessageState
 
-WAITING = (MessageState.QUEUED, MessageState.DEFERRED, MessageState.SENDING, MessageState.HELD)
 NEEDS_A_PERSON = (MessageState.FAILED, MessageState.UNCERTAIN)
 
 
 def tray_text(counts: dict[MessageState, int]) -> str:
-    waiting = sum(counts.get(s, 0) for s in WAITING)
-    failed = sum(counts.get(s, 0) for s in NEEDS_A_PERSON)
-    parts = [f"{waiting} waiting"]
-    if failed:
-        parts.append(f"{failed} failed")
-    return "Outbox: " + ", ".join(parts)
+    """The status bar's counts, word for word: a person never reconciles two tallies."""
+    return "Outbox: " + counts_text(counts)
 
 
 def failure_text(event: FlushFinished) -> str | None:

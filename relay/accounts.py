@@ -218,8 +218,9 @@ def validate_account(account: Account, *, check_files: bool = True) -> Account:
         if problem is not None:
             raise ConfigError(f"{where}: bad address {account.address!r}: {problem}")
     for pattern in account.from_patterns:
-        if not pattern or any(c.isspace() for c in pattern):
-            raise ConfigError(f"{where}: bad from pattern {pattern!r}")
+        problem = from_pattern_problem(pattern)
+        if problem is not None:
+            raise ConfigError(f"{where}: bad from pattern {pattern!r}: {problem}")
     if (
         account.security is Security.NONE
         and account.user is not None
@@ -233,6 +234,23 @@ def validate_account(account: Account, *, check_files: bool = True) -> Account:
     if check_files and account.ca_file is not None:
         _check_ca_file(account.ca_file, where)
     return account
+
+
+def from_pattern_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot select senders, or None: an address with ``*``/``?`` wildcards.
+
+    A pattern is matched against the whole address, so one without a single
+    ``@`` between a local part and a domain (``example.org``, ``*``, ``a@b@c``)
+    would match nothing or everything: a typo, refused when it is made.
+    """
+    if not pattern or any(c.isspace() for c in pattern):
+        return "empty or has a space"
+    local, at, domain = pattern.partition("@")
+    if not at or "@" in domain or not local or not domain:
+        return "write an address with wildcards, such as '*@example.org' or 'alice@*'"
+    if pattern.count("[") != pattern.count("]"):
+        return "an unclosed [ ]"
+    return None
 
 
 def _check_ca_file(path: Path, where: str) -> None:

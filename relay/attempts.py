@@ -36,6 +36,7 @@ from relay.events import (
     PhaseChanged,
     ProgressMade,
     RecipientReplied,
+    SessionFailed,
 )
 from relay.outbox import AttemptEnd, AttemptStart, Outbox
 from relay.policy import (
@@ -476,6 +477,7 @@ class AttemptManager:
             snapshots = self._outbox.hand_back(not_tried, NOT_TRIED)
             self._finished.update(not_tried)
             self._announce([Settled(snapshot, "not tried", NOT_TRIED) for snapshot in snapshots])
+        self._bus.publish(SessionFailed(self._account, failure.kind.value, failure.text))
         self._release_unfinished()
 
     def _throttled(self, throttle: Throttle, verdicts: dict[str, Verdict]) -> dict[str, Verdict]:

@@ -42,8 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="A desktop outbox for e-mail. Without a command, opens the window.",
     )
     parser.add_argument("--version", action="version", version=f"outbox {__version__}")
+    from relay.home import HOME_ENV, default_home
+
     parser.add_argument(
-        "--home", metavar="DIR", help="the outbox's data directory (default: $OUTBOX_HOME)"
+        "--home",
+        metavar="DIR",
+        help=f"the outbox's data directory (default: ${HOME_ENV} if set, else {default_home()})",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Dispatched by hand before argparse (sendmail's flags are not argparse's): listed for --help.

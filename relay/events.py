@@ -129,6 +129,20 @@ class AuthenticationRefused:
     reply: str
 
 
+@dataclass(frozen=True, slots=True)
+class SessionFailed:
+    """A session of ``account`` ended early for a reason other than refused credentials.
+
+    ``kind`` is a ``relay.report.FailureKind`` value (``connect``, ``tls``, …):
+    published after its unfinished messages were settled, so a window can say
+    "server unreachable" with the account, not only "2 deferred".
+    """
+
+    account: str
+    kind: str
+    text: str
+
+
 Event = (
     MessageQueued
     | MessageChanged
@@ -140,6 +154,7 @@ Event = (
     | FlushStarted
     | FlushFinished
     | AuthenticationRefused
+    | SessionFailed
 )
 
 Subscriber = Callable[[Event], None]

@@ -35,6 +35,11 @@ def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
     env = os.environ.get(HOME_ENV)
     if env:
         return Path(env).expanduser().absolute()
+    return default_home()
+
+
+def default_home() -> Path:
+    """The home unless ``--home`` or ``OUTBOX_HOME`` names one: ``~/.local/share/outbox``."""
     from platformdirs import user_data_dir
 
     return Path(user_data_dir("outbox", appauthor=False))

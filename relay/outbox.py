@@ -614,6 +614,8 @@ class Outbox:
 
     def release(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
         def release_one(message_id: int) -> None:
+            if self.get(message_id).state is MessageState.SENT:
+                raise OutboxError(f"message {message_id} is already sent")
             self._conn.execute("UPDATE messages SET held = 0 WHERE id = ?", (message_id,))
 
         return self._change_each(message_ids, release_one)
@@ -921,6 +923,8 @@ class Outbox:
         """Give messages back untouched (a stop, refused credentials): they stay as they were."""
 
         def release_one(message_id: int) -> None:
+            if self.get(message_id).state is MessageState.SENT:
+                raise OutboxError(f"message {message_id} is already sent")
             self._conn.execute("UPDATE messages SET sending = 0 WHERE id = ?", (message_id,))
 
         return self._change_each(message_ids, release_one)

@@ -63,7 +63,7 @@ def register(subparsers: Any) -> None:
         description="Add an account. The first account becomes the default. Ports default"
         " by security: 465 (tls), 587 (starttls), 25 (none).",
     )
-    add.add_argument("name", metavar="NAME")
+    add.add_argument("name", metavar="NAME", help="a name of your choice for the account")
     _add_settings(add, adding=True)
     add.set_defaults(func=run_add)
 
@@ -73,7 +73,7 @@ def register(subparsers: Any) -> None:
         description="Change the given settings of an account and nothing else. --from"
         " replaces the account's patterns; --user or --password-stdin stores a new password.",
     )
-    change.add_argument("name", metavar="NAME")
+    change.add_argument("name", metavar="NAME", help="the account to change (see account list)")
     _add_settings(change, adding=False)
     change.set_defaults(func=run_set)
 
@@ -84,7 +84,7 @@ def register(subparsers: Any) -> None:
     remove = actions.add_parser(
         "remove", help="remove an account and its password from the keyring"
     )
-    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("name", metavar="NAME", help="the account to remove")
     remove.set_defaults(func=run_remove)
 
     test = actions.add_parser(

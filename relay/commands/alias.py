@@ -30,7 +30,9 @@ def register(subparsers: Any) -> None:
         "set", help="make NAME an alias of ADDR[,ADDR…] (replacing what it was)"
     )
     change.add_argument("name", metavar="NAME", help=f"a local name, or '{DEFAULT_ALIAS}'")
-    change.add_argument("addresses", metavar="ADDR[,ADDR…]", nargs="+")
+    change.add_argument(
+        "addresses", metavar="ADDR[,ADDR…]", nargs="+", help="the addresses mail to NAME goes to"
+    )
     change.set_defaults(func=run_set)
 
     listing = actions.add_parser("list", help="list the aliases")
@@ -38,7 +40,7 @@ def register(subparsers: Any) -> None:
     listing.set_defaults(func=run_list)
 
     remove = actions.add_parser("remove", help="forget an alias")
-    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("name", metavar="NAME", help="the alias to remove")
     remove.set_defaults(func=run_remove)
 
 

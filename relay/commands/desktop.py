@@ -78,6 +78,11 @@ def cmd_install(args: argparse.Namespace) -> int:
     written = install(data_dir, command)
     if args.autostart:
         written.append(install_autostart(autostart_dir(), command))
+    icons = sum(1 for path in written if path.suffix in (".png", ".svg"))
+    print(
+        f"Added Outbox to the application menu (it starts {command} gui) with"
+        f" {icons} icons and its description for software centres; files written:"
+    )
     for path in written:
         print(path)
     _refresh_caches(data_dir)

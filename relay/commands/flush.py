@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, TextIO
 
 from relay.attempts import Settled
 from relay.commands.store import open_outbox, parse_ids
-from relay.events import Event, FlushStarted, MessageChanged, ProgressMade
+from relay.events import Event, FlushStarted, MessageChanged, ProgressMade, RecipientSnapshot
 from relay.flushlock import FlushLock
 from relay.outbox import Outbox
-from relay.states import MessageState
+from relay.sizes import size_text
+from relay.states import MessageState, RecipientState
 
 if TYPE_CHECKING:
     from relay.flush import FlushResult
@@ -38,7 +39,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Exit status: 0 all sent, 75 something deferred (try later) or the"
         " flush was stopped with mail still unsent, 1 something failed permanently.",
     )
-    p.add_argument("ids", nargs="*", metavar="ID")
+    p.add_argument(
+        "ids",
+        nargs="*",
+        metavar="ID",
+        help="send only these messages, due or not (default: every message that is due)",
+    )
     p.add_argument(
         "--due",
         action="store_true",
@@ -49,14 +55,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def describe(item: Settled) -> str:
+    """One message's line: ``7 bob@example.org: sent``, or each recipient's verdict.
+
+    When a message's recipients fared differently, the line names each one's
+    verdict and reply (``7 deferred: bob@… sent; cy@… failed (554 …); dan@…
+    deferred (451 …)``), so a permanent rejection is never quoted as the reason
+    for a deferral. Addresses and replies reach the terminal through ``visible``.
+    """
     from relay.visible import visible
 
     message = item.message
+    if len({r.state for r in message.recipients}) > 1:
+        verdicts = "; ".join(_verdict(r) for r in message.recipients)
+        return f"{message.id} {message.state.value}: {verdicts}"
     recipients = ", ".join(visible(r.address) for r in message.recipients)
     line = f"{message.id} {recipients}: {message.state.value}"
     replies = sorted({r.reply for r in message.recipients if r.reply})
     detail = item.detail or (replies[0] if replies else None)
     return f"{line} ({visible(detail)})" if detail else line
+
+
+def _verdict(recipient: RecipientSnapshot) -> str:
+    from relay.visible import visible
+
+    word = "not tried" if recipient.state is RecipientState.PENDING else recipient.state.value
+    address = visible(recipient.address)
+    if recipient.reply and recipient.state is not RecipientState.SENT:
+        return f"{address} {word} ({visible(recipient.reply)})"
+    return f"{address} {word}"
 
 
 class SettledLines:
@@ -66,8 +92,9 @@ class SettledLines:
     the terminal together, in order, instead of one write (and flush) each.
     """
 
-    def __init__(self, out: TextIO) -> None:
+    def __init__(self, out: TextIO, bar: ProgressBar | None = None) -> None:
         self._out = out
+        self._bar = bar
         self._pending: list[str] = []
         self._scheduled = False
 
@@ -87,12 +114,27 @@ class SettledLines:
         self._scheduled = False
         if self._pending:
             lines, self._pending = self._pending, []
+            if self._bar is not None:
+                self._bar.clear()  # the lines go above the bar, never glued onto it
             self._out.write("\n".join(lines) + "\n")
             self._out.flush()
+            if self._bar is not None:
+                self._bar.draw()
+
+
+#: ANSI "erase from the cursor to the end of the line" (every terminal emulator has it).
+ERASE_LINE = "\x1b[K"
 
 
 class ProgressBar:
-    """Messages and bytes done of the flush's total, redrawn in place on a terminal."""
+    """Messages and bytes done of the flush's total, redrawn in place on a terminal.
+
+    The bar is the terminal's last line and holds no newline; whoever prints a
+    line while it is up calls ``clear`` first and ``draw`` after (as
+    ``SettledLines`` does), so text and bar never share a line, even with
+    stdout and stderr on one terminal. A dozen lines of ANSI (carriage return,
+    erase to end of line) do this without a progress library.
+    """
 
     WIDTH = 30
     REDRAW_S = 0.1
@@ -105,6 +147,7 @@ class ProgressBar:
         self._done_bytes = 0
         self._in_flight: dict[int, int] = {}
         self._drawn_at = float("-inf")
+        self._shown = False
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, FlushStarted):
@@ -131,17 +174,26 @@ class ProgressBar:
         share = sent / self._total_bytes if self._total_bytes else 1.0
         filled = int(share * self.WIDTH)
         self._out.write(
-            f"\r[{'#' * filled}{' ' * (self.WIDTH - filled)}]"
+            f"\r{ERASE_LINE}[{'#' * filled}{' ' * (self.WIDTH - filled)}]"
             f" {min(self._done_messages, self._total_messages)}/{self._total_messages} messages,"
-            f" {sent / 1e6:.1f}/{self._total_bytes / 1e6:.1f} MB "
+            f" {size_text(sent)} of {size_text(self._total_bytes)}"
         )
         self._out.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        """Take the bar off its line, so the next text starts at column 0 of an empty line."""
+        if self._shown:
+            self._out.write(f"\r{ERASE_LINE}")
+            self._out.flush()
+            self._shown = False
 
     def finish(self) -> None:
         if self._total_messages:
             self.draw()
             self._out.write("\n")
             self._out.flush()
+            self._shown = False
 
 
 def cmd_flush(args: argparse.Namespace) -> int:
@@ -156,9 +208,9 @@ def cmd_flush(args: argparse.Namespace) -> int:
     with outbox, FlushLock(home):
         outbox.checkpoint_in_background()  # no commit of the flush waits for a checkpoint
         _import_drop_folder(outbox, home)
-        lines = SettledLines(sys.stderr)
-        manager = prepare_flush(home, outbox, on_settled=lines)
         bar = ProgressBar(sys.stdout) if sys.stdout.isatty() else None
+        lines = SettledLines(sys.stderr, bar)
+        manager = prepare_flush(home, outbox, on_settled=lines)
         if bar is not None:
             outbox.bus.subscribe(bar)
 
@@ -171,8 +223,10 @@ def cmd_flush(args: argparse.Namespace) -> int:
                 nonlocal interrupts
                 interrupts += 1
                 lines.flush()
+                if bar is not None:
+                    bar.clear()
                 if interrupts == 1:
-                    print("\noutbox: stopping after the message in flight…", file=sys.stderr)
+                    print("outbox: stopping after the message in flight…", file=sys.stderr)
                     manager.stop()
                 elif task is not None:
                     task.cancel()

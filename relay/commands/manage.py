@@ -17,20 +17,28 @@ from relay.commands.store import open_outbox, parse_ids
 from relay.errors import UsageError
 from relay.events import MessageSnapshot
 from relay.outbox import Outbox
+from relay.sizes import size_text
 from relay.states import MessageState, RecipientState
 from relay.visible import visible
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = subparsers.add_parser("list", help="list the messages in the outbox")
-    p.add_argument("--state", choices=[s.value for s in MessageState])
+    p.add_argument(
+        "--state",
+        choices=[s.value for s in MessageState],
+        metavar="STATE",
+        help="only messages in STATE: " + ", ".join(s.value for s in MessageState),
+    )
     p.add_argument("--json", action="store_true", help="one JSON array")
     p.set_defaults(func=cmd_list)
 
     p = subparsers.add_parser("show", help="show one message, its recipients and attempts")
-    p.add_argument("id")
+    p.add_argument("id", metavar="ID", help="the message's id (see outbox list)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--json", action="store_true")
+    group.add_argument(
+        "--json", action="store_true", help="one JSON object, with every attempt's transcript"
+    )
     group.add_argument("--raw", action="store_true", help="the message exactly as it will be sent")
     p.set_defaults(func=cmd_show)
 
@@ -40,28 +48,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         ("delete", "remove messages from the outbox", cmd_delete),
     ):
         p = subparsers.add_parser(name, help=helptext)
-        p.add_argument("ids", nargs="+", metavar="ID")
+        p.add_argument("ids", nargs="+", metavar="ID", help="message ids (see outbox list)")
         p.set_defaults(func=func)
 
     p = subparsers.add_parser(
         "retry",
         help="make messages due now (every recipient not yet sent is owed again)",
     )
-    p.add_argument("ids", nargs="*", metavar="ID")
-    p.add_argument("--failed", action="store_true", help="every failed message")
+    p.add_argument("ids", nargs="*", metavar="ID", help="message ids (see outbox list)")
+    p.add_argument("--failed", action="store_true", help="every failed message (instead of ids)")
     p.set_defaults(func=cmd_retry)
 
 
 def _when(moment: datetime | None) -> str:
     return moment.astimezone().strftime("%Y-%m-%d %H:%M") if moment else "-"
-
-
-def _size(octets: int) -> str:
-    for unit in ("B", "KB", "MB"):
-        if octets < 1024:
-            return f"{octets}{unit}" if unit == "B" else f"{octets:.0f}{unit}"
-        octets /= 1024  # type: ignore[assignment]
-    return f"{octets:.1f}GB"
 
 
 def _clip(text: str, width: int) -> str:
@@ -88,7 +88,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             (
                 str(m.id),
                 m.state.value,
-                _size(m.size),
+                size_text(m.size),
                 str(m.attempts),
                 _when(m.next_attempt_at),
                 _clip(to, 32),
@@ -177,8 +177,13 @@ def cmd_delete(args: argparse.Namespace) -> int:
 
 
 def cmd_retry(args: argparse.Namespace) -> int:
-    if bool(args.ids) == bool(args.failed):
-        raise UsageError("retry takes message ids or --failed (not both)")
+    if not args.ids and not args.failed:
+        raise UsageError(
+            "retry needs the ids of the messages to send again (see outbox list),"
+            " or --failed for every failed message"
+        )
+    if args.ids and args.failed:
+        raise UsageError("retry takes message ids or --failed, not both")
     _, outbox = open_outbox(args.home)
     with outbox:
         ids = outbox.failed_ids() if args.failed else parse_ids(args.ids)

@@ -68,6 +68,41 @@ USAGE = (
     "       outbox sendmail -bs | -bp | -bi | -bv RECIPIENT… | -q"
 )
 
+#: ``outbox sendmail --help``: for a person at a terminal (the module docstring is for developers).
+HELP = """\
+Store a message from standard input in the outbox, as sendmail does; Outbox
+sends it through your accounts (see 'outbox account') at the next flush.
+
+The message:
+  -t, --read-recipients  also send to the To, Cc and Bcc recipients
+  -i, -oi                a line holding only "." does not end the message
+  -f ADDR, -r ADDR, --from=ADDR
+                         the envelope sender (default: the From address);
+                         -f '<>' sends with an empty sender (bounces)
+  -F NAME                the full name to put in a From line Outbox adds
+  -a NAME, --account=NAME
+                         send through this account
+  -N NOTIFY, -R RET, -V ENVID
+                         delivery status notifications, if the server offers them
+
+Other modes:
+  -bs     speak SMTP on standard input and output (as PHP frameworks do)
+  -bp     list the outbox (as mailq does)
+  -bv RECIPIENT...  show what each recipient resolves to
+  -bi     nothing to do (aliases are read for each message; see 'outbox alias')
+  -q      send what is due now (as 'outbox flush' does)
+  -P      show the envelope without storing anything
+  -S      connect to the account's server and report what it offers
+
+Options that other sendmail programs take (-oem, -odi, -B8BITMIME, ...) are
+accepted and ignored. A local recipient such as 'root' is sent to the
+address 'outbox alias' names for it.
+
+Silent when the message is stored (exit status 0). Otherwise one line on
+standard error says why, with sendmail's exit codes: 64 bad usage, 65 a
+malformed message, 78 a problem with the configuration.
+"""
+
 # Flags that stand alone (and may be clustered: -ti), and the ones that take
 # an argument, attached (-fADDR) or as the next word (-f ADDR).
 _STANDALONE = frozenset("tiGmnvUcsIPS")
@@ -326,9 +361,7 @@ def run(argv: list[str], home: str | None) -> int:
     """Do what the command line asks; 0 on success."""
     invocation = parse_arguments(argv)
     if invocation.show_help:
-        print(USAGE)
-        if __doc__:
-            print("\n" + __doc__.split("\n\n", 1)[1].rsplit("\n\n", 1)[0])
+        print(USAGE + "\n\n" + HELP, end="")
         return 0
     mode = invocation.mode
     if mode == "deliver":

@@ -373,3 +373,11 @@ def test_on_a_terminal_the_password_is_asked_for_without_echo(
 
     assert b"typed secret" not in seen  # not echoed
     assert stored_passwords() == {stored_key(home, "work"): "typed secret"}
+
+
+def test_a_malformed_from_pattern_is_refused_and_nothing_is_saved(outbox: RunOutbox) -> None:
+    done = outbox("account", "add", "work", "--host", "smtp.example.org", "--from", "example.org")
+
+    assert_one_line_error(done, 78, "bad from pattern 'example.org'")
+    assert "'*@example.org'" in done.stderr
+    assert accounts_json(outbox) == []

@@ -138,7 +138,56 @@ def test_retry_of_an_uncertain_message_warns_about_a_second_copy(home: Path) -> 
 
 def test_retry_needs_ids_or_failed(home: Path) -> None:
     done = outbox(home, "retry")
-    assert done.returncode == 64 and b"--failed" in done.stderr
+    assert done.returncode == 64
+    assert done.stderr.decode() == (
+        "outbox: retry needs the ids of the messages to send again (see outbox list),"
+        " or --failed for every failed message\n"
+    )
+    both = outbox(home, "retry", "1", "--failed")
+    assert both.returncode == 64 and b"not both" in both.stderr
+
+
+def test_release_of_a_sent_message_fails_as_hold_does(home: Path) -> None:
+    mid = add(home)
+    settle(home, mid, {"bob@example.org": Verdict(RecipientState.SENT, "250 ok")})
+    hold = outbox(home, "hold", str(mid))
+    release = outbox(home, "release", str(mid))
+    assert hold.returncode == release.returncode != 0
+    assert hold.stderr == release.stderr == f"outbox: message {mid} is already sent\n".encode()
+    assert listed(home)[0]["state"] == "sent"
+
+
+def test_every_option_and_argument_has_a_help_text() -> None:
+    import argparse
+
+    from relay.cli import build_parser
+
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, name: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub, subparser in action.choices.items():
+                    walk(subparser, f"{name} {sub}")
+            elif not action.help:
+                missing.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+
+    walk(build_parser(), "outbox")
+    assert missing == []
+
+
+def test_help_names_the_real_default_home(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if k != "OUTBOX_HOME"}
+    done = subprocess.run(
+        [sys.executable, "-m", "relay.cli", "--help"], capture_output=True, text=True,
+        env={**env, "XDG_DATA_HOME": str(data), "COLUMNS": "200"}, check=True,
+    )
+    assert f"$OUTBOX_HOME if set, else {data / 'outbox'})" in done.stdout
 
 
 def test_home_comes_from_outbox_home_when_not_given(tmp_path: Path) -> None:
@@ -155,3 +204,13 @@ def test_home_comes_from_outbox_home_when_not_given(tmp_path: Path) -> None:
     assert b"ann@example.org" in done.stdout
     assert (home.stat().st_mode & 0o777) == 0o700
     assert ((home / "outbox.sqlite3").stat().st_mode & 0o777) == 0o600
+
+
+def test_list_words_a_size_as_the_window_does(home: Path) -> None:
+    body = b"x" * 76 + b"\r\n"
+    raw = RAW + body * (8_610_061 // len(body))
+    with Outbox.open(home) as store:
+        store.add_message(ParsedMessage("ann@example.org", ("bob@example.org",), raw, "Big"))
+    (item,) = listed(home)
+    lines = outbox(home, "list").stdout.decode().splitlines()
+    assert f"{item['size'] / 1e6:.1f} MB" in lines[1]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QLabel, QMessageBox
+from PySide6.QtWidgets import QAbstractButton, QDialogButtonBox, QLabel, QMessageBox
 from pytestqt.qtbot import QtBot
 
 from gui.accounts_dialog import AccountsDialog
@@ -263,3 +263,66 @@ def test_a_failing_password_command_defers_the_windows_mail(
     snapshot = window.outbox.get(message)
     assert snapshot.last_error is not None and "password command exited" in snapshot.last_error
     assert auth_server.received == []
+
+
+def close_button(dialog: AccountsDialog) -> QAbstractButton:
+    box = dialog.findChild(QDialogButtonBox)
+    button = box.button(QDialogButtonBox.StandardButton.Close)
+    assert button is not None
+    return button
+
+
+def test_closing_with_an_unsaved_change_asks_and_discard_keeps_the_config(
+    dialog: AccountsDialog, qtbot: QtBot, home: Path
+) -> None:
+    fill(qtbot, dialog, name="work", host="smtp.example.org")
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    fill(qtbot, dialog, host="smtp.example.net")
+    qtbot.mouseClick(close_button(dialog), Qt.MouseButton.LeftButton)
+    box = modal(qtbot, "confirm_unsaved_account")
+    assert box.text() == "Save the changes to “work”?"  # type: ignore[attr-defined]
+    click_button(qtbot, box, "cancel")
+    assert dialog.isVisible() and dialog.host.text() == "smtp.example.net"
+
+    qtbot.mouseClick(close_button(dialog), Qt.MouseButton.LeftButton)
+    click_button(qtbot, modal(qtbot, "confirm_unsaved_account"), "discard")
+    qtbot.waitUntil(lambda: not dialog.isVisible())
+    assert load_accounts(home)[0].host == "smtp.example.org"
+
+
+def test_closing_with_an_unsaved_change_can_save_it(
+    dialog: AccountsDialog, qtbot: QtBot, home: Path
+) -> None:
+    fill(qtbot, dialog, name="work", host="smtp.example.org")
+    dialog.close()  # the title bar's close button
+    click_button(qtbot, modal(qtbot, "confirm_unsaved_account"), "save")
+    qtbot.waitUntil(lambda: not dialog.isVisible())
+    assert load_accounts(home)[0].host == "smtp.example.org"
+
+
+def test_closing_an_untouched_form_asks_nothing(dialog: AccountsDialog, qtbot: QtBot) -> None:
+    qtbot.mouseClick(close_button(dialog), Qt.MouseButton.LeftButton)
+    assert not dialog.isVisible()
+
+
+def test_an_account_without_a_user_saves_quietly_without_a_keyring(
+    dialog: AccountsDialog, qtbot: QtBot, home: Path
+) -> None:
+    import keyring
+    from keyring.backends import fail
+
+    keyring.set_keyring(fail.Keyring())  # the memory_keyring fixture restores the previous one
+    fill(qtbot, dialog, name="relay", host="smtp.example.org")
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
+    assert not dialog.error.isVisible(), dialog.error.text()
+    assert load_accounts(home)[0].user is None
+    qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)  # saving it again, too
+    assert not dialog.error.isVisible(), dialog.error.text()
+
+
+def test_labels_read_as_words(dialog: AccountsDialog) -> None:
+    (ca_label,) = [label for label in dialog.findChildren(QLabel) if label.text() == "&CA file:"]
+    assert ca_label.buddy() is dialog.ca_file  # so "&" is a shortcut, not a character shown
+    assert dialog.default.text() == "Default account (for senders no account's pattern matches)"
+    security = [dialog.security.itemText(i) for i in range(dialog.security.count())]
+    assert "None, unencrypted (port 25; a password only to this computer)" in security

@@ -148,3 +148,39 @@ def test_a_bidi_override_in_the_subject_shows_as_its_escape_in_the_pane_and_the_
         assert shown == "abc\\u202egnp.exe\\u200b"
         assert "\u202e" not in tooltip and "\\u202e" in tooltip
         assert snapshot.subject == "abc\u202egnp.exe\u200b"  # stored as it came
+
+
+def test_attachments_are_listed_with_name_type_and_size(qtbot: QtBot, tmp_path: Path) -> None:
+    from email.message import EmailMessage
+
+    mail = EmailMessage()
+    mail["From"] = "ann@example.org"
+    mail["To"] = "bob@example.org"
+    mail["Subject"] = "Photos"
+    mail.set_content("Two photos and a table.\n")
+    mail.add_attachment(b"\xff\xd8" + b"x" * 2_400_000, maintype="image", subtype="jpeg",
+                        filename="beach.jpg")  # fmt: skip
+    mail.add_attachment("a,b\n1,2\n", subtype="csv", filename="numbers.csv")
+    mail.add_attachment(b"MZ", maintype="application", subtype="octet-stream",
+                        filename="invoice\u202efdp.exe")  # fmt: skip
+    raw = mail.as_bytes(policy=mail.policy.clone(linesep="\r\n"))
+    with Outbox.open(tmp_path / "home") as outbox:
+        snapshot = outbox.add_message(parse_message(raw))
+        pane = DetailPane(outbox)
+        qtbot.addWidget(pane)
+        pane.show()
+        pane.show_message(snapshot.id)
+        listed = [
+            tuple(pane.attachments.topLevelItem(i).text(c) for c in range(3))
+            for i in range(pane.attachments.topLevelItemCount())
+        ]
+        assert listed == [
+            ("beach.jpg", "image/jpeg", "2.4 MB"),
+            ("numbers.csv", "text/csv", "10 bytes"),  # its lines end in CRLF in mail
+            ("invoice\\u202efdp.exe", "application/octet-stream", "2 bytes"),  # escaped
+        ]
+        assert pane.attachments.isVisible()
+        assert pane.body.toPlainText() == "Two photos and a table.\n"
+        plain = outbox.add_message(parse_message(message_bytes("bob@example.org")))
+        pane.show_message(plain.id)
+        assert not pane.attachments.isVisible()

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gui.display_text import size_text
+from gui.display_text import counts_text
 from gui.flush_progress import FlushProgress
-from gui.status import counts_text, finished_text
+from gui.status import finished_text
 from gui.tray import failure_text, tray_text
 from relay.events import FlushFinished, MessageSnapshot
 from relay.states import MessageState
@@ -75,7 +75,7 @@ def test_counts_and_endings_in_words() -> None:
     assert counts_text(counts) == "The outbox is empty"
     counts |= {MessageState.QUEUED: 2, MessageState.FAILED: 1, MessageState.SENT: 7}
     assert counts_text(counts) == "2 queued · 1 failed · 7 sent"
-    assert tray_text(counts) == "Outbox: 2 waiting, 1 failed"
+    assert tray_text(counts) == "Outbox: " + counts_text(counts)
     done = FlushFinished(sent=3, deferred=1, failed=0, uncertain=0, stopped=False, error=None)
     assert finished_text(done) == "Flush done: 3 sent, 1 deferred."
     assert failure_text(done) is None
@@ -92,9 +92,8 @@ def test_counts_and_endings_in_words() -> None:
     assert finished_text(nothing) == "Nothing was due to be sent."
 
 
-@pytest.mark.parametrize(
-    ("octets", "text"),
-    [(0, "0 B"), (999, "999 B"), (1000, "1.0 KB"), (48_000, "47 KB"), (4_600_000, "4.4 MB")],
-)
-def test_sizes_in_words(octets: int, text: str) -> None:
-    assert size_text(octets) == text
+def test_send_again_counts_its_messages() -> None:
+    from gui.confirm import send_again_text
+
+    assert send_again_text(1) == "The server may already have this message."
+    assert send_again_text(3) == "The server may already have these 3 messages."

@@ -150,6 +150,8 @@ def test_stop_in_the_middle_finishes_the_message_in_flight_and_loses_nothing(
     qtbot.waitUntil(lambda: shown_state(window, ids[0]) == "sending")
     click_action(qtbot, window, window.action_stop)
     assert not window.action_stop.isEnabled()  # stopping already
+    # The status bar says so, not a stale "Sending 0 of 5".
+    assert window.status.flush_label.text().startswith("Stopping after the messages in flight")
     with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
         handler.open_gate()
 
@@ -209,6 +211,7 @@ def test_send_again_on_an_uncertain_message_warns_first_and_then_sends(
     assert window.action_retry.text() == "Send Again…"
     click_action(qtbot, window, window.action_retry)
     box = modal(qtbot, "confirm_send_again")
+    assert box.text() == "The server may already have this message."  # type: ignore[attr-defined]
     assert "dora@example.net" in box.informativeText()  # type: ignore[attr-defined]
     click_button(qtbot, box, "cancel")
     assert window.outbox.get(message).state is MessageState.UNCERTAIN

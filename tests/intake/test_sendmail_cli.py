@@ -210,6 +210,7 @@ def test_help_lists_the_options(home: Path) -> None:
     assert done.returncode == 0
     assert done.stdout.startswith(b"usage: outbox sendmail")
     assert b"-oem" in done.stdout
+    assert b"``" not in done.stdout and b"relay." not in done.stdout  # for users, not developers
     assert stored_messages(home) == []
 
 

@@ -41,7 +41,12 @@ def test_install_puts_entry_icons_and_metainfo_into_xdg_data_home(data_home: Pat
     done = _run("desktop", "install", env={"XDG_DATA_HOME": str(data_home)})
     assert done.returncode == 0, done.stderr
     desktop = data_home / "applications" / f"{APP_ID}.desktop"
-    assert str(desktop) in done.stdout.splitlines()
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        f"Added Outbox to the application menu (it starts {OUTBOX} gui) with 10 icons"
+        " and its description for software centres; files written:"
+    )
+    assert str(desktop) in lines[1:]
     for size in (16, 32, 48, 64, 128, 256, 512):
         assert (data_home / f"icons/hicolor/{size}x{size}/apps/{APP_ID}.png").is_file()
     assert (data_home / f"icons/hicolor/scalable/apps/{APP_ID}.svg").is_file()
