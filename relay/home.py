@@ -37,7 +37,12 @@ def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
         return Path(env).expanduser().absolute()
     from platformdirs import user_data_dir
 
-    return Path(user_data_dir("outbox", appauthor=False))
+    try:
+        return Path(user_data_dir("outbox", appauthor=False))
+    except RuntimeError as exc:  # HOME unset and no entry in the password database
+        from relay.machineproblems import HomeUnknown
+
+        raise HomeUnknown(str(exc)) from exc
 
 
 def ensure_home(home: Path) -> Path:

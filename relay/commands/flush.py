@@ -137,6 +137,7 @@ class ProgressBar:
 
 def cmd_flush(args: argparse.Namespace) -> int:
     from relay.flush import prepare_flush
+    from relay.machineproblems import quiet_machine_problems
 
     ids = parse_ids(args.ids) if args.ids else None
     home, outbox = open_outbox(args.home)
@@ -151,6 +152,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
         async def run() -> None:
             loop = asyncio.get_running_loop()
+            loop.set_exception_handler(quiet_machine_problems)
             task = asyncio.current_task()
             interrupts = 0
 
