@@ -47,7 +47,14 @@ from relay.home import ensure_home
 from relay.message import ParsedMessage
 from relay.states import OWED, MessageState, RecipientState, derive_message_state
 from relay.storedbody import INLINE_BODY_BYTES, StoredBody
-from relay.storefile import DB_NAME, connect, insert_message, record_drop_import, to_text
+from relay.storefile import (
+    BUSY_TIMEOUT_S,
+    DB_NAME,
+    connect,
+    insert_message,
+    record_drop_import,
+    to_text,
+)
 
 if TYPE_CHECKING:
     from relay.checkpoint import Checkpointer
@@ -107,19 +114,24 @@ class AttemptRecord:
 class Outbox:
     """The store at ``<home>/outbox.sqlite3``. Open with ``Outbox.open(home)``."""
 
-    def __init__(self, path: Path, bus: EventBus | None = None) -> None:
+    def __init__(
+        self, path: Path, bus: EventBus | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S
+    ) -> None:
         self.path = path
         self.bus = bus or EventBus()
-        self._conn = connect(path)
+        self._conn = connect(path, busy_timeout_s=busy_timeout_s)
         self._batch_events: list[Event] | None = None  # inside ``batch()``
         self._checkpointer: Checkpointer | None = None
 
     # -- life cycle -----------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path, bus: EventBus | None = None) -> Outbox:
+    def open(
+        cls, home: Path, bus: EventBus | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S
+    ) -> Outbox:
+        """The store in ``home``; a write waits up to ``busy_timeout_s`` for another's lock."""
         ensure_home(home)
-        return cls(home / DB_NAME, bus)
+        return cls(home / DB_NAME, bus, busy_timeout_s=busy_timeout_s)
 
     def close(self) -> None:
         try:
@@ -229,15 +241,16 @@ class Outbox:
         account: str | None = None,
         now: datetime | None = None,
         drop_file: str | None = None,
+        dsn: DsnRequest | None = None,
     ) -> MessageSnapshot:
-        """Store one message and its recipients; one transaction.
+        """Store one message and its recipients (and DSN request); one transaction.
 
         ``drop_file`` (the identity of the drop-folder file it came from) is
         recorded in the same transaction: see :meth:`stored_drop_files`.
         """
         now = now or utc_now()
         with self._write() as conn:
-            message_id = insert_message(conn, parsed, account=account, now=now)
+            message_id = insert_message(conn, parsed, account=account, now=now, dsn=dsn)
             if drop_file is not None:
                 record_drop_import(conn, drop_file, message_id)
             snapshot = self._snapshot(message_id)

@@ -5,6 +5,11 @@ file in a batch does not keep the others out. Each stored message's id goes
 to standard output, one per line, in the order of the arguments; each refused
 file gets ``outbox: FILE: reason`` on standard error.
 
+When the store stays busy for more than two seconds (another program holds
+its write lock), the messages go into the drop folder instead: the path of
+each such file is printed in place of its id, and the next flush or the
+window imports it.
+
 Exit status: 0 when every file was stored; 65 (EX_DATAERR) when some file
 was refused, including a file that could not be read; 78 (EX_CONFIG) for an
 unknown ``--account``, before anything is stored.
@@ -41,10 +46,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
+    from relay.commands.storeordrop import drop
+    from relay.dropdelivery import INTAKE_BUSY_S
     from relay.errors import InvalidMessage
     from relay.home import resolve_home
     from relay.message import parse_message
     from relay.outbox import Outbox
+    from relay.storefile import is_busy
 
     home = resolve_home(args.home)
     if args.account is not None:
@@ -57,7 +65,13 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
     local = LocalNames(home, account=args.account)  # a local sender or recipient (root)
     failed = 0
-    with Outbox.open(home) as outbox:
+    try:
+        outbox: Outbox | None = Outbox.open(home, busy_timeout_s=INTAKE_BUSY_S)
+    except Exception as exc:
+        if not is_busy(exc):
+            raise
+        outbox = None  # busy: every message goes to the drop folder
+    try:
         for name in args.files:
             try:
                 parsed = parse_message(_read(name), local=local)
@@ -69,8 +83,21 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                 print(f"outbox: {name}: {exc}", file=sys.stderr)
                 failed += 1
                 continue
-            snapshot = outbox.add_message(parsed, account=args.account)
-            print(snapshot.id, flush=True)
+            if outbox is not None:
+                try:
+                    snapshot = outbox.add_message(parsed, account=args.account)
+                except Exception as exc:
+                    if not is_busy(exc):
+                        raise
+                    outbox.close()
+                    outbox = None  # the rest go to the drop folder without waiting again
+                else:
+                    print(snapshot.id, flush=True)
+                    continue
+            print(drop(home, parsed, account=args.account), flush=True)
+    finally:
+        if outbox is not None:
+            outbox.close()
     return EX_DATAERR if failed else 0
 
 
