@@ -141,17 +141,24 @@ class Outbox:
         finally:
             self._conn.close()
 
-    def checkpoint_in_background(self, *, interval_s: float = 0.5) -> Checkpointer:
+    def checkpoint_in_background(
+        self, *, interval_s: float = 0.5, restart_bytes: int = 4 * 1024 * 1024,
+        idle_s: float = 1.0,
+    ) -> Checkpointer:  # fmt: skip
         """Leave the log's checkpoints to a thread (``relay.checkpoint``), not to commits.
 
         For an outbox that commits on an event loop a window shares (the
         window's, a flush's): a checkpoint inside a commit would freeze it.
+        The thread also keeps the log under ``restart_bytes`` or so, and
+        empties it after ``idle_s`` without a commit.
         """
         if self._checkpointer is None:
             from relay.checkpoint import Checkpointer
 
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
-            self._checkpointer = Checkpointer(self.path, interval_s=interval_s)
+            self._checkpointer = Checkpointer(
+                self.path, interval_s=interval_s, restart_bytes=restart_bytes, idle_s=idle_s
+            )
         return self._checkpointer
 
     def _committed(self) -> None:

@@ -31,7 +31,7 @@ DB_NAME = "outbox.sqlite3"
 BUSY_TIMEOUT_S = 60.0
 #: The write-ahead log is cut back to this size whenever it restarts from its
 #: beginning (``relay.checkpoint`` makes sure it does, and empties it when idle).
-JOURNAL_SIZE_LIMIT_BYTES = 4 * 1024 * 1024
+JOURNAL_SIZE_LIMIT_BYTES = 1024 * 1024
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first release.
