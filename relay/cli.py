@@ -30,6 +30,7 @@ COMMAND_MODULES = (
     "relay.commands.alias",
     "relay.commands.gui",
     "relay.commands.desktop",
+    "relay.commands.check",
 )
 
 
