@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.display_text import size_text, when_text
-from relay.errors import NoSuchMessage
+from relay.errors import BodyPruned, NoSuchMessage
 from relay.events import MessageSnapshot
 from relay.outbox import AttemptRecord, Outbox, utc_now
 from relay.visible import visible
@@ -191,6 +191,8 @@ class DetailPane(QWidget):
             headers, body = body_preview(self._outbox.raw(snapshot.id))
         except NoSuchMessage:
             headers, body = "", ""
+        except BodyPruned:
+            headers, body = "", "The body was pruned after sending; its history is kept."
         # One header a line: each line's invisible characters escaped, the line breaks kept.
         lines = headers.split("\n")
         self.headers.setPlainText("\n".join(visible(line, keep="\t") for line in lines))

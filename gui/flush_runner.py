@@ -35,6 +35,7 @@ from relay.errors import OutboxError
 from relay.flush import FlushResult, RelayingManager, prepare_flush
 from relay.flushlock import FlushLock
 from relay.outbox import Outbox, utc_now
+from relay.retention import prune_expired_bodies
 
 LOCK_PROBE_MS = 1000
 WARM_UP_MS = 300
@@ -110,6 +111,7 @@ class FlushRunner(QObject):
         self._set_lock_busy(False)
         try:
             import_drop_folder(self._outbox, self._home)
+            prune_expired_bodies(self._outbox, self._home, utc_now())
             manager = prepare_flush(self._home, self._outbox)
         except OutboxError as exc:
             self._lock.release()

@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "relay.commands.gui",
     "relay.commands.desktop",
     "relay.commands.check",
+    "relay.commands.purge",
 )
 
 

@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from relay.errors import NoSuchMessage, OutboxError
+from relay.errors import BodyPruned, NoSuchMessage, OutboxError
 from relay.events import (
     Event,
     EventBus,
@@ -314,7 +314,8 @@ class Outbox:
             "SELECT raw FROM bodies WHERE message_id = ?", (message_id,)
         ).fetchone()
         if row is None:
-            raise NoSuchMessage(message_id)
+            self._require(message_id)
+            raise BodyPruned(message_id)
         return bytes(row[0])
 
     def _small_bodies(self, message_ids: Sequence[int]) -> dict[int, bytes]:
@@ -608,6 +609,54 @@ class Outbox:
         for message_id in ids:
             self._publish(MessageDeleted(message_id))
         return ids
+
+    # -- retention --------------------------------------------------------------
+
+    def prune_sent_bodies(self, sent_before: datetime) -> list[int]:
+        """Drop the bodies of messages sent before ``sent_before``; one transaction.
+
+        Only ``sent`` messages (every recipient sent, none being sent) lose
+        their body; their rows, recipients and attempts stay as history. A
+        message is as old as its last finished attempt. The ids pruned.
+        """
+        with self._write() as conn:
+            pruned = [
+                row[0]
+                for row in conn.execute(
+                    "DELETE FROM bodies WHERE message_id IN (SELECT id FROM messages m"
+                    f" WHERE {_SENT_BEFORE}) RETURNING message_id",
+                    (_to_text(sent_before),),
+                )
+            ]
+        return sorted(pruned)
+
+    def purge_sent(self, sent_before: datetime | None = None) -> list[int]:
+        """Remove ``sent`` messages (sent before ``sent_before``, or all) whole; one transaction."""
+        cutoff = _to_text(sent_before) if sent_before is not None else "9999"
+        with self._write() as conn:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    f"DELETE FROM messages AS m WHERE {_SENT_BEFORE} RETURNING id", (cutoff,)
+                )
+            ]
+        ids.sort()
+        for message_id in ids:
+            self._publish(MessageDeleted(message_id))
+        return ids
+
+    def pruned(self, message_ids: Sequence[int] | None = None) -> set[int]:
+        """Which of the messages (default: all) were sent and had their body pruned."""
+        where, params = ("", ()) if message_ids is None else _id_filter("m.id", message_ids)
+        return {
+            row[0]
+            for row in self._conn.execute(
+                "SELECT m.id FROM messages m WHERE NOT EXISTS"
+                " (SELECT 1 FROM bodies b WHERE b.message_id = m.id)"
+                + (f" AND {where}" if where else ""),
+                params,
+            )
+        }
 
     def _change_each(
         self, message_ids: Sequence[int], change: Callable[[int], None]
@@ -933,6 +982,13 @@ def _id_filter(column: str, ids: Sequence[int]) -> tuple[str, tuple[object]]:
         return f"{column} = ?", (ids[0],)
     return f"{column} IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),)
 
+
+#: Messages (``m``) sent before the parameter: every recipient sent, none being sent;
+#: as old as their last finished attempt.
+_SENT_BEFORE = (
+    "m.state = 'sent' AND m.sending = 0 AND COALESCE((SELECT MAX(a.ended_at) FROM attempts a"
+    " WHERE a.message_id = m.id), m.created_at) < ?"
+)
 
 _MESSAGE_COLUMNS = (
     "id, state, sender, subject, size, created_at, attempts, next_attempt_at, last_error, account"

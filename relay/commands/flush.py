@@ -138,12 +138,15 @@ class ProgressBar:
 def cmd_flush(args: argparse.Namespace) -> int:
     from relay.flush import prepare_flush
     from relay.machineproblems import quiet_machine_problems
+    from relay.outbox import utc_now
+    from relay.retention import prune_expired_bodies
 
     ids = parse_ids(args.ids) if args.ids else None
     home, outbox = open_outbox(args.home)
     with outbox, FlushLock(home):
         outbox.checkpoint_in_background()  # no commit of the flush waits for a checkpoint
         _import_drop_folder(outbox, home)
+        prune_expired_bodies(outbox, home, utc_now())  # [retention] sent_body_days
         lines = SettledLines(sys.stderr)
         manager = prepare_flush(home, outbox, on_settled=lines)
         bar = ProgressBar(sys.stdout) if sys.stdout.isatty() else None
