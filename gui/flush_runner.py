@@ -34,6 +34,7 @@ from relay.dropfolder import import_drop_folder
 from relay.errors import OutboxError
 from relay.flush import FlushResult, RelayingManager, prepare_flush
 from relay.flushlock import FlushLock
+from relay.machineproblems import explain
 from relay.outbox import Outbox, utc_now
 from relay.retention import prune_expired_bodies
 
@@ -52,6 +53,8 @@ class FlushRunner(QObject):
     finished = Signal(FlushResult)
     #: A flush could not start, or stopped on an error: one line fit to show.
     problem = Signal(str)
+    #: A problem of the machine (full disk, busy or damaged store): one line, for a dialog.
+    machine_problem = Signal(str)
 
     def __init__(self, home: Path, outbox: Outbox, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -113,9 +116,10 @@ class FlushRunner(QObject):
             import_drop_folder(self._outbox, self._home)
             prune_expired_bodies(self._outbox, self._home, utc_now())
             manager = prepare_flush(self._home, self._outbox)
-        except OutboxError as exc:
+        except Exception as exc:
             self._lock.release()
-            self.problem.emit(str(exc))
+            if not self._tell(exc):
+                raise
             return False
         self._manager = manager
         self._stopping = False
@@ -161,9 +165,10 @@ class FlushRunner(QObject):
     async def _run(self, manager: RelayingManager, message_ids: Sequence[int] | None) -> None:
         try:
             await manager.run(message_ids)
-        except OutboxError as exc:
-            self.problem.emit(str(exc))
-        except Exception as exc:  # a bug: say so in one line, keep the window alive
+        except Exception as exc:
+            if self._tell(exc):
+                return
+            # A bug: say so in one line, keep the window alive.
             log.exception("the flush stopped on an unexpected error")
             self.problem.emit(f"the flush stopped on an unexpected error: {exc!r}")
         finally:
@@ -173,6 +178,17 @@ class FlushRunner(QObject):
             self._stopping = False
             self.running_changed.emit(False)
             self.finished.emit(manager.result)
+
+    def _tell(self, exc: Exception) -> bool:
+        """Emit ``exc`` as ``problem`` (or ``machine_problem``) if it is one; false if a bug."""
+        problem = explain(exc, store=self._outbox.path, home=self._home)
+        if problem is not None:
+            self.machine_problem.emit(str(problem))
+            return True
+        if isinstance(exc, OutboxError):
+            self.problem.emit(str(exc))
+            return True
+        return False
 
     def _recover(self) -> None:
         """Settle what a dead process left in ``sending``, if no flush is running anywhere."""
