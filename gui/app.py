@@ -43,6 +43,8 @@ COLLECT_AFTER_FLUSH_MS = 2000
 #: store busy for longer is told in a dialog instead (``relay.machineproblems``),
 #: and intake that found it busy left its mail in the drop folder.
 STORE_BUSY_TIMEOUT_S = 0.5
+#: ... and in all, while that process keeps committing (many ``sendmail`` calls at once).
+STORE_MAX_WAIT_S = 2.0
 
 
 class NoDisplay(OutboxError):
@@ -81,7 +83,9 @@ def create_main_window(home: Path) -> MainWindow:
     if QCoreApplication.instance() is None:
         raise RuntimeError("create a QApplication before the main window")
     ensure_home(home)
-    outbox = Outbox.open(home, busy_timeout_s=STORE_BUSY_TIMEOUT_S)
+    outbox = Outbox.open(
+        home, busy_timeout_s=STORE_BUSY_TIMEOUT_S, max_busy_wait_s=STORE_MAX_WAIT_S
+    )
     try:
         outbox.checkpoint_in_background()  # its flushes commit on the window's loop
         window = MainWindow(home, outbox, open_settings())

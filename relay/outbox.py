@@ -50,6 +50,7 @@ from relay.storedbody import INLINE_BODY_BYTES, StoredBody
 from relay.storefile import (
     BUSY_TIMEOUT_S,
     DB_NAME,
+    begin_immediate,
     connect,
     insert_message,
     record_drop_import,
@@ -115,11 +116,17 @@ class Outbox:
     """The store at ``<home>/outbox.sqlite3``. Open with ``Outbox.open(home)``."""
 
     def __init__(
-        self, path: Path, bus: EventBus | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S
+        self,
+        path: Path,
+        bus: EventBus | None = None,
+        *,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+        max_busy_wait_s: float = BUSY_TIMEOUT_S,
     ) -> None:
         self.path = path
         self.bus = bus or EventBus()
         self._conn = connect(path, busy_timeout_s=busy_timeout_s)
+        self._max_busy_wait_s = max(busy_timeout_s, max_busy_wait_s)
         self._batch_events: list[Event] | None = None  # inside ``batch()``
         self._checkpointer: Checkpointer | None = None
 
@@ -127,11 +134,23 @@ class Outbox:
 
     @classmethod
     def open(
-        cls, home: Path, bus: EventBus | None = None, *, busy_timeout_s: float = BUSY_TIMEOUT_S
+        cls,
+        home: Path,
+        bus: EventBus | None = None,
+        *,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+        max_busy_wait_s: float = BUSY_TIMEOUT_S,
     ) -> Outbox:
-        """The store in ``home``; a write waits up to ``busy_timeout_s`` for another's lock."""
+        """The store in ``home``.
+
+        A write waits for another connection's lock while that one commits
+        now and then, up to ``max_busy_wait_s``; a lock held ``busy_timeout_s``
+        without a commit raises (``relay.storefile.begin_immediate``).
+        """
         ensure_home(home)
-        return cls(home / DB_NAME, bus, busy_timeout_s=busy_timeout_s)
+        return cls(
+            home / DB_NAME, bus, busy_timeout_s=busy_timeout_s, max_busy_wait_s=max_busy_wait_s
+        )
 
     def close(self) -> None:
         try:
@@ -189,7 +208,7 @@ class Outbox:
             yield
             return
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn, self._max_busy_wait_s)
         self._batch_events = []
         try:
             yield
@@ -230,7 +249,7 @@ class Outbox:
         if self._batch_events is not None:
             yield conn  # part of the batch: committed (or rolled back) with it
             return
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn, self._max_busy_wait_s)
         try:
             yield conn
         except BaseException:

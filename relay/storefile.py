@@ -179,7 +179,7 @@ def enqueue(
     ensure_home(home)
     conn = connect(home / DB_NAME, busy_timeout_s=busy_timeout_s)
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn)
         try:
             message_id = insert_message(
                 conn, parsed, account=account, now=datetime.now(UTC), dsn=dsn
@@ -191,6 +191,28 @@ def enqueue(
     finally:
         conn.close()
     return message_id
+
+
+def begin_immediate(conn: sqlite3.Connection, max_wait_s: float = BUSY_TIMEOUT_S) -> None:
+    """``BEGIN IMMEDIATE``, waiting for the write lock while others make progress.
+
+    The connection's busy timeout is how long a lock may stay held *without a
+    commit* before we give up: forty ``sendmail`` calls queueing for the lock
+    commit one after another and keep waiting (up to ``max_wait_s`` in all),
+    while a process stopped inside its transaction commits nothing and makes
+    us give up after one timeout (``sqlite3.OperationalError``, see ``is_busy``).
+    """
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        before = conn.execute("PRAGMA data_version").fetchone()[0]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+            if conn.execute("PRAGMA data_version").fetchone()[0] == before:
+                raise  # nobody committed while we waited: the holder is stuck
 
 
 def is_busy(exc: BaseException) -> bool:
