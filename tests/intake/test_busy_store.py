@@ -196,3 +196,21 @@ def test_sqlite_says_busy_as_is_busy_expects(home: Path) -> None:
         finally:
             conn.close()
     assert is_busy(caught.value)
+
+
+def test_sendmail_bs_on_a_locked_store_answers_250_once_the_message_is_in_the_drop_folder(
+    home: Path,
+) -> None:
+    dialogue = (
+        b"EHLO client.example.org\r\nMAIL FROM:<ann@example.org>\r\n"
+        b"RCPT TO:<bob@example.org>\r\nDATA\r\n" + MESSAGE.replace(b"\n", b"\r\n")
+        + b".\r\nQUIT\r\n"
+    )
+    with write_lock_held(home / DB_NAME):
+        done = outbox(home, "sendmail", "-bs", input=dialogue)
+    assert done.returncode == 0, done.stderr.decode()
+    (dropped,) = drop_files(home)
+    assert f"queued as drop/new/{dropped.name}".encode() in done.stdout
+    outbox(home, "flush", env=NULL_KEYRING)
+    (stored,) = listed(home)
+    assert [r["address"] for r in stored["recipients"]] == ["bob@example.org"]
