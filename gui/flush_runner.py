@@ -53,8 +53,6 @@ class FlushRunner(QObject):
     finished = Signal(FlushResult)
     #: A flush could not start, or stopped on an error: one line fit to show.
     problem = Signal(str)
-    #: A problem of the machine (full disk, busy or damaged store): one line, for a dialog.
-    machine_problem = Signal(str)
 
     def __init__(self, home: Path, outbox: Outbox, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -180,10 +178,10 @@ class FlushRunner(QObject):
             self.finished.emit(manager.result)
 
     def _tell(self, exc: Exception) -> bool:
-        """Emit ``exc`` as ``problem`` (or ``machine_problem``) if it is one; false if a bug."""
+        """Emit ``exc`` as ``problem`` (a machine's in its own words); false if it is a bug."""
         problem = explain(exc, store=self._outbox.path, home=self._home)
         if problem is not None:
-            self.machine_problem.emit(str(problem))
+            self.problem.emit(str(problem))
             return True
         if isinstance(exc, OutboxError):
             self.problem.emit(str(exc))

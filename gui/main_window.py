@@ -379,7 +379,6 @@ class MainWindow(QMainWindow):
         self.runner.lock_busy_changed.connect(self._on_lock_busy_changed)
         self.runner.finished.connect(self._on_runner_finished)
         self.runner.problem.connect(self._on_runner_problem)
-        self.runner.machine_problem.connect(self.show_problem)
 
         selection = self.view.selectionModel()
         selection.selectionChanged.connect(self._on_selection_changed)

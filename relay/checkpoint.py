@@ -75,6 +75,7 @@ class Checkpointer:
         self._covered = 0  # nudges before the start of the last checkpoint that ran
         self.checkpoints = 0  # how many have run
         self.restarts = 0  # RESTART or TRUNCATE checkpoints that emptied the log
+        self.truncations = 0  # of which TRUNCATE ones, when idle (the file is then empty)
         self._thread = threading.Thread(target=self._run, name="outbox-checkpoint", daemon=True)
         self._thread.start()
 
@@ -90,10 +91,10 @@ class Checkpointer:
             wanted = self._nudges
             return self._progress.wait_for(lambda: self._covered >= wanted, timeout_s)
 
-    def emptied(self, count: int, timeout_s: float) -> bool:
-        """Wait until the log has been emptied ``count`` times in all; false on timeout."""
+    def truncated(self, count: int, timeout_s: float) -> bool:
+        """Wait until an idle log has been truncated ``count`` times in all; false on timeout."""
         with self._progress:
-            return self._progress.wait_for(lambda: self.restarts >= count, timeout_s)
+            return self._progress.wait_for(lambda: self.truncations >= count, timeout_s)
 
     def close(self) -> None:
         """Stop the thread (a checkpoint under way finishes first)."""
@@ -150,6 +151,7 @@ class Checkpointer:
         if not busy:
             with self._progress:
                 self.restarts += 1
+                self.truncations += mode == "TRUNCATE"
                 self._progress.notify_all()
 
     @staticmethod
