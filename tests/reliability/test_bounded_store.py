@@ -31,7 +31,7 @@ def wal_bytes(outbox: Outbox) -> int:
 
 
 def test_the_log_restarts_during_a_flush_and_is_emptied_when_idle(tmp_path: Path) -> None:
-    count = 400  # ~8 MB of log if it never restarted (about 20 KB a message)
+    count = 600  # 8-12 MB of log if it never restarted (14-20 KB a message)
     with Outbox.open(tmp_path / "home") as outbox:
         add_messages(outbox, count)
         checkpointer = outbox.checkpoint_in_background(restart_bytes=RESTART_BYTES, idle_s=0.2)
@@ -53,8 +53,9 @@ def test_the_log_restarts_during_a_flush_and_is_emptied_when_idle(tmp_path: Path
         assert outbox.counts()[MessageState.SENT] == count
         assert checkpointer.restarts >= 1
         # Bounded by the restart threshold, the file's cut-back size after a
-        # restart, and what a fast flush commits between two looks at it.
-        assert max(peaks) < 3 * 1024 * 1024, max(peaks)
+        # restart, and what the flush commits before the checkpointer's thread
+        # gets its turn (on a loaded machine, a few MB).
+        assert max(peaks) < 5 * 1024 * 1024, max(peaks)
         # Idle: a TRUNCATE checkpoint leaves an empty log.
         assert checkpointer.truncated(checkpointer.truncations + 1, timeout_s=30)
         assert wal_bytes(outbox) == 0
