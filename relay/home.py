@@ -52,7 +52,10 @@ def ensure_home(home: Path) -> Path:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise ConfigError(f"cannot create the outbox home {home}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot create the outbox home {home}: {exc.strerror}; choose another with"
+            " --home DIR or OUTBOX_HOME"
+        ) from None
     check_home_is_private(home)
     return home
 
