@@ -35,10 +35,10 @@ MESSAGE = (
 NULL_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"}
 
 
-def add_account(home: Path, port: int) -> None:
+def add_account(home: Path, port: int, *extra: str) -> None:
     done = outbox(
         home, "account", "add", "test", "--host", "127.0.0.1", "--port", str(port),
-        "--security", "none", env=NULL_KEYRING,
+        "--security", "none", *extra, env=NULL_KEYRING,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode()
 
@@ -145,7 +145,9 @@ def test_a_flush_waiting_on_a_slow_server_holds_no_write_lock(
     home: Path, slow_server: tuple[_SlowVerdict, int], suspended: bool
 ) -> None:
     handler, port = slow_server
-    add_account(home, port)
+    # One connection: when the server has the data, the flush's one session waits for
+    # the verdict (a second session could be inside a commit of its own right then).
+    add_account(home, port, "--max-connections", "1")
     for _ in range(3):
         assert outbox(home, "enqueue", "-", input=MESSAGE).returncode == 0
     flush = subprocess.Popen(
