@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from relay.errors import OutboxError
+from relay.machineproblems import explain
+from relay.storefile import DB_NAME
 
 if TYPE_CHECKING:  # Qt is imported when the window is made, after the display check
     from PySide6.QtWidgets import QApplication
@@ -36,6 +38,13 @@ APPLICATION_NAME = "Outbox"
 #: The desktop entry (resources/io.github.outbox.Outbox.desktop): Wayland app id, too.
 DESKTOP_FILE_NAME = "io.github.outbox.Outbox"
 COLLECT_AFTER_FLUSH_MS = 2000
+#: How long the window's own store calls wait for another process's write lock.
+#: They run on the window's loop, so SQLite's busy handler would freeze it: a
+#: store busy for longer is told in a dialog instead (``relay.machineproblems``),
+#: and intake that found it busy left its mail in the drop folder.
+STORE_BUSY_TIMEOUT_S = 0.5
+#: ... and in all, while that process keeps committing (many ``sendmail`` calls at once).
+STORE_MAX_WAIT_S = 2.0
 
 
 class NoDisplay(OutboxError):
@@ -74,7 +83,9 @@ def create_main_window(home: Path) -> MainWindow:
     if QCoreApplication.instance() is None:
         raise RuntimeError("create a QApplication before the main window")
     ensure_home(home)
-    outbox = Outbox.open(home)
+    outbox = Outbox.open(
+        home, busy_timeout_s=STORE_BUSY_TIMEOUT_S, max_busy_wait_s=STORE_MAX_WAIT_S
+    )
     try:
         outbox.checkpoint_in_background()  # its flushes commit on the window's loop
         window = MainWindow(home, outbox, open_settings())
@@ -108,7 +119,15 @@ def main(home: Path, files: Sequence[Path] = (), *, hidden: bool = False) -> int
     instance = start_single_instance(home, files)
     if instance is None:
         return 0
-    started = open_window(app, home)
+    try:
+        started = open_window(app, home)
+    except Exception as exc:
+        problem = explain(exc, store=home / DB_NAME, home=home)
+        if problem is None:
+            raise
+        instance.close()
+        show_problem_dialog(str(problem))
+        return problem.exit_code
     window = started.window
     instance.serve(window)
     if not (hidden and window.tray.available()):
@@ -120,6 +139,21 @@ def main(home: Path, files: Sequence[Path] = (), *, hidden: bool = False) -> int
     instance.close()
     started.collector.stop()
     return 0
+
+
+def show_problem_dialog(text: str) -> None:
+    """A problem of the machine before there is a window: a dialog, then the program ends.
+
+    ``exec()`` is safe here: no qasync loop runs yet. The same line goes to
+    standard error, for a person who started the window from a terminal.
+    """
+    from PySide6.QtWidgets import QMessageBox
+
+    print(f"outbox: {text}", file=sys.stderr)
+    box = QMessageBox(QMessageBox.Icon.Critical, APPLICATION_NAME, "Outbox cannot open its outbox")
+    box.setObjectName("machine_problem")
+    box.setInformativeText(text)
+    box.exec()
 
 
 def make_application() -> QApplication:
@@ -157,9 +191,11 @@ def open_window(app: QApplication, home: Path) -> OpenedWindow:
     from PySide6.QtCore import QTimer
 
     from gui.garbage import GuiThreadCollector
+    from relay.machineproblems import quiet_machine_problems
 
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
+    loop.set_exception_handler(quiet_machine_problems)  # the window says them in a dialog
     windows: list[MainWindow] = []
 
     def interrupted() -> None:
@@ -174,7 +210,16 @@ def open_window(app: QApplication, home: Path) -> OpenedWindow:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signum, interrupted)
     collector = GuiThreadCollector(app)
-    window = create_main_window(home)
+    try:
+        window = create_main_window(home)
+    except BaseException:
+        collector.stop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.remove_signal_handler(signum)
+        asyncio.set_event_loop(None)
+        loop.close()
+        raise
     windows.append(window)
     # Objects made at start-up live as long as the app: keep the collector off them.
     QTimer.singleShot(0, gc.freeze)

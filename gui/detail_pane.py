@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from gui.attachments import Attachment, attachments
 from gui.display_text import when_text
 from gui.recipient_menu import COPY_ROLE, add_copy_actions
-from relay.errors import NoSuchMessage
+from relay.errors import BodyPruned, NoSuchMessage
 from relay.events import MessageSnapshot
 from relay.outbox import AttemptRecord, Outbox, utc_now
 from relay.sizes import size_text
@@ -216,6 +216,8 @@ class DetailPane(QWidget):
             headers, body, found = message_preview(self._outbox.raw(snapshot.id))
         except NoSuchMessage:
             headers, body, found = "", "", []
+        except BodyPruned:
+            headers, body, found = "", "The body was pruned after sending; its history is kept.", []
         # One header a line: each line's invisible characters escaped, the line breaks kept.
         lines = headers.split("\n")
         self.headers.setPlainText("\n".join(visible(line, keep="\t") for line in lines))

@@ -35,7 +35,9 @@ from relay.dropfolder import import_drop_folder
 from relay.errors import OutboxError
 from relay.flush import FlushResult, RelayingManager, prepare_flush
 from relay.flushlock import FlushLock
+from relay.machineproblems import explain
 from relay.outbox import Outbox, utc_now
+from relay.retention import prune_expired_bodies
 
 LOCK_PROBE_MS = 1000
 WARM_UP_MS = 300
@@ -115,10 +117,12 @@ class FlushRunner(QObject):
         self._set_lock_busy(False)
         try:
             import_drop_folder(self._outbox, self._home)
+            prune_expired_bodies(self._outbox, self._home, utc_now())
             manager = prepare_flush(self._home, self._outbox)
-        except OutboxError as exc:
+        except Exception as exc:
             self._lock.release()
-            self.problem.emit(str(exc))
+            if not self._tell(exc):
+                raise
             return False
         self._manager = manager
         self._stopping = False
@@ -169,9 +173,10 @@ class FlushRunner(QObject):
     ) -> None:
         try:
             await manager.run(message_ids, **(options or {}))
-        except OutboxError as exc:
-            self.problem.emit(str(exc))
-        except Exception as exc:  # a bug: say so in one line, keep the window alive
+        except Exception as exc:
+            if self._tell(exc):
+                return
+            # A bug: say so in one line, keep the window alive.
             log.exception("the flush stopped on an unexpected error")
             self.problem.emit(f"the flush stopped on an unexpected error: {exc!r}")
         finally:
@@ -181,6 +186,17 @@ class FlushRunner(QObject):
             self._stopping = False
             self.running_changed.emit(False)
             self.finished.emit(manager.result)
+
+    def _tell(self, exc: Exception) -> bool:
+        """Emit ``exc`` as ``problem`` (a machine's in its own words); false if it is a bug."""
+        problem = explain(exc, store=self._outbox.path, home=self._home)
+        if problem is not None:
+            self.problem.emit(str(problem))
+            return True
+        if isinstance(exc, OutboxError):
+            self.problem.emit(str(exc))
+            return True
+        return False
 
     def _recover(self) -> None:
         """Settle what a dead process left in ``sending``, if no flush is running anywhere."""

@@ -93,6 +93,7 @@ from relay.events import (
     ProgressMade,
 )
 from relay.flush import FlushResult
+from relay.machineproblems import MachineProblem, explain
 from relay.outbox import Outbox, utc_now
 from relay.schedule import day_text
 from relay.states import MessageState, Phase, RecipientState
@@ -233,6 +234,10 @@ class MainWindow(QMainWindow):
         self.action_delete = self._action(
             "action_delete", "Delete…", "delete", QKeySequence.StandardKey.Delete,
             "Remove the selected messages from the outbox",
+        )
+        self.action_clear_sent = self._action(
+            "action_clear_sent", "Clear Sent…", None, None,
+            "Remove every sent message (and its record of delivery) from the outbox",
         )
         self.action_add = self._action(
             "action_add", "Add Messages…", "add", QKeySequence.StandardKey.Open,
@@ -383,6 +388,7 @@ class MainWindow(QMainWindow):
         messages.addSeparator()
         messages.addAction(self.action_auto_send)
         messages.addAction(self.action_notifications)
+        messages.addAction(self.action_clear_sent)
         edit = menus.addMenu("&View")
         edit.addAction(self.action_find)
         help_menu = menus.addMenu("&Help")
@@ -471,6 +477,7 @@ class MainWindow(QMainWindow):
         self.action_hold.triggered.connect(self.hold_selected)
         self.action_release.triggered.connect(self.release_selected)
         self.action_delete.triggered.connect(self.delete_selected)
+        self.action_clear_sent.triggered.connect(self.clear_sent)
         self.action_add.triggered.connect(self.choose_files)
         self.action_accounts.triggered.connect(self.open_accounts)
         self.action_find.triggered.connect(self._focus_search)
@@ -660,6 +667,29 @@ class MainWindow(QMainWindow):
             subject = ""
         choose_target(self, message_id, subject, save)
 
+    def clear_sent(self) -> None:
+        """Remove every sent message, after asking (``Outbox.purge_sent``)."""
+        count = self.model.counts()[MessageState.SENT]
+        if not count:
+            return
+
+        def purge() -> None:
+            removed: list[int] = []
+            self._command(lambda: removed.extend(self.outbox.purge_sent()), "")
+            self.status.notice(f"Cleared {_messages(len(removed))}.")
+
+        ask(
+            self,
+            name="confirm_clear_sent",
+            title="Clear sent messages?",
+            text=f"Remove {_messages(count)} already sent from the outbox?",
+            detail="Their record of delivery goes with them. Messages not sent yet stay."
+            " This cannot be undone.",
+            accept_text="Clear Sent",
+            on_accept=purge,
+            warning=True,
+        )
+
     def choose_files(self) -> None:
         dialog = QFileDialog(self, "Add messages to the outbox", str(Path.home()))
         dialog.setObjectName("add_dialog")
@@ -702,10 +732,22 @@ class MainWindow(QMainWindow):
     def _command(self, run: Callable[[], object], done: str) -> None:
         try:
             run()
-        except OutboxError as exc:
-            self.status.notice(str(exc))
+        except Exception as exc:
+            if isinstance(exc, OutboxError) and not isinstance(exc, MachineProblem):
+                self.status.notice(str(exc))
+                return
+            problem = explain(exc, store=self.outbox.path, home=self.home)
+            if problem is None:
+                raise
+            self.show_problem(str(problem))
             return
-        self.status.notice(done)
+        if done:
+            self.status.notice(done)
+
+    def show_problem(self, text: str) -> None:
+        """A problem of the machine (full disk, busy or damaged store): in a dialog, in words."""
+        self.status.notice(text)
+        tell(self, name="machine_problem", title="Outbox cannot do that now", text=text)
 
     # -- keeping actions honest --------------------------------------------------------------
 
@@ -730,6 +772,7 @@ class MainWindow(QMainWindow):
         self.action_release.setEnabled(MessageState.HELD in states)
         self.action_delete.setEnabled(bool(states - {MessageState.SENDING}))
         self.action_save_eml.setEnabled(len(self.selected_messages()) == 1)
+        self.action_clear_sent.setEnabled(counts[MessageState.SENT] > 0)
 
     # -- engine events -----------------------------------------------------------------------
 

@@ -421,6 +421,15 @@ def queue_settings(home: Path) -> dict[str, Any]:
     return table
 
 
+def retention_settings(home: Path) -> dict[str, Any]:
+    """The ``[retention]`` table of config.toml; {} when absent (see ``relay.retention``)."""
+    path = config_path(home)
+    table = _read_document(path).get("retention", {})
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: 'retention' must be a table")
+    return table
+
+
 def save_accounts(home: Path, accounts: Sequence[Account]) -> None:
     """Write ``accounts`` into ``<home>/config.toml`` (atomically, 0600), keeping the rest."""
     with _config_lock(home):

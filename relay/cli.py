@@ -30,6 +30,8 @@ COMMAND_MODULES = (
     "relay.commands.alias",
     "relay.commands.gui",
     "relay.commands.desktop",
+    "relay.commands.check",
+    "relay.commands.purge",
 )
 
 
@@ -120,6 +122,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 1
+    except Exception as exc:
+        problem = _machine_problem(exc, home)
+        if problem is None:
+            raise
+        print(f"outbox: {problem}", file=sys.stderr)
+        return problem.exit_code
+
+
+def _machine_problem(exc: Exception, home_arg: str | None) -> OutboxError | None:
+    """``exc`` told as a problem of the machine (``relay.machineproblems``), or None."""
+    from relay.home import resolve_home
+    from relay.machineproblems import explain
+    from relay.storefile import DB_NAME
+
+    try:
+        home = resolve_home(home_arg)
+    except OutboxError:
+        home = None
+    return explain(exc, store=home / DB_NAME if home else None, home=home)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,9 @@ window's start-up call :func:`import_drop_folder`, which:
   crash between the commit and the removal leaves that record, and the next
   import removes the file instead of storing it twice. Records whose file is
   gone are forgotten at the start of every import;
+- takes a message's envelope from its first line when it starts with
+  ``X-Outbox-Envelope:`` (written by ``relay.dropdelivery`` when intake found
+  the store busy), else from its header;
 - moves a bad one to ``drop/rejected/`` with ``NAME.error`` beside it, holding
   the one-line reason.
 
@@ -35,15 +38,15 @@ from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay.errors import ConfigError, InvalidMessage, OutboxError
+from relay.dropdelivery import Envelope, drop_paths, split_envelope
+from relay.errors import ConfigError, InvalidMessage
 from relay.localnames import LocalNames
-from relay.message import MAX_MESSAGE_OCTETS, parse_message
+from relay.message import MAX_MESSAGE_OCTETS, ParsedMessage, parse_message
 from relay.outbox import Outbox
 
 #: The largest file the drop folder imports; bigger ones are rejected unread.
 MAX_DROP_FILE_OCTETS = MAX_MESSAGE_OCTETS
 
-DROP_DIR = "drop"
 LOCK_NAME = ".import.lock"
 
 
@@ -61,19 +64,6 @@ class DropImport:
 
     imported: tuple[int, ...] = ()
     rejected: tuple[Rejection, ...] = ()
-
-
-def drop_paths(home: Path) -> tuple[Path, Path, Path, Path]:
-    """``drop/``, ``drop/tmp/``, ``drop/new/``, ``drop/rejected/``, created 0700."""
-    drop = home / DROP_DIR
-    paths = (drop, drop / "tmp", drop / "new", drop / "rejected")
-    for path in paths:
-        with suppress(FileExistsError):
-            os.mkdir(path, 0o700)
-        info = os.lstat(path)
-        if not stat.S_ISDIR(info.st_mode):
-            raise OutboxError(f"the drop folder {path} is not a directory")
-    return paths
 
 
 class _Refused(Exception):
@@ -106,14 +96,23 @@ def import_drop_folder(outbox: Outbox, home: Path) -> DropImport:
                 removed.append(identity)
                 continue
             try:
-                parsed = parse_message(_read_regular_file(path), local=local)
+                parsed, envelope = _parse_drop_file(_read_regular_file(path), local)
             except FileNotFoundError:
                 continue  # gone meanwhile (removed by its writer)
             except (_Refused, InvalidMessage, ConfigError) as exc:
                 with suppress(FileNotFoundError):  # unless it is gone meanwhile
                     rejected.append(_reject(path, rejected_dir, str(exc)))
                 continue
-            snapshot = outbox.add_message(parsed, drop_file=identity)
+            if envelope is None:
+                snapshot = outbox.add_message(parsed, drop_file=identity)
+            else:
+                snapshot = outbox.add_message(
+                    parsed,
+                    account=envelope.account,
+                    drop_file=identity,
+                    dsn=envelope.dsn,
+                    not_before=envelope.not_before,
+                )
             imported.append(snapshot.id)
             os.unlink(path)
             removed.append(identity)
@@ -122,6 +121,28 @@ def import_drop_folder(outbox: Outbox, home: Path) -> DropImport:
     finally:
         os.close(lock_fd)  # releases the flock
     return DropImport(tuple(imported), tuple(rejected))
+
+
+def _parse_drop_file(data: bytes, local: LocalNames) -> tuple[ParsedMessage, Envelope | None]:
+    """The message of a drop file, and the envelope line it starts with (if any).
+
+    Without an envelope line (``relay.dropdelivery``) the envelope comes from
+    the header; with one, it was resolved already when ``sendmail`` took it.
+    """
+    try:
+        envelope, message = split_envelope(data)
+    except ValueError as exc:
+        raise _Refused(str(exc)) from exc
+    if envelope is None:
+        return parse_message(message, local=local), None
+    parsed = parse_message(
+        message,
+        sender=envelope.sender,
+        recipients=envelope.recipients,
+        from_headers=False,
+        local=local,
+    )
+    return parsed, envelope
 
 
 def drop_file_identity(path: Path) -> str:

@@ -20,6 +20,17 @@ class NoSuchMessage(OutboxError):
         self.message_id = message_id
 
 
+class BodyPruned(OutboxError):
+    """A sent message whose body was pruned (retention): only its history is left."""
+
+    def __init__(self, message_id: int) -> None:
+        super().__init__(
+            f"message {message_id} was sent and its body has been pruned (retention);"
+            " only its recipients, replies and attempts are kept"
+        )
+        self.message_id = message_id
+
+
 class InvalidMessage(OutboxError):
     """Intake refused a message; the text names the problem."""
 

@@ -186,7 +186,7 @@ class RelayingManager:
             selected = await self._select(message_ids, now, unscheduled=not due_only)
             pauses = self._outbox.account_pauses()
         except sqlite3.Error as exc:  # no session has started: nothing else to end
-            raise flush_error(exc) from exc
+            raise flush_error(exc, self._outbox.path) from exc
         self.result.asked = [snapshot.id for snapshot in selected]
         groups: dict[str, tuple[Account, list[MessageSnapshot]]] = {}
         for snapshot in selected:
@@ -222,7 +222,7 @@ class RelayingManager:
                 self._settle_after_failure()
                 # Said by what run() raises; the event carries it for the tray and status.
                 errors.append(
-                    str(flush_error(self._failure))
+                    str(flush_error(self._failure, self._outbox.path))
                     if isinstance(self._failure, sqlite3.Error)
                     else f"the flush stopped on an unexpected error: {self._failure!r}"
                 )
@@ -241,7 +241,7 @@ class RelayingManager:
                 )
             )
         if self._failure is not None:
-            error = flush_error(self._failure)
+            error = flush_error(self._failure, self._outbox.path)
             if error is self._failure:
                 raise error  # a bug: its own traceback, unchanged
             raise error from self._failure
@@ -524,13 +524,21 @@ def deal(
     return batches
 
 
-def flush_error(failure: Exception) -> Exception:
-    """What a flush that ended on ``failure`` raises: a plain line for a store error."""
+def flush_error(failure: Exception, store: Path | None = None) -> Exception:
+    """What a flush that ended on ``failure`` raises: a plain line for a store error.
+
+    With ``store`` the line ends naming the file and what to do about it
+    (``relay.machineproblems``): a full disk, a damaged store, another
+    program holding the lock.
+    """
     if isinstance(failure, sqlite3.Error):
+        from relay.machineproblems import explain
+
+        problem = explain(failure, store=store) if store is not None else None
         return StoreFailed(
             f"the flush stopped: the outbox could not be written ({failure});"
             " every connection of the flush was closed first, and the next flush"
-            " takes up what it left unfinished",
+            " takes up what it left unfinished" + (f" -- {problem}" if problem else ""),
             busy=_store_busy(failure),
         )
     return failure

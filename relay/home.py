@@ -42,7 +42,12 @@ def default_home() -> Path:
     """The home unless ``--home`` or ``OUTBOX_HOME`` names one: ``~/.local/share/outbox``."""
     from platformdirs import user_data_dir
 
-    return Path(user_data_dir("outbox", appauthor=False))
+    try:
+        return Path(user_data_dir("outbox", appauthor=False))
+    except RuntimeError as exc:  # HOME unset and no entry in the password database
+        from relay.machineproblems import HomeUnknown
+
+        raise HomeUnknown(str(exc)) from exc
 
 
 def ensure_home(home: Path) -> Path:
@@ -52,7 +57,10 @@ def ensure_home(home: Path) -> Path:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise ConfigError(f"cannot create the outbox home {home}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot create the outbox home {home}: {exc.strerror}; choose another with"
+            " --home DIR or OUTBOX_HOME"
+        ) from None
     check_home_is_private(home)
     return home
 

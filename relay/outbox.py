@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
-from relay.errors import NoSuchMessage, OutboxError
+from relay.errors import BodyPruned, NoSuchMessage, OutboxError
 from relay.events import (
     Event,
     EventBus,
@@ -47,7 +47,15 @@ from relay.home import ensure_home
 from relay.message import ParsedMessage
 from relay.states import OWED, MessageState, RecipientState, derive_message_state
 from relay.storedbody import INLINE_BODY_BYTES, StoredBody
-from relay.storefile import DB_NAME, connect, insert_message, record_drop_import, to_text
+from relay.storefile import (
+    BUSY_TIMEOUT_S,
+    DB_NAME,
+    begin_immediate,
+    connect,
+    insert_message,
+    record_drop_import,
+    to_text,
+)
 
 if TYPE_CHECKING:
     from relay.checkpoint import Checkpointer
@@ -109,19 +117,42 @@ class AttemptRecord:
 class Outbox:
     """The store at ``<home>/outbox.sqlite3``. Open with ``Outbox.open(home)``."""
 
-    def __init__(self, path: Path, bus: EventBus | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        bus: EventBus | None = None,
+        *,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+        max_busy_wait_s: float = BUSY_TIMEOUT_S,
+    ) -> None:
         self.path = path
         self.bus = bus or EventBus()
-        self._conn = connect(path)
+        self._conn = connect(path, busy_timeout_s=busy_timeout_s)
+        self._max_busy_wait_s = max(busy_timeout_s, max_busy_wait_s)
         self._batch_events: list[Event] | None = None  # inside ``batch()``
         self._checkpointer: Checkpointer | None = None
 
     # -- life cycle -----------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Path, bus: EventBus | None = None) -> Outbox:
+    def open(
+        cls,
+        home: Path,
+        bus: EventBus | None = None,
+        *,
+        busy_timeout_s: float = BUSY_TIMEOUT_S,
+        max_busy_wait_s: float = BUSY_TIMEOUT_S,
+    ) -> Outbox:
+        """The store in ``home``.
+
+        A write waits for another connection's lock while that one commits
+        now and then, up to ``max_busy_wait_s``; a lock held ``busy_timeout_s``
+        without a commit raises (``relay.storefile.begin_immediate``).
+        """
         ensure_home(home)
-        return cls(home / DB_NAME, bus)
+        return cls(
+            home / DB_NAME, bus, busy_timeout_s=busy_timeout_s, max_busy_wait_s=max_busy_wait_s
+        )
 
     def close(self) -> None:
         try:
@@ -131,17 +162,24 @@ class Outbox:
         finally:
             self._conn.close()
 
-    def checkpoint_in_background(self, *, interval_s: float = 0.5) -> Checkpointer:
+    def checkpoint_in_background(
+        self, *, interval_s: float = 0.5, restart_bytes: int = 4 * 1024 * 1024,
+        idle_s: float = 1.0,
+    ) -> Checkpointer:  # fmt: skip
         """Leave the log's checkpoints to a thread (``relay.checkpoint``), not to commits.
 
         For an outbox that commits on an event loop a window shares (the
         window's, a flush's): a checkpoint inside a commit would freeze it.
+        The thread also keeps the log under ``restart_bytes`` or so, and
+        empties it after ``idle_s`` without a commit.
         """
         if self._checkpointer is None:
             from relay.checkpoint import Checkpointer
 
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
-            self._checkpointer = Checkpointer(self.path, interval_s=interval_s)
+            self._checkpointer = Checkpointer(
+                self.path, interval_s=interval_s, restart_bytes=restart_bytes, idle_s=idle_s
+            )
         return self._checkpointer
 
     def _committed(self) -> None:
@@ -172,7 +210,7 @@ class Outbox:
             yield
             return
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn, self._max_busy_wait_s)
         self._batch_events = []
         try:
             yield
@@ -213,7 +251,7 @@ class Outbox:
         if self._batch_events is not None:
             yield conn  # part of the batch: committed (or rolled back) with it
             return
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn, self._max_busy_wait_s)
         try:
             yield conn
         except BaseException:
@@ -232,8 +270,9 @@ class Outbox:
         now: datetime | None = None,
         drop_file: str | None = None,
         not_before: datetime | None = None,
+        dsn: DsnRequest | None = None,
     ) -> MessageSnapshot:
-        """Store one message and its recipients; one transaction.
+        """Store one message and its recipients (and DSN request); one transaction.
 
         ``drop_file`` (the identity of the drop-folder file it came from) is
         recorded in the same transaction: see :meth:`stored_drop_files`.
@@ -242,7 +281,7 @@ class Outbox:
         now = now or utc_now()
         with self._write() as conn:
             message_id = insert_message(
-                conn, parsed, account=account, now=now, not_before=not_before
+                conn, parsed, account=account, now=now, dsn=dsn, not_before=not_before
             )
             if drop_file is not None:
                 record_drop_import(conn, drop_file, message_id)
@@ -300,7 +339,8 @@ class Outbox:
             "SELECT raw FROM bodies WHERE message_id = ?", (message_id,)
         ).fetchone()
         if row is None:
-            raise NoSuchMessage(message_id)
+            self._require(message_id)
+            raise BodyPruned(message_id)
         return bytes(row[0])
 
     def _small_bodies(self, message_ids: Sequence[int]) -> dict[int, bytes]:
@@ -665,6 +705,54 @@ class Outbox:
             self._publish(MessageDeleted(message_id))
         return ids
 
+    # -- retention --------------------------------------------------------------
+
+    def prune_sent_bodies(self, sent_before: datetime) -> list[int]:
+        """Drop the bodies of messages sent before ``sent_before``; one transaction.
+
+        Only ``sent`` messages (every recipient sent, none being sent) lose
+        their body; their rows, recipients and attempts stay as history. A
+        message is as old as its last finished attempt. The ids pruned.
+        """
+        with self._write() as conn:
+            pruned = [
+                row[0]
+                for row in conn.execute(
+                    "DELETE FROM bodies WHERE message_id IN (SELECT id FROM messages m"
+                    f" WHERE {_SENT_BEFORE}) RETURNING message_id",
+                    (_to_text(sent_before),),
+                )
+            ]
+        return sorted(pruned)
+
+    def purge_sent(self, sent_before: datetime | None = None) -> list[int]:
+        """Remove ``sent`` messages (sent before ``sent_before``, or all) whole; one transaction."""
+        cutoff = _to_text(sent_before) if sent_before is not None else "9999"
+        with self._write() as conn:
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    f"DELETE FROM messages AS m WHERE {_SENT_BEFORE} RETURNING id", (cutoff,)
+                )
+            ]
+        ids.sort()
+        for message_id in ids:
+            self._publish(MessageDeleted(message_id))
+        return ids
+
+    def pruned(self, message_ids: Sequence[int] | None = None) -> set[int]:
+        """Which of the messages (default: all) were sent and had their body pruned."""
+        where, params = ("", ()) if message_ids is None else _id_filter("m.id", message_ids)
+        return {
+            row[0]
+            for row in self._conn.execute(
+                "SELECT m.id FROM messages m WHERE NOT EXISTS"
+                " (SELECT 1 FROM bodies b WHERE b.message_id = m.id)"
+                + (f" AND {where}" if where else ""),
+                params,
+            )
+        }
+
     def _change_each(
         self, message_ids: Sequence[int], change: Callable[[int], None]
     ) -> list[MessageSnapshot]:
@@ -991,6 +1079,13 @@ def _id_filter(column: str, ids: Sequence[int]) -> tuple[str, tuple[object]]:
         return f"{column} = ?", (ids[0],)
     return f"{column} IN (SELECT value FROM json_each(?))", (json.dumps(list(ids)),)
 
+
+#: Messages (``m``) sent before the parameter: every recipient sent, none being sent;
+#: as old as their last finished attempt.
+_SENT_BEFORE = (
+    "m.state = 'sent' AND m.sending = 0 AND COALESCE((SELECT MAX(a.ended_at) FROM attempts a"
+    " WHERE a.message_id = m.id), m.created_at) < ?"
+)
 
 _MESSAGE_COLUMNS = (
     "id, state, sender, subject, size, created_at, attempts, next_attempt_at, last_error, account"

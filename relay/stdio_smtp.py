@@ -57,8 +57,9 @@ _ROUTE = re.compile(r"@[^:,]+(?:,@[^:,]+)*:")  # RFC 5321 §4.1.2 source route: 
 _NOT_OFFERED = frozenset({"STARTTLS", "AUTH", "BDAT", "ETRN", "TURN", "ATRN", "SEND", "SOML",
                           "SAML", "XCLIENT", "XFORWARD"})  # fmt: skip
 
-#: ``store(sender, recipients, data)``: the stored message's id, or an exception.
-Store = Callable[[str, list[str], bytes], int]
+#: ``store(sender, recipients, data)``: the stored message's id (or, when the store
+#: stayed busy, the drop-folder file it waits in), or an exception.
+Store = Callable[[str, list[str], bytes], int | str]
 
 
 class Resolver(Protocol):
@@ -314,9 +315,9 @@ class SmtpDialogue:
 
 def serve_stdio(home: Path, *, account: str | None = None) -> int:
     """Run one dialogue on standard input and output; 0 when it ended (QUIT or end of input)."""
+    from relay.commands.storeordrop import store_or_drop
     from relay.localnames import LocalNames
     from relay.message import parse_message
-    from relay.storefile import enqueue
 
     local = LocalNames(home, account=account)
     if account is not None:
@@ -324,11 +325,12 @@ def serve_stdio(home: Path, *, account: str | None = None) -> int:
 
         find_account(load_accounts(home), account)
 
-    def store(sender: str, recipients: list[str], data: bytes) -> int:
+    def store(sender: str, recipients: list[str], data: bytes) -> int | str:
         parsed = parse_message(
             data, sender=sender, recipients=recipients, from_headers=False, local=local
         )
-        return enqueue(home, parsed, account=account)
+        stored = store_or_drop(home, parsed, account=account)  # durable either way
+        return stored if isinstance(stored, int) else f"drop/new/{stored.name}"
 
     dialogue = SmtpDialogue(store, local)
     reader = sys.stdin.buffer

@@ -29,6 +29,9 @@ if TYPE_CHECKING:
 
 DB_NAME = "outbox.sqlite3"
 BUSY_TIMEOUT_S = 60.0
+#: The write-ahead log is cut back to this size whenever it restarts from its
+#: beginning (``relay.checkpoint`` makes sure it does, and empties it when idle).
+JOURNAL_SIZE_LIMIT_BYTES = 1024 * 1024
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the first release.
@@ -179,18 +182,21 @@ def enqueue(
     *,
     account: str | None = None,
     dsn: DsnRequest | None = None,
+    busy_timeout_s: float = BUSY_TIMEOUT_S,
 ) -> int:
     """Store one message in ``home``'s outbox in one transaction; its id.
 
     For a process that only stores (``sendmail``): no events, no snapshot.
     A window or flush running elsewhere notices through ``PRAGMA data_version``.
+    A store busy for longer than ``busy_timeout_s`` raises ``sqlite3.OperationalError``
+    (see ``is_busy``).
     """
     from relay.home import ensure_home
 
     ensure_home(home)
-    conn = connect(home / DB_NAME)
+    conn = connect(home / DB_NAME, busy_timeout_s=busy_timeout_s)
     try:
-        conn.execute("BEGIN IMMEDIATE")
+        begin_immediate(conn)
         try:
             message_id = insert_message(
                 conn, parsed, account=account, now=datetime.now(UTC), dsn=dsn
@@ -204,15 +210,51 @@ def enqueue(
     return message_id
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """Open (creating 0600) and migrate, tolerating many processes doing it at once."""
+def begin_immediate(conn: sqlite3.Connection, max_wait_s: float = BUSY_TIMEOUT_S) -> None:
+    """``BEGIN IMMEDIATE``, waiting for the write lock while others make progress.
+
+    The connection's busy timeout is how long a lock may stay held *without a
+    commit* before we give up: forty ``sendmail`` calls queueing for the lock
+    commit one after another and keep waiting (up to ``max_wait_s`` in all),
+    while a process stopped inside its transaction commits nothing and makes
+    us give up after one timeout (``sqlite3.OperationalError``, see ``is_busy``).
+    """
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        before = conn.execute("PRAGMA data_version").fetchone()[0]
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc) or time.monotonic() >= deadline:
+                raise
+            if conn.execute("PRAGMA data_version").fetchone()[0] == before:
+                raise  # nobody committed while we waited: the holder is stuck
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether ``exc`` says another connection held the store's lock past our wait."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in (5, 6):  # SQLITE_BUSY, SQLITE_LOCKED
+        return True
+    return "database is locked" in str(exc)
+
+
+def connect(path: Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> sqlite3.Connection:
+    """Open (creating 0600) and migrate, tolerating many processes doing it at once.
+
+    A write waits up to ``busy_timeout_s`` for another connection's write lock.
+    """
     if not path.exists():
         with suppress(FileExistsError):
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    deadline = time.monotonic() + busy_timeout_s
     while True:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn = sqlite3.connect(path, timeout=busy_timeout_s, isolation_level=None)
         try:
+            conn.execute(f"PRAGMA journal_size_limit = {JOURNAL_SIZE_LIMIT_BYTES}")
             conn.execute("PRAGMA foreign_keys = ON")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")

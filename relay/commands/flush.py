@@ -198,6 +198,9 @@ class ProgressBar:
 
 def cmd_flush(args: argparse.Namespace) -> int:
     from relay.flush import prepare_flush
+    from relay.machineproblems import quiet_machine_problems
+    from relay.outbox import utc_now
+    from relay.retention import prune_expired_bodies
 
     ids = parse_ids(args.ids) if args.ids else None
     if ids is not None and args.due:
@@ -208,6 +211,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
     with outbox, FlushLock(home):
         outbox.checkpoint_in_background()  # no commit of the flush waits for a checkpoint
         _import_drop_folder(outbox, home)
+        prune_expired_bodies(outbox, home, utc_now())  # [retention] sent_body_days
         bar = ProgressBar(sys.stdout) if sys.stdout.isatty() else None
         lines = SettledLines(sys.stderr, bar)
         manager = prepare_flush(home, outbox, on_settled=lines)
@@ -216,6 +220,7 @@ def cmd_flush(args: argparse.Namespace) -> int:
 
         async def run() -> None:
             loop = asyncio.get_running_loop()
+            loop.set_exception_handler(quiet_machine_problems)
             task = asyncio.current_task()
             interrupts = 0
 

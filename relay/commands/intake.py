@@ -8,6 +8,11 @@ file gets ``outbox: FILE: reason`` on standard error.
 ``--at WHEN`` schedules the messages (``relay.schedule``): no flush sends
 them before WHEN unless it names them.
 
+When the store stays busy for more than two seconds (another program holds
+its write lock), the messages go into the drop folder instead: the path of
+each such file is printed in place of its id, and the next flush or the
+window imports it.
+
 Exit status: 0 when every file was stored; 65 (EX_DATAERR) when some file
 was refused, including a file that could not be read; 78 (EX_CONFIG) for an
 unknown ``--account`` and 64 (EX_USAGE) for a ``--at`` that is not a time,
@@ -52,10 +57,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_enqueue(args: argparse.Namespace) -> int:
+    from relay.commands.storeordrop import drop
+    from relay.dropdelivery import INTAKE_BUSY_S
     from relay.errors import InvalidMessage
     from relay.home import resolve_home
     from relay.message import parse_message
     from relay.outbox import Outbox
+    from relay.storefile import is_busy
 
     not_before = None
     if args.at is not None:
@@ -77,7 +85,13 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
     local = LocalNames(home, account=args.account)  # a local sender or recipient (root)
     failed = 0
-    with Outbox.open(home) as outbox:
+    try:
+        outbox: Outbox | None = Outbox.open(home, busy_timeout_s=INTAKE_BUSY_S)
+    except Exception as exc:
+        if not is_busy(exc):
+            raise
+        outbox = None  # busy: every message goes to the drop folder
+    try:
         for name in args.files:
             try:
                 parsed = parse_message(_read(name), local=local)
@@ -89,8 +103,23 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                 print(f"outbox: {name}: {exc}", file=sys.stderr)
                 failed += 1
                 continue
-            snapshot = outbox.add_message(parsed, account=args.account, not_before=not_before)
-            print(snapshot.id, flush=True)
+            if outbox is not None:
+                try:
+                    snapshot = outbox.add_message(
+                        parsed, account=args.account, not_before=not_before
+                    )
+                except Exception as exc:
+                    if not is_busy(exc):
+                        raise
+                    outbox.close()
+                    outbox = None  # the rest go to the drop folder without waiting again
+                else:
+                    print(snapshot.id, flush=True)
+                    continue
+            print(drop(home, parsed, account=args.account, not_before=not_before), flush=True)
+    finally:
+        if outbox is not None:
+            outbox.close()
     return EX_DATAERR if failed else 0
 
 

@@ -72,8 +72,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     _, outbox = open_outbox(args.home)
     with outbox:
         messages = outbox.messages(MessageState(args.state) if args.state else None)
+        pruned = outbox.pruned()
     if args.json:
-        json.dump([m.to_json() for m in messages], sys.stdout, ensure_ascii=False, indent=1)
+        items = [{**m.to_json(), "body_pruned": m.id in pruned} for m in messages]
+        json.dump(items, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
         return 0
     if not messages:
@@ -88,7 +90,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             (
                 str(m.id),
                 m.state.value,
-                size_text(m.size),
+                "pruned" if m.id in pruned else size_text(m.size),
                 str(m.attempts),
                 _when(m.next_attempt_at),
                 _clip(to, 32),
@@ -108,12 +110,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     with outbox:
         message = outbox.get(message_id)
         if args.raw:
-            sys.stdout.buffer.write(outbox.raw(message_id))
+            sys.stdout.buffer.write(outbox.raw(message_id))  # BodyPruned says so
             sys.stdout.flush()
             return 0
         attempts = outbox.attempts(message_id)
+        pruned = bool(outbox.pruned([message_id]))
     if args.json:
         item = message.to_json()
+        item["body_pruned"] = pruned
         item["attempt_history"] = [
             {**a.to_json(), "transcript": a.transcript} for a in attempts
         ]
@@ -121,6 +125,8 @@ def cmd_show(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
         return 0
     _print_message(message)
+    if pruned:
+        print("body: pruned after sending (retention); the history below is kept")
     if attempts:
         print("attempts:")
         for a in attempts:

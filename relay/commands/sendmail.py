@@ -47,9 +47,11 @@ account's ``--address``; a local recipient (``root``) is resolved through the
 aliases (``outbox alias``): see ``relay.localnames``. Each recipient word is an
 address list (``'Ann <a@x.org>, b@y.org'``), as sendmail reads it.
 
-Silent on success, exit 0; otherwise one line on standard error and a
-sysexits code (64 usage, 65 bad message, 78 configuration). This path is
-started once per message, so it imports only what it uses.
+Silent on success, exit 0 (when the store stays busy for more than two
+seconds, the message goes into the drop folder instead and one line says
+where); otherwise one line on standard error and a sysexits code (64 usage,
+65 bad message, 78 configuration). This path is started once per message, so
+it imports only what it uses.
 """
 
 from __future__ import annotations
@@ -432,9 +434,10 @@ def deliver(invocation: Invocation, home: str | None, *, store: bool = True) -> 
         print(f"size: {len(parsed.raw)} octets; nothing was stored")
         return 0
 
-    from relay.storefile import enqueue  # not relay.outbox: its events cost start-up time
+    # Not relay.outbox: its events cost start-up time. A busy store: the drop folder.
+    from relay.commands.storeordrop import store_or_drop
 
-    enqueue(resolved, parsed, account=invocation.account, dsn=invocation.dsn())
+    store_or_drop(resolved, parsed, account=invocation.account, dsn=invocation.dsn())
     return 0
 
 

@@ -23,6 +23,9 @@ ignores the directory). What it does:
       per message that issue 5's kill promise requires -- the most any Python
       client keeping that promise can reach here -- with the rows in SQLite
       (1f), in a synced file (1g), and not written at all (the wire alone);
+      Row 1w is the largest size the store's write-ahead log reached during
+      that flush (sampled every 2 ms): it must stay under 16 MB whatever the
+      number of messages (``relay.checkpoint``);
    2. client turns per message through a proxy adding 25 ms each way
       (``proxy.py``), 200 messages on one connection, with PIPELINING and
       with the account's pipelining off; peer: ``smtp-source`` through the
@@ -65,7 +68,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,8 +122,16 @@ class Processes:
         self._started.append(process)
         return process  # type: ignore[no-any-return]
 
-    def run(self, args: Sequence[str], *, stdin: bytes | None = None, timeout: float = 900) -> Run:
-        """Run to the end; wall time, its own CPU and peak RSS."""
+    def run(
+        self,
+        args: Sequence[str],
+        *,
+        stdin: bytes | None = None,
+        timeout: float = 900,
+        sample: Callable[[], None] | None = None,
+    ) -> Run:
+        """Run to the end; wall time, its own CPU and peak RSS (``sample`` is called
+        with each look at the process, every 2 ms)."""
         with tempfile.TemporaryFile() as err_file:  # a pipe would fill: a line per message
             began = time.perf_counter()
             process = self.start(
@@ -139,6 +150,8 @@ class Processes:
             high_water_kb = 0
             while True:
                 high_water_kb = max(high_water_kb, _high_water_kb(process.pid))
+                if sample is not None:
+                    sample()
                 pid, status, usage = os.wait4(process.pid, os.WNOHANG)
                 if pid:
                     break
@@ -313,6 +326,18 @@ def smtp_source(*, sessions: int, count: int, port: int) -> list[str]:
     ]
 
 
+class LogPeak:
+    """The largest size a file (the store's write-ahead log) reached while sampled."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self.peak_bytes = 0
+
+    def sample(self) -> None:
+        with contextlib.suppress(OSError):
+            self.peak_bytes = max(self.peak_bytes, os.stat(self._path).st_size)
+
+
 @dataclass
 class Throughput:
     """Figure 1's runs: ours and, from the same run, the floor client's (``floor.py``)."""
@@ -336,7 +361,11 @@ def bench_throughput(
     processes: Processes, work: Path, port: int, count: int
 ) -> tuple[list[Row], Throughput]:
     home = make_home(work, port, count, 2048, connections=4)
-    ours = flush(processes, home)
+    log = LogPeak(home / "outbox.sqlite3-wal")
+    ours = processes.run(
+        pinned(CLIENT_CORE, PYTHON, "-m", "relay.cli", "--home", str(home), "flush"),
+        sample=log.sample,
+    )
     check_sent(ours, home, count, "flush")
     peer = processes.run(pinned(CLIENT_CORE, *smtp_source(sessions=4, count=count, port=port)))
     floors = []
@@ -359,6 +388,14 @@ def bench_throughput(
             ">= 0.5x smtp-source",
             f"{peer_rate:,.0f} msg/s",
             count / ours.wall_s / peer_rate >= 0.5,
+        ),
+        Row(
+            "1w",
+            "write-ahead log's peak size during that flush",
+            f"{log.peak_bytes / 1e6:.1f} MB",
+            "< 16 MB",
+            "",
+            log.peak_bytes < 16e6,
         ),
         Row(
             "1f",

@@ -29,7 +29,9 @@ def sizes(outbox: Outbox) -> tuple[int, int]:
 def test_commits_leave_the_log_to_the_checkpointer(tmp_path: Path) -> None:
     with Outbox.open(tmp_path / "home") as outbox:
         # It checkpoints at once when nudged, then not again for an hour.
-        checkpointer = outbox.checkpoint_in_background(interval_s=3600)
+        checkpointer = outbox.checkpoint_in_background(
+            interval_s=3600, restart_bytes=1 << 40, idle_s=3600
+        )
         add_large(outbox, 1)
         assert checkpointer.caught_up(timeout_s=30)
         database_before, _ = sizes(outbox)

@@ -1,0 +1,90 @@
+"""``outbox check [--repair]`` on real files: sound, with damaged pages, not a database at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from relay.flushlock import FlushLock
+from relay.message import parse_message
+from relay.outbox import Outbox
+from relay.storefile import DB_NAME
+from tests.support.cli import listed, outbox
+
+PAGE = 4096
+
+
+def fill(home: Path, count: int = 300) -> dict[int, bytes]:
+    """``count`` messages of ~2 KB; their stored bytes by id."""
+    with Outbox.open(home) as store:
+        for n in range(count):
+            raw = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: n%d\r\n\r\n" % n
+            store.add_message(parse_message(raw + b"a line of the body\r\n" * 100))
+        return {i: store.raw(i) for i in store.ids()}
+
+
+def damage_pages(home: Path, *pages: int) -> None:
+    data = bytearray((home / DB_NAME).read_bytes())
+    for page in pages:
+        start = (page - 1) * PAGE + 100
+        data[start : page * PAGE] = b"\xa5" * (PAGE - 100)
+    (home / DB_NAME).write_bytes(bytes(data))
+
+
+def test_a_sound_store_checks_ok_and_repair_leaves_it_alone(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    fill(home, 5)
+    done = outbox(home, "check")
+    assert done.returncode == 0 and b"ok (5 messages)" in done.stdout
+    done = outbox(home, "check", "--repair")
+    assert done.returncode == 0 and b"nothing to repair" in done.stdout
+    assert sorted(p.name for p in home.iterdir() if p.name.startswith(DB_NAME)) == [DB_NAME]
+
+
+def test_repair_keeps_every_readable_message_whole_and_names_the_lost(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    before = fill(home)
+    damage_pages(home, 41, 101, 201)
+    done = outbox(home, "check")
+    assert done.returncode == 74
+    assert b"damaged" in done.stderr and b"--repair" in done.stderr
+
+    done = outbox(home, "check", "--repair")
+    err = done.stderr.decode()
+    assert done.returncode == 74, err  # some were lost, and it says which
+    (aside,) = [p for p in home.iterdir() if p.name.startswith(f"{DB_NAME}.damaged-")]
+    assert str(aside) in done.stdout.decode()
+    assert outbox(home, "check").returncode == 0
+    kept = {int(m["id"]) for m in listed(home)}
+    lost = set(before) - kept
+    assert 0 < len(lost) < 10
+    assert all(str(i) in err for i in lost)
+    with Outbox.open(home) as store:
+        assert all(store.raw(i) == before[i] for i in kept)  # byte for byte, same ids
+        new = store.add_message(parse_message(b"From: a@example.org\r\nTo: b@example.org\r\n\r\n"))
+    assert new.id > max(before)  # no id of a lost message is given out again
+
+
+def test_a_file_that_is_no_database_is_set_aside_for_a_fresh_store(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    (home / DB_NAME).write_bytes(b"not a database at all\n" * 50)
+    assert outbox(home, "list").returncode == 74
+    done = outbox(home, "check", "--repair")
+    assert done.returncode == 0, done.stderr.decode()
+    assert outbox(home, "list").returncode == 0
+    (aside,) = [p for p in home.iterdir() if p.name.startswith(f"{DB_NAME}.damaged-")]
+    assert aside.read_bytes().startswith(b"not a database")
+
+
+def test_repair_refuses_while_a_flush_runs(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    fill(home, 3)
+    damage_pages(home, 3)
+    lock = FlushLock(home)
+    assert lock.try_acquire()
+    try:
+        done = outbox(home, "check", "--repair")
+    finally:
+        lock.release()
+    assert done.returncode == 75 and b"flush is already running" in done.stderr
+    assert not [p for p in home.iterdir() if ".damaged-" in p.name]
