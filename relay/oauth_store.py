@@ -1,0 +1,68 @@
+"""Where an account's OAuth2 refresh token (and client secret) are kept: the keyring only.
+
+A refresh token is as good as a password for as long as it lives, so it is
+kept like one (``relay.credentials``: the system keyring, never a file) and
+per home *and* account: two homes with an account of the same name sign in
+to different mailboxes and must not share a token.
+
+The keyring key is ``relay.credentials.secret_key``'s, as for passwords (the
+home's id, the account, the kind of secret); everything here goes through
+``_key``. Access tokens are never stored: they live in memory for an hour at
+most (``relay.oauth_tokens``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from relay.credentials import SecretKey, delete_secret, get_secret, secret_key, store_secret
+
+REFRESH_TOKEN = "OAuth2 refresh token"
+CLIENT_SECRET = "OAuth2 client secret"
+
+
+def keyring_entry(home: Path, account_name: str, kind: str) -> tuple[str, str]:
+    """The keyring (service, user name) of ``kind`` of ``account_name`` in ``home``.
+
+    The key is ``relay.credentials``' for every secret: the home's id and the
+    account name are part of it, so a second home with an account of the
+    same name gets entries of its own.
+    """
+    key = _key(home, account_name, kind)
+    return key.service, key.username
+
+
+def _key(home: Path, account_name: str, kind: str) -> SecretKey:
+    return secret_key(home, account_name, kind)
+
+
+def store_refresh_token(home: Path, account_name: str, token: str) -> None:
+    if not token or any(c.isspace() for c in token):
+        raise ValueError("a refresh token is one word of printable characters")
+    store_secret(_key(home, account_name, REFRESH_TOKEN), token)
+
+
+def get_refresh_token(home: Path, account_name: str) -> str | None:
+    return get_secret(_key(home, account_name, REFRESH_TOKEN))
+
+
+def delete_refresh_token(home: Path, account_name: str) -> None:
+    delete_secret(_key(home, account_name, REFRESH_TOKEN))
+
+
+def store_client_secret(home: Path, account_name: str, secret: str) -> None:
+    store_secret(_key(home, account_name, CLIENT_SECRET), secret)
+
+
+def get_client_secret(home: Path, account_name: str) -> str | None:
+    return get_secret(_key(home, account_name, CLIENT_SECRET))
+
+
+def delete_client_secret(home: Path, account_name: str) -> None:
+    delete_secret(_key(home, account_name, CLIENT_SECRET))
+
+
+def forget_sign_in(home: Path, account_name: str) -> None:
+    """Delete the account's refresh token and client secret (nothing stored is fine)."""
+    delete_refresh_token(home, account_name)
+    delete_client_secret(home, account_name)
