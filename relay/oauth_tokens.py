@@ -4,8 +4,9 @@ A ``TokenSource`` is made per account and flush and shared by that account's
 sessions. It keeps the access token in memory only and gets a new one with
 the refresh token (RFC 6749 section 6):
 
-- before the one it has expires (``REFRESH_MARGIN_S`` ahead, by its injected
-  clock), so no session starts with a token about to lapse;
+- before the one it has expires (``REFRESH_MARGIN_S`` ahead, or half its
+  lifetime for a short-lived one, by its injected clock), so no session
+  starts with a token about to lapse;
 - once more when a server refuses a token it still thought good
   (``renewed``); sessions that were refused the same token share one refresh.
 
@@ -35,10 +36,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from relay.errors import ConfigError, OutboxError
-from relay.oauth_providers import Endpoints, check_endpoint_url
+from relay.oauth_providers import Endpoints, check_endpoint_url, endpoints
+
+if TYPE_CHECKING:
+    from relay.accounts import Account
 
 #: A token that lapses within this many seconds is renewed before use.
 REFRESH_MARGIN_S = 60.0
@@ -94,7 +99,7 @@ class TokenSource:
         self._now_s = now_s
         self._timeout_s = timeout_s
         self._access_token: str | None = None
-        self._expires_at_s = 0.0
+        self._renew_at_s = 0.0
         self._lock: asyncio.Lock | None = None
         #: Every token this source has held: a transcript or error hides them all.
         self.secrets: list[str] = [refresh_token]
@@ -106,7 +111,7 @@ class TokenSource:
     async def access_token(self) -> str:
         """A token good for at least ``REFRESH_MARGIN_S`` more, refreshed if needed."""
         async with self._locked():
-            if self._access_token is None or self._now_s() >= self._expires_at_s - REFRESH_MARGIN_S:
+            if self._access_token is None or self._now_s() >= self._renew_at_s:
                 await self._refresh()
             assert self._access_token is not None
             return self._access_token
@@ -155,7 +160,7 @@ class TokenSource:
             lifetime_s = float(lifetime) if lifetime is not None else DEFAULT_LIFETIME_S
         except (TypeError, ValueError):
             lifetime_s = DEFAULT_LIFETIME_S
-        self._expires_at_s = self._now_s() + lifetime_s
+        self._renew_at_s = self._now_s() + lifetime_s - min(REFRESH_MARGIN_S, lifetime_s / 2)
         rotated = token.get("refresh_token")
         if isinstance(rotated, str) and rotated and rotated != self._refresh_token:
             self.secrets.append(rotated)
@@ -231,6 +236,31 @@ async def request_token(
             f" something that is not a token ({mask(str(exc))[:200]})"
         ) from None
     return dict(token)
+
+
+def token_source_for(
+    home: Path, account: Account, *, now_s: Callable[[], float] = time.time
+) -> TokenSource:
+    """The ``TokenSource`` of ``account`` in ``home``: its refresh token from the keyring.
+
+    No refresh token stored means nobody signed in yet: ``SignInNeeded``.
+    A rotated refresh token replaces the stored one at once.
+    """
+    from relay.oauth_store import get_client_secret, get_refresh_token, store_refresh_token
+
+    assert account.oauth2 is not None
+    refresh_token = get_refresh_token(home, account.name)
+    if refresh_token is None:
+        raise SignInNeeded(account.name, "nobody has signed in to it yet")
+    name = account.name
+    return TokenSource(
+        name,
+        endpoints(account.oauth2),
+        refresh_token,
+        client_secret=get_client_secret(home, name),
+        on_rotated=lambda token: store_refresh_token(home, name, token),
+        now_s=now_s,
+    )
 
 
 class PendingAuthorization(Exception):
