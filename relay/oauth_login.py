@@ -33,6 +33,7 @@ from relay.errors import OutboxError
 from relay.oauth_providers import Endpoints, check_endpoint_url
 from relay.oauth_tokens import (
     PendingAuthorization,
+    SignInNeeded,
     TokenEndpointUnavailable,
     TokenRefused,
     TokenSource,
@@ -218,7 +219,13 @@ async def check_refresh_token(
         client_secret=client_secret,
         on_rotated=rotated.append,
     )
-    await source.access_token()
+    try:
+        await source.access_token()
+    except SignInNeeded as exc:
+        raise SignInFailed(
+            f"account {account_name}: the refresh token was refused ({exc.reason});"
+            " nothing was stored"
+        ) from None
     return rotated[-1] if rotated else refresh_token
 
 
