@@ -5,6 +5,12 @@ the same one-line errors the command line prints); a password goes only to the
 keyring through ``relay.credentials``, never to a file, and is never shown
 again: the field stays empty and says whether one is stored.
 
+"How it logs in" is a password or "Sign in with …" (OAuth2: Google,
+Microsoft, or another provider's endpoints, with the client ID the person
+registered). For the latter, "Sign in…" runs the browser sign-in
+(``gui.sign_in``) and the form says whether the account is signed in; the
+refresh token goes to the keyring only.
+
 "Test connection" opens a session exactly as a flush would
 (``relay.connection.open_session``) with what the form holds now, saved or
 not, as an asyncio task on the Qt loop; the dialog stays responsive and shows
@@ -41,7 +47,8 @@ from PySide6.QtWidgets import (
 )
 
 from gui.confirm import ask
-from relay import credentials
+from gui.sign_in import BrowserSignIn
+from relay import credentials, oauth_store
 from relay.accounts import (
     DEFAULT_PORTS,
     Account,
@@ -56,12 +63,22 @@ from relay.accounts import (
     validate_account,
 )
 from relay.errors import ConfigError, OutboxError
+from relay.oauth_providers import PRESETS, OAuth2Settings, Provider
 
 _SECURITY_LABELS = {
     Security.STARTTLS: "STARTTLS (port 587)",
     Security.TLS: "TLS from the start (port 465)",
     Security.NONE: "None (port 25; a password only to this computer)",
 }
+
+
+#: The "Log in with" choices: None is a password.
+_AUTH_CHOICES: tuple[tuple[str, Provider | None], ...] = (
+    ("Password", None),
+    ("Sign in with Google", Provider.GOOGLE),
+    ("Sign in with Microsoft (work, school or Outlook.com)", Provider.MICROSOFT),
+    ("Sign in with another provider (OAuth2)", Provider.CUSTOM),
+)
 
 
 class AccountsDialog(QDialog):
@@ -111,6 +128,29 @@ class AccountsDialog(QDialog):
         self.user.setPlaceholderText("empty: no authentication")
         self.password = self._line("account_password", "Password")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.auth = QComboBox()
+        self.auth.setObjectName("account_auth")
+        self.auth.setAccessibleName("How the account logs in")
+        for label, provider in _AUTH_CHOICES:
+            self.auth.addItem(label, provider.value if provider else "")
+        self.oauth_client_id = self._line("account_oauth_client_id", "OAuth2 client ID")
+        self.oauth_client_id.setPlaceholderText("the client ID you registered (see the README)")
+        self.oauth_authorize_url = self._line(
+            "account_oauth_authorize_url", "OAuth2 authorization URL"
+        )
+        self.oauth_token_url = self._line("account_oauth_token_url", "OAuth2 token URL")
+        self.oauth_scope = self._line("account_oauth_scope", "OAuth2 scope")
+        self.sign_in_state = QLabel()
+        self.sign_in_state.setObjectName("account_sign_in_state")
+        self.sign_in_state.setWordWrap(True)
+        self.sign_in_state.setTextFormat(Qt.TextFormat.PlainText)
+        self.sign_in_button = QPushButton("Sign in…")
+        self.sign_in_button.setObjectName("account_sign_in")
+        sign_in_row = QHBoxLayout()
+        sign_in_row.addWidget(self.sign_in_state, 1)
+        sign_in_row.addWidget(self.sign_in_button)
+        self.sign_in = BrowserSignIn(self)
+        self.sign_in.finished.connect(self._on_signed_in)
         self.ca_file = self._line("account_ca_file", "CA certificate file")
         self.ca_file.setPlaceholderText("empty: the system's trusted certificates")
         browse = QPushButton("Browse…")
@@ -146,7 +186,15 @@ class AccountsDialog(QDialog):
         form.addRow("&Port:", self.port)
         form.addRow("&Encryption:", self.security)
         form.addRow("&User:", self.user)
+        form.addRow("&Log in with:", self.auth)
         form.addRow("Pass&word:", self.password)
+        form.addRow("Client &ID:", self.oauth_client_id)
+        form.addRow("Authori&zation URL:", self.oauth_authorize_url)
+        form.addRow("&Token URL:", self.oauth_token_url)
+        form.addRow("Sco&pe:", self.oauth_scope)
+        form.addRow("Sign-in:", sign_in_row)
+        self._form = form
+        self._sign_in_row = sign_in_row
         form.addRow("&CA file:", ca_row)
         form.addRow("&Senders:", self.patterns)
         form.addRow("Own &address:", self.address)
@@ -205,6 +253,8 @@ class AccountsDialog(QDialog):
         self.save_button.clicked.connect(self.save)
         self.test_button.clicked.connect(self.test_connection)
         self.security.currentIndexChanged.connect(self._on_security_changed)
+        self.auth.currentIndexChanged.connect(self._on_auth_changed)
+        self.sign_in_button.clicked.connect(self.start_sign_in)
 
         self.reload()
 
@@ -274,6 +324,16 @@ class AccountsDialog(QDialog):
         self.user.setText(account.user or "")
         self.password.clear()
         self.password.setPlaceholderText(self._password_hint(self._editing))
+        oauth2 = account.oauth2
+        self.auth.blockSignals(True)
+        self.auth.setCurrentIndex(self.auth.findData(oauth2.provider.value if oauth2 else ""))
+        self.auth.blockSignals(False)
+        self.oauth_client_id.setText(oauth2.client_id if oauth2 else "")
+        self.oauth_authorize_url.setText((oauth2.authorize_url or "") if oauth2 else "")
+        self.oauth_token_url.setText((oauth2.token_url or "") if oauth2 else "")
+        self.oauth_scope.setText((oauth2.scope or "") if oauth2 else "")
+        self._show_sign_in_state(account if self._editing is not None else None)
+        self._on_auth_changed(-1)
         self.ca_file.setText(str(account.ca_file) if account.ca_file else "")
         self.patterns.setText(", ".join(account.from_patterns))
         self.address.setText(account.address or "")
@@ -296,6 +356,71 @@ class AccountsDialog(QDialog):
         except OutboxError:
             return "the keyring cannot be read"
         return "stored in your keyring (type to replace)" if stored else "none stored"
+
+    def _provider(self) -> Provider | None:
+        value = self.auth.currentData()
+        return Provider(value) if value else None
+
+    def _on_auth_changed(self, _index: int) -> None:
+        """Show the password or the OAuth2 fields; a preset fills in the host."""
+        provider = self._provider()
+        oauth = provider is not None
+        custom = provider is Provider.CUSTOM
+        self._form.setRowVisible(self.password, not oauth)
+        self._form.setRowVisible(self.oauth_client_id, oauth)
+        self._form.setRowVisible(self.oauth_authorize_url, custom)
+        self._form.setRowVisible(self.oauth_token_url, custom)
+        self._form.setRowVisible(self.oauth_scope, custom)
+        self._form.setRowVisible(self._sign_in_row, oauth)
+        preset = PRESETS.get(provider) if provider is not None else None
+        if preset is not None and _index >= 0 and not self.host.text().strip():
+            self.host.setText(preset.smtp_host)
+        if provider is not None:
+            self.sign_in_button.setText(f"Sign in with {self._provider_label(provider)}…")
+
+    def _provider_label(self, provider: Provider) -> str:
+        preset = PRESETS.get(provider)
+        return preset.label if preset is not None else "your provider"
+
+    def _show_sign_in_state(self, account: Account | None) -> None:
+        if account is None or account.oauth2 is None:
+            self.sign_in_state.setText("Not signed in yet (save, then sign in)")
+            return
+        try:
+            stored = oauth_store.get_refresh_token(self.home, account.name) is not None
+        except OutboxError:
+            self.sign_in_state.setText("The keyring cannot be read")
+            return
+        self.sign_in_state.setText(
+            f"Signed in as {account.user}" if stored else "Not signed in"
+        )
+
+    def start_sign_in(self) -> None:
+        """Save the form if it changed, then run the browser sign-in for the account."""
+        if not self.save():
+            return
+        try:
+            account = find_account(load_accounts(self.home), self.name.text().strip())
+        except OutboxError as exc:
+            self._show_error(str(exc))
+            return
+        if self.sign_in.start(self.home, account):
+            self.sign_in_button.setEnabled(False)
+            self.sign_in_state.setText("Waiting for the browser… (finish signing in there)")
+
+    def _on_signed_in(self, name: str, problem: str) -> None:
+        self.sign_in_button.setEnabled(True)
+        if problem:
+            self._show_error(problem)
+            self.sign_in_state.setText("Not signed in")
+            return
+        try:
+            account = find_account(load_accounts(self.home), name)
+        except OutboxError:
+            return
+        if self._editing == name:
+            self._show_sign_in_state(account)
+        self.accounts_changed.emit()
 
     def _on_security_changed(self, _index: int) -> None:
         # Follow the port along when it was the old security's default.
@@ -332,7 +457,25 @@ class AccountsDialog(QDialog):
             "max_connections": self.max_connections.value(),
             "max_messages_per_connection": self.max_messages.value(),
             "pipelining": self.pipelining.isChecked(),
+            "oauth2": self._oauth2_settings(),
         }
+
+    def _oauth2_settings(self) -> OAuth2Settings | None:
+        provider = self._provider()
+        if provider is None:
+            return None
+        custom = provider is Provider.CUSTOM
+
+        def text(line: QLineEdit) -> str | None:
+            return line.text().strip() or None if custom else None
+
+        return OAuth2Settings(
+            provider=provider,
+            client_id=self.oauth_client_id.text().strip(),
+            authorize_url=text(self.oauth_authorize_url),
+            token_url=text(self.oauth_token_url),
+            scope=text(self.oauth_scope),
+        )
 
     def form_account(self) -> Account:
         """The account as the form holds it now (validated; raises ``ConfigError``)."""
@@ -402,10 +545,12 @@ class AccountsDialog(QDialog):
         if account.password_command is not None:
             return None  # its password command gives it; nothing is stored
         try:
-            if account.user is None:
+            if account.user is None or account.oauth2 is not None:
                 credentials.delete_password(self.home, account.name)
             elif password:
                 credentials.store_password(self.home, account.name, password)
+            if account.oauth2 is None:
+                oauth_store.forget_sign_in(self.home, account.name)
         except OutboxError as exc:
             return f"The account is saved, but its password is not: {exc}"
         self.password.clear()
@@ -438,6 +583,7 @@ class AccountsDialog(QDialog):
         problem = None
         try:
             credentials.delete_password(self.home, name)
+            oauth_store.forget_sign_in(self.home, name)
         except OutboxError as exc:
             problem = f"The account is removed, but its password may still be in the keyring: {exc}"
         self.reload()
@@ -457,9 +603,13 @@ class AccountsDialog(QDialog):
         self._show_error("")
         try:
             account = self.form_account()
-            password = self.password.text() or None
+            password: Any = self.password.text() or None
             command = account.password_command if password is None else None
-            if command is None and account.user is not None and password is None and (
+            if account.oauth2 is not None:
+                from relay.oauth_tokens import token_source_for
+
+                password = token_source_for(self.home, account)
+            elif command is None and account.user is not None and password is None and (
                 self._editing is not None
             ):
                 password = credentials.get_password(self.home, self._editing)
@@ -477,7 +627,7 @@ class AccountsDialog(QDialog):
         self.test_output.setPlainText(f"Connecting to {account.host}:{account.port}…")
         self._test = loop.create_task(self._probe(account, password, command))
 
-    async def _probe(self, account: Account, password: str | None, command: str | None) -> None:
+    async def _probe(self, account: Account, password: Any, command: str | None) -> None:
         from relay.connection import open_session
         from relay.password_command import run_password_command
         from relay.report import SessionFailure
@@ -511,6 +661,7 @@ class AccountsDialog(QDialog):
     # -- closing ---------------------------------------------------------------------------------
 
     def done(self, result: int) -> None:
+        self.sign_in.cancel()
         if self._test is not None:
             self._test.cancel()
             self._test = None

@@ -72,10 +72,12 @@ from gui.notifications import DesktopNotifier
 from gui.outbox_model import Column, OutboxFilter, OutboxModel, RowMessage
 from gui.password_prompt import PasswordPrompt
 from gui.progress_delegate import ProgressDelegate
+from gui.sign_in_prompt import SignInPrompt
 from gui.status import StatusPanel
 from gui.store_resync import StoreResync
 from gui.store_watcher import StoreWatcher
 from gui.tray import OutboxTray
+from relay.accounts import Account
 from relay.errors import OutboxError
 from relay.events import (
     AttemptStarted,
@@ -129,7 +131,7 @@ class MainWindow(QMainWindow):
         self._quitting = False
         self._close_when_stopped = False
         self._send_again_after_flush = False
-        self._prompts: dict[str, PasswordPrompt] = {}
+        self._prompts: dict[str, PasswordPrompt | SignInPrompt] = {}
         self._refused_accounts: set[str] = set()
         self._selected: list[int] = []
         # What update_actions needs of the selection, kept up to date message by message
@@ -744,9 +746,9 @@ class MainWindow(QMainWindow):
     def _ask_password(self, account: str, reply: str) -> None:
         if self._closing:
             return
-        prompt = self._prompts.get(account)
-        if prompt is not None:
-            prompt.raise_()
+        showing = self._prompts.get(account)
+        if showing is not None:
+            showing.raise_()
             return
         if _uses_password_command(self.home, account):
             # A password typed here would never be used: the command gives it.
@@ -755,12 +757,28 @@ class MainWindow(QMainWindow):
                 " password command prints, then send again."
             )
             return
-        prompt = PasswordPrompt(self.home, account, reply, self)
+        oauth_account = self._oauth_account(account)
+        prompt: PasswordPrompt | SignInPrompt
+        if oauth_account is not None:
+            prompt = SignInPrompt(self.home, oauth_account, reply, self)
+            prompt.signed_in.connect(self._on_password_saved)
+        else:
+            prompt = PasswordPrompt(self.home, account, reply, self)
+            prompt.password_saved.connect(self._on_password_saved)
         self._prompts[account] = prompt
-        prompt.password_saved.connect(self._on_password_saved)
         prompt.finished.connect(lambda _result: self._forget_prompt(account))
         prompt.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         prompt.open()
+
+    def _oauth_account(self, name: str) -> Account | None:
+        """The account ``name`` if it signs in with OAuth2 (its prompt is "Sign in again")."""
+        from relay.accounts import find_account, load_accounts
+
+        try:
+            account = find_account(load_accounts(self.home), name)
+        except OutboxError:
+            return None
+        return account if account.oauth2 is not None else None
 
     def _forget_prompt(self, account: str) -> None:
         self._prompts.pop(account, None)
@@ -769,9 +787,9 @@ class MainWindow(QMainWindow):
         self.auto_send.account_fixed(account)
         if self.runner.running:
             self._send_again_after_flush = True
-            self.status.notice(f"Password of {account} saved; sending again after this flush.")
+            self.status.notice(f"{account} can log in again; sending again after this flush.")
         else:
-            self.status.notice(f"Password of {account} saved.")
+            self.status.notice(f"{account} can log in again.")
             self.flush_all()
 
     # -- the runner ------------------------------------------------------------------------------
