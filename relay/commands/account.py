@@ -72,6 +72,17 @@ def register(subparsers: Any) -> None:
     )
     add.add_argument("name", metavar="NAME")
     _add_settings(add, adding=True)
+    found = add.add_argument_group("finding the server from an address")
+    found.add_argument("--address", metavar="ADDR", help="the account's own e-mail address")
+    found.add_argument(
+        "--discover",
+        action="store_true",
+        help="find host, port, security and sign-in from --address (Outbox's table of large"
+        " providers, the provider's autoconfig file, DNS SRV records); flags given win",
+    )
+    found.add_argument(
+        "--dry-run", action="store_true", help="only show what would be added; save nothing"
+    )
     add.set_defaults(func=run_add)
 
     change = actions.add_parser(
@@ -293,6 +304,35 @@ def _oauth2_from_args(args: argparse.Namespace, current: OAuth2Settings | None) 
     return ...
 
 
+def _discover_into(args: argparse.Namespace, fields: dict[str, Any]) -> None:
+    """Fill what the person did not give from what discovery finds for ``--address``."""
+    import asyncio
+
+    from relay.discovery import discover
+
+    if not args.address:
+        raise UsageError("--discover needs --address ADDR, the account's e-mail address")
+    found = asyncio.run(discover(args.address))
+    if found is None:
+        raise ConfigError(
+            f"found no outgoing server for {args.address}: give --host (and --port, --security)"
+        )
+    print(f"found for {args.address}: {found.describe()}")
+    fields.setdefault("host", found.host)
+    if "security" not in fields:
+        fields["security"] = found.security
+        fields.setdefault("port", found.port)
+    fields.setdefault("user", found.user)
+    if found.oauth2 is not None and args.oauth2 is None:
+        if args.oauth_client_id is not None:
+            args.oauth2 = found.oauth2.value
+        else:
+            print(
+                f"{found.host} wants OAuth2: add --oauth2 {found.oauth2.value}"
+                " --oauth-client-id ID (see the README: Signing in with OAuth2)"
+            )
+
+
 def _read_client_secret() -> str:
     text = sys.stdin.read().strip()
     if not text or any(c.isspace() for c in text):
@@ -329,6 +369,10 @@ def run_add(args: argparse.Namespace) -> int:
     from relay import credentials, oauth_store
 
     fields = _settings_from_args(args)
+    if args.discover:
+        _discover_into(args, fields)
+    elif args.dry_run:
+        raise UsageError("--dry-run goes with --discover")
     oauth2 = _oauth2_from_args(args, None)
     if oauth2 is not ...:
         fields["oauth2"] = oauth2
@@ -348,6 +392,10 @@ def run_add(args: argparse.Namespace) -> int:
     )
     if args.password_stdin and new.user is None:
         raise UsageError("--password-stdin needs --user: a password goes with a user name")
+    if args.dry_run:
+        validate_account(new)
+        print(f"would add account {new.name}: {_describe(new)}; nothing was saved")
+        return 0
     home = ensure_home(resolve_home(args.home))
     add_account(load_accounts(home), new)  # refuse before asking for a password
     password = None
