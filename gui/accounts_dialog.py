@@ -11,6 +11,10 @@ registered). For the latter, "Sign in…" runs the browser sign-in
 (``gui.sign_in``) and the form says whether the account is signed in; the
 refresh token goes to the keyring only.
 
+"Find settings" takes an e-mail address and fills in the server, the user
+name and the way to log in from what ``relay.discovery`` finds (and says
+where from); nothing is saved until Save.
+
 "Test connection" opens a session exactly as a flush would
 (``relay.connection.open_session``) with what the form holds now, saved or
 not, as an asyncio task on the Qt loop; the dialog stays responsive and shows
@@ -96,6 +100,8 @@ class AccountsDialog(QDialog):
         self.resize(820, 560)
         self._editing: str | None = None  # the account in the form; None: a new one
         self._test: asyncio.Task[None] | None = None
+        #: Keywords for ``relay.discovery.discover`` (tests point it at loopback servers).
+        self.discovery_options: dict[str, Any] = {}
 
         self.list = QListWidget()
         self.list.setObjectName("accounts_list")
@@ -113,6 +119,18 @@ class AccountsDialog(QDialog):
         left_layout.addWidget(self.list)
         left_layout.addLayout(list_buttons)
 
+        self.address = self._line("account_address", "E-mail address")
+        self.address.setPlaceholderText("me@example.org, to find the settings below")
+        self.discover_button = QPushButton("Find Settings")
+        self.discover_button.setObjectName("account_discover")
+        address_row = QHBoxLayout()
+        address_row.addWidget(self.address, 1)
+        address_row.addWidget(self.discover_button)
+        self.discovered = QLabel()
+        self.discovered.setObjectName("account_discovered")
+        self.discovered.setWordWrap(True)
+        self.discovered.setTextFormat(Qt.TextFormat.PlainText)
+        self._discovering: asyncio.Task[None] | None = None
         self.name = self._line("account_name", "Account name")
         self.host = self._line("account_host", "Server host name")
         self.port = QSpinBox()
@@ -181,6 +199,8 @@ class AccountsDialog(QDialog):
         self.default.setObjectName("account_default")
 
         form = QFormLayout()
+        form.addRow("E-mail &address:", address_row)
+        form.addRow("", self.discovered)
         form.addRow("&Name:", self.name)
         form.addRow("&Host:", self.host)
         form.addRow("&Port:", self.port)
@@ -255,6 +275,8 @@ class AccountsDialog(QDialog):
         self.security.currentIndexChanged.connect(self._on_security_changed)
         self.auth.currentIndexChanged.connect(self._on_auth_changed)
         self.sign_in_button.clicked.connect(self.start_sign_in)
+        self.discover_button.clicked.connect(self.discover)
+        self.address.returnPressed.connect(self.discover)
 
         self.reload()
 
@@ -312,6 +334,7 @@ class AccountsDialog(QDialog):
     def _fill(self, account: Account | None) -> None:
         self._editing = account.name if account else None
         self._show_error("")
+        self.discovered.clear()
         self.test_output.clear()
         account = account or make_account("", "", security=Security.STARTTLS)
         self.name.setText(account.name)
@@ -394,6 +417,58 @@ class AccountsDialog(QDialog):
         self.sign_in_state.setText(
             f"Signed in as {account.user}" if stored else "Not signed in"
         )
+
+    def discover(self) -> None:
+        """Find the settings for the address typed, on the running loop; fill the form."""
+        if self._discovering is not None:
+            return
+        address = self.address.text().strip()
+        if not address:
+            self._show_error("type the account's e-mail address first")
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._show_error("cannot search: the window's event loop is not running")
+            return
+        self._show_error("")
+        self.discover_button.setEnabled(False)
+        self.discovered.setText(f"Looking for the settings of {address}…")
+        self._discovering = loop.create_task(self._discover(address))
+
+    async def _discover(self, address: str) -> None:
+        from relay.discovery import discover
+
+        try:
+            found = await discover(address, **self.discovery_options)
+        except OutboxError as exc:
+            self.discovered.setText(str(exc))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: say so, keep the dialog
+            self.discovered.setText(f"The search stopped on an unexpected error: {exc!r}")
+            return
+        finally:
+            self._discovering = None
+            self.discover_button.setEnabled(True)
+        if found is None:
+            self.discovered.setText(
+                f"Found no settings for {address}: fill in the server below."
+            )
+            return
+        if not self.name.text().strip() and self._editing is None:
+            self.name.setText(address.partition("@")[2].split(".")[0] or "mail")
+        self.host.setText(found.host)
+        self.security.blockSignals(True)
+        self.security.setCurrentIndex(self.security.findData(found.security.value))
+        self.security.blockSignals(False)
+        self.port.setValue(found.port)
+        self.user.setText(found.user)
+        self.auth.setCurrentIndex(
+            self.auth.findData(found.oauth2.value if found.oauth2 is not None else "")
+        )
+        self.discovered.setText(f"Found: {found.describe()}. Check it, then Save.")
 
     def start_sign_in(self) -> None:
         """Save the form if it changed, then run the browser sign-in for the account."""
@@ -662,6 +737,9 @@ class AccountsDialog(QDialog):
 
     def done(self, result: int) -> None:
         self.sign_in.cancel()
+        if self._discovering is not None:
+            self._discovering.cancel()
+            self._discovering = None
         if self._test is not None:
             self._test.cancel()
             self._test = None

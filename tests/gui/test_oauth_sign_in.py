@@ -157,3 +157,20 @@ def test_a_flush_that_needs_sign_in_keeps_the_mail_and_sign_in_again_sends_it(
         click_button(qtbot, prompt, "sign_in_prompt_sign_in")
     qtbot.waitUntil(lambda: shown_state(window, message) == "sent")
     assert [r.rcpt_tos for r in smtp.handler.received] == [("hal@example.net",)]
+
+
+def test_find_settings_fills_the_form_from_an_address_and_saves_nothing_until_save(
+    qtbot: QtBot, loop: asyncio.AbstractEventLoop, home: Path, memory_keyring: MemoryKeyring
+) -> None:
+    dialog = AccountsDialog(home)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    qtbot.keyClicks(dialog.address, "someone@outlook.com")
+    qtbot.mouseClick(dialog.discover_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.discovered.text().startswith("Found:"), timeout=10_000)
+    assert dialog.host.text() == "smtp-mail.outlook.com" and dialog.port.value() == 587
+    assert dialog.security.currentData() == Security.STARTTLS.value
+    assert dialog.user.text() == "someone@outlook.com"
+    assert dialog.auth.currentData() == Provider.MICROSOFT.value
+    assert dialog.oauth_client_id.isVisible() and not dialog.password.isVisible()
+    assert load_accounts(home) == []
