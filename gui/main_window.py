@@ -65,6 +65,7 @@ from gui.comeback import ComebackWatch
 from gui.confirm import ask, tell
 from gui.detail_pane import DetailPane
 from gui.display_text import STATE_LABELS
+from gui.empty_hint import EmptyHint
 from gui.file_intake import add_files, dropped_files
 from gui.flush_runner import FlushRunner
 from gui.icons import action_icon, app_icon
@@ -296,6 +297,9 @@ class MainWindow(QMainWindow):
         self.progress_delegate = ProgressDelegate(view)
         view.setItemDelegateForColumn(Column.PROGRESS, self.progress_delegate)
         self.view = view
+        self.empty_hint = EmptyHint(view.viewport())
+        hint_layout = QVBoxLayout(view.viewport())
+        hint_layout.addWidget(self.empty_hint)
 
     def _build_filter_bar(self) -> None:
         self.state_filter = QComboBox()
@@ -453,6 +457,7 @@ class MainWindow(QMainWindow):
         self.action_delete.triggered.connect(self.delete_selected)
         self.action_add.triggered.connect(self.choose_files)
         self.action_accounts.triggered.connect(self.open_accounts)
+        self.empty_hint.add_account_requested.connect(self.open_accounts)
         self.action_find.triggered.connect(self._focus_search)
         self.action_quit.triggered.connect(self.quit_app)
         self.action_show.triggered.connect(self._bring_to_front)
@@ -654,6 +659,9 @@ class MainWindow(QMainWindow):
             return
         dialog = AccountsDialog(self.home, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accounts_changed.connect(
+            lambda: self._on_counts_changed(self.model.counts())
+        )
         dialog.open()
 
     def _command(self, run: Callable[[], object], done: str) -> None:
@@ -770,6 +778,14 @@ class MainWindow(QMainWindow):
         prompt.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         prompt.open()
 
+    def _has_accounts(self) -> bool:
+        from relay.accounts import load_accounts
+
+        try:
+            return bool(load_accounts(self.home))
+        except OutboxError:
+            return True  # a broken config is not "no account": the dialog would say why
+
     def _oauth_account(self, name: str) -> Account | None:
         """The account ``name`` if it signs in with OAuth2 (its prompt is "Sign in again")."""
         from relay.accounts import find_account, load_accounts
@@ -841,6 +857,8 @@ class MainWindow(QMainWindow):
         self.status.show_counts(counts)
         self.tray.show_counts(counts)
         total = sum(counts.values())
+        if total == 0 or self.empty_hint.isVisibleTo(self.view.viewport()):
+            self.empty_hint.show_for(total, self._has_accounts())
         self.state_filter.setItemText(0, f"All ({total})")
         for index, (state, label) in enumerate(STATE_LABELS.items(), start=1):
             self.state_filter.setItemText(index, f"{label} ({counts[state]})")

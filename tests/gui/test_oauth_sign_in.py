@@ -174,3 +174,22 @@ def test_find_settings_fills_the_form_from_an_address_and_saves_nothing_until_sa
     assert dialog.auth.currentData() == Provider.MICROSOFT.value
     assert dialog.oauth_client_id.isVisible() and not dialog.password.isVisible()
     assert load_accounts(home) == []
+
+
+def test_the_empty_window_invites_adding_an_account_and_dropping_files(
+    qtbot: QtBot, loop: asyncio.AbstractEventLoop, home: Path, memory_keyring: MemoryKeyring
+) -> None:
+    window: MainWindow = create_main_window(home)
+    qtbot.addWidget(window)
+    window.show()
+    hint = window.empty_hint
+    qtbot.waitUntil(hint.isVisible)
+    assert "Drop .eml files here" in hint.text.text()
+    assert hint.add_account.isVisible()
+    qtbot.mouseClick(hint.add_account, Qt.MouseButton.LeftButton)
+    dialog = modal(qtbot, "accounts_dialog")
+    assert isinstance(dialog, AccountsDialog)
+    dialog.reject()
+    message = enqueue(window.outbox, "hal@example.net", "Not empty any more")
+    qtbot.waitUntil(lambda: shown_state(window, message) == "queued")
+    qtbot.waitUntil(lambda: not hint.isVisible())
