@@ -209,6 +209,22 @@ async def test_a_token_refused_even_after_the_refresh_stops_with_an_auth_failure
     assert auth_server.refresh_requests() == 2
 
 
+async def test_a_server_echoing_the_token_leaves_it_in_no_transcript_or_error(
+    auth_server: AuthorizationServerRunning, server_clock: FakeClock
+) -> None:
+    refresh = await browser_sign_in(auth_server)
+    with serving_oauth_smtp(lambda token: False, echo=True) as smtp:
+        source = TokenSource("work", endpoints_of(auth_server), refresh, now_s=server_clock)
+        transcript = Transcript()
+        result = await open_session(account_for(smtp), source, transcript=transcript)
+        assert isinstance(result, SessionFailure) and result.kind is FailureKind.AUTH
+    said = transcript.render() + result.text + str(result.reply)
+    assert "token refused" in said and "****" in said
+    for secret in source.secrets:
+        assert secret not in said
+    assert all(token not in said for token in auth_server.issued_tokens())
+
+
 async def test_a_revoked_grant_is_a_sign_in_failure_and_nothing_is_sent(
     auth_server: AuthorizationServerRunning, server_clock: FakeClock
 ) -> None:

@@ -37,6 +37,8 @@ class OAuthHandler(RecordingHandler):
     is_valid: Callable[[str], bool] = lambda token: False
     attempts: list[tuple[str, str, bool]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: A hostile server: its refusal repeats what the client sent (token and all).
+    echo: bool = False
 
     async def auth_OAUTHBEARER(self, server: SMTP, args: list[str]) -> AuthResult:
         fields = _decode(args)
@@ -49,7 +51,7 @@ class OAuthHandler(RecordingHandler):
             for part in rest.split("\x01"):
                 if part.startswith("auth=Bearer "):
                     token = part.removeprefix("auth=Bearer ")
-        return await self._check(server, "OAUTHBEARER", user, token)
+        return await self._check(server, "OAUTHBEARER", user, token, args)
 
     async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
         fields = _decode(args)
@@ -60,16 +62,19 @@ class OAuthHandler(RecordingHandler):
                 user = part.removeprefix("user=")
             elif part.startswith("auth=Bearer "):
                 token = part.removeprefix("auth=Bearer ")
-        return await self._check(server, "XOAUTH2", user, token)
+        return await self._check(server, "XOAUTH2", user, token, args)
 
-    async def _check(self, server: SMTP, mechanism: str, user: str, token: str) -> AuthResult:
+    async def _check(
+        self, server: SMTP, mechanism: str, user: str, token: str, args: list[str]
+    ) -> AuthResult:
         accepted = bool(token) and self.is_valid(token)
         with self.lock:
             self.attempts.append((mechanism, user, accepted))
         if accepted:
             return AuthResult(success=True, auth_data=user)
         await server.challenge_auth(ERROR_CHALLENGE)  # the client's answer is ignored
-        return AuthResult(success=False, handled=False, message="535 5.7.8 token refused")
+        said = f" {' '.join(args)} ({token})" if self.echo else ""
+        return AuthResult(success=False, handled=False, message=f"535 5.7.8 token refused{said}")
 
 
 def _decode(args: list[str]) -> str | None:
@@ -94,10 +99,13 @@ class OAuthSmtpRunning:
 
 @contextlib.contextmanager
 def serving_oauth_smtp(
-    is_valid: Callable[[str], bool], *, mechanisms: Sequence[str] = ("OAUTHBEARER", "XOAUTH2")
+    is_valid: Callable[[str], bool],
+    *,
+    mechanisms: Sequence[str] = ("OAUTHBEARER", "XOAUTH2"),
+    echo: bool = False,
 ) -> Iterator[OAuthSmtpRunning]:
     """The server on its own thread, stopped on the way out; plain text (loopback)."""
-    handler = OAuthHandler(is_valid=is_valid)
+    handler = OAuthHandler(is_valid=is_valid, echo=echo)
     excluded = [m for m in ("PLAIN", "LOGIN", "OAUTHBEARER", "XOAUTH2") if m not in mechanisms]
     kwargs: dict[str, Any] = {
         "auth_require_tls": False,
