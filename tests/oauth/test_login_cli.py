@@ -294,3 +294,34 @@ def test_account_flags_are_checked_before_anything_is_stored(
     item = account_json(home, env)
     assert item["host"] == "smtp.gmail.com" and item["port"] == 587
     assert item["auth"] == "oauth2" and item["oauth2"]["client_id"] == "123.apps.example"
+
+
+def test_set_switches_between_oauth2_and_a_password_and_forgets_the_other_secret(
+    tmp_path: Path,
+    auth_server: AuthorizationServerRunning,
+    smtp: OAuthSmtpRunning,
+    env: dict[str, str],
+) -> None:
+    home = tmp_path / "home"
+    add_account(home, auth_server, smtp, env)
+    login_in_browser(home, env)
+    tokens = set(auth_server.issued_tokens())
+
+    def secrets() -> list[str]:
+        return list(MemoryKeyring(env[FILE_ENV]).passwords().values())
+
+    assert any(value in tokens for value in secrets())
+    to_password = run(home, "account", "set", "work", "--no-oauth2", "--password-stdin",
+                      input=b"hunter2\n", env=env)  # fmt: skip
+    assert to_password.returncode == 0, to_password.stderr.decode()
+    assert secrets() == ["hunter2"]  # the sign-in is forgotten with the switch
+    assert account_json(home, env)["auth"] == "password"
+
+    back = run(home, "account", "set", "work", "--oauth2", "custom", "--oauth-client-id",
+               CLIENT_ID, "--oauth-authorize-url", auth_server.authorize_url,
+               "--oauth-token-url", auth_server.token_url, "--oauth-scope", SCOPE,
+               env=env)  # fmt: skip
+    assert back.returncode == 0, back.stderr.decode()
+    assert secrets() == []  # the password goes: an OAuth2 account has none
+    item = account_json(home, env)
+    assert item["auth"] == "oauth2" and item["refresh_token_stored"] is False
