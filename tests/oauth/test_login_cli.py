@@ -139,10 +139,14 @@ def test_browser_login_then_flush_sends_and_no_token_is_in_any_file_under_the_ho
     printed = login_in_browser(home, env)
     after = account_json(home, env)
     assert after["refresh_token_stored"] is True
+    tested = run(home, "account", "test", "work", "--transcript", env=env)
+    assert tested.returncode == 0, tested.stderr.decode()
+    assert f"authentication: {USER} (OAUTHBEARER)".encode() in tested.stdout
+    printed += tested.stdout.decode() + tested.stderr.decode()
     enqueue(home, env)
     flushed = run(home, "flush", env=env)
     assert flushed.returncode == 0, flushed.stderr.decode()
-    assert smtp.accepted() == [("OAUTHBEARER", USER, True)]
+    assert smtp.accepted() == [("OAUTHBEARER", USER, True)] * 2  # the test, then the flush
     assert len(smtp.handler.received) == 1
 
     tokens = auth_server.issued_tokens()

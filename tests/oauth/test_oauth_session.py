@@ -153,6 +153,21 @@ async def test_xoauth2_when_the_server_offers_only_that(
         assert smtp.accepted() == [("XOAUTH2", USER, True)]
 
 
+async def test_sessions_opening_at_once_share_one_refresh(
+    auth_server: AuthorizationServerRunning, server_clock: FakeClock
+) -> None:
+    refresh = await browser_sign_in(auth_server)
+    with serving_oauth_smtp(auth_server.token_is_valid) as smtp:
+        source = TokenSource("work", endpoints_of(auth_server), refresh, now_s=server_clock)
+        sessions = await asyncio.gather(
+            *(opened(account_for(smtp), source, Transcript()) for _ in range(3))
+        )
+        for session in sessions:
+            await session.quit()
+        assert smtp.accepted() == [("OAUTHBEARER", USER, True)] * 3
+    assert auth_server.refresh_requests() == 1
+
+
 async def test_a_token_past_its_lifetime_is_refreshed_before_it_is_used(
     auth_server: AuthorizationServerRunning, server_clock: FakeClock
 ) -> None:
