@@ -440,7 +440,7 @@ def run_set(args: argparse.Namespace) -> int:
         if "password_command" in changes:
             raise UsageError("--password-command and --no-password-command contradict each other")
         changes["password_command"] = None
-    home = ensure_home(resolve_home(args.home))
+    home = resolve_home(args.home)
     before = find_account(load_accounts(home), args.name)
     oauth2 = _oauth2_from_args(args, before.oauth2)
     if oauth2 is not ...:
@@ -449,6 +449,7 @@ def run_set(args: argparse.Namespace) -> int:
         raise UsageError("nothing to change: give at least one setting (see 'account set -h')")
     if args.password_stdin or args.no_user:
         changes["password_command"] = None  # a typed password replaces the command
+    home = ensure_home(home)
     after = find_account(update_account(load_accounts(home), args.name, **changes), args.name)
     if after.oauth2 is not None and args.password_stdin:
         raise UsageError(f"account {args.name!r} signs in with OAuth2: it has no password")
@@ -476,9 +477,7 @@ def run_set(args: argparse.Namespace) -> int:
             after.password_command is not None or after.oauth2 is not None
         ):
             _forget_stored_password(home, args.name)
-        if before.oauth2 is not None and (
-            after.oauth2 is None or after.oauth2.provider is not before.oauth2.provider
-        ):
+        if _sign_in_invalidated(before, after):
             oauth_store.forget_sign_in(home, args.name)
         if client_secret is not None:
             oauth_store.store_client_secret(home, args.name, client_secret)
@@ -497,6 +496,23 @@ def _forget_stored_password(home: Path, name: str) -> None:
     # No keyring (often why the command is used): nothing could be stored there.
     with contextlib.suppress(KeyringUnavailable):
         credentials.delete_password(home, name)
+
+
+def _sign_in_invalidated(before: Account, after: Account) -> bool:
+    """Whether a change leaves the stored refresh token meaningless.
+
+    A refresh token belongs to one mailbox, one client and one authorization
+    server: another provider, client ID, token URL or user needs a new sign-in.
+    """
+    old, new = before.oauth2, after.oauth2
+    if old is None:
+        return False
+    return (
+        new is None
+        or (new.provider, new.client_id, new.token_url)
+        != (old.provider, old.client_id, old.token_url)
+        or after.user != before.user
+    )
 
 
 def run_remove(args: argparse.Namespace) -> int:
