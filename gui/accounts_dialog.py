@@ -590,8 +590,11 @@ class AccountsDialog(QDialog):
     def save(self) -> bool:
         """Write the form to config.toml and the password to the keyring; false on an error."""
         self._show_error("")
+        before: Account | None = None
         try:
             account = self.form_account()
+            if self._editing is not None:
+                before = find_account(load_accounts(self.home), self._editing)
             with editing_accounts(self.home) as accounts:
                 if self._editing is None:
                     accounts[:] = add_account(
@@ -607,14 +610,14 @@ class AccountsDialog(QDialog):
             return False
         self._editing = account.name
         self.accounts_changed.emit()
-        saved = self._save_password(account)
+        saved = self._save_password(account, before)
         self.reload(select=account.name)
         if saved is not None:
             self._show_error(saved)
             return False
         return True
 
-    def _save_password(self, account: Account) -> str | None:
+    def _save_password(self, account: Account, before: Account | None) -> str | None:
         """Store (or forget) the password; the error text if the keyring failed."""
         password = self.password.text()
         if account.password_command is not None:
@@ -624,7 +627,7 @@ class AccountsDialog(QDialog):
                 credentials.delete_password(self.home, account.name)
             elif password:
                 credentials.store_password(self.home, account.name, password)
-            if account.oauth2 is None:
+            if before is not None and oauth_store.sign_in_invalidated(before, account):
                 oauth_store.forget_sign_in(self.home, account.name)
         except OutboxError as exc:
             return f"The account is saved, but its password is not: {exc}"

@@ -16,8 +16,12 @@ error says so if one does not fit.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relay.credentials import SecretKey, delete_secret, get_secret, secret_key, store_secret
+
+if TYPE_CHECKING:
+    from relay.accounts import Account
 
 REFRESH_TOKEN = "OAuth2 refresh token"
 CLIENT_SECRET = "OAuth2 client secret"
@@ -68,3 +72,21 @@ def forget_sign_in(home: Path, account_name: str) -> None:
     """Delete the account's refresh token and client secret (nothing stored is fine)."""
     delete_refresh_token(home, account_name)
     delete_client_secret(home, account_name)
+
+
+def sign_in_invalidated(before: Account, after: Account) -> bool:
+    """Whether changing ``before`` into ``after`` leaves its refresh token meaningless.
+
+    A refresh token belongs to one mailbox, one client and one authorization
+    server: another provider, client ID, token URL or user needs a new sign-in.
+    """
+    old, new = before.oauth2, after.oauth2
+    if old is None:
+        return False
+    if new is None or after.user != before.user:
+        return True
+    return (new.provider, new.client_id, new.token_url) != (
+        old.provider,
+        old.client_id,
+        old.token_url,
+    )

@@ -477,7 +477,7 @@ def run_set(args: argparse.Namespace) -> int:
             after.password_command is not None or after.oauth2 is not None
         ):
             _forget_stored_password(home, args.name)
-        if _sign_in_invalidated(before, after):
+        if oauth_store.sign_in_invalidated(before, after):
             oauth_store.forget_sign_in(home, args.name)
         if client_secret is not None:
             oauth_store.store_client_secret(home, args.name, client_secret)
@@ -496,23 +496,6 @@ def _forget_stored_password(home: Path, name: str) -> None:
     # No keyring (often why the command is used): nothing could be stored there.
     with contextlib.suppress(KeyringUnavailable):
         credentials.delete_password(home, name)
-
-
-def _sign_in_invalidated(before: Account, after: Account) -> bool:
-    """Whether a change leaves the stored refresh token meaningless.
-
-    A refresh token belongs to one mailbox, one client and one authorization
-    server: another provider, client ID, token URL or user needs a new sign-in.
-    """
-    old, new = before.oauth2, after.oauth2
-    if old is None:
-        return False
-    return (
-        new is None
-        or (new.provider, new.client_id, new.token_url)
-        != (old.provider, old.client_id, old.token_url)
-        or after.user != before.user
-    )
 
 
 def run_remove(args: argparse.Namespace) -> int:
