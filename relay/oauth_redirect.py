@@ -74,8 +74,6 @@ class RedirectListener:
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
             writer.close()
             return
-        finally:
-            pass
         if len(head) > MAX_HEAD_BYTES:
             await self._answer(writer, 431, "The request was too large.")
             return
@@ -98,7 +96,7 @@ class RedirectListener:
 
     async def _answer(self, writer: asyncio.StreamWriter, status: int, text: str) -> None:
         body = _DONE_PAGE.format(text=text).encode("utf-8")
-        reason = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed"}.get(status, "Error")
+        reason = {200: "OK", 400: "Bad Request", 405: "Method Not Allowed"}.get(status, "Too Large")
         writer.write(
             f"HTTP/1.1 {status} {reason}\r\nContent-Type: text/html; charset=utf-8\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode("ascii")
