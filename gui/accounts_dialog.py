@@ -119,8 +119,14 @@ class AccountsDialog(QDialog):
         left_layout.addWidget(self.list)
         left_layout.addLayout(list_buttons)
 
-        self.address = self._line("account_address", "E-mail address")
-        self.address.setPlaceholderText("me@example.org, to find the settings below")
+        # The account's own address: Find Settings starts from it, and it is the
+        # sender of mail whose caller names none (cron, at).
+        self.address = self._line("account_address", "Own e-mail address")
+        self.address.setPlaceholderText("me@example.org (Find Settings fills in the rest)")
+        self.address.setToolTip(
+            "The account's own address: Find Settings looks up its server, and mail whose"
+            " program names no sender (cron, at) goes out from it."
+        )
         self.discover_button = QPushButton("Find Settings")
         self.discover_button.setObjectName("account_discover")
         address_row = QHBoxLayout()
@@ -179,8 +185,6 @@ class AccountsDialog(QDialog):
         ca_row.addWidget(browse)
         self.patterns = self._line("account_from", "Sender patterns")
         self.patterns.setPlaceholderText("e.g. *@example.org, me@example.com")
-        self.address = self._line("account_address", "Own address")
-        self.address.setPlaceholderText("the sender of mail that names none (cron, at)")
         self.max_connections = QSpinBox()
         self.max_connections.setObjectName("account_max_connections")
         self.max_connections.setAccessibleName("Connections at once")
@@ -199,7 +203,7 @@ class AccountsDialog(QDialog):
         self.default.setObjectName("account_default")
 
         form = QFormLayout()
-        form.addRow("E-mail &address:", address_row)
+        form.addRow("Own &address:", address_row)
         form.addRow("", self.discovered)
         form.addRow("&Name:", self.name)
         form.addRow("&Host:", self.host)
@@ -217,7 +221,6 @@ class AccountsDialog(QDialog):
         self._sign_in_row = sign_in_row
         form.addRow("&CA file:", ca_row)
         form.addRow("&Senders:", self.patterns)
-        form.addRow("Own &address:", self.address)
         form.addRow("Connections at &once:", self.max_connections)
         form.addRow("&Messages per connection:", self.max_messages)
         form.addRow("", self.pipelining)

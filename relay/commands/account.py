@@ -72,8 +72,7 @@ def register(subparsers: Any) -> None:
     )
     add.add_argument("name", metavar="NAME")
     _add_settings(add, adding=True)
-    found = add.add_argument_group("finding the server from an address")
-    found.add_argument("--address", metavar="ADDR", help="the account's own e-mail address")
+    found = add.add_argument_group("finding the server from --address")
     found.add_argument(
         "--discover",
         action="store_true",
