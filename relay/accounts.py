@@ -257,6 +257,11 @@ def validate_account(account: Account, *, check_files: bool = True) -> Account:
             " (plain text is allowed only to a loopback address)"
         )
     if account.oauth2 is not None:
+        if account.password_command is not None:
+            raise ConfigError(
+                f"{where}: an account signs in with OAuth2 or takes a password command, not both"
+                " (--no-oauth2 or --no-password-command)"
+            )
         if account.user is None:
             raise ConfigError(
                 f"{where}: signing in with OAuth2 needs --user, the mailbox to sign in as"
