@@ -5,6 +5,16 @@ the same one-line errors the command line prints); a password goes only to the
 keyring through ``relay.credentials``, never to a file, and is never shown
 again: the field stays empty and says whether one is stored.
 
+"How it logs in" is a password or "Sign in with …" (OAuth2: Google,
+Microsoft, or another provider's endpoints, with the client ID the person
+registered). For the latter, "Sign in…" runs the browser sign-in
+(``gui.sign_in``) and the form says whether the account is signed in; the
+refresh token goes to the keyring only.
+
+"Find settings" takes an e-mail address and fills in the server, the user
+name and the way to log in from what ``relay.discovery`` finds (and says
+where from); nothing is saved until Save.
+
 "Test connection" opens a session exactly as a flush would
 (``relay.connection.open_session``) with what the form holds now, saved or
 not, as an asyncio task on the Qt loop; the dialog stays responsive and shows
@@ -42,7 +52,8 @@ from PySide6.QtWidgets import (
 )
 
 from gui.confirm import ask, ask_to_save
-from relay import credentials
+from gui.sign_in import BrowserSignIn
+from relay import credentials, oauth_store
 from relay.accounts import (
     DEFAULT_PORTS,
     Account,
@@ -57,12 +68,22 @@ from relay.accounts import (
     validate_account,
 )
 from relay.errors import ConfigError, OutboxError
+from relay.oauth_providers import PRESETS, OAuth2Settings, Provider
 
 _SECURITY_LABELS = {
     Security.STARTTLS: "STARTTLS (port 587)",
     Security.TLS: "TLS from the start (port 465)",
     Security.NONE: "None, unencrypted (port 25; a password only to this computer)",
 }
+
+
+#: The "Log in with" choices: None is a password.
+_AUTH_CHOICES: tuple[tuple[str, Provider | None], ...] = (
+    ("Password", None),
+    ("Sign in with Google", Provider.GOOGLE),
+    ("Sign in with Microsoft (work, school or Outlook.com)", Provider.MICROSOFT),
+    ("Sign in with another provider (OAuth2)", Provider.CUSTOM),
+)
 
 
 class AccountsDialog(QDialog):
@@ -81,6 +102,8 @@ class AccountsDialog(QDialog):
         self._editing: str | None = None  # the account in the form; None: a new one
         self._test: asyncio.Task[None] | None = None
         self._filled: tuple[object, ...] = ()  # the form as last filled in (see unsaved)
+        #: Keywords for ``relay.discovery.discover`` (tests point it at loopback servers).
+        self.discovery_options: dict[str, Any] = {}
 
         self.list = QListWidget()
         self.list.setObjectName("accounts_list")
@@ -98,6 +121,24 @@ class AccountsDialog(QDialog):
         left_layout.addWidget(self.list)
         left_layout.addLayout(list_buttons)
 
+        # The account's own address: Find Settings starts from it, and it is the
+        # sender of mail whose caller names none (cron, at).
+        self.address = self._line("account_address", "Own e-mail address")
+        self.address.setPlaceholderText("me@example.org (Find Settings fills in the rest)")
+        self.address.setToolTip(
+            "The account's own address: Find Settings looks up its server, and mail whose"
+            " program names no sender (cron, at) goes out from it."
+        )
+        self.discover_button = QPushButton("Find Settings")
+        self.discover_button.setObjectName("account_discover")
+        address_row = QHBoxLayout()
+        address_row.addWidget(self.address, 1)
+        address_row.addWidget(self.discover_button)
+        self.discovered = QLabel()
+        self.discovered.setObjectName("account_discovered")
+        self.discovered.setWordWrap(True)
+        self.discovered.setTextFormat(Qt.TextFormat.PlainText)
+        self._discovering: asyncio.Task[None] | None = None
         self.name = self._line("account_name", "Account name")
         self.host = self._line("account_host", "Server host name")
         self.port = QSpinBox()
@@ -113,6 +154,29 @@ class AccountsDialog(QDialog):
         self.user.setPlaceholderText("empty: no authentication")
         self.password = self._line("account_password", "Password")
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
+        self.auth = QComboBox()
+        self.auth.setObjectName("account_auth")
+        self.auth.setAccessibleName("How the account logs in")
+        for label, provider in _AUTH_CHOICES:
+            self.auth.addItem(label, provider.value if provider else "")
+        self.oauth_client_id = self._line("account_oauth_client_id", "OAuth2 client ID")
+        self.oauth_client_id.setPlaceholderText("the client ID you registered (see the README)")
+        self.oauth_authorize_url = self._line(
+            "account_oauth_authorize_url", "OAuth2 authorization URL"
+        )
+        self.oauth_token_url = self._line("account_oauth_token_url", "OAuth2 token URL")
+        self.oauth_scope = self._line("account_oauth_scope", "OAuth2 scope")
+        self.sign_in_state = QLabel()
+        self.sign_in_state.setObjectName("account_sign_in_state")
+        self.sign_in_state.setWordWrap(True)
+        self.sign_in_state.setTextFormat(Qt.TextFormat.PlainText)
+        self.sign_in_button = QPushButton("Sign in…")
+        self.sign_in_button.setObjectName("account_sign_in")
+        sign_in_row = QHBoxLayout()
+        sign_in_row.addWidget(self.sign_in_state, 1)
+        sign_in_row.addWidget(self.sign_in_button)
+        self.sign_in = BrowserSignIn(self)
+        self.sign_in.finished.connect(self._on_signed_in)
         self.ca_file = self._line("account_ca_file", "CA certificate file")
         self.ca_file.setPlaceholderText("empty: the system's trusted certificates")
         browse = QPushButton("Browse…")
@@ -123,8 +187,6 @@ class AccountsDialog(QDialog):
         ca_row.addWidget(browse)
         self.patterns = self._line("account_from", "Sender patterns")
         self.patterns.setPlaceholderText("e.g. *@example.org, me@example.com")
-        self.address = self._line("account_address", "Own address")
-        self.address.setPlaceholderText("the sender of mail that names none (cron, at)")
         self.max_connections = QSpinBox()
         self.max_connections.setObjectName("account_max_connections")
         self.max_connections.setAccessibleName("Connections at once")
@@ -143,17 +205,26 @@ class AccountsDialog(QDialog):
         self.default.setObjectName("account_default")
 
         form = QFormLayout()
+        form.addRow("Own &address:", address_row)
+        form.addRow("", self.discovered)
         form.addRow("&Name:", self.name)
         form.addRow("&Host:", self.host)
         form.addRow("&Port:", self.port)
         form.addRow("&Encryption:", self.security)
         form.addRow("&User:", self.user)
+        form.addRow("&Log in with:", self.auth)
         form.addRow("Pass&word:", self.password)
+        form.addRow("Client &ID:", self.oauth_client_id)
+        form.addRow("Authori&zation URL:", self.oauth_authorize_url)
+        form.addRow("&Token URL:", self.oauth_token_url)
+        form.addRow("Sco&pe:", self.oauth_scope)
+        form.addRow("Sign-in:", sign_in_row)
+        self._form = form
+        self._sign_in_row = sign_in_row
         ca_label = QLabel("&CA file:")  # a row of a layout gets no buddy from addRow
         ca_label.setBuddy(self.ca_file)
         form.addRow(ca_label, ca_row)
         form.addRow("&Senders:", self.patterns)
-        form.addRow("Own &address:", self.address)
         form.addRow("Connections at &once:", self.max_connections)
         form.addRow("&Messages per connection:", self.max_messages)
         form.addRow("", self.pipelining)
@@ -209,6 +280,10 @@ class AccountsDialog(QDialog):
         self.save_button.clicked.connect(self.save)
         self.test_button.clicked.connect(self.test_connection)
         self.security.currentIndexChanged.connect(self._on_security_changed)
+        self.auth.currentIndexChanged.connect(self._on_auth_changed)
+        self.sign_in_button.clicked.connect(self.start_sign_in)
+        self.discover_button.clicked.connect(self.discover)
+        self.address.returnPressed.connect(self.discover)
 
         self.reload()
 
@@ -266,6 +341,7 @@ class AccountsDialog(QDialog):
     def _fill(self, account: Account | None) -> None:
         self._editing = account.name if account else None
         self._show_error("")
+        self.discovered.clear()
         self.test_output.clear()
         account = account or make_account("", "", security=Security.STARTTLS)
         self.name.setText(account.name)
@@ -278,6 +354,16 @@ class AccountsDialog(QDialog):
         self.user.setText(account.user or "")
         self.password.clear()
         self.password.setPlaceholderText(self._password_hint(self._editing))
+        oauth2 = account.oauth2
+        self.auth.blockSignals(True)
+        self.auth.setCurrentIndex(self.auth.findData(oauth2.provider.value if oauth2 else ""))
+        self.auth.blockSignals(False)
+        self.oauth_client_id.setText(oauth2.client_id if oauth2 else "")
+        self.oauth_authorize_url.setText((oauth2.authorize_url or "") if oauth2 else "")
+        self.oauth_token_url.setText((oauth2.token_url or "") if oauth2 else "")
+        self.oauth_scope.setText((oauth2.scope or "") if oauth2 else "")
+        self._show_sign_in_state(account if self._editing is not None else None)
+        self._on_auth_changed(-1)
         self.ca_file.setText(str(account.ca_file) if account.ca_file else "")
         self.patterns.setText(", ".join(account.from_patterns))
         self.address.setText(account.address or "")
@@ -310,6 +396,123 @@ class AccountsDialog(QDialog):
         except OutboxError:
             return "the keyring cannot be read"
         return "stored in your keyring (type to replace)" if stored else "none stored"
+
+    def _provider(self) -> Provider | None:
+        value = self.auth.currentData()
+        return Provider(value) if value else None
+
+    def _on_auth_changed(self, _index: int) -> None:
+        """Show the password or the OAuth2 fields; a preset fills in the host."""
+        provider = self._provider()
+        oauth = provider is not None
+        custom = provider is Provider.CUSTOM
+        self._form.setRowVisible(self.password, not oauth)
+        self._form.setRowVisible(self.oauth_client_id, oauth)
+        self._form.setRowVisible(self.oauth_authorize_url, custom)
+        self._form.setRowVisible(self.oauth_token_url, custom)
+        self._form.setRowVisible(self.oauth_scope, custom)
+        self._form.setRowVisible(self._sign_in_row, oauth)
+        preset = PRESETS.get(provider) if provider is not None else None
+        if preset is not None and _index >= 0 and not self.host.text().strip():
+            self.host.setText(preset.smtp_host)
+        if provider is not None:
+            self.sign_in_button.setText(f"Sign in with {self._provider_label(provider)}…")
+
+    def _provider_label(self, provider: Provider) -> str:
+        preset = PRESETS.get(provider)
+        return preset.label if preset is not None else "your provider"
+
+    def _show_sign_in_state(self, account: Account | None) -> None:
+        if account is None or account.oauth2 is None:
+            self.sign_in_state.setText("Not signed in yet (save, then sign in)")
+            return
+        try:
+            stored = oauth_store.get_refresh_token(self.home, account.name) is not None
+        except OutboxError:
+            self.sign_in_state.setText("The keyring cannot be read")
+            return
+        self.sign_in_state.setText(
+            f"Signed in as {account.user}" if stored else "Not signed in"
+        )
+
+    def discover(self) -> None:
+        """Find the settings for the address typed, on the running loop; fill the form."""
+        if self._discovering is not None:
+            return
+        address = self.address.text().strip()
+        if not address:
+            self._show_error("type the account's e-mail address first")
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._show_error("cannot search: the window's event loop is not running")
+            return
+        self._show_error("")
+        self.discover_button.setEnabled(False)
+        self.discovered.setText(f"Looking for the settings of {address}…")
+        self._discovering = loop.create_task(self._discover(address))
+
+    async def _discover(self, address: str) -> None:
+        from relay.discovery import discover
+
+        try:
+            found = await discover(address, **self.discovery_options)
+        except OutboxError as exc:
+            self.discovered.setText(str(exc))
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: say so, keep the dialog
+            self.discovered.setText(f"The search stopped on an unexpected error: {exc!r}")
+            return
+        finally:
+            self._discovering = None
+            self.discover_button.setEnabled(True)
+        if found is None:
+            self.discovered.setText(
+                f"Found no settings for {address}: fill in the server below."
+            )
+            return
+        if not self.name.text().strip() and self._editing is None:
+            self.name.setText(address.partition("@")[2].split(".")[0] or "mail")
+        self.host.setText(found.host)
+        self.security.blockSignals(True)
+        self.security.setCurrentIndex(self.security.findData(found.security.value))
+        self.security.blockSignals(False)
+        self.port.setValue(found.port)
+        self.user.setText(found.user)
+        self.auth.setCurrentIndex(
+            self.auth.findData(found.oauth2.value if found.oauth2 is not None else "")
+        )
+        self.discovered.setText(f"Found: {found.describe()}. Check it, then Save.")
+
+    def start_sign_in(self) -> None:
+        """Save the form if it changed, then run the browser sign-in for the account."""
+        if not self.save():
+            return
+        try:
+            account = find_account(load_accounts(self.home), self.name.text().strip())
+        except OutboxError as exc:
+            self._show_error(str(exc))
+            return
+        if self.sign_in.start(self.home, account):
+            self.sign_in_button.setEnabled(False)
+            self.sign_in_state.setText("Waiting for the browser… (finish signing in there)")
+
+    def _on_signed_in(self, name: str, problem: str) -> None:
+        self.sign_in_button.setEnabled(True)
+        if problem:
+            self._show_error(problem)
+            self.sign_in_state.setText("Not signed in")
+            return
+        try:
+            account = find_account(load_accounts(self.home), name)
+        except OutboxError:
+            return
+        if self._editing == name:
+            self._show_sign_in_state(account)
+        self.accounts_changed.emit()
 
     def _on_security_changed(self, _index: int) -> None:
         # Follow the port along when it was the old security's default.
@@ -346,7 +549,25 @@ class AccountsDialog(QDialog):
             "max_connections": self.max_connections.value(),
             "max_messages_per_connection": self.max_messages.value(),
             "pipelining": self.pipelining.isChecked(),
+            "oauth2": self._oauth2_settings(),
         }
+
+    def _oauth2_settings(self) -> OAuth2Settings | None:
+        provider = self._provider()
+        if provider is None:
+            return None
+        custom = provider is Provider.CUSTOM
+
+        def text(line: QLineEdit) -> str | None:
+            return line.text().strip() or None if custom else None
+
+        return OAuth2Settings(
+            provider=provider,
+            client_id=self.oauth_client_id.text().strip(),
+            authorize_url=text(self.oauth_authorize_url),
+            token_url=text(self.oauth_token_url),
+            scope=text(self.oauth_scope),
+        )
 
     def form_account(self) -> Account:
         """The account as the form holds it now (validated; raises ``ConfigError``)."""
@@ -386,11 +607,11 @@ class AccountsDialog(QDialog):
     def save(self) -> bool:
         """Write the form to config.toml and the password to the keyring; false on an error."""
         self._show_error("")
-        previous: Account | None = None
+        before: Account | None = None
         try:
             account = self.form_account()
             if self._editing is not None:
-                previous = find_account(load_accounts(self.home), self._editing)
+                before = find_account(load_accounts(self.home), self._editing)
             with editing_accounts(self.home) as accounts:
                 if self._editing is None:
                     accounts[:] = add_account(
@@ -404,31 +625,33 @@ class AccountsDialog(QDialog):
         except OutboxError as exc:
             self._show_error(str(exc))
             return False
-        had_user = previous is not None and previous.user is not None
         self._editing = account.name
         self.accounts_changed.emit()
-        saved = self._save_password(account, had_user=had_user)
+        saved = self._save_password(account, before)
         self.reload(select=account.name)
         if saved is not None:
             self._show_error(saved)
             return False
         return True
 
-    def _save_password(self, account: Account, *, had_user: bool) -> str | None:
+    def _save_password(self, account: Account, before: Account | None) -> str | None:
         """Store (or forget) the password; the error text if the keyring failed.
 
-        An account that had no user had no password: the keyring is not
-        touched for it, so a machine without one saves it without a word.
+        An account that had no user (and no password) before is not touched in
+        the keyring when it still needs none, so a machine without a keyring
+        saves it without a word.
         """
         password = self.password.text()
         if account.password_command is not None:
             return None  # its password command gives it; nothing is stored
         try:
-            if account.user is None:
-                if had_user:
+            if account.user is None or account.oauth2 is not None:
+                if before is not None and before.user is not None:
                     credentials.delete_password(self.home, account.name)
             elif password:
                 credentials.store_password(self.home, account.name, password)
+            if before is not None and oauth_store.sign_in_invalidated(before, account):
+                oauth_store.forget_sign_in(self.home, account.name)
         except OutboxError as exc:
             return f"The account is saved, but its password is not: {exc}"
         self.password.clear()
@@ -461,6 +684,7 @@ class AccountsDialog(QDialog):
         problem = None
         try:
             credentials.delete_password(self.home, name)
+            oauth_store.forget_sign_in(self.home, name)
         except OutboxError as exc:
             problem = f"The account is removed, but its password may still be in the keyring: {exc}"
         self.reload()
@@ -480,9 +704,13 @@ class AccountsDialog(QDialog):
         self._show_error("")
         try:
             account = self.form_account()
-            password = self.password.text() or None
+            password: Any = self.password.text() or None
             command = account.password_command if password is None else None
-            if command is None and account.user is not None and password is None and (
+            if account.oauth2 is not None:
+                from relay.oauth_tokens import token_source_for
+
+                password = token_source_for(self.home, account)
+            elif command is None and account.user is not None and password is None and (
                 self._editing is not None
             ):
                 password = credentials.get_password(self.home, self._editing)
@@ -500,7 +728,7 @@ class AccountsDialog(QDialog):
         self.test_output.setPlainText(f"Connecting to {account.host}:{account.port}…")
         self._test = loop.create_task(self._probe(account, password, command))
 
-    async def _probe(self, account: Account, password: str | None, command: str | None) -> None:
+    async def _probe(self, account: Account, password: Any, command: str | None) -> None:
         from relay.connection import open_session
         from relay.password_command import run_password_command
         from relay.report import SessionFailure
@@ -557,6 +785,10 @@ class AccountsDialog(QDialog):
         )
 
     def done(self, result: int) -> None:
+        self.sign_in.cancel()
+        if self._discovering is not None:
+            self._discovering.cancel()
+            self._discovering = None
         if self._test is not None:
             self._test.cancel()
             self._test = None

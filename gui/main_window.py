@@ -67,8 +67,8 @@ from gui.command_hints import for_window
 from gui.confirm import ask, send_again_text, tell
 from gui.detail_pane import DetailPane
 from gui.display_text import STATE_LABELS
+from gui.empty_hint import EmptyHint
 from gui.file_intake import add_files, dropped_files
-from gui.first_start import FirstStartHint
 from gui.flush_runner import FlushRunner
 from gui.icons import action_icon, app_icon
 from gui.message_export import choose_target, save_eml
@@ -76,11 +76,12 @@ from gui.notifications import DesktopNotifier
 from gui.outbox_model import Column, OutboxFilter, OutboxModel, RowMessage
 from gui.password_prompt import PasswordPrompt
 from gui.progress_delegate import ProgressDelegate
+from gui.sign_in_prompt import SignInPrompt
 from gui.status import StatusPanel
 from gui.store_resync import StoreResync
 from gui.store_watcher import StoreWatcher
 from gui.tray import OutboxTray
-from relay.accounts import load_accounts
+from relay.accounts import Account
 from relay.errors import OutboxError
 from relay.events import (
     AttemptStarted,
@@ -133,10 +134,9 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self._closing = False
         self._quitting = False
-        self._has_message = False
         self._close_when_stopped = False
         self._send_again_after_flush = False
-        self._prompts: dict[str, PasswordPrompt] = {}
+        self._prompts: dict[str, PasswordPrompt | SignInPrompt] = {}
         self._refused_accounts: set[str] = set()
         self._selected: list[int] = []
         # What update_actions needs of the selection, kept up to date message by message
@@ -312,9 +312,11 @@ class MainWindow(QMainWindow):
         for column, width in _DEFAULT_WIDTHS.items():
             header.resizeSection(column, width)
         self.progress_delegate = ProgressDelegate(view)
-        self.first_start = FirstStartHint(view)
         view.setItemDelegateForColumn(Column.PROGRESS, self.progress_delegate)
         self.view = view
+        self.empty_hint = EmptyHint(view.viewport())
+        hint_layout = QVBoxLayout(view.viewport())
+        hint_layout.addWidget(self.empty_hint)
 
     def _build_filter_bar(self) -> None:
         self.state_filter = QComboBox()
@@ -480,6 +482,7 @@ class MainWindow(QMainWindow):
         self.action_clear_sent.triggered.connect(self.clear_sent)
         self.action_add.triggered.connect(self.choose_files)
         self.action_accounts.triggered.connect(self.open_accounts)
+        self.empty_hint.add_account_requested.connect(self.open_accounts)
         self.action_find.triggered.connect(self._focus_search)
         self.action_save_eml.triggered.connect(self.save_selected_eml)
         self.action_about.triggered.connect(lambda: show_about(self, self.home))
@@ -725,8 +728,10 @@ class MainWindow(QMainWindow):
             existing.activateWindow()
             return
         dialog = AccountsDialog(self.home, self)
-        dialog.accounts_changed.connect(self._update_first_start)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accounts_changed.connect(
+            lambda: self._on_counts_changed(self.model.counts())
+        )
         dialog.open()
 
     def _command(self, run: Callable[[], object], done: str) -> None:
@@ -833,9 +838,9 @@ class MainWindow(QMainWindow):
     def _ask_password(self, account: str, reply: str) -> None:
         if self._closing:
             return
-        prompt = self._prompts.get(account)
-        if prompt is not None:
-            prompt.raise_()
+        showing = self._prompts.get(account)
+        if showing is not None:
+            showing.raise_()
             return
         if _uses_password_command(self.home, account):
             # A password typed here would never be used: the command gives it.
@@ -844,12 +849,36 @@ class MainWindow(QMainWindow):
                 " password command prints, then send again."
             )
             return
-        prompt = PasswordPrompt(self.home, account, reply, self)
+        oauth_account = self._oauth_account(account)
+        prompt: PasswordPrompt | SignInPrompt
+        if oauth_account is not None:
+            prompt = SignInPrompt(self.home, oauth_account, reply, self)
+            prompt.signed_in.connect(self._on_password_saved)
+        else:
+            prompt = PasswordPrompt(self.home, account, reply, self)
+            prompt.password_saved.connect(self._on_password_saved)
         self._prompts[account] = prompt
-        prompt.password_saved.connect(self._on_password_saved)
         prompt.finished.connect(lambda _result: self._forget_prompt(account))
         prompt.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         prompt.open()
+
+    def _has_accounts(self) -> bool:
+        from relay.accounts import load_accounts
+
+        try:
+            return bool(load_accounts(self.home))
+        except OutboxError:
+            return True  # a broken config is not "no account": the dialog would say why
+
+    def _oauth_account(self, name: str) -> Account | None:
+        """The account ``name`` if it signs in with OAuth2 (its prompt is "Sign in again")."""
+        from relay.accounts import find_account, load_accounts
+
+        try:
+            account = find_account(load_accounts(self.home), name)
+        except OutboxError:
+            return None
+        return account if account.oauth2 is not None else None
 
     def _forget_prompt(self, account: str) -> None:
         self._prompts.pop(account, None)
@@ -858,9 +887,9 @@ class MainWindow(QMainWindow):
         self.auto_send.account_fixed(account)
         if self.runner.running:
             self._send_again_after_flush = True
-            self.status.notice(f"Password of {account} saved; sending again after this flush.")
+            self.status.notice(f"{account} can log in again; sending again after this flush.")
         else:
-            self.status.notice(f"Password of {account} saved.")
+            self.status.notice(f"{account} can log in again.")
             self.flush_all()
 
     # -- the runner ------------------------------------------------------------------------------
@@ -909,21 +938,12 @@ class MainWindow(QMainWindow):
 
     # -- the model and the view -------------------------------------------------------------------
 
-    def _update_first_start(self) -> None:
-        try:
-            has_account = bool(load_accounts(self.home))
-        except OutboxError:
-            has_account = True  # a broken config is said elsewhere; "add one" would mislead
-        self.first_start.update_hint(
-            has_account=has_account, has_message=self._has_message
-        )
-
     def _on_counts_changed(self, counts: dict[MessageState, int]) -> None:
-        self._has_message = any(counts.values())
-        self._update_first_start()
         self.status.show_counts(counts)
         self.tray.show_counts(counts)
         total = sum(counts.values())
+        if total == 0 or self.empty_hint.isVisibleTo(self.view.viewport()):
+            self.empty_hint.show_for(total, self._has_accounts())
         self.state_filter.setItemText(0, f"All ({total})")
         for index, (state, label) in enumerate(STATE_LABELS.items(), start=1):
             self.state_filter.setItemText(index, f"{label} ({counts[state]})")

@@ -4,6 +4,9 @@ The config lives in ``<home>/config.toml``; a password is stored only through
 keyring (``relay.credentials``: keyed by the home and the account name), never
 on disk. Every number in the file is checked finite and in range
 (``relay.config_values``).
+An account that signs in with OAuth2 instead has an ``[accounts.NAME.oauth2]``
+table (provider, client ID, endpoint overrides: ``relay.oauth_providers``);
+its refresh token is in the keyring too (``relay.oauth_store``).
 
 The rules this module keeps:
 
@@ -54,6 +57,7 @@ from relay.config_values import (
     number_in_range,
 )
 from relay.errors import ConfigError
+from relay.oauth_providers import OAuth2Settings, parse_provider, validate_oauth2
 
 
 class Security(StrEnum):
@@ -94,6 +98,18 @@ class Account:
     #: A shell command that prints the password (``relay.password_command``); when
     #: set, the keyring is not used for this account.
     password_command: str | None = None
+    #: Sign in with OAuth2 (``user`` is the mailbox) instead of a password.
+    oauth2: OAuth2Settings | None = None
+
+    @property
+    def auth(self) -> str | None:
+        """How the account logs in: ``password`` (the keyring's), ``password-command``,
+        ``oauth2``, or None (it does not)."""
+        if self.user is None:
+            return None
+        if self.oauth2 is not None:
+            return "oauth2"
+        return "password-command" if self.password_command is not None else "password"
 
 
 CONFIG_NAME = "config.toml"
@@ -120,6 +136,16 @@ _KEYS = {
     "pipelining": "pipelining",
     "address": "address",
     "password_command": "password_command",
+    "oauth2": "oauth2",
+}
+# [accounts.NAME.oauth2] key <-> OAuth2Settings field.
+_OAUTH2_KEYS = {
+    "provider": "provider",
+    "client_id": "client_id",
+    "authorize_url": "authorize_url",
+    "token_url": "token_url",
+    "device_url": "device_url",
+    "scope": "scope",
 }
 _ALWAYS_WRITTEN = ("host", "port", "security")
 
@@ -231,6 +257,17 @@ def validate_account(account: Account, *, check_files: bool = True) -> Account:
             f" to {account.host}; use --security tls or starttls"
             " (plain text is allowed only to a loopback address)"
         )
+    if account.oauth2 is not None:
+        if account.password_command is not None:
+            raise ConfigError(
+                f"{where}: an account signs in with OAuth2 or takes a password command, not both"
+                " (--no-oauth2 or --no-password-command)"
+            )
+        if account.user is None:
+            raise ConfigError(
+                f"{where}: signing in with OAuth2 needs --user, the mailbox to sign in as"
+            )
+        validate_oauth2(account.oauth2, where)
     if check_files and account.ca_file is not None:
         _check_ca_file(account.ca_file, where)
     return account
@@ -604,7 +641,25 @@ def _account_from_table(name: str, table: Mapping[str, Any]) -> Account:
             values[attr] = parse_timeout(seconds, f"{where}: {key}")
         elif attr == "pipelining":
             values[attr] = _expect(value, bool, key, where)
+        elif attr == "oauth2":
+            values[attr] = _oauth2_from_table(_expect(value, dict, key, where), where)
     return make_account(name, **values)
+
+
+def _oauth2_from_table(table: Mapping[str, Any], where: str) -> OAuth2Settings:
+    unknown = set(table) - set(_OAUTH2_KEYS)
+    if unknown:
+        raise ConfigError(f"{where}: unknown oauth2 setting {sorted(unknown)[0]!r}")
+    for needed in ("provider", "client_id"):
+        if needed not in table:
+            raise ConfigError(f"{where}: oauth2.{needed} is missing")
+    values = {
+        attr: _expect(table[key], str, f"oauth2.{key}", where)
+        for key, attr in _OAUTH2_KEYS.items()
+        if key in table
+    }
+    values["provider"] = parse_provider(values["provider"])
+    return OAuth2Settings(**values)
 
 
 def _expect(value: Any, kind: type | tuple[type, ...], key: str, where: str) -> Any:
@@ -624,7 +679,13 @@ def _account_to_table(account: Account) -> dict[str, Any]:
             continue  # unwritten settings follow the defaults of the release in use
         if value is None:
             continue
-        if isinstance(value, Security):
+        if isinstance(value, OAuth2Settings):
+            value = {
+                key: str(getattr(value, attr))
+                for key, attr in _OAUTH2_KEYS.items()
+                if getattr(value, attr) is not None
+            }
+        elif isinstance(value, Security):
             value = value.value
         elif isinstance(value, Path):
             value = str(value)

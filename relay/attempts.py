@@ -448,7 +448,7 @@ class AttemptManager:
         if self.pause is not None:
             # The account is paused: what was not tried waits untouched, no attempt counted.
             unfinished = [m for m in unfinished if m in self._started_at]
-        if failure.kind is FailureKind.AUTH:
+        if failure.kind in (FailureKind.AUTH, FailureKind.SIGN_IN):
             self.auth_failure = failure
             self._bus.publish(AuthenticationRefused(self._account, failure.text))
             self._release_unfinished()

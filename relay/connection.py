@@ -10,7 +10,9 @@
    offer it gets nothing, not even our credentials -- then EHLO again
    (RFC 3207 section 4.2);
 5. AUTH PLAIN (preferred) or LOGIN when the account has a user name, and
-   only over TLS or to a loopback address.
+   only over TLS or to a loopback address; for an account that signs in
+   with OAuth2, OAUTHBEARER (preferred) or XOAUTH2 with an access token
+   from its ``TokenSource``, refreshed once when the server refuses it.
 
 Certificates are always verified: against the system's trust store, or
 against the account's ``ca_file`` as the *only* trust anchor.
@@ -43,12 +45,14 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import aiosmtplib
 from aiosmtplib.esmtp import parse_esmtp_extensions
 
 from relay.accounts import Account, Security
+from relay.errors import OutboxError
+from relay.oauth_sasl import choose_mechanism, error_status, failure_answer, initial_response
 from relay.report import BodySource, FailureKind, Reply, SessionFailure, Stage
 from relay.states import Phase
 from relay.transcript import Transcript, printable
@@ -84,6 +88,9 @@ _WHAT = {
     Stage.RSET: "RSET",
     Stage.QUIT: "QUIT",
 }
+
+if TYPE_CHECKING:
+    from relay.oauth_tokens import TokenSource
 
 PhaseCallback = Callable[[Phase], None]
 #: What goes out with a final dot: command lines, and whose transcript lines they are.
@@ -188,7 +195,7 @@ class SessionLost(Exception):
 
 async def open_session(
     account: Account,
-    password: str | None,
+    password: str | TokenSource | None,
     *,
     transcript: Transcript | None = None,
     on_phase: PhaseCallback | None = None,
@@ -503,14 +510,14 @@ class _Opener:
     def __init__(
         self,
         account: Account,
-        password: str | None,
+        password: str | TokenSource | None,
         transcript: Transcript,
         on_phase: PhaseCallback | None,
     ) -> None:
         self.account = account
         self.password = password
         self.transcript = transcript
-        if password:
+        if isinstance(password, str) and password:
             # A server may repeat what it was sent (a 535 quoting the AUTH line):
             # nothing it says may carry the password into a transcript or an error.
             transcript.hide(*_auth_forms(account.user or "", password))
@@ -765,6 +772,9 @@ class _Opener:
 
     async def _authenticate(self, user: str) -> None:
         host = self.account.host
+        if self.password is not None and not isinstance(self.password, str):
+            await self._authenticate_oauth2(user, self.password)
+            return
         if self.password is None:
             raise self._refused(
                 FailureKind.AUTH,
@@ -825,6 +835,74 @@ class _Opener:
             reply,
             polite=True,
         )
+
+    async def _authenticate_oauth2(self, user: str, source: TokenSource) -> None:
+        """OAUTHBEARER or XOAUTH2 with a fresh token; one refresh and retry if refused."""
+        from relay.oauth_tokens import SignInNeeded, TokenEndpointUnavailable
+
+        host = self.account.host
+        if not self._encrypted() and not self._loopback():
+            raise self._refused(
+                FailureKind.TLS,
+                f"will not send the access token for {user} to {host} without TLS;"
+                " use security starttls or tls",
+                polite=True,
+            )
+        mechanism = choose_mechanism(self._auth)
+        if mechanism is None:
+            offered = " ".join(self._auth) or "no authentication"
+            raise self._refused(
+                FailureKind.AUTH,
+                f"{host} offers {offered}; signing in with OAuth2 needs OAUTHBEARER or XOAUTH2",
+                polite=True,
+            )
+        token: str | None = None
+        for attempt in (1, 2):
+            try:
+                token = (
+                    await source.access_token() if token is None else await source.renewed(token)
+                )
+            except SignInNeeded as exc:
+                raise self._refused(FailureKind.SIGN_IN, str(exc), polite=True) from None
+            except TokenEndpointUnavailable as exc:
+                raise self._refused(FailureKind.CONNECT, str(exc), polite=True) from None
+            except OutboxError as exc:  # refused for another reason, keyring trouble
+                raise self._refused(FailureKind.AUTH, str(exc), polite=True) from None
+            response_b64 = initial_response(mechanism, user, token, host, self.account.port)
+            self.transcript.hide(*source.secrets, response_b64)
+            response = await self._exchange(
+                Stage.AUTH,
+                [b"AUTH", mechanism.encode(), response_b64.encode()],
+                f"AUTH {mechanism} ****",
+            )
+            status = None
+            if response.code == 334:  # the error challenge (RFC 7628 section 3.2.2)
+                status = error_status(response.message)
+                answer = failure_answer(mechanism)
+                response = await self._exchange(Stage.AUTH, [answer.encode()], answer)
+            if 200 <= response.code < 300:
+                self._authenticated_as = user
+                self._auth_mechanism = mechanism
+                return
+            reply = Reply(Stage.AUTH, response.code, self._shown(_one_line(response.message)))
+            if not 500 <= response.code < 600:
+                raise self._refused(
+                    FailureKind.PROTOCOL,
+                    f"{host} could not check the access token for {user} now: {reply}",
+                    reply,
+                    polite=True,
+                )
+            why = f" ({status})" if status else ""
+            if attempt == 1:
+                self.transcript.note(f"access token refused{why}: refreshing it once")
+                continue
+            raise self._refused(
+                FailureKind.AUTH,
+                f"{host} refused the access token for {user} even after a refresh{why}:"
+                f" {reply} (sign in again with `outbox account login {self.account.name}`)",
+                reply,
+                polite=True,
+            )
 
     async def _exchange(
         self, stage: Stage, args: list[bytes], shown: str

@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from relay.accounts import Account
 from relay.attempts import (
@@ -43,7 +44,7 @@ from relay.attempts import (
     recover_interrupted,
 )
 from relay.errors import ConfigError, OutboxError, StoreFailed
-from relay.events import FlushFinished, FlushStarted, MessageSnapshot
+from relay.events import AuthenticationRefused, FlushFinished, FlushStarted, MessageSnapshot
 from relay.outbox import Outbox, utc_now
 from relay.policy import Clock, RetryPolicy
 from relay.report import FailureKind, OutgoingMessage, SessionFailure, SessionInfo
@@ -56,13 +57,18 @@ log = logging.getLogger(__name__)
 UNSENT = frozenset(
     {MessageState.QUEUED, MessageState.DEFERRED, MessageState.HELD, MessageState.SENDING}
 )
+if TYPE_CHECKING:
+    from relay.oauth_tokens import TokenSource
 
 #: Due messages read per loop turn when a flush starts (about 5 ms of work each).
 SELECT_PAGE = 1000
 
 AccountChooser = Callable[[MessageSnapshot], Account]
-#: An account's password: at once (the keyring), or awaited (a password command).
-PasswordLookup = Callable[[Account], str | Awaitable[str | None] | None]
+#: An account's password: at once (the keyring), or awaited (a password command);
+#: for an account that signs in with OAuth2, its token source.
+PasswordLookup = Callable[
+    [Account], "str | TokenSource | Awaitable[str | None] | None"
+]
 
 
 @dataclass(slots=True)
@@ -84,6 +90,8 @@ class FlushResult:
     paused: dict[str, AccountPause] = field(default_factory=dict)
     #: Accounts that need a person (a password, a sign-in): nothing went through them.
     needs_person: set[str] = field(default_factory=set)
+    #: Accounts whose OAuth2 sign-in must be done again; their mail stays queued.
+    sign_in_needed: list[str] = field(default_factory=list)
 
     def count(self, state: MessageState) -> int:
         return sum(1 for s in self.settled if s.message.state is state)
@@ -95,6 +103,7 @@ class FlushResult:
             return 1
         if (
             self.paused
+            or self.sign_in_needed
             or self.count(MessageState.DEFERRED)
             or self.count(MessageState.UNCERTAIN)
             or self.count(MessageState.QUEUED)
@@ -290,10 +299,14 @@ class RelayingManager:
         return chosen
 
     async def _run_account(self, account: Account, messages: list[MessageSnapshot]) -> None:
+        from relay.oauth_tokens import SignInNeeded
         from relay.password_command import PasswordCommandFailed
 
         try:
             password = await self._password(account)
+        except SignInNeeded as exc:
+            self._sign_in_needed(account, str(exc))
+            return
         except PasswordCommandFailed as exc:
             # A locked password store or a helper that failed once: this account's
             # mail is deferred (its back-off applies), nothing fails for good.
@@ -352,7 +365,7 @@ class RelayingManager:
             for index in range(workers):
                 group.create_task(worker(index == 0))
 
-    async def _password(self, account: Account) -> str | None:
+    async def _password(self, account: Account) -> str | TokenSource | None:
         if not account.user:
             return None
         found = self._password_for(account)
@@ -390,7 +403,7 @@ class RelayingManager:
     async def _run_session(
         self,
         account: Account,
-        password: str | None,
+        password: str | TokenSource | None,
         messages: list[OutgoingMessage],
         logged_in: asyncio.Event,
     ) -> bool:
@@ -438,14 +451,18 @@ class RelayingManager:
         finally:
             del self._sessions[relayer]
             siblings.discard(relayer)
+        if manager.auth_failure is not None and manager.auth_failure.kind is FailureKind.SIGN_IN:
+            self._sign_in_needed(account, manager.auth_failure.text, published=True)
+            return True
         if manager.auth_failure is not None:
             self.result.auth_refused = True
             self.result.needs_person.add(account.name)
-            fix = (
-                "fix what its password command prints"
-                if account.password_command is not None
-                else f"fix the password with `outbox account set {account.name} --password-stdin`"
-            )
+            if account.oauth2 is not None:
+                fix = f"sign in again with `outbox account login {account.name}`"
+            elif account.password_command is not None:
+                fix = "fix what its password command prints"
+            else:
+                fix = f"fix the password with `outbox account set {account.name} --password-stdin`"
             self.result.errors.append(
                 f"account {account.name}: {manager.auth_failure.text};"
                 f" the flush stopped for this account ({fix})"
@@ -473,6 +490,16 @@ class RelayingManager:
             stop = getattr(relayer, "stop", None)
             if stop is not None:
                 stop()
+
+    def _sign_in_needed(self, account: Account, text: str, *, published: bool = False) -> None:
+        """The account's mail stays queued and the flush stops for it: one line says why."""
+        if account.name in self.result.sign_in_needed:
+            return
+        self.result.sign_in_needed.append(account.name)
+        self.result.needs_person.add(account.name)
+        self.result.notes.append(text)
+        if not published:
+            self._outbox.bus.publish(AuthenticationRefused(account.name, text))
 
 
 #: Messages up to this size are one class, dealt in the order they came; above it,
@@ -562,10 +589,12 @@ def prepare_flush(
     """Wire a flush from what ``home`` holds: accounts, passwords, retry settings.
 
     A password is the keyring's, or what the account's password command
-    prints (run when the account's turn comes, on the flush's loop).
+    prints (run when the account's turn comes, on the flush's loop); an
+    account that signs in with OAuth2 gets a ``TokenSource``.
     """
     from relay.accounts import account_for_sender, find_account, load_accounts, queue_settings
     from relay.credentials import get_password
+    from relay.oauth_tokens import token_source_for
 
     accounts = load_accounts(home)
     if not accounts:
@@ -578,7 +607,9 @@ def prepare_flush(
             return find_account(accounts, message.account)
         return account_for_sender(accounts, message.sender)
 
-    def password_for(account: Account) -> str | Awaitable[str]:
+    def password_for(account: Account) -> str | TokenSource | Awaitable[str]:
+        if account.oauth2 is not None:
+            return token_source_for(home, account)
         if account.password_command is not None:
             from relay.password_command import run_password_command
 

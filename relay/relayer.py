@@ -50,6 +50,7 @@ import re
 from collections import deque
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from relay.accounts import Account
 from relay.connection import ServerOffer, Session, SessionLost, open_session
@@ -66,6 +67,9 @@ from relay.report import (
 )
 from relay.states import Phase
 from relay.transcript import Transcript
+
+if TYPE_CHECKING:
+    from relay.oauth_tokens import TokenSource
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # C0 controls and DEL: never in a command line
 
@@ -128,7 +132,7 @@ class ManagedRelayer:
     def __init__(
         self,
         account: Account,
-        password: str | None,
+        password: str | TokenSource | None,
         messages: Sequence[OutgoingMessage],
         observer: RelayObserver,
     ) -> None:

@@ -63,6 +63,7 @@ class FailureKind(StrEnum):
     CONNECT = "connect"  # refused, DNS, unreachable, connect timeout
     TLS = "tls"  # handshake or certificate failure, STARTTLS required but missing
     AUTH = "auth"  # credentials refused (5xx to AUTH)
+    SIGN_IN = "sign-in"  # an OAuth2 grant refused (revoked, expired): a person must sign in
     TIMEOUT = "timeout"  # a reply did not come in time
     DROPPED = "dropped"  # the server closed the connection
     CLOSING = "closing"  # 421: the server is shutting the session down

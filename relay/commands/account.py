@@ -13,6 +13,11 @@ then, under the config lock, check again, store the password and write the
 config, so a refused account never leaves a password behind and a keyring
 that does not work leaves the config untouched.
 
+An account may sign in with OAuth2 instead (``--oauth2 google|microsoft|custom``
+with ``--user``, the mailbox, and the client ID the person registered); it
+has no password, and ``outbox account login NAME`` (``relay.commands.login``)
+gets and keeps its refresh token.
+
 Imports of keyring and aiosmtplib stay inside the functions: the command line
 imports this module for every command, ``outbox sendmail`` included.
 """
@@ -20,6 +25,7 @@ imports this module for every command, ``outbox sendmail`` included.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -46,6 +52,7 @@ from relay.accounts import (
 from relay.config_values import MAX_CONNECTIONS
 from relay.errors import ConfigError, UsageError
 from relay.home import ensure_home, resolve_home
+from relay.oauth_providers import PRESETS, OAuth2Settings, parse_provider
 
 
 def register(subparsers: Any) -> None:
@@ -65,6 +72,16 @@ def register(subparsers: Any) -> None:
     )
     add.add_argument("name", metavar="NAME", help="a name of your choice for the account")
     _add_settings(add, adding=True)
+    found = add.add_argument_group("finding the server from --address")
+    found.add_argument(
+        "--discover",
+        action="store_true",
+        help="find host, port, security and sign-in from --address (Outbox's table of large"
+        " providers, the provider's autoconfig file, DNS SRV records); flags given win",
+    )
+    found.add_argument(
+        "--dry-run", action="store_true", help="only show what would be added; save nothing"
+    )
     add.set_defaults(func=run_add)
 
     change = actions.add_parser(
@@ -99,9 +116,17 @@ def register(subparsers: Any) -> None:
     )
     test.set_defaults(func=run_test)
 
+    from relay.commands.login import register_login
+
+    register_login(actions)
+
 
 def _add_settings(parser: argparse.ArgumentParser, *, adding: bool) -> None:
-    parser.add_argument("--host", metavar="HOST", required=adding, help="the SMTP server")
+    parser.add_argument(
+        "--host",
+        metavar="HOST",
+        help="the SMTP server" + (" (required unless --oauth2 names a provider)" if adding else ""),
+    )
     parser.add_argument("--port", metavar="PORT", help="default: by security (465/587/25)")
     parser.add_argument(
         "--security",
@@ -154,7 +179,36 @@ def _add_settings(parser: argparse.ArgumentParser, *, adding: bool) -> None:
         " (RFC 2920; default on); off: one command, one reply",
     )
     parser.add_argument("--default", action="store_true", help="make this the default account")
+    oauth = parser.add_argument_group(
+        "signing in with OAuth2 (instead of a password; then `outbox account login NAME`)"
+    )
+    oauth.add_argument(
+        "--oauth2",
+        metavar="google|microsoft|custom",
+        help="sign in with OAuth2 at this provider; --user is the mailbox",
+    )
+    oauth.add_argument(
+        "--oauth-client-id", metavar="ID", help="the client ID you registered with the provider"
+    )
+    oauth.add_argument(
+        "--oauth-client-secret-stdin",
+        action="store_true",
+        help="read the client secret from standard input (Google's desktop clients have one)",
+    )
+    oauth.add_argument("--oauth-token-url", metavar="URL", help="the token endpoint (https)")
+    oauth.add_argument(
+        "--oauth-authorize-url", metavar="URL", help="the authorization endpoint (https)"
+    )
+    oauth.add_argument("--oauth-scope", metavar="SCOPE", help="the scope to ask for")
+    oauth.add_argument(
+        "--oauth-device-url", metavar="URL", help="the device authorization endpoint (https)"
+    )
     if not adding:
+        oauth.add_argument(
+            "--no-oauth2",
+            action="store_true",
+            help="stop signing in with OAuth2 (forgets the sign-in; a password is asked for)",
+        )
         parser.add_argument(
             "--no-user", action="store_true", help="stop logging in (forgets the password)"
         )
@@ -212,6 +266,79 @@ def _settings_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return fields
 
 
+_OAUTH_FLAGS = {
+    "oauth_client_id": "client_id",
+    "oauth_token_url": "token_url",
+    "oauth_authorize_url": "authorize_url",
+    "oauth_scope": "scope",
+    "oauth_device_url": "device_url",
+}
+
+
+def _oauth2_from_args(args: argparse.Namespace, current: OAuth2Settings | None) -> Any:
+    """The account's new ``OAuth2Settings``, None to drop them, or ``...`` for no change."""
+    given = {
+        attr: getattr(args, flag).strip()
+        for flag, attr in _OAUTH_FLAGS.items()
+        if getattr(args, flag) is not None
+    }
+    if getattr(args, "no_oauth2", False):
+        if args.oauth2 is not None or given:
+            raise UsageError("--no-oauth2 and the --oauth… settings contradict each other")
+        return None
+    if args.oauth2 is not None:
+        provider = parse_provider(args.oauth2)
+        if current is not None and current.provider is provider:
+            return dataclasses.replace(current, **given)
+        if "client_id" not in given:
+            raise UsageError(
+                "--oauth2 needs --oauth-client-id: the client ID you registered with the"
+                " provider (see the README: Signing in with OAuth2)"
+            )
+        return OAuth2Settings(provider=provider, **given)
+    if given or args.oauth_client_secret_stdin:
+        if current is None:
+            raise UsageError("the --oauth… settings need --oauth2 google|microsoft|custom")
+        return dataclasses.replace(current, **given)
+    return ...
+
+
+def _discover_into(args: argparse.Namespace, fields: dict[str, Any]) -> None:
+    """Fill what the person did not give from what discovery finds for ``--address``."""
+    import asyncio
+
+    from relay.discovery import discover
+
+    if not args.address:
+        raise UsageError("--discover needs --address ADDR, the account's e-mail address")
+    found = asyncio.run(discover(args.address))
+    if found is None:
+        raise ConfigError(
+            f"found no outgoing server for {args.address}: give --host (and --port, --security)"
+        )
+    print(f"found for {args.address}: {found.describe()}")
+    fields.setdefault("host", found.host)
+    if "security" not in fields:
+        fields["security"] = found.security
+        fields.setdefault("port", found.port)
+    fields.setdefault("user", found.user)
+    if found.oauth2 is not None and args.oauth2 is None:
+        if args.oauth_client_id is not None:
+            args.oauth2 = found.oauth2.value
+        else:
+            print(
+                f"{found.host} wants OAuth2: add --oauth2 {found.oauth2.value}"
+                " --oauth-client-id ID (see the README: Signing in with OAuth2)"
+            )
+
+
+def _read_client_secret() -> str:
+    text = sys.stdin.read().strip()
+    if not text or any(c.isspace() for c in text):
+        raise UsageError("the client secret on standard input is empty or spans words")
+    return text
+
+
 def _read_password(account: Account, *, from_stdin: bool) -> str:
     """The password for ``account.user``: standard input, or a hidden prompt on a terminal."""
     if from_stdin:
@@ -238,9 +365,23 @@ def _read_password(account: Account, *, from_stdin: bool) -> str:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from relay import credentials
+    from relay import credentials, oauth_store
 
     fields = _settings_from_args(args)
+    if args.discover:
+        _discover_into(args, fields)
+    elif args.dry_run:
+        raise UsageError("--dry-run goes with --discover")
+    oauth2 = _oauth2_from_args(args, None)
+    if oauth2 is not ...:
+        fields["oauth2"] = oauth2
+        if args.password_stdin:
+            raise UsageError("an account that signs in with OAuth2 has no password")
+    if "host" not in fields:
+        preset = PRESETS.get(oauth2.provider) if isinstance(oauth2, OAuth2Settings) else None
+        if preset is None:
+            raise UsageError("--host is required (the SMTP server)")
+        fields["host"] = preset.smtp_host
     new = make_account(
         args.name,
         fields.pop("host"),
@@ -250,23 +391,32 @@ def run_add(args: argparse.Namespace) -> int:
     )
     if args.password_stdin and new.user is None:
         raise UsageError("--password-stdin needs --user: a password goes with a user name")
+    if args.dry_run:
+        validate_account(new)
+        print(f"would add account {new.name}: {_describe(new)}; nothing was saved")
+        return 0
     home = ensure_home(resolve_home(args.home))
     add_account(load_accounts(home), new)  # refuse before asking for a password
     password = None
-    if new.user and new.password_command is None:
+    client_secret = _read_client_secret() if args.oauth_client_secret_stdin else None
+    if new.user and new.password_command is None and new.oauth2 is None:
         password = _read_password(new, from_stdin=args.password_stdin)
     with editing_accounts(home) as accounts:
         updated = add_account(accounts, new)
         if password is not None:
             credentials.store_password(home, new.name, password)
+        if client_secret is not None:
+            oauth_store.store_client_secret(home, new.name, client_secret)
         accounts[:] = updated
     added = find_account(updated, new.name)
     print(f"added account {added.name}: {_describe(added)}")
+    if added.oauth2 is not None:
+        print(f"sign in with `outbox account login {added.name}` before sending")
     return 0
 
 
 def run_set(args: argparse.Namespace) -> int:
-    from relay import credentials
+    from relay import credentials, oauth_store
 
     changes = _settings_from_args(args)
     if args.no_user:
@@ -289,18 +439,28 @@ def run_set(args: argparse.Namespace) -> int:
         if "password_command" in changes:
             raise UsageError("--password-command and --no-password-command contradict each other")
         changes["password_command"] = None
-    if not changes and not args.password_stdin:
-        raise UsageError("nothing to change: give at least one setting (see 'account set -h')")
-    home = ensure_home(resolve_home(args.home))
+    home = resolve_home(args.home)
     before = find_account(load_accounts(home), args.name)
+    oauth2 = _oauth2_from_args(args, before.oauth2)
+    if oauth2 is not ...:
+        changes["oauth2"] = oauth2
+    if not changes and not args.password_stdin and not args.oauth_client_secret_stdin:
+        raise UsageError("nothing to change: give at least one setting (see 'account set -h')")
     if args.password_stdin or args.no_user:
         changes["password_command"] = None  # a typed password replaces the command
+    home = ensure_home(home)
     after = find_account(update_account(load_accounts(home), args.name, **changes), args.name)
+    if after.oauth2 is not None and args.password_stdin:
+        raise UsageError(f"account {args.name!r} signs in with OAuth2: it has no password")
+    client_secret = _read_client_secret() if args.oauth_client_secret_stdin else None
     password = None
-    wants_password = args.password_stdin or changes.get("user") is not None or (
-        before.password_command is not None and after.password_command is None
+    wants_password = (
+        args.password_stdin
+        or changes.get("user") is not None
+        or (before.password_command is not None and after.password_command is None)
+        or (before.oauth2 is not None and after.oauth2 is None)
     )
-    if wants_password and after.password_command is None:
+    if wants_password and after.password_command is None and after.oauth2 is None:
         if after.user is None:
             raise UsageError(
                 f"account {args.name!r} has no user to go with a password: give --user"
@@ -312,8 +472,14 @@ def run_set(args: argparse.Namespace) -> int:
             credentials.store_password(home, args.name, password)
         elif after.user is None and before.user is not None and before.password_command is None:
             credentials.delete_password(home, args.name)
-        elif after.password_command is not None and before.password_command is None and before.user:
+        elif before.user and before.password_command is None and before.oauth2 is None and (
+            after.password_command is not None or after.oauth2 is not None
+        ):
             _forget_stored_password(home, args.name)
+        if oauth_store.sign_in_invalidated(before, after):
+            oauth_store.forget_sign_in(home, args.name)
+        if client_secret is not None:
+            oauth_store.store_client_secret(home, args.name, client_secret)
         accounts[:] = updated
     print(f"changed account {args.name}: {_describe(find_account(updated, args.name))}")
     return 0
@@ -332,15 +498,17 @@ def _forget_stored_password(home: Path, name: str) -> None:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from relay import credentials
+    from relay import credentials, oauth_store
 
     home = resolve_home(args.home)
     find_account(load_accounts(home), args.name)
     with editing_accounts(home) as accounts:
         removed = find_account(accounts, args.name)
-        if removed.user is not None and removed.password_command is None:
-            # First the secret: a keyring that does not answer keeps the account
-            # listed, so the password is never left behind unnamed.
+        # First the secret: a keyring that does not answer keeps the account
+        # listed, so the password is never left behind unnamed.
+        if removed.oauth2 is not None:
+            oauth_store.forget_sign_in(home, args.name)
+        elif removed.user is not None and removed.password_command is None:
             credentials.delete_password(home, args.name)
         accounts[:] = remove_account(accounts, args.name)
     print(f"removed account {args.name}")
@@ -351,9 +519,10 @@ def run_remove(args: argparse.Namespace) -> int:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    accounts = load_accounts(resolve_home(args.home))
+    home = resolve_home(args.home)
+    accounts = load_accounts(home)
     if args.json:
-        json.dump([account_as_json(a) for a in accounts], sys.stdout, indent=2)
+        json.dump([account_as_json(a, home) for a in accounts], sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     if not accounts:
@@ -369,6 +538,7 @@ def run_test(args: argparse.Namespace) -> int:
 
     from relay import credentials
     from relay.connection import open_session
+    from relay.oauth_tokens import TokenSource, token_source_for
     from relay.report import SessionFailure
     from relay.transcript import Transcript
 
@@ -384,8 +554,10 @@ def run_test(args: argparse.Namespace) -> int:
             )
         account = chosen
     validate_account(account)  # the CA file too, now that it is about to be used
-    password = None
-    if account.password_command is not None:
+    password: str | TokenSource | None = None
+    if account.oauth2 is not None:
+        password = token_source_for(home, account)
+    elif account.password_command is not None:
         from relay.password_command import run_password_command
 
         password = asyncio.run(run_password_command(account.name, account.password_command))
@@ -422,11 +594,33 @@ def run_test(args: argparse.Namespace) -> int:
 
 # ``account test`` exits like ``flush``: 75 when trying again later may work,
 # 1 when a person has to change something (credentials, TLS, the server's answers).
-_TEST_EXIT_CODES = {"connect": 75, "timeout": 75, "dropped": 75, "closing": 75}
+_TEST_EXIT_CODES = {
+    "connect": 75,
+    "timeout": 75,
+    "dropped": 75,
+    "closing": 75,
+    "sign-in": 75,
+}
 
 
-def account_as_json(account: Account) -> dict[str, Any]:
-    """The ``account list --json`` item: the settings, never a password."""
+def account_as_json(account: Account, home: Path | None = None) -> dict[str, Any]:
+    """The ``account list --json`` item: the settings, never a password or a token.
+
+    ``auth`` says how the account authenticates (``password``, ``oauth2``,
+    or null when it does not log in); for an OAuth2 account,
+    ``refresh_token_stored`` says whether it is signed in (null when the
+    keyring cannot be asked).
+    """
+    oauth2 = account.oauth2
+    stored: bool | None = None
+    if oauth2 is not None and home is not None:
+        from relay.errors import OutboxError
+        from relay.oauth_store import get_refresh_token
+
+        try:
+            stored = get_refresh_token(home, account.name) is not None
+        except OutboxError:
+            stored = None
     return {
         "name": account.name,
         "default": account.default,
@@ -443,16 +637,22 @@ def account_as_json(account: Account) -> dict[str, Any]:
         "data_timeout": account.data_timeout_s,
         "pipelining": account.pipelining,
         "address": account.address,
-        "auth": _auth(account),
+        "auth": account.auth,
         "password_command": account.password_command,
+        "oauth2": (
+            {
+                "provider": oauth2.provider.value,
+                "client_id": oauth2.client_id,
+                "authorize_url": oauth2.authorize_url,
+                "token_url": oauth2.token_url,
+                "device_url": oauth2.device_url,
+                "scope": oauth2.scope,
+            }
+            if oauth2 is not None
+            else None
+        ),
+        "refresh_token_stored": stored,
     }
-
-
-def _auth(account: Account) -> str | None:
-    """How the account logs in: ``password`` (the keyring's), ``password-command``, or None."""
-    if account.user is None:
-        return None
-    return "password-command" if account.password_command is not None else "password"
 
 
 def _describe(account: Account) -> str:
@@ -461,6 +661,8 @@ def _describe(account: Account) -> str:
         words.append(f"as {account.user}")
     if account.password_command is not None:
         words.append("(password from its command)")
+    if account.oauth2 is not None:
+        words.append(f"(signs in with {account.oauth2.label})")
     if account.default:
         words.append("(default)")
     return " ".join(words)

@@ -73,6 +73,7 @@ def test_account_list_json_shows_the_settings_with_defaults_filled_in(outbox: Ru
             "connect_timeout": 30.0, "command_timeout": 120.0, "data_timeout": 600.0,
             "pipelining": True, "address": None, "auth": None,
             "password_command": None,
+            "oauth2": None, "refresh_token_stored": None,
         },
         {
             "name": "relay", "default": False, "host": "mx.example.net", "port": 465,
@@ -81,6 +82,7 @@ def test_account_list_json_shows_the_settings_with_defaults_filled_in(outbox: Ru
             "connect_timeout": 30.0, "command_timeout": 120.0, "data_timeout": 90.0,
             "pipelining": False, "address": "me@example.net", "auth": None,
             "password_command": None,
+            "oauth2": None, "refresh_token_stored": None,
         },
     ]  # fmt: skip
 

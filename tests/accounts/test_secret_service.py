@@ -1,4 +1,4 @@
-"""The one test that keeps a password in a real Secret Service (gnome-keyring).
+"""The tests that keep secrets in a real Secret Service (gnome-keyring).
 
 Everything else uses the test keyring; this proves the real path works end to
 end: the command line stores through keyring's Secret Service backend on a
@@ -68,3 +68,29 @@ def test_a_password_goes_into_a_real_secret_service_and_comes_back(
     assert removed.returncode == 0, removed.stderr
     assert credentials.get_password(home, "work") is None
     assert credentials.get_password(other, "work") == "the other one"
+
+
+@pytest.mark.secret_service
+def test_an_imported_refresh_token_goes_into_a_real_secret_service_per_home(
+    home: Path,
+    tmp_path: Path,
+    real_secret_service: SecretService,
+    monkeypatch: pytest.MonkeyPatch,
+    use_keyring: UseKeyring,
+) -> None:
+    from relay import oauth_store
+
+    for key, value in real_secret_service.env.items():
+        monkeypatch.setenv(key, value)
+    use_keyring(secret_service_backend.Keyring())
+    other_home = tmp_path / "other"
+    for directory in (home, other_home):
+        directory.mkdir(mode=0o700, exist_ok=True)
+    oauth_store.store_refresh_token(home, "work", "refresh-token-of-home-one")
+    oauth_store.store_refresh_token(other_home, "work", "refresh-token-of-home-two")
+
+    assert oauth_store.get_refresh_token(home, "work") == "refresh-token-of-home-one"
+    assert oauth_store.get_refresh_token(other_home, "work") == "refresh-token-of-home-two"
+    oauth_store.forget_sign_in(home, "work")
+    assert oauth_store.get_refresh_token(home, "work") is None
+    assert oauth_store.get_refresh_token(other_home, "work") == "refresh-token-of-home-two"

@@ -10,7 +10,7 @@ from pytestqt.qtbot import QtBot
 
 from gui.accounts_dialog import AccountsDialog
 from gui.app import create_main_window
-from gui.first_start import NO_ACCOUNT, NO_MESSAGE
+from gui.empty_hint import NO_ACCOUNT, NO_MESSAGE
 from gui.main_window import MainWindow
 from tests.gui.driving import click_action
 from tests.gui.messages import enqueue
@@ -22,10 +22,11 @@ def test_a_new_user_is_told_to_add_an_account_then_messages(
     window = create_main_window(home)
     qtbot.addWidget(window)
     window.show()
-    hint = window.first_start
-    assert hint.isVisible() and hint.text() == NO_ACCOUNT
-    assert "outbox " not in hint.text()  # what to click, not what to type
-    assert hint.geometry() == window.view.viewport().rect()
+    hint = window.empty_hint
+    qtbot.waitUntil(hint.isVisible)
+    assert hint.text.text() == NO_ACCOUNT and hint.add_account.isVisible()
+    assert "outbox " not in hint.text.text()  # what to click, not what to type
+    assert hint.parent() is window.view.viewport()  # inside the table: never a scrollbar
 
     click_action(qtbot, window, window.action_accounts)
     dialog = window.findChild(AccountsDialog, "accounts_dialog")
@@ -33,7 +34,8 @@ def test_a_new_user_is_told_to_add_an_account_then_messages(
     for field, text in ((dialog.name, "work"), (dialog.host, "smtp.example.org")):
         qtbot.keyClicks(field, text)
     qtbot.mouseClick(dialog.save_button, Qt.MouseButton.LeftButton)
-    assert hint.isVisible() and hint.text() == NO_MESSAGE
+    qtbot.waitUntil(lambda: hint.text.text() == NO_MESSAGE)
+    assert hint.isVisible() and not hint.add_account.isVisible()
 
     enqueue(window.outbox, "ann@example.org")
     qtbot.waitUntil(lambda: not hint.isVisible())
@@ -42,7 +44,9 @@ def test_a_new_user_is_told_to_add_an_account_then_messages(
 def test_an_outbox_with_an_account_and_mail_shows_no_hint(
     window: MainWindow, qtbot: QtBot
 ) -> None:
-    assert window.first_start.isVisible() and window.first_start.text() == NO_MESSAGE
+    hint = window.empty_hint
+    qtbot.waitUntil(hint.isVisible)
+    assert hint.text.text() == NO_MESSAGE
     enqueue(window.outbox, "ann@example.org")
     qtbot.waitUntil(lambda: window.view.model().rowCount() == 1)
-    assert not window.first_start.isVisible()
+    qtbot.waitUntil(lambda: not hint.isVisible())
