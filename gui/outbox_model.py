@@ -391,7 +391,11 @@ class OutboxModel(QAbstractTableModel):
             self._schedule()
 
     def reconcile(self, messages: Sequence[MessageSnapshot]) -> None:
-        """Make the rows match ``messages`` (the whole store, re-read) with minimal changes."""
+        """Make the rows match ``messages`` (the whole store, re-read) with minimal changes.
+
+        A snapshot does not say whether a claimed message's turn has come: each
+        ``sending`` one reads as under way (``reconcile_listed`` is told).
+        """
         self.reconcile_listed([listed(m) for m in messages])
 
     def reconcile_listed(
