@@ -7,6 +7,12 @@ Rules this module keeps:
   the rest, a page per turn of the event loop), then snapshots from engine events
   (``EngineBridge``) or rows re-read after another process changed the store
   (``reconcile_listed``). The model never reads the database.
+- A message a flush claimed reads "waiting" until its own transaction runs
+  (a session sends one at a time). For this process's flush the engine's
+  events say when (``phase_reached``); for another process's, the rows read
+  from the store do (``relay.listing.WAITING``). Either way the row itself
+  keeps the ``sending`` state it has in the store, and a mark (``_waiting``)
+  changes the word shown.
 - A row is a ``relay.listing.Listed``: a plain tuple of strings and numbers.
   100,000 of them load in one query with no per-row Python work, take little
   memory, and are invisible to the garbage collector (it untracks tuples of
@@ -61,6 +67,7 @@ from relay.listing import (
     L_SIZE,
     L_STATE,
     L_SUBJECT,
+    WAITING,
     Listed,
     listed,
     unpack_recipients,
@@ -139,8 +146,6 @@ _DEFERRED = MessageState.DEFERRED.value
 _WAITING = frozenset({_DEFERRED, MessageState.QUEUED.value})
 _UNCERTAIN = RecipientState.UNCERTAIN.value
 _NEVER = "~"  # sorts after every ISO 8601 time: no next try comes last
-#: The State word of a message claimed by a flush and waiting for its turn on its connection.
-WAITING = "waiting"
 
 
 class Progress:
@@ -211,6 +216,23 @@ def _local_when(stored: str, today: date) -> str:
     return local.strftime("%H:%M") if local.date() == today else local.strftime(DAY_TIME)
 
 
+def _waiting_apart(rows: list[Listed]) -> tuple[list[Listed], set[int]]:
+    """``rows`` read from the store with ``relay.listing.WAITING`` made ``sending``,
+    and the ids of those rows (claimed by a flush, not yet under way)."""
+    waiting = {row[L_ID] for row in rows if row[L_STATE] == WAITING}
+    if not waiting:
+        return rows, waiting
+    return [_as_sending(row) if row[L_ID] in waiting else row for row in rows], waiting
+
+
+def _as_sending(row: Listed) -> Listed:
+    message_id, _, sender, subject, size, tries, next_at, error, recipients, reply, created = row
+    return (
+        message_id, _SENDING, sender, subject, size, tries, next_at, error, recipients, reply,
+        created,
+    )  # fmt: skip
+
+
 def _search_text(row: Listed) -> str:
     addresses = (address for address, _ in unpack_recipients(row[L_RECIPIENTS]))
     return " ".join([row[L_SUBJECT], *addresses]).casefold()
@@ -235,8 +257,9 @@ class OutboxModel(QAbstractTableModel):
         self._search: dict[int, str] = {}
         self._pending: dict[int, Listed | None] = {}
         self._pending_progress: set[int] = set()
-        # Messages this process's flush claimed whose own transaction has not begun:
-        # their State reads "waiting" (a session sends one message at a time).
+        # Messages a flush claimed whose own transaction has not begun (this process's,
+        # told by events; another's, read from the store): their State reads "waiting"
+        # (a session sends one message at a time); their rows say "sending".
         self._waiting: set[int] = set()
         # Progress of messages whose "sending" snapshot waits in the pending batch:
         # shown with that batch, never before the row says "sending".
@@ -270,7 +293,7 @@ class OutboxModel(QAbstractTableModel):
         self._timer.stop()
         self._pending.clear()
         self._pending_progress.clear()
-        self._waiting.clear()
+        rows, self._waiting = _waiting_apart(rows)
         self._early_progress.clear()
         self._search.clear()
         self.beginResetModel()
@@ -286,7 +309,9 @@ class OutboxModel(QAbstractTableModel):
     def append_listed(self, rows: list[Listed], *, complete: bool) -> None:
         """The next rows of a load (ids above those loaded), as new rows at the end."""
         self.apply_pending()
+        rows, waiting = _waiting_apart(rows)
         fresh = [row for row in rows if row[L_ID] not in self._row_of]
+        self._waiting.update(i for i in waiting if i not in self._row_of)
         if rows and self._loaded_through is not None:
             self._loaded_through = rows[-1][L_ID]
         if fresh:
@@ -366,7 +391,11 @@ class OutboxModel(QAbstractTableModel):
             self._schedule()
 
     def reconcile(self, messages: Sequence[MessageSnapshot]) -> None:
-        """Make the rows match ``messages`` (the whole store, re-read) with minimal changes."""
+        """Make the rows match ``messages`` (the whole store, re-read) with minimal changes.
+
+        A snapshot does not say whether a claimed message's turn has come: each
+        ``sending`` one reads as under way (``reconcile_listed`` is told).
+        """
         self.reconcile_listed([listed(m) for m in messages])
 
     def reconcile_listed(
@@ -378,6 +407,7 @@ class OutboxModel(QAbstractTableModel):
         changed, with the next batch applied at once.
         """
         self.apply_pending()
+        rows, waiting = _waiting_apart(list(rows))
         seen = set()
         for row in rows:
             message_id = row[L_ID]
@@ -385,7 +415,13 @@ class OutboxModel(QAbstractTableModel):
             index = self._row_of.get(message_id)
             if index is None or self._rows[index] != row:
                 self._pending[message_id] = row
-                self._waiting.discard(message_id)  # another process's: it says no more
+            # The store is never behind the events: what it says of the turn holds.
+            if (message_id in waiting) != (message_id in self._waiting):
+                if message_id in waiting:
+                    self._waiting.add(message_id)
+                else:
+                    self._waiting.discard(message_id)
+                self._pending_progress.add(message_id)  # the State word changes
         for message_id in self._row_of:
             if (
                 message_id > after_id

@@ -16,10 +16,14 @@ holds the same thing: a view can tell what changed with ``==``.
 
 Reading it (positions are the ``L_*`` constants):
 
-- ``state``: the ``MessageState`` value; ``next_attempt_at`` (None, or the
-  next try of a deferred message, or the time a scheduled one waits for) and
-  ``created_at`` (when it was queued): the stored text (UTC ISO 8601,
-  ``relay.storefile.to_text``);
+- ``state``: the ``MessageState`` value, except ``WAITING`` for a message
+  a flush claimed whose own transaction is not under way yet (the store
+  says ``sending`` and marks the difference; a snapshot does not carry it,
+  so ``listed`` says ``sending`` there: a view that merges both reads
+  ``WAITING`` as ``sending`` plus a mark of its own);
+- ``next_attempt_at`` (None, or the next try of a deferred message, or the
+  time a scheduled one waits for) and ``created_at`` (when it was queued):
+  the stored text (UTC ISO 8601, ``relay.storefile.to_text``);
 - ``recipients``: ``unpack_recipients`` gives ``(address, state value)``
   pairs in envelope order;
 - ``reply``: the first reply of a recipient no longer pending, in envelope
@@ -32,7 +36,8 @@ import sqlite3
 from typing import Final
 
 from relay.events import MessageSnapshot
-from relay.states import RecipientState
+from relay.outbox import CLAIMED
+from relay.states import MessageState, RecipientState
 from relay.storefile import to_text
 
 #: ``(id, state, sender, subject, size, attempts, next_attempt_at, last_error,
@@ -51,6 +56,10 @@ L_RECIPIENTS: Final = 8
 L_REPLY: Final = 9
 L_CREATED: Final = 10
 
+#: The ``state`` of a listed message claimed by a flush and waiting for its turn: a
+#: session sends one message at a time, and only that one reads ``sending``.
+WAITING: Final = "waiting"
+
 # Envelope addresses never hold control characters (relay.address validates them).
 _FIELD = "\x1f"
 _RECORD = "\x1e"
@@ -59,7 +68,10 @@ _PENDING = RecipientState.PENDING.value
 # group_concat's order is not guaranteed before SQLite 3.44: each record
 # carries its position, and unpack_recipients sorts by it.
 _SELECT = (
-    "SELECT m.id, m.state, m.sender, m.subject, m.size, m.attempts, m.next_attempt_at,"
+    "SELECT m.id,"
+    f" CASE WHEN m.sending = {CLAIMED} AND m.state = '{MessageState.SENDING.value}'"
+    f" THEN '{WAITING}' ELSE m.state END,"
+    " m.sender, m.subject, m.size, m.attempts, m.next_attempt_at,"
     " m.last_error,"
     " (SELECT group_concat(r.position || char(31) || r.address || char(31) || r.state,"
     "  char(30)) FROM recipients r WHERE r.message_id = m.id),"

@@ -322,6 +322,22 @@ class Outbox:
             )
         return [_message_from_row(row, recipients.get(row[0], [])) for row in rows]
 
+    def waiting_ids(self) -> set[int]:
+        """Messages a flush (of any process) claimed whose own transaction is not under
+        way yet: ``sending`` in the store, but waiting for their turn on a connection.
+
+        A session sends one message at a time and marks each as under way
+        (``start_transaction``) just before anything of it goes on the wire,
+        so what a person is shown as ``sending`` is what the server is getting.
+        """
+        return {
+            row[0]
+            for row in self._conn.execute(
+                f"SELECT id FROM messages WHERE sending = {CLAIMED} AND state = ?",
+                (MessageState.SENDING.value,),
+            )
+        }
+
     def data_version(self) -> int:
         """A number that changes whenever *another* connection commits (``PRAGMA data_version``).
 

@@ -3,6 +3,12 @@
 Subjects, addresses and replies are shown through ``relay.visible`` (a
 bidirectional override or zero-width character escaped); ``--json`` prints
 the stored text as it is.
+
+A message a flush claimed reads ``sending`` only while its own transaction
+runs; claimed and waiting for its turn on the connection it reads
+``waiting``, as in the window. ``--json`` keeps ``state`` to the store's
+words (``sending`` for both: a flush holds the message) and says which of the
+two with ``"waiting": true`` or ``false``.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from datetime import datetime
 from relay.commands.store import open_outbox, parse_ids
 from relay.errors import UsageError
 from relay.events import MessageSnapshot
+from relay.listing import WAITING
 from relay.outbox import Outbox
 from relay.sizes import size_text
 from relay.states import MessageState, RecipientState
@@ -73,8 +80,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     with outbox:
         messages = outbox.messages(MessageState(args.state) if args.state else None)
         pruned = outbox.pruned()
+        waiting = outbox.waiting_ids()
     if args.json:
-        items = [{**m.to_json(), "body_pruned": m.id in pruned} for m in messages]
+        items = [
+            {**m.to_json(), "body_pruned": m.id in pruned, "waiting": _is_waiting(m, waiting)}
+            for m in messages
+        ]
         json.dump(items, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
         return 0
@@ -89,7 +100,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         rows.append(
             (
                 str(m.id),
-                m.state.value,
+                _state_word(m, waiting),
                 "pruned" if m.id in pruned else size_text(m.size),
                 str(m.attempts),
                 _when(m.next_attempt_at),
@@ -104,6 +115,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _is_waiting(m: MessageSnapshot, waiting: set[int]) -> bool:
+    """Whether ``m`` was claimed by a flush and waits for its turn (``Outbox.waiting_ids``)."""
+    return m.state is MessageState.SENDING and m.id in waiting
+
+
+def _state_word(m: MessageSnapshot, waiting: set[int]) -> str:
+    return WAITING if _is_waiting(m, waiting) else m.state.value
+
+
 def cmd_show(args: argparse.Namespace) -> int:
     (message_id,) = parse_ids([args.id])
     _, outbox = open_outbox(args.home)
@@ -115,8 +135,9 @@ def cmd_show(args: argparse.Namespace) -> int:
             return 0
         attempts = outbox.attempts(message_id)
         pruned = bool(outbox.pruned([message_id]))
+        waiting = outbox.waiting_ids() if message.state is MessageState.SENDING else set()
     if args.json:
-        item = message.to_json()
+        item = {**message.to_json(), "waiting": _is_waiting(message, waiting)}
         item["body_pruned"] = pruned
         item["attempt_history"] = [
             {**a.to_json(), "transcript": a.transcript} for a in attempts
@@ -124,7 +145,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         json.dump(item, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
         return 0
-    _print_message(message)
+    _print_message(message, _state_word(message, waiting))
     if pruned:
         print("body: pruned after sending (retention); the history below is kept")
     if attempts:
@@ -140,8 +161,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_message(m: MessageSnapshot) -> None:
-    print(f"message {m.id}: {m.state.value}")
+def _print_message(m: MessageSnapshot, state: str) -> None:
+    print(f"message {m.id}: {state}")
     print(f"  from:       {visible(m.sender)}")
     print(f"  subject:    {visible(m.subject)}")
     print(f"  size:       {m.size} octets")

@@ -7,14 +7,6 @@ with the MAIL and RCPT arguments it was given (``X-Mail-Args``,
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,70 +15,15 @@ from relay.dsn import DsnRequest, check_envid, parse_notify, parse_ret, xtext
 from relay.errors import UsageError
 from relay.outbox import Outbox
 from tests.support.cli import outbox
+from tests.support.postfix_sink import PostfixSink, postfix_sink
 from tests.support.smtp_servers import threaded_smtp_server
 
-SINK = Path("/usr/sbin/smtp-sink")
 MESSAGE = b"From: Ann <ann@example.org>\nTo: bob@example.net\nSubject: dsn\n\nbody\n"
 
 
-@contextlib.contextmanager
-def smtp_sink() -> Iterator[tuple[int, Path]]:
-    """``smtp-sink -d DIR`` on a free loopback port, and DIR; stopped (and waited for) at the end.
-
-    Run as root, smtp-sink drops to ``nobody``, who cannot reach pytest's 0700
-    temporary folders: its folder is a fresh one under the system's temporary
-    directory, owned by ``nobody``.
-    """
-    if not SINK.exists():
-        if os.environ.get("CI") == "true":
-            pytest.fail("smtp-sink is missing (.ci/run installs postfix)")
-        pytest.skip("Postfix's smtp-sink is not installed here")
-    with tempfile.TemporaryDirectory(prefix="outbox-sink-") as name:
-        directory = Path(name)
-        user = "nobody" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
-        if os.geteuid() == 0:
-            shutil.chown(directory, user="nobody")
-        with _sink_process(directory, user) as port:
-            yield port, directory
-
-
-@contextlib.contextmanager
-def _sink_process(directory: Path, user: str) -> Iterator[int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    process = subprocess.Popen(
-        [str(SINK), "-u", user, "-d", f"{directory}/", f"127.0.0.1:{port}", "10"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise
-                time.sleep(0.02)
-        yield port
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-def sink_files(directory: Path) -> list[dict[str, list[str]]]:
+def sink_files(sink: PostfixSink) -> list[dict[str, list[str]]]:
     """Each message smtp-sink wrote: its X-* argument lines, by name."""
-    found = []
-    for path in sorted(directory.iterdir()):
-        lines: dict[str, list[str]] = {}
-        for line in path.read_bytes().split(b"\n"):
-            if not line.startswith(b"X-"):
-                break
-            name, _, value = line.decode().partition(": ")
-            lines.setdefault(name, []).append(value.strip())
-        found.append(lines)
-    return found
+    return [message.arguments() for message in sink.received()]
 
 
 def add_account(home: Path, port: int, *extra: str) -> None:
@@ -100,8 +37,8 @@ def test_notify_ret_and_envid_reach_a_server_that_offers_dsn(
     tmp_path: Path, pipelining: str
 ) -> None:
     home = tmp_path / "home"
-    with smtp_sink() as (port, sink):
-        add_account(home, port, "--pipelining", pipelining)
+    with postfix_sink() as sink:
+        add_account(home, sink.port, "--pipelining", pipelining)
         done = outbox(home, "sendmail", "-oi", "-N", "success,failure", "-R", "hdrs",
                       "-V", "id+1 x", "--", "bob@example.net", "cy@example.net", input=MESSAGE)
         assert done.returncode == 0, done.stderr.decode()
@@ -142,8 +79,8 @@ def test_a_server_without_dsn_gets_the_message_without_and_the_attempt_says_so(
 
 def test_the_null_sender_goes_out_as_mail_from_empty_brackets(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    with smtp_sink() as (port, sink):
-        add_account(home, port)
+    with postfix_sink() as sink:
+        add_account(home, sink.port)
         done = outbox(home, "sendmail", "-f", "<>", "-oi", "bob@example.net", input=MESSAGE)
         assert done.returncode == 0, done.stderr.decode()
         assert outbox(home, "flush").returncode == 0

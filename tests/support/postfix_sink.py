@@ -39,6 +39,17 @@ class SinkMessage:
     rcpt_tos: list[str]
     text: str
 
+    def arguments(self) -> dict[str, list[str]]:
+        """Its ``X-*`` lines by name, each value whole: the address with the ESMTP
+        parameters that came with it (``X-Mail-Args: <a@b> RET=HDRS``)."""
+        found: dict[str, list[str]] = {}
+        for line in self.text.split("\n\n", 1)[0].splitlines():
+            if not line.startswith("X-"):
+                break
+            name, _, value = line.partition(": ")
+            found.setdefault(name, []).append(value.strip())
+        return found
+
 
 @dataclass(frozen=True)
 class PostfixSink:
