@@ -29,7 +29,7 @@ def register_login(actions: Any) -> None:
         " page and Outbox waits on 127.0.0.1 for it to come back. The refresh token is kept"
         " only in the system keyring.",
     )
-    login.add_argument("name", metavar="NAME")
+    login.add_argument("name", metavar="NAME", help="the account to sign in (see account list)")
     how = login.add_mutually_exclusive_group()
     how.add_argument(
         "--device",
