@@ -9,9 +9,10 @@ prompt on a terminal, goes straight to the keyring and nowhere else; or the
 account names a ``--password-command`` that prints it when it is needed
 (``relay.password_command``), and then nothing is stored at all. The
 order of an ``add`` or a ``set`` is: check everything, ask for the password,
-then, under the config lock, check again, store the password and write the
-config, so a refused account never leaves a password behind and a keyring
-that does not work leaves the config untouched.
+(``add --test``: open a session with it as ``account test`` does, and stop
+there unless it worked), then, under the config lock, check again, store the
+password and write the config, so a refused account never leaves a password
+behind and a keyring that does not work leaves the config untouched.
 
 An account may sign in with OAuth2 instead (``--oauth2 google|microsoft|custom``
 with ``--user``, the mailbox, and the client ID the person registered); it
@@ -69,7 +70,8 @@ def register(subparsers: Any) -> None:
         "add",
         help="add an account",
         description="Add an account. The first account becomes the default. Ports default"
-        " by security: 465 (tls), 587 (starttls), 25 (none).",
+        " by security: 465 (tls), 587 (starttls), 25 (none). With --test it is saved only"
+        " if connecting and logging in to its server works.",
     )
     add.add_argument("name", metavar="NAME", help="a name of your choice for the account")
     _add_settings(add, adding=True)
