@@ -11,7 +11,8 @@ In order, the first that answers wins:
 
 What was found says where it came from, so the person can judge it before
 saving. The resolver and the autoconfig location are parameters: tests
-point them at servers on 127.0.0.1.
+point them at servers on 127.0.0.1 (tests of the command line through the
+loopback-only test seam of ``relay.discovery_seam``).
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ prompt on a terminal, goes straight to the keyring and nowhere else; or the
 account names a ``--password-command`` that prints it when it is needed
 (``relay.password_command``), and then nothing is stored at all. The
 order of an ``add`` or a ``set`` is: check everything, ask for the password,
-then, under the config lock, check again, store the password and write the
-config, so a refused account never leaves a password behind and a keyring
-that does not work leaves the config untouched.
+(``add --test``: open a session with it as ``account test`` does, and stop
+there unless it worked), then, under the config lock, check again, store the
+password and write the config, so a refused account never leaves a password
+behind and a keyring that does not work leaves the config untouched.
 
 An account may sign in with OAuth2 instead (``--oauth2 google|microsoft|custom``
 with ``--user``, the mailbox, and the client ID the person registered); it
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -68,7 +70,8 @@ def register(subparsers: Any) -> None:
         "add",
         help="add an account",
         description="Add an account. The first account becomes the default. Ports default"
-        " by security: 465 (tls), 587 (starttls), 25 (none).",
+        " by security: 465 (tls), 587 (starttls), 25 (none). With --test it is saved only"
+        " if connecting and logging in to its server works.",
     )
     add.add_argument("name", metavar="NAME", help="a name of your choice for the account")
     _add_settings(add, adding=True)
@@ -80,7 +83,15 @@ def register(subparsers: Any) -> None:
         " providers, the provider's autoconfig file, DNS SRV records); flags given win",
     )
     found.add_argument(
-        "--dry-run", action="store_true", help="only show what would be added; save nothing"
+        "--dry-run",
+        action="store_true",
+        help="only show what would be added (and, with --test, test it); save nothing",
+    )
+    add.add_argument(
+        "--test",
+        action="store_true",
+        help="before saving, connect, secure and log in as 'account test' does (sends"
+        " nothing); save only if that works, else exit as 'account test' does (75 or 1)",
     )
     add.set_defaults(func=run_add)
 
@@ -308,10 +319,11 @@ def _discover_into(args: argparse.Namespace, fields: dict[str, Any]) -> None:
     import asyncio
 
     from relay.discovery import discover
+    from relay.discovery_seam import discovery_overrides
 
     if not args.address:
         raise UsageError("--discover needs --address ADDR, the account's e-mail address")
-    found = asyncio.run(discover(args.address))
+    found = asyncio.run(discover(args.address, **discovery_overrides(os.environ)))
     if found is None:
         raise ConfigError(
             f"found no outgoing server for {args.address}: give --host (and --port, --security)"
@@ -391,16 +403,24 @@ def run_add(args: argparse.Namespace) -> int:
     )
     if args.password_stdin and new.user is None:
         raise UsageError("--password-stdin needs --user: a password goes with a user name")
-    if args.dry_run:
-        validate_account(new)
+    validate_account(new)
+    if args.dry_run and not args.test:
         print(f"would add account {new.name}: {_describe(new)}; nothing was saved")
         return 0
-    home = ensure_home(resolve_home(args.home))
-    add_account(load_accounts(home), new)  # refuse before asking for a password
+    home = resolve_home(args.home)
+    if not args.dry_run:
+        home = ensure_home(home)
+        add_account(load_accounts(home), new)  # refuse before asking for a password
     password = None
     client_secret = _read_client_secret() if args.oauth_client_secret_stdin else None
     if new.user and new.password_command is None and new.oauth2 is None:
         password = _read_password(new, from_stdin=args.password_stdin)
+    if args.test:
+        tested = _test_before_saving(new, password)
+        if tested != 0 or args.dry_run:
+            verdict = "the test failed; " if tested != 0 else ""
+            print(f"account {new.name} was not added: {verdict}nothing was saved")
+            return tested
     with editing_accounts(home) as accounts:
         updated = add_account(accounts, new)
         if password is not None:
@@ -413,6 +433,21 @@ def run_add(args: argparse.Namespace) -> int:
     if added.oauth2 is not None:
         print(f"sign in with `outbox account login {added.name}` before sending")
     return 0
+
+
+def _test_before_saving(account: Account, password: str | None) -> int:
+    """``account test`` for an account not saved yet, with the password just given.
+
+    A password command runs as it would for a flush. An OAuth2 account has no
+    refresh token before ``account login``: its server is tested up to the
+    sign-in, which is left out (and said so).
+    """
+    if account.oauth2 is not None:
+        print(f"not signing in: account {account.name} has no OAuth2 token before it is saved")
+        return _probe(dataclasses.replace(account, user=None), None, show_transcript=False)
+    if account.password_command is not None:
+        password = _run_password_command(account)
+    return _probe(account, password, show_transcript=False)
 
 
 def run_set(args: argparse.Namespace) -> int:
@@ -534,13 +569,8 @@ def run_list(args: argparse.Namespace) -> int:
 
 def run_test(args: argparse.Namespace) -> int:
     """Open a session as the relayer would (``relay.connection``), report it, send nothing."""
-    import asyncio
-
     from relay import credentials
-    from relay.connection import open_session
     from relay.oauth_tokens import TokenSource, token_source_for
-    from relay.report import SessionFailure
-    from relay.transcript import Transcript
 
     home = resolve_home(args.home)
     accounts = load_accounts(home)
@@ -558,9 +588,7 @@ def run_test(args: argparse.Namespace) -> int:
     if account.oauth2 is not None:
         password = token_source_for(home, account)
     elif account.password_command is not None:
-        from relay.password_command import run_password_command
-
-        password = asyncio.run(run_password_command(account.name, account.password_command))
+        password = _run_password_command(account)
     elif account.user is not None:
         password = credentials.get_password(home, account.name)
         if password is None:
@@ -568,6 +596,30 @@ def run_test(args: argparse.Namespace) -> int:
                 f"no password stored for account {account.name!r}: set one with"
                 f" 'outbox account set {account.name} --password-stdin'"
             )
+    return _probe(account, password, show_transcript=args.transcript)
+
+
+def _run_password_command(account: Account) -> str:
+    import asyncio
+
+    from relay.password_command import run_password_command
+
+    assert account.password_command is not None
+    return asyncio.run(run_password_command(account.name, account.password_command))
+
+
+def _probe(account: Account, password: Any, *, show_transcript: bool) -> int:
+    """Connect, secure, greet and log in as the relayer would; print the outcome, send nothing.
+
+    ``password`` is a password, an OAuth2 token source or None. The exit code
+    is ``account test``'s: 0, or ``_TEST_EXIT_CODES``' 75 / 1 on a failure.
+    """
+    import asyncio
+
+    from relay.connection import open_session
+    from relay.report import SessionFailure
+    from relay.transcript import Transcript
+
     print(f"account {account.name}: {_describe(account)}")
     sys.stdout.flush()
     transcript = Transcript()
@@ -582,7 +634,7 @@ def run_test(args: argparse.Namespace) -> int:
             await opened.quit()
 
     outcome = asyncio.run(probe())
-    if args.transcript:
+    if show_transcript:
         print(transcript.render(), file=sys.stderr)
     if isinstance(outcome, SessionFailure):
         print(f"outbox: account {account.name}: {outcome.text}", file=sys.stderr)

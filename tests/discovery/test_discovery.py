@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 import trustme
-from dnslib.server import DNSLogger, DNSServer
-from dnslib.zoneresolver import ZoneResolver
 
 from relay.accounts import Security
 from relay.discovery import discover
@@ -25,6 +21,7 @@ from relay.discovery_autoconfig import parse_autoconfig
 from relay.discovery_dns import loopback_resolver
 from relay.errors import ConfigError
 from relay.oauth_providers import Provider
+from tests.discovery.loopback_servers import dns_serving, https_serving
 
 ZONE = """
 _submissions._tcp.srv.example.test. 60 IN SRV 10 5 465 smtp-tls.srv.example.test.
@@ -57,55 +54,20 @@ AUTOCONFIG = b"""<?xml version="1.0" encoding="UTF-8"?>
 
 @pytest.fixture
 def dns_port() -> Iterator[int]:
-    server = DNSServer(
-        ZoneResolver(ZONE),
-        address="127.0.0.1",
-        port=0,
-        logger=DNSLogger("-request,-reply,-truncated,-error,-recv,-send,-data"),
-    )
-    server.start_thread()
-    try:
-        yield int(server.server.server_address[1])
-    finally:
-        server.stop()
-        server.server.server_close()
+    with dns_serving(ZONE) as port:
+        yield port
 
 
 @pytest.fixture
 def https() -> Iterator[tuple[str, ssl.SSLContext, list[str]]]:
     """An HTTPS server serving AUTOCONFIG at the .well-known path of auto.example.test."""
     ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server_context)
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     asked: list[str] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def do_GET(self) -> None:
-            asked.append(self.path)
-            if self.path == "/auto.example.test/.well-known/autoconfig/mail/config-v1.1.xml":
-                body, status = AUTOCONFIG, 200
-            else:
-                body, status = b"not here", 404
-            self.send_response(status)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.socket = server_context.wrap_socket(httpd.socket, server_side=True)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"https://localhost:{httpd.server_address[1]}", client_context, asked
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+    files = {"/auto.example.test/.well-known/autoconfig/mail/config-v1.1.xml": AUTOCONFIG}
+    with https_serving(ca, files, asked) as base:
+        yield base, client_context, asked
 
 
 def run_discover(address: str, dns_port: int, https: Any = None, **extra: Any) -> Any:
