@@ -9,7 +9,7 @@ qutebrowser does, the window turns automatic collection off and collects on a
 timer in the GUI thread, by generation, when the counts call for it.
 
 A full collection walks every object the program keeps: 40-60 ms of frozen
-window in the middle of a large flush (issue 6). So what survives a full
+window in the middle of a large flush (README, Performance). So what survives a full
 collection is frozen (``gc.freeze``, as the start-up's objects are), and the
 next full collection walks only what was made since. Cycles among frozen
 objects are not looked for until ``collect_everything`` (after a flush,

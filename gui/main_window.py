@@ -14,7 +14,7 @@ warning that the recipient may get it twice) when a selected message has an
 uncertain recipient; Delete asks first.
 
 Dialogs are opened with ``open()``: a nested ``exec()`` loop under qasync,
-started from an engine callback, misbehaves (STACK-NOTES.md).
+started from an engine callback, misbehaves (seen with qasync here).
 """
 
 from __future__ import annotations

@@ -39,7 +39,7 @@ class MessageSnapshot:
     account: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        """The ``list --json`` item: a contract (DESIGN.md)."""
+        """The ``list --json`` item: a contract (README, "Using it"); keys are only added."""
         return {
             "id": str(self.id),
             "state": str(self.state),

@@ -3,7 +3,7 @@
 No I/O and no hidden clock: every function takes what it decides on, ``now``
 included, so each row of these tables is a unit test.
 
-Classification is by stage *and* code, never code alone (STYLE.md):
+Classification is by stage *and* code, never code alone:
 
 | stage       | reply                          | verdict for the recipients it covers |
 |-------------|--------------------------------|--------------------------------------|

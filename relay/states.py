@@ -1,6 +1,6 @@
 """The states of recipients and messages, and the rule that derives one from the other.
 
-The enum values are exactly the words of DESIGN.md, so the database, the JSON
+The enum values are exactly the words of the command-line contract, so the database, the JSON
 output and the code agree. A message's state is a function of its recipients'
 states plus two facts a person or the flush controls (held, being sent).
 """

@@ -1,6 +1,6 @@
 """A stored message body, read from the outbox file piece by piece while it is sent.
 
-A 50 MB message must not be held whole (issue 6: resident memory may grow by
+A 50 MB message must not be held whole (the benchmark's figure 4: resident memory may grow by
 less than 20 MB): reading it with ``SELECT`` costs two copies at once, SQLite's
 and Python's. ``StoredBody`` is a ``relay.report.BodySource`` that reads the
 ``bodies.raw`` blob incrementally (``sqlite3.Connection.blobopen``) instead.

@@ -2,7 +2,7 @@
 
 Kept apart from ``relay.outbox`` (the store's API, events and snapshots) so
 that ``outbox sendmail`` -- started once per message by mail clients -- can
-store a message with nothing but ``sqlite3`` loaded (issue 6: a fresh
+store a message with nothing but ``sqlite3`` loaded (the benchmark's figure 5: a fresh
 process in well under 50 ms). ``Outbox.add_message`` writes through
 ``insert_message`` too, so there is one way a message enters the file.
 

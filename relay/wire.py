@@ -2,7 +2,7 @@
 
 aiosmtplib opens the session (connect, TLS, EHLO, AUTH); for the transactions
 the connection's transport is handed to ``Wire``, our own protocol, because
-aiosmtplib cannot do what the mail phase needs (STACK-NOTES.md, issue 6):
+aiosmtplib cannot do what the mail phase needs (no PIPELINING, no streamed data):
 
 - DATA streamed in chunks with flow control, so progress means bytes the
   kernel took, not bytes queued in a buffer, and a 50 MB message is never

@@ -1,1 +1,1 @@
-"""Performance benchmarks (issue 6); run with ``uv run python -m tests.bench``."""
+"""Performance benchmarks (README, Performance); run with ``uv run python -m tests.bench``."""

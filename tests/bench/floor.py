@@ -1,6 +1,6 @@
 """The floor under figures 1 and 3a: the least a client keeping our promises can do.
 
-Issue 5 promises that a kill during a flush duplicates at most the message in
+RELIABILITY.md promises that a kill during a flush duplicates at most the message in
 flight on each connection. So before a message's final dot leaves, the
 verdict of the message before it on that connection must be on disk (else a
 restart could not tell it was delivered), and so must the record that this

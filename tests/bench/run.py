@@ -1,4 +1,4 @@
-"""The performance benchmarks of issue 6: ``uv run python -m tests.bench`` prints the table.
+"""The performance benchmarks: ``uv run python -m tests.bench`` prints the table.
 
 Not part of the test run (no ``test_*`` files here, and ``conftest.py``
 ignores the directory). What it does:
@@ -20,7 +20,7 @@ ignores the directory). What it does:
       ``smtp-source -s 4 -d`` (4 sessions, messages back to back); and, from
       the same run and with no target of its own, ``floor.py`` (rows 1f and
       1g): a client that does only the pipelined wire and the one durable row
-      per message that issue 5's kill promise requires -- the most any Python
+      per message that the kill promise (RELIABILITY.md) requires -- the most any Python
       client keeping that promise can reach here -- with the rows in SQLite
       (1f), in a synced file (1g), and not written at all (the wire alone);
       Row 1w is the largest size the store's write-ahead log reached during

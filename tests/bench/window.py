@@ -1,4 +1,4 @@
-"""Figure 6 of issue 6: the window over a large outbox, and its event loop during a flush.
+"""Figure 6 of the benchmarks: the window over a large outbox, and its event loop during a flush.
 
 Run by ``tests/bench/run.py`` (row 6); each measurement runs the window in a
 fresh process (``python -m tests.bench.window open|flush HOME RESULT``) on the

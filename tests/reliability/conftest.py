@@ -1,4 +1,4 @@
-"""Shared pieces of the crash, fault and hostile-input campaign (issue 5).
+"""Shared pieces of the crash, fault and hostile-input campaign (RELIABILITY.md).
 
 Everything here runs the real program: ``outbox`` as a subprocess on a real
 home in the test's tmp dir, real SMTP servers on 127.0.0.1. Figures a test
@@ -22,7 +22,7 @@ from tests.support.cli import outbox
 
 FIGURES_ENV = "OUTBOX_RELIABILITY_FIGURES"
 SEED_ENV = "OUTBOX_RELIABILITY_SEED"
-DB_NAME = "outbox.sqlite3"  # the store's file in the home (DESIGN.md), read here with plain SQL
+DB_NAME = "outbox.sqlite3"  # the store's file in the home (README), read here with plain SQL
 
 
 @pytest.fixture
