@@ -165,6 +165,14 @@ class DetailPane(QWidget):
             ["Started", "Ended", "Account", "Server", "Outcome", "Sent", "Error"]
         )
         self.attempts.setRootIsDecorated(False)
+        # Each column as wide as what it usually holds (a date and time, a host and port),
+        # so the Server column is never cut off; the error takes the rest.
+        advance = self.attempts.fontMetrics().horizontalAdvance
+        for column, sample in enumerate(
+            ("2026-11-24 14:05", "2026-11-24 14:05", "an account", "smtp.example.org:587",
+             "deferred", "100.0 MB")
+        ):
+            self.attempts.setColumnWidth(column, advance(sample) + 24)
         self.attempts.currentItemChanged.connect(self._show_transcript)
         self.transcript = QPlainTextEdit()
         self.transcript.setObjectName("detail_transcript")
@@ -176,7 +184,7 @@ class DetailPane(QWidget):
         attempts_tab = QSplitter(Qt.Orientation.Vertical)
         attempts_tab.addWidget(self.attempts)
         attempts_tab.addWidget(self.transcript)
-        attempts_tab.setSizes([110, 250])
+        attempts_tab.setSizes([120, 160])  # five attempts before scrolling
 
         self.tabs = QTabWidget()
         self.tabs.setObjectName("detail_tabs")

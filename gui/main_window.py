@@ -107,16 +107,17 @@ HOLDABLE = frozenset(
     {MessageState.QUEUED, MessageState.DEFERRED, MessageState.FAILED, MessageState.UNCERTAIN}
 )
 
+#: Together narrower than the table at the window's first size: no horizontal scrollbar.
 _DEFAULT_WIDTHS = {
-    Column.STATE: 100,
-    Column.RECIPIENTS: 210,
-    Column.SUBJECT: 230,
+    Column.STATE: 90,
+    Column.RECIPIENTS: 190,
+    Column.SUBJECT: 210,
     Column.SIZE: 70,
     Column.ATTEMPTS: 70,
-    Column.LAST_RESULT: 250,
+    Column.LAST_RESULT: 210,
     Column.QUEUED: 110,
     Column.NEXT_TRY: 110,
-    Column.PROGRESS: 140,
+    Column.PROGRESS: 80,
 }
 
 
@@ -1054,7 +1055,7 @@ class MainWindow(QMainWindow):
         if isinstance(splitter, QByteArray) and not splitter.isEmpty():
             self.splitter.restoreState(splitter)
         else:
-            self.splitter.setSizes([460, 240])
+            self.splitter.setSizes([400, 300])  # the detail pane: five recipients or attempts
         self.action_notifications.setChecked(
             str(s.value(NOTIFY_SETTING, True)).lower() not in ("false", "0")
         )
