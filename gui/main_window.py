@@ -71,6 +71,7 @@ from gui.empty_hint import EmptyHint
 from gui.file_intake import add_files, dropped_files
 from gui.flush_runner import FlushRunner
 from gui.icons import action_icon, app_icon
+from gui.message_editor import EDITABLE, MessageEditor
 from gui.message_export import choose_target, save_eml
 from gui.notifications import DesktopNotifier
 from gui.outbox_model import Column, OutboxFilter, OutboxModel, RowMessage
@@ -175,6 +176,7 @@ class MainWindow(QMainWindow):
         )
         self.comeback = ComebackWatch(self)
         self.notifier = DesktopNotifier(self)
+        self.editor = MessageEditor(outbox, home, self)
         QTimer.singleShot(0, self.notifier.start)  # once the loop runs
 
         self._connect()
@@ -276,6 +278,11 @@ class MainWindow(QMainWindow):
         self.action_save_eml = self._action(
             "action_save_eml", "Save as .eml…", None, QKeySequence.StandardKey.Save,
             "Save the selected message to a file, exactly as it will be sent",
+        )
+        self.action_open_editor = self._action(
+            "action_open_editor", "Open in Editor", None, "Ctrl+E",
+            "Edit the selected held or queued message in your editor; it is used if it"
+            " is still a message Outbox can send",
         )
         self.action_about = self._action(
             "action_about", "About Outbox", None, None,
@@ -386,6 +393,7 @@ class MainWindow(QMainWindow):
         ):
             messages.addAction(action)
         messages.addSeparator()
+        messages.addAction(self.action_open_editor)
         messages.addAction(self.action_save_eml)
         messages.addAction(self.action_delete)
         messages.addSeparator()
@@ -425,6 +433,7 @@ class MainWindow(QMainWindow):
         for action in (self.action_hold, self.action_release):
             self.context_menu.addAction(action)
         self.context_menu.addSeparator()
+        self.context_menu.addAction(self.action_open_editor)
         self.context_menu.addAction(self.action_save_eml)
         self.context_menu.addAction(self.action_delete)
 
@@ -486,6 +495,8 @@ class MainWindow(QMainWindow):
         self.empty_hint.add_account_requested.connect(self.open_accounts)
         self.action_find.triggered.connect(self._focus_search)
         self.action_save_eml.triggered.connect(self.save_selected_eml)
+        self.action_open_editor.triggered.connect(self.edit_selected)
+        self.editor.notice.connect(self.status.notice)
         self.action_about.triggered.connect(lambda: show_about(self, self.home))
         self.action_quit.triggered.connect(self.quit_app)
         self.action_show.triggered.connect(self._bring_to_front)
@@ -671,6 +682,11 @@ class MainWindow(QMainWindow):
             subject = ""
         choose_target(self, message_id, subject, save)
 
+    def edit_selected(self) -> None:
+        chosen = self.selected_messages()
+        if len(chosen) == 1 and chosen[0].state in EDITABLE:
+            self.editor.open(chosen[0].id)
+
     def clear_sent(self) -> None:
         """Remove every sent message, after asking (``Outbox.purge_sent``)."""
         count = self.model.counts()[MessageState.SENT]
@@ -777,7 +793,9 @@ class MainWindow(QMainWindow):
         self.action_send_later.setEnabled(bool(states & SCHEDULABLE))
         self.action_release.setEnabled(MessageState.HELD in states)
         self.action_delete.setEnabled(bool(states - {MessageState.SENDING}))
-        self.action_save_eml.setEnabled(len(self.selected_messages()) == 1)
+        one = len(self.selected_messages()) == 1
+        self.action_save_eml.setEnabled(one)
+        self.action_open_editor.setEnabled(one and bool(states & EDITABLE))
         self.action_clear_sent.setEnabled(counts[MessageState.SENT] > 0)
 
     # -- engine events -----------------------------------------------------------------------

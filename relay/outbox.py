@@ -699,6 +699,59 @@ class Outbox:
 
         return self._change_each(message_ids, retry_one)
 
+    def replace_message(self, message_id: int, parsed: ParsedMessage) -> MessageSnapshot:
+        """Put ``parsed`` (an edited copy) in place of a held or queued message; one transaction.
+
+        Its sender, subject, size and body become the copy's, and its recipients
+        the copy's envelope, all pending: what storing the copy anew would give,
+        keeping the message's id, account, schedule and history. Refused
+        (``OutboxError``, nothing changed) unless the message is, inside this
+        transaction, held or queued, claimed by no flush, and no recipient has
+        it already (sent) or may have (uncertain).
+        """
+        with self._write() as conn:
+            row = conn.execute(
+                "SELECT state, sending FROM messages WHERE id = ?", (message_id,)
+            ).fetchone()
+            if row is None:
+                raise NoSuchMessage(message_id)
+            state, sending = MessageState(row[0]), row[1]
+            if state not in (MessageState.HELD, MessageState.QUEUED) or sending:
+                shown = MessageState.SENDING if sending else state
+                raise OutboxError(
+                    f"message {message_id} is {shown} now: only a held or queued message"
+                    " can be replaced"
+                )
+            if any(
+                recipient in (RecipientState.SENT, RecipientState.UNCERTAIN)
+                for recipient in self._recipient_states(message_id)
+            ):
+                raise OutboxError(
+                    f"message {message_id} has already gone to some of its recipients"
+                )
+            conn.execute(
+                "UPDATE messages SET sender = ?, subject = ?, size = ?, needs_smtputf8 = ?,"
+                " eight_bit = ? WHERE id = ?",
+                (parsed.sender, parsed.subject, len(parsed.raw), int(parsed.needs_smtputf8),
+                 int(parsed.eight_bit), message_id),
+            )
+            conn.execute(
+                "UPDATE bodies SET raw = ? WHERE message_id = ?", (parsed.raw, message_id)
+            )
+            conn.execute("DELETE FROM recipients WHERE message_id = ?", (message_id,))
+            conn.executemany(
+                "INSERT INTO recipients (message_id, position, address, state)"
+                " VALUES (?, ?, ?, ?)",
+                [
+                    (message_id, position, address, RecipientState.PENDING.value)
+                    for position, address in enumerate(parsed.recipients)
+                ],
+            )
+            self._rederive(message_id)
+            snapshot = self._snapshot(message_id)
+        self._publish(MessageChanged(snapshot))
+        return snapshot
+
     def failed_ids(self) -> list[int]:
         return [
             row[0] for row in self._conn.execute("SELECT id FROM messages WHERE state = 'failed'")

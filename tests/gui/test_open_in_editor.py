@@ -1,0 +1,142 @@
+"""Open in Editor: a held or queued message edited in $VISUAL replaces the stored one only if
+it still parses and is still held or queued (real editor scripts, run by the window)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMenu, QMessageBox
+from pytestqt.qtbot import QtBot
+
+from gui.main_window import MainWindow
+from gui.outbox_model import Column
+from relay.message import parse_message
+from relay.states import MessageState
+from tests.gui.driving import click_rows, modal, row_of, shown
+
+WITH_BCC = (
+    b"From: alice@example.org\r\nTo: ann@example.org\r\nBcc: hidden@example.org\r\n"
+    b"Subject: Draft\r\n\r\nHello Ann.\r\n"
+)
+
+
+def editor(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, script: str) -> None:
+    """Make ``script`` (sh, the copy's path in $1) the user's $VISUAL."""
+    path = tmp_path / "editor.sh"
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("VISUAL", str(path))
+    monkeypatch.delenv("EDITOR", raising=False)
+    copies = tmp_path / "copies"  # where the window's temporary copies go
+    copies.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(copies))
+
+
+def click_ok(qtbot: QtBot, box: QMessageBox) -> None:
+    qtbot.mouseClick(box.button(QMessageBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not box.isVisible())
+
+
+def open_from_context_menu(qtbot: QtBot, window: MainWindow, message_id: int) -> None:
+    """Right-click the message's row and click Open in Editor in the menu that pops up."""
+    click_rows(qtbot, window, message_id)
+    view = window.view
+    row = row_of(window, message_id)
+    assert row is not None
+    where = view.visualRect(view.model().index(row, Column.SUBJECT)).center()
+    view.customContextMenuRequested.emit(where)  # what a right click on the viewport sends
+    menu = window.context_menu
+    assert isinstance(menu, QMenu)
+    qtbot.waitUntil(menu.isVisible)
+    action = window.action_open_editor
+    assert action.isEnabled()
+    qtbot.mouseClick(menu, Qt.MouseButton.LeftButton, pos=menu.actionGeometry(action).center())
+
+
+def test_an_edited_subject_replaces_the_stored_message_bcc_kept(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen = tmp_path / "seen.eml"
+    editor(
+        tmp_path, monkeypatch,
+        f'cp "$1" {seen}\nsed -i "s/^Subject: Draft/Subject: Final version/" "$1"\n',
+    )
+    message_id = window.outbox.add_message(parse_message(WITH_BCC)).id
+    window.outbox.hold([message_id])
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.STATE) == "held")
+
+    open_from_context_menu(qtbot, window, message_id)
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.SUBJECT) == "Final version")
+
+    assert b"Bcc: hidden@example.org" in seen.read_bytes()  # the editor saw every recipient
+    stored = window.outbox.get(message_id)
+    assert stored.state is MessageState.HELD
+    assert [r.address for r in stored.recipients] == ["ann@example.org", "hidden@example.org"]
+    raw = window.outbox.raw(message_id)
+    assert b"Subject: Final version\r\n" in raw and b"Bcc" not in raw
+    assert stored.size == len(raw)
+    assert "replaced" in window.statusBar().currentMessage()
+    assert not list((tmp_path / "copies").iterdir())  # the used copy is removed
+
+
+def test_a_copy_that_no_longer_parses_changes_nothing_and_says_why(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    editor(tmp_path, monkeypatch, 'printf "just some words\\n\\nand a body\\n" > "$1"\n')
+    message_id = window.outbox.add_message(parse_message(WITH_BCC)).id
+    before = window.outbox.raw(message_id)
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.STATE) == "queued")
+
+    open_from_context_menu(qtbot, window, message_id)
+    box = modal(qtbot, "edit_not_used")
+    assert isinstance(box, QMessageBox)
+    assert "not a header field" in box.text()
+    kept = Path(box.informativeText().removeprefix("Your edited copy is kept in ").rstrip("."))
+    assert kept.read_bytes().startswith(b"just some words")  # the edit is not lost
+    click_ok(qtbot, box)
+    assert window.outbox.raw(message_id) == before
+    assert [r.address for r in window.outbox.get(message_id).recipients] == [
+        "ann@example.org", "hidden@example.org",
+    ]
+
+
+def test_a_message_that_left_the_queue_while_edited_is_not_replaced(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    editor(
+        tmp_path, monkeypatch,
+        f'sed -i "s/^Subject: Draft/Subject: Too late/" "$1"\ncat {fifo} > /dev/null\n',
+    )
+    message_id = window.outbox.add_message(parse_message(WITH_BCC)).id
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.STATE) == "queued")
+    open_from_context_menu(qtbot, window, message_id)
+
+    writer: list[int] = []
+
+    def editor_waits() -> bool:  # the editor is running, and the window is not blocked
+        try:
+            writer.append(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError as exc:
+            assert exc.errno == errno.ENXIO
+            return False
+        return True
+
+    qtbot.waitUntil(editor_waits)
+    claimed = window.outbox.claim([message_id])  # a flush takes it meanwhile
+    assert [m.id for m in claimed] == [message_id]
+    os.close(writer[0])  # the editor exits
+
+    box = modal(qtbot, "edit_not_used")
+    assert isinstance(box, QMessageBox)
+    assert "sending now" in box.text()
+    click_ok(qtbot, box)
+    assert b"Subject: Draft\r\n" in window.outbox.raw(message_id)
+    window.outbox.release_claims([message_id])
