@@ -19,6 +19,7 @@ started from an engine callback, misbehaves (seen with qasync here).
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -322,6 +323,13 @@ class MainWindow(QMainWindow):
         self.progress_delegate = ProgressDelegate(view)
         view.setItemDelegateForColumn(Column.PROGRESS, self.progress_delegate)
         self.view = view
+        # "in 5 min" must read "in 4 min" a minute later: once a minute, the Queued and
+        # Next try cells on screen are repainted (no model signal, whatever the row count).
+        self.time_columns_timer = QTimer(self)
+        self.time_columns_timer.setObjectName("time_columns_timer")
+        self.time_columns_timer.setSingleShot(True)
+        self.time_columns_timer.timeout.connect(self._repaint_time_columns)
+        self.time_columns_timer.start(_ms_to_next_minute())
         self.empty_hint = EmptyHint(view.viewport())
         hint_layout = QVBoxLayout(view.viewport())
         hint_layout.addWidget(self.empty_hint)
@@ -1016,6 +1024,15 @@ class MainWindow(QMainWindow):
         if message_id != self.detail.message_id:
             self.detail.show_message(message_id)
 
+    def _repaint_time_columns(self) -> None:
+        viewport = self.view.viewport()
+        header = self.view.horizontalHeader()
+        for column in (Column.QUEUED, Column.NEXT_TRY):
+            if not header.isSectionHidden(column):
+                left = header.sectionViewportPosition(column)
+                viewport.update(left, 0, header.sectionSize(column), viewport.height())
+        self.time_columns_timer.start(_ms_to_next_minute())
+
     def _select_first_if_none(self) -> None:
         if not self.view.selectionModel().hasSelection() and self.proxy.rowCount() == 1:
             self.view.selectRow(0)
@@ -1136,6 +1153,11 @@ class MainWindow(QMainWindow):
             self.bridge.close()
             self.tray.close()
         event.accept()
+
+
+def _ms_to_next_minute() -> int:
+    """Milliseconds until the clock's next whole minute (at least one)."""
+    return max(1, 60_000 - int(time.time() * 1000) % 60_000)
 
 
 def _messages(count: int) -> str:

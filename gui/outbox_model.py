@@ -33,11 +33,12 @@ Rules this module keeps:
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from enum import IntEnum
 from functools import lru_cache
 from typing import Any
@@ -145,6 +146,8 @@ _DEFERRED = MessageState.DEFERRED.value
 # States whose next_attempt_at means something: a deferred's next try, a scheduled's time.
 _WAITING = frozenset({_DEFERRED, MessageState.QUEUED.value})
 _UNCERTAIN = RecipientState.UNCERTAIN.value
+#: Times at most this many minutes from now read as "in 5 min" or "12 min ago".
+_RELATIVE_MIN = 60
 _NEVER = "~"  # sorts after every ISO 8601 time: no next try comes last
 
 
@@ -194,25 +197,45 @@ def last_result_text(row: Listed) -> str:
 
 
 def next_try_text(row: Listed, now: datetime) -> str:
-    """When a deferred message is tried again, or a scheduled one sent: ``14:05`` today,
-    else with its date."""
+    """When a deferred message is tried again, or a scheduled one sent: ``in 5 min`` within
+    the hour, ``14:05`` later today, else with its date."""
     moment = row[L_NEXT_ATTEMPT]
     if row[L_STATE] not in _WAITING or moment is None:
         return ""
-    return _local_when(moment, now.astimezone().date())
+    return _local_when(moment, _minute(now))
 
 
 def queued_text(row: Listed, now: datetime) -> str:
-    """When the message entered the outbox: ``14:05`` today, else with its date."""
+    """When the message entered the outbox: ``12 min ago`` within the hour, ``14:05`` earlier
+    today, else with its date."""
     created = row[L_CREATED]
-    return _local_when(created, now.astimezone().date()) if created else ""
+    return _local_when(created, _minute(now)) if created else ""
+
+
+def _minute(now: datetime) -> int:
+    """``now`` in whole minutes since the epoch: what the time columns' words depend on."""
+    return int(now.timestamp()) // 60
 
 
 @lru_cache(maxsize=4096)
-def _local_when(stored: str, today: date) -> str:
-    """A stored time as ``relay.schedule.day_text`` shows it, remembered: a scroll redraws
-    the same cells, and parsing and formatting a time per cell slows it."""
-    local = datetime.fromisoformat(stored).astimezone()
+def _local_when(stored: str, minute: int) -> str:
+    """A stored time seen at ``minute``: relative within the hour, else as
+    ``relay.schedule.day_text`` shows it (``14:05`` today, else with its date).
+
+    Remembered: a scroll redraws the same cells, and parsing and formatting a
+    time per cell slows it; the key changes once a minute, as the words do.
+    """
+    moment = datetime.fromisoformat(stored)
+    # Minutes as the clock counts them: 12:05 is "in 5 min" at 12:00, whatever the seconds.
+    ahead = math.floor(moment.timestamp() / 60) - minute
+    if 0 < ahead <= _RELATIVE_MIN:
+        return f"in {ahead} min"
+    if ahead == 0:
+        return "now"
+    if -_RELATIVE_MIN <= ahead < 0:
+        return f"{-ahead} min ago"
+    local = moment.astimezone()
+    today = datetime.fromtimestamp(minute * 60, UTC).astimezone().date()
     return local.strftime("%H:%M") if local.date() == today else local.strftime(DAY_TIME)
 
 
@@ -233,6 +256,10 @@ def _as_sending(row: Listed) -> Listed:
     )  # fmt: skip
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _search_text(row: Listed) -> str:
     addresses = (address for address, _ in unpack_recipients(row[L_RECIPIENTS]))
     return " ".join([row[L_SUBJECT], *addresses]).casefold()
@@ -249,6 +276,8 @@ class OutboxModel(QAbstractTableModel):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._rows: list[Listed] = []
+        #: What the Queued and Next try columns measure from ("in 5 min"); tests set it.
+        self.clock: Callable[[], datetime] = _utc_now
         self._row_of: dict[int, int] = {}
         self._counts = dict.fromkeys(MessageState, 0)
         # Progress of the rows in "sending", by message id.
@@ -710,7 +739,7 @@ class OutboxModel(QAbstractTableModel):
                 return progress.text() if progress is not None else ""
             if column == Column.STATE and self._waiting and shown[L_ID] in self._waiting:
                 return WAITING
-            return _display_text(shown, column)
+            return _display_text(shown, column, self.clock)
         if role == ID_ROLE:
             return shown[L_ID]
         if role == Qt.ItemDataRole.DecorationRole:
@@ -726,7 +755,7 @@ class OutboxModel(QAbstractTableModel):
         return None
 
 
-def _display_text(row: Listed, column: int) -> str | None:
+def _display_text(row: Listed, column: int, clock: Callable[[], datetime]) -> str | None:
     if column == Column.STATE:
         return row[L_STATE]
     if column == Column.RECIPIENTS:
@@ -740,9 +769,9 @@ def _display_text(row: Listed, column: int) -> str | None:
     if column == Column.LAST_RESULT:
         return last_result_text(row)
     if column == Column.NEXT_TRY:
-        return next_try_text(row, datetime.now(UTC))
+        return next_try_text(row, clock())
     if column == Column.QUEUED:
-        return queued_text(row, datetime.now(UTC))
+        return queued_text(row, clock())
     return None
 
 
