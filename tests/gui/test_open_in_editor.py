@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMenu, QMessageBox
+from PySide6.QtWidgets import QMenu, QMessageBox, QPushButton
 from pytestqt.qtbot import QtBot
 
 from gui.main_window import MainWindow
@@ -140,3 +140,23 @@ def test_a_message_that_left_the_queue_while_edited_is_not_replaced(
     click_ok(qtbot, box)
     assert b"Subject: Draft\r\n" in window.outbox.raw(message_id)
     window.outbox.release_claims([message_id])
+
+
+def test_without_visual_or_editor_the_desktop_opens_it_and_the_window_asks_when_saved(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    editor(tmp_path, monkeypatch, "")
+    monkeypatch.delenv("VISUAL")
+    opener = tmp_path / "bin" / "xdg-open"  # hands the file to an application and returns
+    opener.parent.mkdir()
+    opener.write_text('#!/bin/sh\nsed -i "s/^Subject: Draft/Subject: Saved in the app/" "$1"\n')
+    opener.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{opener.parent}{os.pathsep}{os.environ['PATH']}")
+    message_id = window.outbox.add_message(parse_message(WITH_BCC)).id
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.STATE) == "queued")
+
+    open_from_context_menu(qtbot, window, message_id)
+    box = modal(qtbot, "use_edited_copy")
+    assert shown(window, message_id, Column.SUBJECT) == "Draft"  # nothing until asked
+    qtbot.mouseClick(box.findChild(QPushButton, "accept"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.SUBJECT) == "Saved in the app")
