@@ -76,6 +76,11 @@ class _Edit:
     original: bytes
     local: LocalNames
     process: QProcess
+    #: The envelope to keep (sender, recipients) when it was not the header's: a
+    #: message given its recipients apart from its header (``sendmail RCPT`` without
+    #: ``-t``, ``-f``) keeps them, whatever the edited header names. None: the edited
+    #: header's own addresses (plus the Bcc field the copy shows) are the envelope.
+    envelope: tuple[str, tuple[str, ...]] | None = None
 
 
 class MessageEditor(QObject):
@@ -117,7 +122,16 @@ class MessageEditor(QObject):
             named: Sequence[str] = parse_message(raw, local=local).recipients
         except (InvalidMessage, ConfigError):
             named = ()
-        original = editable_copy(raw, [r.address for r in snapshot.recipients], named)
+        stored = [r.address for r in snapshot.recipients]
+        header_keys = {domain_key(address) for address in named}
+        # The envelope followed the header when every address the header names is a
+        # recipient (the others are Bcc, which the copy shows again); otherwise it was
+        # given apart from the header, and an edit keeps it as it is.
+        envelope: tuple[str, tuple[str, ...]] | None = None
+        if not header_keys <= {domain_key(address) for address in stored}:
+            envelope = (snapshot.sender, tuple(stored))
+            named = stored
+        original = editable_copy(raw, stored, named)
         folder = Path(tempfile.mkdtemp(prefix="outbox-edit-"))
         path = folder / f"message-{message_id}.eml"
         try:
@@ -133,7 +147,7 @@ class MessageEditor(QObject):
         process.setProgram(command[0])
         process.setArguments([*command[1:], str(path)])
         process.setProcessChannelMode(QProcess.ProcessChannelMode.ForwardedChannels)
-        edit = _Edit(message_id, folder, path, original, local, process)
+        edit = _Edit(message_id, folder, path, original, local, process, envelope)
         self._edits[message_id] = edit
         process.finished.connect(
             lambda code, status: self._editor_exited(edit, command, code, status)
@@ -189,7 +203,17 @@ class MessageEditor(QObject):
             return
         kept = f"Your edited copy is kept in {edit.path}."
         try:
-            parsed = parse_message(data, local=edit.local)
+            if edit.envelope is None:
+                parsed = parse_message(data, local=edit.local)
+            else:
+                sender, recipients = edit.envelope
+                parsed = parse_message(
+                    data,
+                    sender=sender,
+                    recipients=recipients,
+                    from_headers=False,
+                    local=edit.local,
+                )
             self._outbox.replace_message(message_id, parsed)
         except (OutboxError, sqlite3.Error) as exc:
             reason = str(exc)

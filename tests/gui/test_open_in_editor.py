@@ -85,6 +85,30 @@ def test_an_edited_subject_replaces_the_stored_message_bcc_kept(
     assert not list((tmp_path / "copies").iterdir())  # the used copy is removed
 
 
+def test_an_envelope_given_apart_from_the_header_is_kept_through_an_edit(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As `sendmail -f bounce@example.org ops@example.org` stores it (no -t): the header
+    # names a list the caller did not send to; an edit must not start sending to it.
+    editor(tmp_path, monkeypatch, 'sed -i "s/^Subject: Draft/Subject: Final/" "$1"\n')
+    parsed = parse_message(
+        b"From: alice@example.org\r\nTo: everyone@example.org\r\nSubject: Draft\r\n\r\nHi.\r\n",
+        sender="bounce@example.org",
+        recipients=["ops@example.org"],
+        from_headers=False,
+    )
+    message_id = window.outbox.add_message(parsed).id
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.STATE) == "queued")
+
+    open_from_context_menu(qtbot, window, message_id)
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.SUBJECT) == "Final")
+
+    stored = window.outbox.get(message_id)
+    assert [r.address for r in stored.recipients] == ["ops@example.org"]
+    assert stored.sender == "bounce@example.org"
+    assert b"Bcc" not in window.outbox.raw(message_id)
+
+
 def test_a_copy_that_no_longer_parses_changes_nothing_and_says_why(
     window: MainWindow, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
