@@ -26,8 +26,8 @@ def about_text(home: Path) -> str:
     return (
         f"<p><b>Outbox {html.escape(__version__)}</b><br>"
         "A desktop outbox for e-mail: nothing lost, nothing sent twice.</p>"
-        f"<p>Data folder: <a href=\"{html.escape(folder)}\">{html.escape(str(home))}</a></p>"
-        f"<p>Documentation: <a href=\"{DOCS_URL}\">{DOCS_URL}</a></p>"
+        f'<p>Data folder: <a href="{html.escape(folder)}">{html.escape(str(home))}</a></p>'
+        f'<p>Documentation: <a href="{DOCS_URL}">{DOCS_URL}</a></p>'
     )
 
 

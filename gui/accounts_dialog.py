@@ -304,9 +304,7 @@ class AccountsDialog(QDialog):
         self.list.blockSignals(True)
         self.list.clear()
         for account in accounts:
-            item = QListWidgetItem(
-                f"{account.name} (default)" if account.default else account.name
-            )
+            item = QListWidgetItem(f"{account.name} (default)" if account.default else account.name)
             item.setData(Qt.ItemDataRole.UserRole, account.name)
             self.list.addItem(item)
         self.list.blockSignals(False)
@@ -431,9 +429,7 @@ class AccountsDialog(QDialog):
         except OutboxError:
             self.sign_in_state.setText("The keyring cannot be read")
             return
-        self.sign_in_state.setText(
-            f"Signed in as {account.user}" if stored else "Not signed in"
-        )
+        self.sign_in_state.setText(f"Signed in as {account.user}" if stored else "Not signed in")
 
     def discover(self) -> None:
         """Find the settings for the address typed, on the running loop; fill the form."""
@@ -470,9 +466,7 @@ class AccountsDialog(QDialog):
             self._discovering = None
             self.discover_button.setEnabled(True)
         if found is None:
-            self.discovered.setText(
-                f"Found no settings for {address}: fill in the server below."
-            )
+            self.discovered.setText(f"Found no settings for {address}: fill in the server below.")
             return
         if not self.name.text().strip() and self._editing is None:
             self.name.setText(address.partition("@")[2].split(".")[0] or "mail")
@@ -534,9 +528,7 @@ class AccountsDialog(QDialog):
     # -- reading the form ---------------------------------------------------------------------
 
     def _fields(self) -> dict[str, Any]:
-        patterns = tuple(
-            p for p in self.patterns.text().replace(",", " ").split() if p
-        )
+        patterns = tuple(p for p in self.patterns.text().replace(",", " ").split() if p)
         ca = self.ca_file.text().strip()
         return {
             "host": self.host.text().strip(),
@@ -710,8 +702,11 @@ class AccountsDialog(QDialog):
                 from relay.oauth_tokens import token_source_for
 
                 password = token_source_for(self.home, account)
-            elif command is None and account.user is not None and password is None and (
-                self._editing is not None
+            elif (
+                command is None
+                and account.user is not None
+                and password is None
+                and (self._editing is not None)
             ):
                 password = credentials.get_password(self.home, self._editing)
             if account.user is not None and password is None and command is None:

@@ -169,8 +169,14 @@ class DetailPane(QWidget):
         # so the Server column is never cut off; the error takes the rest.
         advance = self.attempts.fontMetrics().horizontalAdvance
         for column, sample in enumerate(
-            ("2026-11-24 14:05", "2026-11-24 14:05", "an account", "smtp.example.org:587",
-             "deferred", "100.0 MB")
+            (
+                "2026-11-24 14:05",
+                "2026-11-24 14:05",
+                "an account",
+                "smtp.example.org:587",
+                "deferred",
+                "100.0 MB",
+            )
         ):
             self.attempts.setColumnWidth(column, advance(sample) + 24)
         self.attempts.currentItemChanged.connect(self._show_transcript)
@@ -274,9 +280,7 @@ class DetailPane(QWidget):
         self.recipients.clear()
         for recipient in message.recipients:
             reply = visible(recipient.reply or "")
-            item = QTreeWidgetItem(
-                [visible(recipient.address), recipient.state.value, reply]
-            )
+            item = QTreeWidgetItem([visible(recipient.address), recipient.state.value, reply])
             item.setToolTip(2, reply)
             # Copy Reply: every line of it, each line's invisible characters escaped.
             lines = (recipient.reply or "").splitlines()

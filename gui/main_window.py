@@ -190,7 +190,10 @@ class MainWindow(QMainWindow):
     # -- building -----------------------------------------------------------------------
 
     def _action(
-        self, name: str, text: str, icon: str | None,
+        self,
+        name: str,
+        text: str,
+        icon: str | None,
         shortcut: QKeySequence | QKeySequence.StandardKey | str | None,
         tip: str,
     ) -> QAction:
@@ -208,51 +211,87 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         self.action_flush = self._action(
-            "action_flush", "Send All", "send-all", "Ctrl+Shift+Return",
+            "action_flush",
+            "Send All",
+            "send-all",
+            "Ctrl+Shift+Return",
             "Send every message that is due now",
         )
         self.action_flush_selected = self._action(
-            "action_flush_selected", "Send Selected", "send-selected", "Ctrl+Return",
+            "action_flush_selected",
+            "Send Selected",
+            "send-selected",
+            "Ctrl+Return",
             "Send the selected messages now, whatever their back-off",
         )
         self.action_stop = self._action(
-            "action_stop", "Stop", "stop", "Ctrl+.",
+            "action_stop",
+            "Stop",
+            "stop",
+            "Ctrl+.",
             "Finish the messages in flight and send nothing more",
         )
         self.action_retry = self._action(
-            "action_retry", "Retry", "retry", "Ctrl+R",
+            "action_retry",
+            "Retry",
+            "retry",
+            "Ctrl+R",
             "Send the selected deferred or failed messages again now",
         )
         self.action_retry_failed = self._action(
-            "action_retry_failed", "Retry All Failed", None, "Ctrl+Shift+R",
+            "action_retry_failed",
+            "Retry All Failed",
+            None,
+            "Ctrl+Shift+R",
             "Send every failed message again now",
         )
         self.action_hold = self._action(
-            "action_hold", "Hold", "hold", "Ctrl+H",
+            "action_hold",
+            "Hold",
+            "hold",
+            "Ctrl+H",
             "Keep the selected messages out of every flush",
         )
         self.action_release = self._action(
-            "action_release", "Release", "release", "Ctrl+Shift+H",
+            "action_release",
+            "Release",
+            "release",
+            "Ctrl+Shift+H",
             "Let the selected held messages go with the next flush",
         )
         self.action_delete = self._action(
-            "action_delete", "Delete…", "delete", QKeySequence.StandardKey.Delete,
+            "action_delete",
+            "Delete…",
+            "delete",
+            QKeySequence.StandardKey.Delete,
             "Remove the selected messages from the outbox",
         )
         self.action_clear_sent = self._action(
-            "action_clear_sent", "Clear Sent…", None, None,
+            "action_clear_sent",
+            "Clear Sent…",
+            None,
+            None,
             "Remove every sent message (and its record of delivery) from the outbox",
         )
         self.action_add = self._action(
-            "action_add", "Add Messages…", "add", QKeySequence.StandardKey.Open,
+            "action_add",
+            "Add Messages…",
+            "add",
+            QKeySequence.StandardKey.Open,
             "Add .eml files to the outbox (or drop them on the window)",
         )
         self.action_accounts = self._action(
-            "action_accounts", "Accounts…", "accounts", "Ctrl+,",
+            "action_accounts",
+            "Accounts…",
+            "accounts",
+            "Ctrl+,",
             "Add, change or remove the accounts mail goes out through",
         )
         self.action_find = self._action(
-            "action_find", "Find", None, QKeySequence.StandardKey.Find,
+            "action_find",
+            "Find",
+            None,
+            QKeySequence.StandardKey.Find,
             "Search recipients and subjects",
         )
         self.action_quit = self._action(
@@ -262,31 +301,49 @@ class MainWindow(QMainWindow):
             "action_show", "Show Outbox", None, None, "Bring the Outbox window to the front"
         )
         self.action_send_later = self._action(
-            "action_send_later", "Send Later…", None, None,
+            "action_send_later",
+            "Send Later…",
+            None,
+            None,
             "Send the selected messages no earlier than a time you choose",
         )
         self.action_notifications = self._action(
-            "action_notifications", "Notify When Mail Is Not Sent", None, None,
+            "action_notifications",
+            "Notify When Mail Is Not Sent",
+            None,
+            None,
             "A desktop notification (Retry, Show) when a message fails or may not have"
             " arrived; it never shows a message's text",
         )
         self.action_notifications.setCheckable(True)
         self.action_auto_send = self._action(
-            "action_auto_send", "Send deferred messages when they are due", None, None,
+            "action_auto_send",
+            "Send deferred messages when they are due",
+            None,
+            None,
             "While the window runs, send each deferred or scheduled message when its next"
             " try falls due (new mail still waits for Send)",
         )
         self.action_save_eml = self._action(
-            "action_save_eml", "Save as .eml…", None, QKeySequence.StandardKey.Save,
+            "action_save_eml",
+            "Save as .eml…",
+            None,
+            QKeySequence.StandardKey.Save,
             "Save the selected message to a file, exactly as it will be sent",
         )
         self.action_open_editor = self._action(
-            "action_open_editor", "Open in Editor", None, "Ctrl+E",
+            "action_open_editor",
+            "Open in Editor",
+            None,
+            "Ctrl+E",
             "Edit the selected held or queued message in your editor; it is used if it"
             " is still a message Outbox can send",
         )
         self.action_about = self._action(
-            "action_about", "About Outbox", None, None,
+            "action_about",
+            "About Outbox",
+            None,
+            None,
             "The version, the data folder and the documentation",
         )
 
@@ -388,7 +445,9 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.action_quit)
         messages = menus.addMenu("&Messages")
         for action in (
-            self.action_flush, self.action_flush_selected, self.action_send_later,
+            self.action_flush,
+            self.action_flush_selected,
+            self.action_send_later,
             self.action_stop,
         ):
             messages.addAction(action)
@@ -648,9 +707,7 @@ class MainWindow(QMainWindow):
         if not ids:
             return
         unsent = sum(
-            1
-            for m in self.selected_messages()
-            if m.id in ids and m.state is not MessageState.SENT
+            1 for m in self.selected_messages() if m.id in ids and m.state is not MessageState.SENT
         )
         detail = (
             f"{_messages(unsent).capitalize()} not sent yet will never be sent."
@@ -754,9 +811,7 @@ class MainWindow(QMainWindow):
             return
         dialog = AccountsDialog(self.home, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        dialog.accounts_changed.connect(
-            lambda: self._on_counts_changed(self.model.counts())
-        )
+        dialog.accounts_changed.connect(lambda: self._on_counts_changed(self.model.counts()))
         dialog.open()
 
     def _command(self, run: Callable[[], object], done: str) -> None:

@@ -138,9 +138,7 @@ class DesktopNotifier(QObject):
             (APP_NAME, 0, ICON, summary, body, actions, {"desktop-entry": ("s", ICON)}, -1),
         )
         try:
-            reply = await asyncio.wait_for(
-                self._router.send_and_get_reply(call), CALL_TIMEOUT_S
-            )
+            reply = await asyncio.wait_for(self._router.send_and_get_reply(call), CALL_TIMEOUT_S)
         except Exception:
             log.debug("a notification was not shown", exc_info=True)
             return

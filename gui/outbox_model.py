@@ -524,9 +524,7 @@ class OutboxModel(QAbstractTableModel):
         for first, last in _runs(sorted(changed_rows)):
             self.dataChanged.emit(self.index(first, 0), self.index(last, last_column))
 
-        progress_rows = sorted(
-            self._row_of[i] for i in progress_ids - touched if i in self._row_of
-        )
+        progress_rows = sorted(self._row_of[i] for i in progress_ids - touched if i in self._row_of)
         for first, last in _runs(progress_rows):
             # The State column too: "waiting" becomes "sending" with the first progress.
             self.dataChanged.emit(
@@ -854,9 +852,7 @@ class OutboxFilter(QSortFilterProxyModel):
         """The source rows of the proxy's rows ``first``..``last``."""
         if self._state is None and not self._needle:
             return range(first, last + 1)  # nothing filtered out: the same rows
-        return [
-            self.mapToSource(self.index(row, 0)).row() for row in range(first, last + 1)
-        ]
+        return [self.mapToSource(self.index(row, 0)).row() for row in range(first, last + 1)]
 
     def filterAcceptsRow(self, source_row: int, source_parent: ModelIndex) -> bool:
         return self._source.matches(source_row, self._state, self._needle)

@@ -31,9 +31,7 @@ class PasswordPrompt(QDialog):
     #: The new password is in the keyring: (account name).
     password_saved = Signal(str)
 
-    def __init__(
-        self, home: Path, account: str, reply: str, parent: QWidget | None = None
-    ) -> None:
+    def __init__(self, home: Path, account: str, reply: str, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.home = home
         self.account = account

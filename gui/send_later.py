@@ -1,4 +1,4 @@
-""""Send later…": a date-time picker for the selected messages.
+""" "Send later…": a date-time picker for the selected messages.
 
 The chosen moment (local time, whole minutes) is handed to the window, which
 stores it through ``Outbox.schedule``: no flush sends the messages before it
@@ -41,8 +41,7 @@ class SendLaterDialog(QDialog):
         self.when.setMinimumDateTime(_qt_local(local_now))
         self.when.setDateTime(_qt_local((local_now + DEFAULT_DELAY).replace(minute=0)))
         label = QLabel(
-            f"Send {'this message' if count == 1 else f'these {count} messages'}"
-            " no earlier than:"
+            f"Send {'this message' if count == 1 else f'these {count} messages'} no earlier than:"
         )
         label.setBuddy(self.when)
         buttons = QDialogButtonBox(

@@ -102,8 +102,9 @@ class StatusPanel(QObject):
             else ""
         )
         self.pause_label.setVisible(bool(texts))
+
     def session_phase(self, text: str) -> None:
-        """"local: connecting…": shown until the session moves on to its messages."""
+        """ "local: connecting…": shown until the session moves on to its messages."""
         self._phase_notice = text
         self.notice(text)
 

@@ -41,8 +41,9 @@ class OutboxTray(QObject):
     #: A notification was raised: (title, text).
     notified = Signal(str, str)
 
-    def __init__(self, show_window: QAction, flush: QAction, quit_app: QAction,
-                 parent: QObject | None = None) -> None:
+    def __init__(
+        self, show_window: QAction, flush: QAction, quit_app: QAction, parent: QObject | None = None
+    ) -> None:
         super().__init__(parent)
         self.icon = QSystemTrayIcon(app_icon(), self)
         self.icon.setObjectName("tray_icon")

@@ -34,6 +34,7 @@ from relay.errors import ConfigError
 DEFAULT_ALIAS = "default"
 TABLE = "aliases"
 
+
 def parse_targets(values: Sequence[str]) -> tuple[str, ...]:
     """``a@x.org,b@y.org`` (one or several words) as checked full addresses, in order, once each."""
     found: list[str] = []

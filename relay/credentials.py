@@ -229,9 +229,7 @@ def _delete(backend: Any, service: str, username: str) -> None:
             raise
 
 
-def _call(
-    action: str, what: str, operation: Callable[[Any], _T], secret: str | None = None
-) -> _T:
+def _call(action: str, what: str, operation: Callable[[Any], _T], secret: str | None = None) -> _T:
     """``operation`` on the keyring; ``what`` names the secret in errors ("the password of …")."""
     backend = _backend(action, what)
     try:
@@ -288,6 +286,4 @@ def _unavailable(
     detail = " ".join(detail.split())
     if len(detail) > 200:
         detail = detail[:199] + "…"
-    return KeyringUnavailable(
-        f"cannot {action} {what} ({detail}): {_HOW_TO_GET_ONE}"
-    )
+    return KeyringUnavailable(f"cannot {action} {what} ({detail}): {_HOW_TO_GET_ONE}")

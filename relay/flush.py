@@ -66,9 +66,7 @@ SELECT_PAGE = 1000
 AccountChooser = Callable[[MessageSnapshot], Account]
 #: An account's password: at once (the keyring), or awaited (a password command);
 #: for an account that signs in with OAuth2, its token source.
-PasswordLookup = Callable[
-    [Account], "str | TokenSource | Awaitable[str | None] | None"
-]
+PasswordLookup = Callable[[Account], "str | TokenSource | Awaitable[str | None] | None"]
 
 
 @dataclass(slots=True)
@@ -351,9 +349,7 @@ class RelayingManager:
                     except asyncio.QueueEmpty:
                         return
                     claimed = self._outbox.claim(batch)
-                    if claimed and await self._run_session(
-                        account, password, claimed, logged_in
-                    ):
+                    if claimed and await self._run_session(account, password, claimed, logged_in):
                         refused.set()
             except Exception as exc:
                 self._fail(exc)

@@ -82,9 +82,7 @@ _SELECT = (
 )
 
 
-def list_messages(
-    conn: sqlite3.Connection, *, after_id: int = 0, limit: int = -1
-) -> list[Listed]:
+def list_messages(conn: sqlite3.Connection, *, after_id: int = 0, limit: int = -1) -> list[Listed]:
     """Messages with an id above ``after_id``, in id order, at most ``limit`` (-1: all)."""
     rows = conn.execute(
         _SELECT + " WHERE m.id > ? ORDER BY m.id LIMIT ?", (after_id, limit)

@@ -480,8 +480,7 @@ class Outbox:
             conn.execute(
                 "INSERT OR REPLACE INTO account_pauses (account, until, limit_kind, reply, level)"
                 " VALUES (?, ?, ?, ?, ?)",
-                (pause.account, _to_text(pause.until), pause.limit.value, pause.reply,
-                 pause.level),
+                (pause.account, _to_text(pause.until), pause.limit.value, pause.reply, pause.level),
             )
 
     def end_account_pauses(self, accounts: Iterable[str]) -> None:
@@ -732,16 +731,19 @@ class Outbox:
             conn.execute(
                 "UPDATE messages SET sender = ?, subject = ?, size = ?, needs_smtputf8 = ?,"
                 " eight_bit = ? WHERE id = ?",
-                (parsed.sender, parsed.subject, len(parsed.raw), int(parsed.needs_smtputf8),
-                 int(parsed.eight_bit), message_id),
+                (
+                    parsed.sender,
+                    parsed.subject,
+                    len(parsed.raw),
+                    int(parsed.needs_smtputf8),
+                    int(parsed.eight_bit),
+                    message_id,
+                ),
             )
-            conn.execute(
-                "UPDATE bodies SET raw = ? WHERE message_id = ?", (parsed.raw, message_id)
-            )
+            conn.execute("UPDATE bodies SET raw = ? WHERE message_id = ?", (parsed.raw, message_id))
             conn.execute("DELETE FROM recipients WHERE message_id = ?", (message_id,))
             conn.executemany(
-                "INSERT INTO recipients (message_id, position, address, state)"
-                " VALUES (?, ?, ?, ?)",
+                "INSERT INTO recipients (message_id, position, address, state) VALUES (?, ?, ?, ?)",
                 [
                     (message_id, position, address, RecipientState.PENDING.value)
                     for position, address in enumerate(parsed.recipients)

@@ -55,10 +55,7 @@ def envelope(message: OutgoingMessage, mail_line: str, rcpt_parameters: str = ""
     ``rcpt_parameters``, such as DSN's `` NOTIFY=…``), DATA."""
     return [
         (Stage.MAIL, mail_line),
-        *(
-            (Stage.RCPT, f"RCPT TO:<{address}>{rcpt_parameters}")
-            for address in message.recipients
-        ),
+        *((Stage.RCPT, f"RCPT TO:<{address}>{rcpt_parameters}") for address in message.recipients),
         (Stage.DATA, "DATA"),
     ]
 

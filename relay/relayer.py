@@ -371,9 +371,7 @@ class ManagedRelayer:
             self._check_reset(await dialogue.read(Stage.RSET))
         return True
 
-    async def _send_body(
-        self, session: Session, tx: _Transaction, following: _Following
-    ) -> None:
+    async def _send_body(self, session: Session, tx: _Transaction, following: _Following) -> None:
         """The data and its final dot (with the next group, pipelining), progress reported."""
         observer = self._observer
         message = tx.message

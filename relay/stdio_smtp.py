@@ -209,9 +209,7 @@ class SmtpDialogue:
     def _check_address(self, address: str, utf8: bool, status: str) -> bytes | None:
         from relay.address import address_problem, local_name_problem
 
-        problem = (
-            address_problem(address) if "@" in address else local_name_problem(address)
-        )
+        problem = address_problem(address) if "@" in address else local_name_problem(address)
         if problem is not None:
             return self._refuse(553, status, f"bad address <{address}>: {problem}")
         if not address.isascii() and not utf8:

@@ -172,8 +172,9 @@ def insert_message(
 
 def record_drop_import(conn: sqlite3.Connection, file: str, message_id: int) -> None:
     """Note that drop file ``file`` (its identity, see ``relay.dropfolder``) is stored."""
-    conn.execute("INSERT OR REPLACE INTO drop_imports (file, message_id) VALUES (?, ?)",
-                 (file, message_id))
+    conn.execute(
+        "INSERT OR REPLACE INTO drop_imports (file, message_id) VALUES (?, ?)", (file, message_id)
+    )
 
 
 def enqueue(

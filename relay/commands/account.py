@@ -507,8 +507,11 @@ def run_set(args: argparse.Namespace) -> int:
             credentials.store_password(home, args.name, password)
         elif after.user is None and before.user is not None and before.password_command is None:
             credentials.delete_password(home, args.name)
-        elif before.user and before.password_command is None and before.oauth2 is None and (
-            after.password_command is not None or after.oauth2 is not None
+        elif (
+            before.user
+            and before.password_command is None
+            and before.oauth2 is None
+            and (after.password_command is not None or after.oauth2 is not None)
         ):
             _forget_stored_password(home, args.name)
         if oauth_store.sign_in_invalidated(before, after):

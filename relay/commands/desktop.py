@@ -236,21 +236,24 @@ def uninstall_autostart(directory: Path) -> list[Path]:
 
 def autostart_entry(command: Path) -> str:
     """The login entry: the window starts hidden in the tray (shown where there is none)."""
-    return "\n".join(
-        [
-            "[Desktop Entry]",
-            "Type=Application",
-            "Version=1.4",
-            "Name=Outbox",
-            "Comment=Send mail that falls due, from the tray",
-            f"Icon={APP_ID}",
-            "Exec=" + " ".join([exec_argument(str(command)), "gui", "--hidden"]),
-            "TryExec=" + _escape_string(str(command)),
-            "Terminal=false",
-            "NoDisplay=true",
-            "X-GNOME-Autostart-enabled=true",
-        ]
-    ) + "\n"
+    return (
+        "\n".join(
+            [
+                "[Desktop Entry]",
+                "Type=Application",
+                "Version=1.4",
+                "Name=Outbox",
+                "Comment=Send mail that falls due, from the tray",
+                f"Icon={APP_ID}",
+                "Exec=" + " ".join([exec_argument(str(command)), "gui", "--hidden"]),
+                "TryExec=" + _escape_string(str(command)),
+                "Terminal=false",
+                "NoDisplay=true",
+                "X-GNOME-Autostart-enabled=true",
+            ]
+        )
+        + "\n"
+    )
 
 
 def desktop_entry(template: str, command: Path) -> str:

@@ -139,9 +139,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.json:
         item = {**message.to_json(), "waiting": _is_waiting(message, waiting)}
         item["body_pruned"] = pruned
-        item["attempt_history"] = [
-            {**a.to_json(), "transcript": a.transcript} for a in attempts
-        ]
+        item["attempt_history"] = [{**a.to_json(), "transcript": a.transcript} for a in attempts]
         json.dump(item, sys.stdout, ensure_ascii=False, indent=1)
         sys.stdout.write("\n")
         return 0
@@ -153,8 +151,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         for a in attempts:
             ended = _when(a.ended_at) if a.ended_at else "unfinished"
             print(
-                f"  {_when(a.started_at)} → {ended}  {a.account} ({a.server})"
-                f"  {a.outcome or '-'}"
+                f"  {_when(a.started_at)} → {ended}  {a.account} ({a.server})  {a.outcome or '-'}"
             )
             if a.error:
                 print(f"    {visible(a.error)}")
@@ -217,9 +214,7 @@ def cmd_retry(args: argparse.Namespace) -> int:
         before = {i: outbox.get(i) for i in ids}
         for m in outbox.retry(ids):
             again = [
-                r.address
-                for r in before[m.id].recipients
-                if r.state is RecipientState.UNCERTAIN
+                r.address for r in before[m.id].recipients if r.state is RecipientState.UNCERTAIN
             ]
             if again:
                 print(

@@ -112,16 +112,25 @@ def test_account_list_without_accounts_says_how_to_add_one(outbox: RunOutbox) ->
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--host", "h", "--port", "0"], 78, "port must be a whole number, at least 1 and at"
-         " most 65535, not '0'"),
-        (["--host", "h", "--port", "smtp"], 78, "port must be a whole number, at least 1 and at"
-         " most 65535, not 'smtp'"),
+        (
+            ["--host", "h", "--port", "0"],
+            78,
+            "port must be a whole number, at least 1 and at most 65535, not '0'",
+        ),
+        (
+            ["--host", "h", "--port", "smtp"],
+            78,
+            "port must be a whole number, at least 1 and at most 65535, not 'smtp'",
+        ),
         (["--host", "h", "--security", "ssl"], 78, "unknown security 'ssl'"),
         (["--host", ""], 78, "the host is empty"),
         (["--host", "h", "--ca-file", "/no/such.pem"], 78, "CA file /no/such.pem does not exist"),
         (["--host", "h", "--max-connections", "0"], 78, "max connections must be a whole number"),
-        (["--host", "h", "--max-messages-per-connection", "-3"], 78,
-         "at least 1 and at most 1000000, not '-3'"),
+        (
+            ["--host", "h", "--max-messages-per-connection", "-3"],
+            78,
+            "at least 1 and at most 1000000, not '-3'",
+        ),
         (["--host", "h", "--command-timeout", "soon"], 78, "command timeout must be a number"),
         (["--host", "h", "--connect-timeout", "nan"], 78, "connect timeout must be a number"),
         (["--host", "h", "--data-timeout", "1e300"], 78, "at most 86400, not '1e300'"),

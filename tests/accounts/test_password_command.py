@@ -106,9 +106,7 @@ def test_set_switches_between_a_command_and_a_stored_password(
     switched = outbox("account", "set", "work", "--password-command", "pass show work")
     assert switched.returncode == 0, switched.stderr
     assert stored_passwords() == {}  # nothing kept once the command gives it
-    assert json.loads(outbox("account", "list", "--json").stdout)[0]["auth"] == (
-        "password-command"
-    )
+    assert json.loads(outbox("account", "list", "--json").stdout)[0]["auth"] == ("password-command")
 
     back = outbox("account", "set", "work", "--password-stdin", input="typed again")
     assert back.returncode == 0, back.stderr

@@ -33,8 +33,12 @@ def settle(home: Path, message_id: int, verdicts: dict[str, Verdict]) -> None:
         attempt = store.start_attempt(message_id, account="work", server="127.0.0.1:25")
         problems = [v.reply for v in verdicts.values() if v.state is not RecipientState.SENT]
         store.finish_attempt(
-            message_id, attempt, verdicts, outcome="partial",
-            error=problems[0] if problems else None, next_attempt_at=None,
+            message_id,
+            attempt,
+            verdicts,
+            outcome="partial",
+            error=problems[0] if problems else None,
+            next_attempt_at=None,
         )
 
 
@@ -90,12 +94,12 @@ def test_show_prints_recipients_and_raw_prints_the_exact_bytes(home: Path) -> No
 
 @pytest.mark.parametrize("command", ["show", "hold", "release", "delete", "retry"])
 @pytest.mark.parametrize("bad_id", ["42", "abc", "-3"])
-def test_an_unknown_id_is_a_clear_error_with_exit_1(
-    home: Path, command: str, bad_id: str
-) -> None:
+def test_an_unknown_id_is_a_clear_error_with_exit_1(home: Path, command: str, bad_id: str) -> None:
     add(home)
-    done = outbox(home, command, "--", bad_id) if bad_id.startswith("-") else outbox(
-        home, command, bad_id
+    done = (
+        outbox(home, command, "--", bad_id)
+        if bad_id.startswith("-")
+        else outbox(home, command, bad_id)
     )
     assert done.returncode == 1, done.stderr
     assert done.stderr.decode().startswith("outbox: no message")
@@ -114,10 +118,14 @@ def test_hold_then_release_then_delete(home: Path) -> None:
 
 def test_retry_owes_the_message_again_only_to_recipients_not_sent(home: Path) -> None:
     mid = add(home, "bob@example.org", "cy@example.org")
-    settle(home, mid, {
-        "bob@example.org": Verdict(RecipientState.SENT, "250 ok"),
-        "cy@example.org": Verdict(RecipientState.FAILED, "550 no such user"),
-    })
+    settle(
+        home,
+        mid,
+        {
+            "bob@example.org": Verdict(RecipientState.SENT, "250 ok"),
+            "cy@example.org": Verdict(RecipientState.FAILED, "550 no such user"),
+        },
+    )
     assert listed(home)[0]["state"] == "failed"
     assert listed(home)[0]["last_error"] == "550 no such user"
     assert outbox(home, "retry", "--failed").returncode == 0
@@ -184,8 +192,11 @@ def test_help_names_the_real_default_home(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k != "OUTBOX_HOME"}
     done = subprocess.run(
-        [sys.executable, "-m", "relay.cli", "--help"], capture_output=True, text=True,
-        env={**env, "XDG_DATA_HOME": str(data), "COLUMNS": "200"}, check=True,
+        [sys.executable, "-m", "relay.cli", "--help"],
+        capture_output=True,
+        text=True,
+        env={**env, "XDG_DATA_HOME": str(data), "COLUMNS": "200"},
+        check=True,
     )
     assert f"$OUTBOX_HOME if set, else {data / 'outbox'})" in done.stdout
 
@@ -199,7 +210,9 @@ def test_home_comes_from_outbox_home_when_not_given(tmp_path: Path) -> None:
     add(home)
     done = subprocess.run(
         [sys.executable, "-m", "relay.cli", "list", "--json"],
-        capture_output=True, env={**os.environ, "OUTBOX_HOME": str(home)}, timeout=60,
+        capture_output=True,
+        env={**os.environ, "OUTBOX_HOME": str(home)},
+        timeout=60,
     )
     assert b"ann@example.org" in done.stdout
     assert (home.stat().st_mode & 0o777) == 0o700

@@ -114,9 +114,7 @@ def test_a_failing_test_saves_nothing_and_exits_as_account_test_does(
     assert MemoryKeyring(tmp_path / "keyring.json").passwords() == {}
 
 
-def test_a_dry_run_test_passes_and_still_saves_nothing(
-    tmp_path: Path, loopback: Loopback
-) -> None:
+def test_a_dry_run_test_passes_and_still_saves_nothing(tmp_path: Path, loopback: Loopback) -> None:
     home = tmp_path / "home"
     code, out, err = add_discovered(home, loopback, PASSWORD, "--dry-run")
 

@@ -39,8 +39,21 @@ def test_notify_ret_and_envid_reach_a_server_that_offers_dsn(
     home = tmp_path / "home"
     with postfix_sink() as sink:
         add_account(home, sink.port, "--pipelining", pipelining)
-        done = outbox(home, "sendmail", "-oi", "-N", "success,failure", "-R", "hdrs",
-                      "-V", "id+1 x", "--", "bob@example.net", "cy@example.net", input=MESSAGE)
+        done = outbox(
+            home,
+            "sendmail",
+            "-oi",
+            "-N",
+            "success,failure",
+            "-R",
+            "hdrs",
+            "-V",
+            "id+1 x",
+            "--",
+            "bob@example.net",
+            "cy@example.net",
+            input=MESSAGE,
+        )
         assert done.returncode == 0, done.stderr.decode()
         done = outbox(home, "sendmail", "-oi", "plain@example.net", input=MESSAGE)
         assert done.returncode == 0, done.stderr.decode()

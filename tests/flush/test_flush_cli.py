@@ -43,9 +43,25 @@ def add_account(
     home: Path, port: int, *extra: str, env: dict[str, str] | None = None, password: str = ""
 ) -> None:
     done = outbox(
-        home, "account", "add", "test", "--host", "127.0.0.1", "--port", str(port),
-        "--security", "none", "--command-timeout", "3", "--data-timeout", "3",
-        "--connect-timeout", "3", *extra, env=env, input=password.encode() or None,
+        home,
+        "account",
+        "add",
+        "test",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--security",
+        "none",
+        "--command-timeout",
+        "3",
+        "--data-timeout",
+        "3",
+        "--connect-timeout",
+        "3",
+        *extra,
+        env=env,
+        input=password.encode() or None,
     )
     assert done.returncode == 0, done.stderr.decode()
 
@@ -92,12 +108,13 @@ def test_a_refused_recipient_fails_with_the_reply_and_retry_reaches_only_them(
         (item,) = listed(home)
         assert item["state"] == "failed"
         assert {r["address"]: r["state"] for r in item["recipients"]} == {
-            "bob@example.org": "sent", "cy@example.org": "failed"}
+            "bob@example.org": "sent",
+            "cy@example.org": "failed",
+        }
         handler.refuse.clear()  # the server is healed
         assert outbox(home, "retry", mid).returncode == 0
         assert outbox(home, "flush").returncode == 0
-        assert [r.rcpt_tos for r in server.received] == [
-            ("bob@example.org",), ("cy@example.org",)]
+        assert [r.rcpt_tos for r in server.received] == [("bob@example.org",), ("cy@example.org",)]
         assert states(home) == {mid: "sent"}
 
 
@@ -165,11 +182,20 @@ def test_a_second_flush_while_one_runs_says_so_and_exits_75(home: Path) -> None:
 def test_refused_credentials_stop_the_flush_and_leave_messages_queued(
     home: Path, tmp_path: Path
 ) -> None:
-    env = {"PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
-           FILE_ENV: str(tmp_path / "keyring.json")}
+    env = {
+        "PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
+        FILE_ENV: str(tmp_path / "keyring.json"),
+    }
     with threaded_smtp_server(password="right-password") as server:
-        add_account(home, server.port, "--user", USER, "--password-stdin", env=env,
-                    password="wrong-password")
+        add_account(
+            home,
+            server.port,
+            "--user",
+            USER,
+            "--password-stdin",
+            env=env,
+            password="wrong-password",
+        )
         assert MemoryKeyring(tmp_path / "keyring.json").passwords()
         enqueue(home, message(1))
         done = outbox(home, "flush", env=env)
@@ -193,13 +219,15 @@ def test_ctrl_c_finishes_the_message_in_flight_and_leaves_the_rest_queued(
 ) -> None:
     # The server stalls inside the first message's data; Ctrl-C arrives then.
     with threaded_fault_server(stall_data=(10, 1.5)) as server:
-        add_account(home, server.port, "--max-messages-per-connection", "1",
-                    "--max-connections", "1")
+        add_account(
+            home, server.port, "--max-messages-per-connection", "1", "--max-connections", "1"
+        )
         for n in range(4):
             enqueue(home, message(n))
         with subprocess.Popen(
             [sys.executable, "-m", "relay.cli", "--home", str(home), "flush"],
-            stderr=subprocess.PIPE, env=os.environ.copy(),
+            stderr=subprocess.PIPE,
+            env=os.environ.copy(),
         ) as proc:
             # Wait (bounded) for the server to see the first DATA begin, then interrupt.
             for _ in range(200):
@@ -219,14 +247,21 @@ def test_ctrl_c_finishes_the_message_in_flight_and_leaves_the_rest_queued(
     assert list(final.values()).count("queued") == 3
 
 
-def test_a_missing_password_is_a_problem_to_fix_not_a_deferral(
-    home: Path, tmp_path: Path
-) -> None:
-    env = {"PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
-           FILE_ENV: str(tmp_path / "keyring.json")}
+def test_a_missing_password_is_a_problem_to_fix_not_a_deferral(home: Path, tmp_path: Path) -> None:
+    env = {
+        "PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
+        FILE_ENV: str(tmp_path / "keyring.json"),
+    }
     with threaded_smtp_server(password="right-password") as server:
-        add_account(home, server.port, "--user", USER, "--password-stdin", env=env,
-                    password="right-password")
+        add_account(
+            home,
+            server.port,
+            "--user",
+            USER,
+            "--password-stdin",
+            env=env,
+            password="right-password",
+        )
         MemoryKeyring(tmp_path / "keyring.json").delete_password(*stored_key(home, "test"))
         enqueue(home, message(1))
         done = outbox(home, "flush", env=env)
@@ -237,9 +272,7 @@ def test_a_missing_password_is_a_problem_to_fix_not_a_deferral(
 
 
 @pytest.mark.parametrize("setting", ["on", "off"])
-def test_an_account_can_turn_pipelining_off_from_the_command_line(
-    home: Path, setting: str
-) -> None:
+def test_an_account_can_turn_pipelining_off_from_the_command_line(home: Path, setting: str) -> None:
     with threaded_fault_server(extensions=("PIPELINING", "8BITMIME", "SIZE 10000000")) as server:
         add_account(home, server.port, "--pipelining", "off")
         if setting == "on":

@@ -103,8 +103,18 @@ def io_errors(db: Path, pid: int) -> Iterator[None]:
         pytest.skip(why)
     calls = "pwrite64,fdatasync"
     tracer = subprocess.Popen(
-        ["strace", "-f", "-o", os.devnull, "-e", f"trace={calls}",
-         "-e", f"inject={calls}:error=EIO", "-p", str(pid)],
+        [
+            "strace",
+            "-f",
+            "-o",
+            os.devnull,
+            "-e",
+            f"trace={calls}",
+            "-e",
+            f"inject={calls}:error=EIO",
+            "-p",
+            str(pid),
+        ],
         stderr=subprocess.PIPE,
         text=True,
     )
@@ -225,8 +235,12 @@ def story(
                 account=account,
             ).id
             for subject, account in [
-                ("a1", "fast"), ("a2", "fast"),
-                ("b1", "slow"), ("b2", "slow"), ("b3", "slow"), ("b4", "slow"),
+                ("a1", "fast"),
+                ("a2", "fast"),
+                ("b1", "slow"),
+                ("b2", "slow"),
+                ("b3", "slow"),
+                ("b4", "slow"),
             ]
         }
         db = outbox.path

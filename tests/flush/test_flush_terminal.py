@@ -28,7 +28,9 @@ def run_in_a_terminal(home: Path, *args: str) -> tuple[int, list[str]]:
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "relay.cli", "--home", str(home), *args],
-            stdin=subprocess.DEVNULL, stdout=terminal, stderr=terminal,
+            stdin=subprocess.DEVNULL,
+            stdout=terminal,
+            stderr=terminal,
         )
     finally:
         os.close(terminal)

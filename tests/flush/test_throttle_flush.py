@@ -42,8 +42,10 @@ def add(outbox: Outbox, count: int) -> list[int]:
     return [
         outbox.add_message(
             ParsedMessage(
-                "ann@example.org", ("bob@example.org",),
-                f"From: ann@example.org\r\nSubject: {n}\r\n\r\nbody {n}\r\n".encode(), str(n),
+                "ann@example.org",
+                ("bob@example.org",),
+                f"From: ann@example.org\r\nSubject: {n}\r\n\r\nbody {n}\r\n".encode(),
+                str(n),
             )
         ).id
         for n in range(count)

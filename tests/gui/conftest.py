@@ -129,4 +129,3 @@ def window(
     if win.runner.running:  # a test that failed half-way: drop its flush
         win.runner.abort()
         qtbot.waitUntil(lambda: not win.runner.running, timeout=10_000)
-

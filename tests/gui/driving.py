@@ -67,6 +67,7 @@ def click_rows(qtbot: QtBot, window: MainWindow, *message_ids: int) -> None:
 
 def modal(qtbot: QtBot, name: str) -> QWidget:
     """Wait for the window-modal dialog called ``name`` and return it."""
+
     def shown_now() -> bool:
         widget = QApplication.activeModalWidget()
         return widget is not None and widget.objectName() == name and widget.isVisible()

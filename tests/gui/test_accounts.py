@@ -57,8 +57,15 @@ def free_port() -> int:
 def test_a_new_account_goes_to_the_config_and_its_password_only_to_the_keyring(
     dialog: AccountsDialog, qtbot: QtBot, home: Path, memory_keyring: MemoryKeyring
 ) -> None:
-    fill(qtbot, dialog, name="work", host="smtp.example.org", user="me@example.org",
-         password=PASSWORD, patterns="*@example.org")
+    fill(
+        qtbot,
+        dialog,
+        name="work",
+        host="smtp.example.org",
+        user="me@example.org",
+        password=PASSWORD,
+        patterns="*@example.org",
+    )
     assert dialog.port.value() == 587
     dialog.security.setCurrentIndex(dialog.security.findData(Security.TLS.value))
     assert dialog.port.value() == 465  # the port follows the security
@@ -67,7 +74,10 @@ def test_a_new_account_goes_to_the_config_and_its_password_only_to_the_keyring(
     assert not dialog.error.isVisible(), dialog.error.text()
     (account,) = load_accounts(home)
     assert (account.name, account.host, account.port, account.security) == (
-        "work", "smtp.example.org", 465, Security.TLS
+        "work",
+        "smtp.example.org",
+        465,
+        Security.TLS,
     )
     assert account.user == "me@example.org" and account.from_patterns == ("*@example.org",)
     assert account.default

@@ -65,7 +65,10 @@ def test_auto_send_is_a_checked_menu_action_on_by_default_and_remembered(
 
 
 def test_a_deferred_message_healed_at_the_server_is_sent_without_a_click_once_due(
-    window: MainWindow, qtbot: QtBot, server: RunningServer, handler: GatedHandler,
+    window: MainWindow,
+    qtbot: QtBot,
+    server: RunningServer,
+    handler: GatedHandler,
     account_home: Path,
 ) -> None:
     config = account_home / "config.toml"
@@ -136,7 +139,8 @@ def test_a_daily_limit_pauses_the_account_and_the_window_says_until_when(
         click_action(qtbot, window, window.action_flush)
     assert window.outbox.get(first).state is MessageState.DEFERRED
     assert (window.outbox.get(second).state, window.outbox.get(second).attempts) == (
-        MessageState.QUEUED, 0,
+        MessageState.QUEUED,
+        0,
     )
     pause = window.outbox.account_pauses()["test"]
     label = window.status.pause_label

@@ -41,9 +41,7 @@ def test_a_new_user_is_told_to_add_an_account_then_messages(
     qtbot.waitUntil(lambda: not hint.isVisible())
 
 
-def test_an_outbox_with_an_account_and_mail_shows_no_hint(
-    window: MainWindow, qtbot: QtBot
-) -> None:
+def test_an_outbox_with_an_account_and_mail_shows_no_hint(window: MainWindow, qtbot: QtBot) -> None:
     hint = window.empty_hint
     qtbot.waitUntil(hint.isVisible)
     assert hint.text.text() == NO_MESSAGE

@@ -39,8 +39,10 @@ def fill(home: Path, count: int) -> None:
             to = f"r{index}@example.net"
             raw = message_bytes(to, f"Bulk {index}")
             insert_message(
-                conn, ParsedMessage("bulk@example.org", (to,), raw, f"Bulk {index}"),
-                account=None, now=now,
+                conn,
+                ParsedMessage("bulk@example.org", (to,), raw, f"Bulk {index}"),
+                account=None,
+                now=now,
             )
         conn.execute("COMMIT")
     finally:

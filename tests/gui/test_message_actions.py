@@ -18,9 +18,7 @@ from tests.gui.messages import enqueue
 REPLY = "550 5.1.1 <cy@example.org>: Recipient address rejected:\r\n User unknown in table"
 
 
-def test_copy_address_and_copy_reply_take_the_whole_reply(
-    window: MainWindow, qtbot: QtBot
-) -> None:
+def test_copy_address_and_copy_reply_take_the_whole_reply(window: MainWindow, qtbot: QtBot) -> None:
     message = enqueue(window.outbox, ["bob@example.org", "cy@example.org"], "Two")
     outbox = window.outbox
     outbox.claim([message])
@@ -45,7 +43,8 @@ def test_copy_address_and_copy_reply_take_the_whole_reply(
     qtbot.keyClick(tree, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
     assert clipboard.text() == "cy@example.org"
     qtbot.keyClick(
-        tree, Qt.Key.Key_C,
+        tree,
+        Qt.Key.Key_C,
         Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier,
     )
     assert clipboard.text() == REPLY.replace("\r\n", "\n")  # whole, in its lines

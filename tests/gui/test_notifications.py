@@ -74,7 +74,10 @@ def test_a_failure_raises_a_notification_with_retry_and_show_and_never_the_messa
 
 @pytest.mark.parametrize("notify_bus", ["retry"], indirect=True)
 def test_retry_in_the_notification_retries_exactly_those_messages(
-    notify_bus: NotificationServer, window: MainWindow, qtbot: QtBot, handler: GatedHandler,
+    notify_bus: NotificationServer,
+    window: MainWindow,
+    qtbot: QtBot,
+    handler: GatedHandler,
     server: RunningServer,
 ) -> None:
     failing, fine = fail_one(window, qtbot, handler)

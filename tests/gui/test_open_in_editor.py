@@ -64,7 +64,8 @@ def test_an_edited_subject_replaces_the_stored_message_bcc_kept(
 ) -> None:
     seen = tmp_path / "seen.eml"
     editor(
-        tmp_path, monkeypatch,
+        tmp_path,
+        monkeypatch,
         f'cp "$1" {seen}\nsed -i "s/^Subject: Draft/Subject: Final version/" "$1"\n',
     )
     message_id = window.outbox.add_message(parse_message(WITH_BCC)).id
@@ -126,7 +127,8 @@ def test_a_copy_that_no_longer_parses_changes_nothing_and_says_why(
     click_ok(qtbot, box)
     assert window.outbox.raw(message_id) == before
     assert [r.address for r in window.outbox.get(message_id).recipients] == [
-        "ann@example.org", "hidden@example.org",
+        "ann@example.org",
+        "hidden@example.org",
     ]
 
 
@@ -136,7 +138,8 @@ def test_a_message_that_left_the_queue_while_edited_is_not_replaced(
     fifo = tmp_path / "go"
     os.mkfifo(fifo)
     editor(
-        tmp_path, monkeypatch,
+        tmp_path,
+        monkeypatch,
         f'sed -i "s/^Subject: Draft/Subject: Too late/" "$1"\ncat {fifo} > /dev/null\n',
     )
     message_id = window.outbox.add_message(parse_message(WITH_BCC)).id

@@ -75,7 +75,8 @@ def test_column_zero_user_role_is_the_message_id_and_the_state_column_holds_the_
 ) -> None:
     model.load([snapshot(4, MessageState.FAILED), snapshot(9, MessageState.HELD)])
     state_column = [
-        c for c in range(model.columnCount())
+        c
+        for c in range(model.columnCount())
         if model.headerData(c, Qt.Orientation.Horizontal) == "State"
     ]
     assert state_column == [Column.STATE]
@@ -181,9 +182,7 @@ def test_progress_shows_only_while_a_message_is_being_sent(model: OutboxModel) -
 def test_last_result_shows_the_servers_reply(model: OutboxModel) -> None:
     refused = snapshot(1, MessageState.FAILED, error="550 5.1.1 <x@example.net>: no such user")
     model.load([refused])
-    assert model.index(0, Column.LAST_RESULT).data() == (
-        "550 5.1.1 <x@example.net>: no such user"
-    )
+    assert model.index(0, Column.LAST_RESULT).data() == ("550 5.1.1 <x@example.net>: no such user")
 
 
 def test_counts_follow_every_change(model: OutboxModel, qtbot: QtBot) -> None:
@@ -224,8 +223,13 @@ def test_a_live_change_that_breaks_the_sort_order_is_resorted(
     model: OutboxModel, qtbot: QtBot
 ) -> None:
     proxy = OutboxFilter(model)
-    model.load([snapshot(1, MessageState.QUEUED), snapshot(2, MessageState.QUEUED),
-                snapshot(3, MessageState.SENT)])
+    model.load(
+        [
+            snapshot(1, MessageState.QUEUED),
+            snapshot(2, MessageState.QUEUED),
+            snapshot(3, MessageState.SENT),
+        ]
+    )
     proxy.sort(Column.STATE, Qt.SortOrder.AscendingOrder)  # needs attention first
     assert ids_of(proxy) == [1, 2, 3]
     model.message_arrived(snapshot(2, MessageState.FAILED, error="550 no"))
@@ -319,8 +323,18 @@ def test_ten_thousand_messages_load_sort_filter_and_scroll_without_stalls(
     # A flush's worth of changes at once is one batch, not a reset.
     resets: list[None] = []
     model.modelReset.connect(lambda: resets.append(None))
-    assert timed(lambda: [model.message_arrived(dataclasses.replace(m, state=MessageState.SENT))
-                          for m in messages[:2000]] and model.apply_pending()) < 0.5
+    assert (
+        timed(
+            lambda: (
+                [
+                    model.message_arrived(dataclasses.replace(m, state=MessageState.SENT))
+                    for m in messages[:2000]
+                ]
+                and model.apply_pending()
+            )
+        )
+        < 0.5
+    )
     assert resets == []
 
 

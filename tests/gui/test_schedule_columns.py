@@ -56,7 +56,8 @@ def test_a_next_try_reads_relative_within_the_hour_and_as_a_time_after_it() -> N
     assert next_try(timedelta(minutes=60)) == "in 60 min"
     beyond = NOW + timedelta(minutes=61)
     assert next_try(timedelta(minutes=61)) in (
-        local(beyond, "%H:%M"), local(beyond, "%Y-%m-%d %H:%M")
+        local(beyond, "%H:%M"),
+        local(beyond, "%Y-%m-%d %H:%M"),
     )
     # The same cell, a little later: the words follow the clock, minute by minute.
     assert next_try(timedelta(minutes=5), NOW + timedelta(seconds=59)) == "in 5 min"
@@ -80,7 +81,8 @@ def test_the_model_has_a_queued_column_before_next_try(qtbot: QtBot) -> None:
     assert model.index(0, Column.QUEUED).data() == "3 min ago"
     model.clock = lambda: NOW + timedelta(hours=2)
     assert model.index(0, Column.QUEUED).data() in (
-        local(NOW, "%H:%M"), local(NOW, "%Y-%m-%d %H:%M")
+        local(NOW, "%H:%M"),
+        local(NOW, "%Y-%m-%d %H:%M"),
     )
 
 

@@ -1,4 +1,4 @@
-""""Send Later…" on the selection: a date-time picker, and the message waits for its time."""
+""" "Send Later…" on the selection: a date-time picker, and the message waits for its time."""
 
 from __future__ import annotations
 

@@ -25,9 +25,16 @@ class FakeClock:
 
 def message(message_id: int, state: MessageState, size: int = 1000) -> MessageSnapshot:
     return MessageSnapshot(
-        id=message_id, state=state, sender="a@example.org", subject="", size=size,
-        created_at=datetime(2026, 11, 24, tzinfo=UTC), attempts=0, next_attempt_at=None,
-        last_error=None, recipients=(),
+        id=message_id,
+        state=state,
+        sender="a@example.org",
+        subject="",
+        size=size,
+        created_at=datetime(2026, 11, 24, tzinfo=UTC),
+        attempts=0,
+        next_attempt_at=None,
+        last_error=None,
+        recipients=(),
     )
 
 

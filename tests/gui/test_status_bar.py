@@ -32,7 +32,11 @@ def unreachable_window(
     qtbot: QtBot, loop: asyncio.AbstractEventLoop, home: Path
 ) -> Iterator[MainWindow]:
     account = make_account(
-        "local2", "127.0.0.1", port=free_port(), security=Security.NONE, default=True,
+        "local2",
+        "127.0.0.1",
+        port=free_port(),
+        security=Security.NONE,
+        default=True,
         connect_timeout_s=3.0,
     )
     save_accounts(home, [account])
@@ -68,14 +72,23 @@ def test_the_connecting_notice_goes_once_data_flows(window: MainWindow, qtbot: Q
 @pytest.mark.parametrize(
     ("engine", "window_text"),
     [
-        ("no account configured: add one with `outbox account add NAME --host HOST …`",
-         "no account configured: add one in File → Accounts…"),
-        ("no password stored for account w: set one with `outbox account set w --password-stdin`",
-         "no password stored for account w: set one in File → Accounts…"),
-        ("(make one the default with 'outbox account set NAME --default')",
-         "(make one the default by ticking “Default account” in File → Accounts…)"),
-        ("no alias: set one with 'outbox alias set root ADDR'",  # no place in the window yet
-         "no alias: set one with 'outbox alias set root ADDR'"),
+        (
+            "no account configured: add one with `outbox account add NAME --host HOST …`",
+            "no account configured: add one in File → Accounts…",
+        ),
+        (
+            "no password stored for account w:"
+            " set one with `outbox account set w --password-stdin`",
+            "no password stored for account w: set one in File → Accounts…",
+        ),
+        (
+            "(make one the default with 'outbox account set NAME --default')",
+            "(make one the default by ticking “Default account” in File → Accounts…)",
+        ),
+        (
+            "no alias: set one with 'outbox alias set root ADDR'",  # no place in the window yet
+            "no alias: set one with 'outbox alias set root ADDR'",
+        ),
     ],
 )
 def test_the_window_says_what_to_click_not_what_to_type(engine: str, window_text: str) -> None:

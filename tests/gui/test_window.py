@@ -68,13 +68,20 @@ def test_actions_are_enabled_only_when_they_make_sense_for_the_selection(
     assert enabled(window) == always | {"action_flush"}  # nothing selected
     click_rows(qtbot, window, queued)
     assert enabled(window) == always | {
-        "action_flush", "action_flush_selected", "action_hold", "action_delete"
+        "action_flush",
+        "action_flush_selected",
+        "action_hold",
+        "action_delete",
     }
     click_rows(qtbot, window, held)
     assert enabled(window) == always | {"action_flush", "action_release", "action_delete"}
     click_rows(qtbot, window, queued, held)
     assert enabled(window) == always | {
-        "action_flush", "action_flush_selected", "action_hold", "action_release", "action_delete"
+        "action_flush",
+        "action_flush_selected",
+        "action_hold",
+        "action_release",
+        "action_delete",
     }
     window.outbox.delete([queued])
     qtbot.waitUntil(lambda: shown_state(window, queued) is None)
@@ -122,13 +129,19 @@ def drop(window: MainWindow, paths: list[Path]) -> QDropEvent:
     # the only one 6.11 (Python 3.11's, see docs/python-versions.md) has.
     enter_at = point.toPointF() if PYSIDE_VERSION >= (6, 12) else point
     enter = QDragEnterEvent(
-        enter_at, Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+        enter_at,
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
     QApplication.sendEvent(window, enter)
     assert enter.isAccepted()
     event = QDropEvent(
-        point.toPointF(), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+        point.toPointF(),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
     QApplication.sendEvent(window, event)
@@ -185,7 +198,10 @@ def test_without_a_display_the_window_says_so_plainly(tmp_path: Path) -> None:
     home = tmp_path / "never-made"
     done = subprocess.run(
         [sys.executable, "-m", "relay.cli", "--home", str(home)],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1
     assert done.stderr.startswith("outbox: no display to open the window on")
@@ -210,7 +226,10 @@ def test_outbox_without_a_command_opens_the_window_and_ctrl_c_closes_it(tmp_path
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(config)}
     process = subprocess.Popen(
         [sys.executable, "-m", "relay.cli", "--home", str(home)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         # The window probes the flush lock as soon as it is up.
@@ -231,11 +250,15 @@ def test_outbox_gui_with_a_message_file_adds_it_to_the_outbox(tmp_path: Path) ->
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path)}
     process = subprocess.Popen(
         [sys.executable, "-m", "relay.cli", "--home", str(home), "gui", str(opened)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
-        wait_for(lambda: bool(listed(home)) if (home / "outbox.sqlite3").exists() else False,
-                 process)
+        wait_for(
+            lambda: bool(listed(home)) if (home / "outbox.sqlite3").exists() else False, process
+        )
         process.send_signal(signal.SIGTERM)
         _out, err = process.communicate(timeout=30)
     finally:
@@ -311,7 +334,10 @@ def test_the_screenshot_script_renders_the_window_to_a_png(tmp_path: Path) -> No
     output = tmp_path / "shot.png"
     script = Path(__file__).resolve().parents[2] / "scripts" / "render_screenshot.py"
     done = subprocess.run(
-        [sys.executable, str(script), str(output)], capture_output=True, text=True, timeout=120,
+        [sys.executable, str(script), str(output)],
+        capture_output=True,
+        text=True,
+        timeout=120,
         env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
     )
     assert done.returncode == 0, done.stderr

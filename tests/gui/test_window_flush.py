@@ -168,9 +168,7 @@ def test_stop_in_the_middle_finishes_the_message_in_flight_and_loses_nothing(
     with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
         click_action(qtbot, window, window.action_flush)
     qtbot.waitUntil(lambda: all(shown_state(window, i) == "sent" for i in ids))
-    assert sorted(r.rcpt_tos[0] for r in server.received) == [
-        f"r{i}@example.net" for i in range(5)
-    ]
+    assert sorted(r.rcpt_tos[0] for r in server.received) == [f"r{i}@example.net" for i in range(5)]
 
 
 def test_send_selected_sends_only_the_selection(
@@ -285,6 +283,8 @@ def test_retry_all_failed_sends_every_failed_message_again(
         window.action_retry_failed.trigger()  # in the Messages menu
     qtbot.waitUntil(lambda: all(shown_state(window, i) == "sent" for i in ids))
     assert sorted(r.rcpt_tos[0] for r in server.received) == [
-        "x@example.net", "y@example.net", "z@example.net"
+        "x@example.net",
+        "y@example.net",
+        "z@example.net",
     ]
     assert not window.action_retry_failed.isEnabled()

@@ -28,9 +28,7 @@ def test_a_message_enqueued_by_another_process_appears_within_a_second(
     done = outbox(window.home, "enqueue", str(draft))
     assert done.returncode == 0, done.stderr.decode()
     message_id = int(done.stdout.split()[0])
-    qtbot.waitUntil(
-        lambda: shown_state(window, message_id) == "queued", timeout=WITHIN_A_SECOND_MS
-    )
+    qtbot.waitUntil(lambda: shown_state(window, message_id) == "queued", timeout=WITHIN_A_SECOND_MS)
     assert window.status.counts_label.text() == "1 queued"
 
 

@@ -71,8 +71,14 @@ def model_texts(model: QAbstractItemModel, parent: QModelIndex | None = None) ->
 
 
 def widget_texts(widget: QWidget) -> Iterator[str]:
-    yield from (widget.windowTitle(), widget.toolTip(), widget.statusTip(), widget.whatsThis(),
-                widget.accessibleName(), widget.accessibleDescription())
+    yield from (
+        widget.windowTitle(),
+        widget.toolTip(),
+        widget.statusTip(),
+        widget.whatsThis(),
+        widget.accessibleName(),
+        widget.accessibleDescription(),
+    )
     if isinstance(widget, QLabel | QAbstractButton):
         yield widget.text()
     if isinstance(widget, QLineEdit) and widget.echoMode() is QLineEdit.EchoMode.Normal:
@@ -120,25 +126,33 @@ def test_no_text_in_the_window_shows_the_password_a_server_echoed(
 ) -> None:
     p = PASSWORD
     refusing = threaded_fault_server(
-        auth_mechanisms=("PLAIN",), auth=f"535 5.7.8 bad: AUTH PLAIN {plain_echo(p)} ({p})")
+        auth_mechanisms=("PLAIN",), auth=f"535 5.7.8 bad: AUTH PLAIN {plain_echo(p)} ({p})"
+    )
     echoing = threaded_fault_server(
-        auth_mechanisms=("LOGIN",), auth=f"235 2.7.0 welcome {p} / {plain_echo(p)}",
+        auth_mechanisms=("LOGIN",),
+        auth=f"235 2.7.0 welcome {p} / {plain_echo(p)}",
         mail=f"250 2.1.0 ok, sender {login_echo(p)} {p}",
-        end_of_data=f"250 2.0.0 queued for {p}")
+        end_of_data=f"250 2.0.0 queued for {p}",
+    )
     with refusing as refuser, echoing as echoer:
-        save_accounts(home, [
-            refuser.account(name="refuses", user=USER, from_patterns=("*@refused.example",)),
-            echoer.account(name="echoes", user=USER, default=True),
-        ])
+        save_accounts(
+            home,
+            [
+                refuser.account(name="refuses", user=USER, from_patterns=("*@refused.example",)),
+                echoer.account(name="echoes", user=USER, default=True),
+            ],
+        )
         memory_keyring.set_password(*stored_key(home, "refuses"), p)
         memory_keyring.set_password(*stored_key(home, "echoes"), p)
         window: MainWindow = create_main_window(home)
         qtbot.addWidget(window)
         window.show()
-        refused = window.outbox.add_message(parse_message(message_bytes(
-            "bob@example.net", "Refused", sender="ann@refused.example"))).id
-        sent = window.outbox.add_message(parse_message(message_bytes(
-            "cy@example.net", "Echoed"))).id
+        refused = window.outbox.add_message(
+            parse_message(message_bytes("bob@example.net", "Refused", sender="ann@refused.example"))
+        ).id
+        sent = window.outbox.add_message(
+            parse_message(message_bytes("cy@example.net", "Echoed"))
+        ).id
         qtbot.waitUntil(lambda: shown_state(window, sent) == "queued")
 
         with qtbot.waitSignal(window.runner.finished, timeout=30_000):
@@ -148,8 +162,9 @@ def test_no_text_in_the_window_shows_the_password_a_server_echoed(
         assert shown_state(window, refused) == "queued"
         assert echoer.messages and not refuser.messages
 
-        prompt_text = "\n".join(text for w in [prompt, *prompt.findChildren(QWidget)]
-                                for text in widget_texts(w))
+        prompt_text = "\n".join(
+            text for w in [prompt, *prompt.findChildren(QWidget)] for text in widget_texts(w)
+        )
         assert "535" in prompt_text  # the server's words are shown, its echo masked
         click_rows(qtbot, window, sent)
         shown = on_screen(window)

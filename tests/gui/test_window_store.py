@@ -65,9 +65,7 @@ def test_a_store_locked_by_another_process_is_told_in_a_dialog_without_freezing(
     assert window.outbox.get(message).state is MessageState.QUEUED
 
 
-def test_a_damaged_store_at_start_up_is_a_dialog_and_exit_74(
-    qtbot: QtBot, tmp_path: Path
-) -> None:
+def test_a_damaged_store_at_start_up_is_a_dialog_and_exit_74(qtbot: QtBot, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir(mode=0o700)
     (home / DB_NAME).write_bytes(b"not a database\n" * 100)

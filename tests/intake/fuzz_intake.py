@@ -28,7 +28,7 @@ from tests.intake.test_message_properties import assert_ready_to_send
 
 SEEDS = [
     b"From: Ann <ann@example.org>\r\nTo: bob@example.org\r\nSubject: hi\r\n\r\nbody\r\n",
-    b"From: a@example.org\nTo: b@example.org, \"Doe, J\" <j@example.net>\nBcc: c@example.org\n"
+    b'From: a@example.org\nTo: b@example.org, "Doe, J" <j@example.net>\nBcc: c@example.org\n'
     b"Cc: =?utf-8?q?=C3=A9?= <e@example.com>\n\n.\n..\nx",
     b"Resent-From: r@example.org\r\nResent-To: s@example.org\r\nFrom: a@example.org\r\n"
     b"To: b@example.org\r\nSubject: =?utf-8?b?w6k=?=\r\n folded\r\n\r\n\xff\r\n",

@@ -220,7 +220,8 @@ def test_sendmail_bs_on_a_locked_store_answers_250_once_the_message_is_in_the_dr
 ) -> None:
     dialogue = (
         b"EHLO client.example.org\r\nMAIL FROM:<ann@example.org>\r\n"
-        b"RCPT TO:<bob@example.org>\r\nDATA\r\n" + MESSAGE.replace(b"\n", b"\r\n")
+        b"RCPT TO:<bob@example.org>\r\nDATA\r\n"
+        + MESSAGE.replace(b"\n", b"\r\n")
         + b".\r\nQUIT\r\n"
     )
     with write_lock_held(home / DB_NAME):

@@ -25,10 +25,20 @@ def test_libfuzzer_finds_no_input_that_intake_mishandles(tmp_path: Path) -> None
     for number, seed in enumerate(SEEDS):
         (corpus / f"seed-{number}").write_bytes(seed)
     done = subprocess.run(
-        [sys.executable, "-m", "tests.intake.fuzz_intake", f"-runs={RUNS}",
-         f"-max_total_time={SECONDS}", "-max_len=4096", "-seed=20261124",
-         f"-artifact_prefix={tmp_path}/", str(corpus)],
-        capture_output=True, timeout=SECONDS * 6, cwd=Path(__file__).parents[2],
+        [
+            sys.executable,
+            "-m",
+            "tests.intake.fuzz_intake",
+            f"-runs={RUNS}",
+            f"-max_total_time={SECONDS}",
+            "-max_len=4096",
+            "-seed=20261124",
+            f"-artifact_prefix={tmp_path}/",
+            str(corpus),
+        ],
+        capture_output=True,
+        timeout=SECONDS * 6,
+        cwd=Path(__file__).parents[2],
     )
     log = done.stderr.decode(errors="replace")
     crashes = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("crash-", "oom-")))

@@ -36,8 +36,10 @@ from relay.errors import UsageError
             Invocation(dsn_notify="NEVER", dsn_ret="HDRS", dsn_envid="id"),
         ),
         (["-N", "delay,Success"], Invocation(dsn_notify="SUCCESS,DELAY")),
-        (["--dsn-notify=failure", "--dsn-return", "full"],
-         Invocation(dsn_notify="FAILURE", dsn_ret="FULL")),
+        (
+            ["--dsn-notify=failure", "--dsn-return", "full"],
+            Invocation(dsn_notify="FAILURE", dsn_ret="FULL"),
+        ),
         (["-f", "<>"], Invocation(sender="")),
         (["-f", ""], Invocation(sender="")),
         (["-f<a@x>"], Invocation(sender="a@x")),
@@ -58,8 +60,7 @@ from relay.errors import UsageError
         (["-bC"], Invocation(mode="check")),
         (["-XV", "-Am", "-o8"], Invocation()),
         (["-c", "-s", "-pESMTP", "-D", "log", "-eq", "-Mrm", "-SMTPUTF8"], Invocation()),
-        (["--host=smtp.x", "--port", "--tls=on", "--auto-from=on", "--maildomain=x"],
-         Invocation()),
+        (["--host=smtp.x", "--port", "--tls=on", "--auto-from=on", "--maildomain=x"], Invocation()),
         (["--version"], Invocation(mode="version")),
         (["-P", "-t"], Invocation(mode="pretend", read_recipients=True)),
         (["--pretend", "-t"], Invocation(mode="pretend", read_recipients=True)),
@@ -85,10 +86,14 @@ def test_the_command_line_is_read_like_sendmail(argv: list[str], expected: Invoc
         (["-t", "-F"], "option -F needs an argument"),
         (["--account"], "option --account needs an argument"),
         (["-bx"], "unknown mode -bx (see outbox sendmail --help)"),
-        (["-bd"], "Outbox does not run as a daemon (-bd); run 'outbox gui' or 'outbox flush'"
-         " instead"),
-        (["-N", "sometimes"], "bad DSN notify 'sometimes': 'never', or one or more of"
-         " success,failure,delay"),
+        (
+            ["-bd"],
+            "Outbox does not run as a daemon (-bd); run 'outbox gui' or 'outbox flush' instead",
+        ),
+        (
+            ["-N", "sometimes"],
+            "bad DSN notify 'sometimes': 'never', or one or more of success,failure,delay",
+        ),
         (["-R", "body"], "bad DSN return 'body': 'full' or 'hdrs'"),
         (["-V", "x" * 101], "bad DSN envelope id: 1 to 100 characters"),
         (["--read-recipients=yes"], "option --read-recipients takes no value"),

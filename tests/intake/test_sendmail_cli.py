@@ -223,8 +223,10 @@ def test_help_lists_the_options(home: Path) -> None:
         (["-t", "-x"], "unknown option -x (see outbox sendmail --help)"),
         (["-t", "--frobnicate"], "unknown option --frobnicate (see outbox sendmail --help)"),
         (["-t", "-bx"], "unknown mode -bx (see outbox sendmail --help)"),
-        (["-t", "-bt"], "address test mode (-bt) is not supported; -bv shows what recipients"
-         " resolve to"),
+        (
+            ["-t", "-bt"],
+            "address test mode (-bt) is not supported; -bv shows what recipients resolve to",
+        ),
         (["-t", "-f"], "option -f needs an argument"),
         ([], "no recipient given (name them, or use -t to read them from the header)"),
         (["-i"], "no recipient given (name them, or use -t to read them from the header)"),

@@ -58,20 +58,49 @@ def integrity(home: Path) -> str:
     return "; ".join(str(row[0]) for row in rows)
 
 
-def add_account(home: Path, port: int, *extra: str, env: dict[str, str] | None = None,
-                password: str = "", name: str = "test", timeout: float = 3,
-                security: str = "none") -> None:
+def add_account(
+    home: Path,
+    port: int,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    password: str = "",
+    name: str = "test",
+    timeout: float = 3,
+    security: str = "none",
+) -> None:
     seconds = f"{timeout:g}"
     done = outbox(
-        home, "account", "add", name, "--host", "127.0.0.1", "--port", str(port),
-        "--security", security, "--command-timeout", seconds, "--data-timeout", seconds,
-        "--connect-timeout", seconds, *extra, env=env, input=password.encode() or None,
+        home,
+        "account",
+        "add",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--security",
+        security,
+        "--command-timeout",
+        seconds,
+        "--data-timeout",
+        seconds,
+        "--connect-timeout",
+        seconds,
+        *extra,
+        env=env,
+        input=password.encode() or None,
     )
     assert done.returncode == 0, done.stderr.decode()
 
 
-def note(n: int, *, to: str = "bob@example.org", sender: str = "ann@example.org",
-         tag: str = "note", body_lines: int = 1) -> bytes:
+def note(
+    n: int,
+    *,
+    to: str = "bob@example.org",
+    sender: str = "ann@example.org",
+    tag: str = "note",
+    body_lines: int = 1,
+) -> bytes:
     """A small, valid message whose Message-ID (``<tag-n@example.org>``) names it."""
     lines = [
         f"From: Ann <{sender}>",

@@ -29,22 +29,27 @@ STAGES: dict[str, tuple[dict[str, Any], int, tuple[str, ...]]] = {
     "data": ({"data": DROP}, 1, ("deferred",)),
     "inside-data": ({"drop_after_data_bytes": 1000}, 1, ("deferred",)),
     # The close comes before the second message's turn: it was never offered.
-    "rset": ({"mail": ["550 5.7.1 not you", "250 OK"], "rset": DROP}, 2,
-             ("failed", "queued")),
+    "rset": ({"mail": ["550 5.7.1 not you", "250 OK"], "rset": DROP}, 2, ("failed", "queued")),
     "quit": ({"quit": DROP}, 1, ("sent",)),
 }
 
 
-def test_a_close_at_every_stage_defers_only_what_was_unfinished(
-    home: Path, tmp_path: Path
-) -> None:
+def test_a_close_at_every_stage_defers_only_what_was_unfinished(home: Path, tmp_path: Path) -> None:
     with ExitStack() as stack:
         servers = {}
         for name, (faults, _, _) in STAGES.items():
             servers[name] = stack.enter_context(threaded_fault_server(**faults))
             # One connection each: the RSET stage needs two messages in one session.
-            add_account(home, servers[name].port, "--from", f"*@{name}.example",
-                        "--max-connections", "1", name=name, timeout=2)
+            add_account(
+                home,
+                servers[name].port,
+                "--from",
+                f"*@{name}.example",
+                "--max-connections",
+                "1",
+                name=name,
+                timeout=2,
+            )
         healthy = stack.enter_context(threaded_smtp_server())
         add_account(home, healthy.port, "--from", "*@healthy.example", name="healthy")
         files = []
@@ -52,8 +57,7 @@ def test_a_close_at_every_stage_defers_only_what_was_unfinished(
             for n in range(count):
                 path = tmp_path / f"{name}-{n}.eml"
                 lines = 20000 if name == "inside-data" else 1  # more than one read
-                path.write_bytes(note(n, tag=name, sender=f"ann@{name}.example",
-                                      body_lines=lines))
+                path.write_bytes(note(n, tag=name, sender=f"ann@{name}.example", body_lines=lines))
                 files.append(str(path))
         assert outbox(home, "enqueue", *files).returncode == 0
         flushed = outbox(home, "flush")

@@ -50,9 +50,23 @@ needs_strace = pytest.mark.skipif(not strace_works(), reason="strace (ptrace) is
 
 def traced(home: Path, *args: str, input: bytes | None = None, trace: Path) -> int:
     """``outbox --home HOME ARGS`` under strace; the exit status."""
-    command = ["strace", "-f", "-y", "-s", "200", "-o", str(trace),
-               "-e", "trace=write,pwrite64,fsync,fdatasync",
-               sys.executable, "-m", "relay.cli", "--home", str(home), *args]
+    command = [
+        "strace",
+        "-f",
+        "-y",
+        "-s",
+        "200",
+        "-o",
+        str(trace),
+        "-e",
+        "trace=write,pwrite64,fsync,fdatasync",
+        sys.executable,
+        "-m",
+        "relay.cli",
+        "--home",
+        str(home),
+        *args,
+    ]
     return subprocess.run(command, input=input, capture_output=True, timeout=120).returncode
 
 
@@ -123,12 +137,16 @@ def test_a_sent_line_is_printed_only_after_the_recipient_is_synced(
 def test_sendmail_bs_answers_250_only_after_the_message_is_synced(
     home: Path, tmp_path: Path
 ) -> None:
-    dialogue = b"HELO php\r\n" + b"".join(
-        b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"
-        + note(n, tag="durable").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-        + b".\r\n"
-        for n in range(3)
-    ) + b"QUIT\r\n"
+    dialogue = (
+        b"HELO php\r\n"
+        + b"".join(
+            b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n"
+            + note(n, tag="durable").replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            + b".\r\n"
+            for n in range(3)
+        )
+        + b"QUIT\r\n"
+    )
     trace = tmp_path / "bs.trace"
     assert traced(home, "sendmail", "-bs", input=dialogue, trace=trace) == 0
     queued = announcements(trace, 1, r"250 2\.0\.0 Ok: queued as")

@@ -51,40 +51,67 @@ def cases() -> list[Case]:
     slow = 0.25  # one byte every quarter second: a whole reply takes many timeouts
     h = threaded_hostile_server
     return [
-        Case("endless line as greeting", h(Behaviour("greeting", endless_line)),
-             ("too long", "longer than")),
-        Case("endless line after EHLO", h(Behaviour("ehlo", endless_line)),
-             ("too long", "longer than")),
-        Case("endless line after MAIL", h(Behaviour("mail", endless_line)),
-             ("too long", "longer than")),
-        Case("endless multi-line greeting", h(Behaviour("greeting", endless_multiline)),
-             ("too long", "longer than")),
-        Case("endless multi-line after EHLO", h(Behaviour("ehlo", endless_multiline)),
-             ("too long", "longer than")),
-        Case("endless multi-line after MAIL", h(Behaviour("mail", endless_multiline)),
-             ("too long", "longer than")),
-        Case("garbage as greeting", h(Behaviour("greeting", garbage)),
-             ("not SMTP", "not an SMTP")),
-        Case("garbage after MAIL", h(Behaviour("mail", garbage)),
-             ("not SMTP", "not an SMTP")),
-        Case("one byte at a time as greeting",
-             h(Behaviour("greeting", one_byte_at_a_time(b"220 slow.test\r\n"), slow)),
-             ("did not greet within",)),
-        Case("one byte at a time after EHLO",
-             h(Behaviour("ehlo", one_byte_at_a_time(b"250 slow.test\r\n"), slow)),
-             ("did not reply to EHLO within",)),
-        Case("one byte at a time after MAIL",
-             h(Behaviour("mail", one_byte_at_a_time(b"250 2.1.0 OK\r\n"), slow)),
-             ("did not reply to MAIL",)),
-        Case("never greets", threaded_fault_server(greeting=SILENCE),
-             ("did not greet within",)),
-        Case("250 to DATA before the data",
-             threaded_fault_server(data="250 2.0.0 thanks, I have it"),
-             ("answered DATA with 250 2.0.0 thanks, I have it",)),
-        Case("250 to DATA before the data, pipelining",
-             threaded_fault_server(data="250 2.0.0 thanks, I have it",
-                                   extensions=("PIPELINING", "8BITMIME", "SIZE 1000000")),
-             ("answered DATA with 250 2.0.0 thanks, I have it",)),
+        Case(
+            "endless line as greeting",
+            h(Behaviour("greeting", endless_line)),
+            ("too long", "longer than"),
+        ),
+        Case(
+            "endless line after EHLO",
+            h(Behaviour("ehlo", endless_line)),
+            ("too long", "longer than"),
+        ),
+        Case(
+            "endless line after MAIL",
+            h(Behaviour("mail", endless_line)),
+            ("too long", "longer than"),
+        ),
+        Case(
+            "endless multi-line greeting",
+            h(Behaviour("greeting", endless_multiline)),
+            ("too long", "longer than"),
+        ),
+        Case(
+            "endless multi-line after EHLO",
+            h(Behaviour("ehlo", endless_multiline)),
+            ("too long", "longer than"),
+        ),
+        Case(
+            "endless multi-line after MAIL",
+            h(Behaviour("mail", endless_multiline)),
+            ("too long", "longer than"),
+        ),
+        Case("garbage as greeting", h(Behaviour("greeting", garbage)), ("not SMTP", "not an SMTP")),
+        Case("garbage after MAIL", h(Behaviour("mail", garbage)), ("not SMTP", "not an SMTP")),
+        Case(
+            "one byte at a time as greeting",
+            h(Behaviour("greeting", one_byte_at_a_time(b"220 slow.test\r\n"), slow)),
+            ("did not greet within",),
+        ),
+        Case(
+            "one byte at a time after EHLO",
+            h(Behaviour("ehlo", one_byte_at_a_time(b"250 slow.test\r\n"), slow)),
+            ("did not reply to EHLO within",),
+        ),
+        Case(
+            "one byte at a time after MAIL",
+            h(Behaviour("mail", one_byte_at_a_time(b"250 2.1.0 OK\r\n"), slow)),
+            ("did not reply to MAIL",),
+        ),
+        Case("never greets", threaded_fault_server(greeting=SILENCE), ("did not greet within",)),
+        Case(
+            "250 to DATA before the data",
+            threaded_fault_server(data="250 2.0.0 thanks, I have it"),
+            ("answered DATA with 250 2.0.0 thanks, I have it",),
+        ),
+        Case(
+            "250 to DATA before the data, pipelining",
+            threaded_fault_server(
+                data="250 2.0.0 thanks, I have it",
+                extensions=("PIPELINING", "8BITMIME", "SIZE 1000000"),
+            ),
+            ("answered DATA with 250 2.0.0 thanks, I have it",),
+        ),
     ]
 
 
@@ -105,7 +132,8 @@ def run_flush(home: Path) -> tuple[int, float, int, str]:
     with open(err_path, "wb") as err:
         proc = subprocess.Popen(
             [sys.executable, "-m", "relay.cli", "--home", str(home), "flush"],
-            stdout=subprocess.DEVNULL, stderr=err,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
         )
         status = Path(f"/proc/{proc.pid}/status")
         while True:
@@ -120,8 +148,7 @@ def run_flush(home: Path) -> tuple[int, float, int, str]:
                 break
             except subprocess.TimeoutExpired:
                 continue
-    return (proc.returncode, time.monotonic() - started, peak_kib,
-            err_path.read_text("utf-8"))
+    return (proc.returncode, time.monotonic() - started, peak_kib, err_path.read_text("utf-8"))
 
 
 def test_hostile_servers_are_cut_off_in_time_and_the_healthy_account_still_delivers(
@@ -130,14 +157,21 @@ def test_hostile_servers_are_cut_off_in_time_and_the_healthy_account_still_deliv
     all_cases = cases()
     with ExitStack() as stack:
         healthy = stack.enter_context(threaded_smtp_server())
-        add_account(home, healthy.port, "--from", "*@healthy.example", name="healthy",
-                    timeout=TIMEOUT_S)
+        add_account(
+            home, healthy.port, "--from", "*@healthy.example", name="healthy", timeout=TIMEOUT_S
+        )
         servers = []
         for index, case in enumerate(all_cases):
             server = stack.enter_context(case.server)
             servers.append(server)
-            add_account(home, server.port, "--from", f"*@{domain(index)}",
-                        name=f"hostile{index}", timeout=TIMEOUT_S)
+            add_account(
+                home,
+                server.port,
+                "--from",
+                f"*@{domain(index)}",
+                name=f"hostile{index}",
+                timeout=TIMEOUT_S,
+            )
         files = []
         for index in range(len(all_cases)):
             path = tmp_path / f"h{index}.eml"
@@ -173,8 +207,13 @@ def test_hostile_servers_are_cut_off_in_time_and_the_healthy_account_still_deliv
         if item["state"] != "deferred" or not named or not error.isprintable():
             problems.append(f"{case.name}: {item['state']}: {error}")
     assert problems == []
-    record_figures("test_hostile_servers", cases=len(all_cases), flush_seconds=round(seconds, 1),
-                   peak_rss_mib=round(peak_kib / 1024), bytes_pushed=pushed)
+    record_figures(
+        "test_hostile_servers",
+        cases=len(all_cases),
+        flush_seconds=round(seconds, 1),
+        peak_rss_mib=round(peak_kib / 1024),
+        bytes_pushed=pushed,
+    )
 
 
 def test_a_reply_full_of_escape_sequences_reaches_no_terminal_unescaped(home: Path) -> None:

@@ -73,8 +73,9 @@ def start_flush(home: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def kill_after(proc: subprocess.Popen[bytes], handler: RecordingHandler, more: int,
-               extra_s: float) -> bool:
+def kill_after(
+    proc: subprocess.Popen[bytes], handler: RecordingHandler, more: int, extra_s: float
+) -> bool:
     """SIGKILL ``proc`` once the server has ``more`` messages more (plus ``extra_s``).
 
     Returns false when the flush finished first (nothing left to kill).
@@ -106,8 +107,14 @@ def test_sigkill_during_flush_loses_nothing_and_duplicates_only_what_a_person_re
     handler = ThinkingHandler()
     started = time.monotonic()
     with threaded_smtp_server(handler=handler) as server:
-        add_account(home, server.port, "--max-connections", str(CONNECTIONS),
-                    "--max-messages-per-connection", str(PER_CONNECTION))
+        add_account(
+            home,
+            server.port,
+            "--max-connections",
+            str(CONNECTIONS),
+            "--max-messages-per-connection",
+            str(PER_CONNECTION),
+        )
         files = []
         for n in range(count):
             path = tmp_path / f"m{n:05d}.eml"
@@ -141,14 +148,11 @@ def test_sigkill_during_flush_loses_nothing_and_duplicates_only_what_a_person_re
         for _ in range(5):
             finish = outbox(home, "flush")
             assert finish.returncode in (0, 75), finish.stderr.decode()
-            if "queued" not in states(home).values() and "deferred" not in states(
-                home
-            ).values():
+            if "queued" not in states(home).values() and "deferred" not in states(home).values():
                 break
         final = states(home)
         uncertain = {i for i, s in final.items() if s == "uncertain"}
-        assert set(final.values()) <= {"sent", "uncertain"}, collections.Counter(
-            final.values())
+        assert set(final.values()) <= {"sent", "uncertain"}, collections.Counter(final.values())
         assert uncertain == uncertain_before  # only kills make messages uncertain here
 
         received = collections.Counter(message_tag(r.body) for r in handler.received)

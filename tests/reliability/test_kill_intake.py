@@ -116,7 +116,9 @@ def test_sigkill_during_sendmail_leaves_each_message_whole_or_absent(
             sent[tag], recipients[tag] = raw, ("bob@example.org", f"c{n}@example.net")
             proc = subprocess.Popen(
                 [sys.executable, "-m", "relay.cli", "--home", str(home), "sendmail", "-t", "-i"],
-                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             started.append((tag, raw, proc, time.monotonic() + rng.uniform(0.0, window)))
         for _tag, raw, proc, _kill_at in started:
@@ -151,8 +153,13 @@ def test_sigkill_during_sendmail_leaves_each_message_whole_or_absent(
     # The outbox still works after all that: one more message goes in.
     done = outbox(home, "sendmail", "-t", input=note(999, tag="after"))
     assert done.returncode == 0, done.stderr.decode()
-    record_figures("test_kill_intake::sendmail", runs=batch, killed=killed,
-                   killed_but_stored=len(set(counts) - confirmed), confirmed=len(confirmed))
+    record_figures(
+        "test_kill_intake::sendmail",
+        runs=batch,
+        killed=killed,
+        killed_but_stored=len(set(counts) - confirmed),
+        confirmed=len(confirmed),
+    )
 
 
 def test_sigkill_during_enqueue_keeps_every_printed_id_and_stores_files_in_order(
@@ -175,7 +182,8 @@ def test_sigkill_during_enqueue_keeps_every_printed_id_and_stores_files_in_order
             tags.append(tag)
         proc = subprocess.Popen(
             [sys.executable, "-m", "relay.cli", "--home", str(home), "enqueue", *files],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
         )
         assert proc.stdout is not None
         first = proc.stdout.readline()  # one message is in: now kill somewhere later
@@ -201,8 +209,7 @@ def test_sigkill_during_enqueue_keeps_every_printed_id_and_stores_files_in_order
         assert len(printed) <= len(mine) <= len(printed) + 1
         seen += len(mine)
     assert integrity(home) == "ok"
-    record_figures("test_kill_intake::enqueue", kills=kills, files=len(expected_order),
-                   stored=seen)
+    record_figures("test_kill_intake::enqueue", kills=kills, files=len(expected_order), stored=seen)
 
 
 def test_sigkill_during_drop_folder_import_never_removes_a_file_before_its_commit(
@@ -236,7 +243,8 @@ def test_sigkill_during_drop_folder_import_never_removes_a_file_before_its_commi
         # ``flush`` imports the drop folder first (then finds no account and stops).
         proc = subprocess.Popen(
             [sys.executable, "-m", "relay.cli", "--home", str(home), "flush"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         target = waiting - rng.randint(1, max(1, count // (kills_wanted + 1)))
         deadline = time.monotonic() + 30
@@ -264,5 +272,10 @@ def test_sigkill_during_drop_folder_import_never_removes_a_file_before_its_commi
     assert duplicates == 0
     assert kills >= 2
     assert integrity(home) == "ok"
-    record_figures("test_kill_intake::drop", files=count, kills=kills, duplicates=duplicates,
-                   caught_between_commit_and_removal=caught)
+    record_figures(
+        "test_kill_intake::drop",
+        files=count,
+        kills=kills,
+        duplicates=duplicates,
+        caught_between_commit_and_removal=caught,
+    )

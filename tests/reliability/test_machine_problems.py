@@ -158,8 +158,17 @@ def test_a_flush_that_fills_the_disk_ends_in_one_line_and_sends_nothing_twice(
     count = 150
     with threaded_smtp_server() as server:
         done = outbox(
-            home, "account", "add", "test", "--host", "127.0.0.1", "--port",
-            str(server.port), "--security", "none", env=NULL_KEYRING,
+            home,
+            "account",
+            "add",
+            "test",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(server.port),
+            "--security",
+            "none",
+            env=NULL_KEYRING,
         )
         assert done.returncode == 0, done.stderr
         with Outbox.open(home) as store:

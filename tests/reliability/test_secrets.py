@@ -74,8 +74,10 @@ class Scenario:
 
     def __init__(self, home: Path, tmp_path: Path) -> None:
         self.home = home
-        self.env = {"PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
-                    FILE_ENV: str(tmp_path / "keyring.json")}
+        self.env = {
+            "PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
+            FILE_ENV: str(tmp_path / "keyring.json"),
+        }
         self.printed: dict[str, bytes] = {}
 
     def run(self, *args: str, input: bytes | None = None) -> int:
@@ -116,32 +118,64 @@ class Case:
 def cases() -> dict[str, Case]:
     p = PASSWORD
     return {
-        "aiosmtpd PLAIN, right password": Case(
-            threaded_smtp_server, {"password": p}, p, 0),
+        "aiosmtpd PLAIN, right password": Case(threaded_smtp_server, {"password": p}, p, 0),
         "aiosmtpd LOGIN, right password": Case(
-            threaded_smtp_server, {"password": p, "mechanisms": ("LOGIN",)}, p, 0),
-        "aiosmtpd PLAIN, wrong password": Case(
-            threaded_smtp_server, {"password": p}, WRONG, 1),
-        "535 echoing the PLAIN token": Case(threaded_fault_server, {
-            "auth_mechanisms": ("PLAIN",),
-            "auth": f"535 5.7.8 bad: AUTH PLAIN {plain_echo(p)} ({p})"}, p, 1),
-        "535 echoing the LOGIN line": Case(threaded_fault_server, {
-            "auth_mechanisms": ("LOGIN",),
-            "auth": f"535 5.7.8 {login_echo(p)} is not {p}"}, p, 1),
-        "454 echoing, multi-line": Case(threaded_fault_server, {
-            "auth_mechanisms": ("PLAIN",),
-            "auth": f"454 4.7.0 cannot check {p} now\n454 4.7.0 {plain_echo(p)}"}, p, 75),
-        "235 and MAIL replies echoing": Case(threaded_fault_server, {
-            "auth_mechanisms": ("PLAIN", "LOGIN"),
-            "auth": f"235 2.7.0 welcome {p} / {plain_echo(p)}",
-            "mail": f"250 2.1.0 ok, sender {login_echo(p)} {p}",
-            "end_of_data": f"250 2.0.0 queued for {p}"}, p, 0),
-        "550 to MAIL echoing": Case(threaded_fault_server, {
-            "auth_mechanisms": ("LOGIN",),
-            "mail": f"550 5.7.1 {p} {login_echo(p)} {plain_echo(p)}"}, p, 1),
-        "a non-SMTP line echoing after AUTH": Case(threaded_fault_server, {
-            "auth_mechanisms": ("PLAIN",),
-            "mail": Raw(f"you sent {plain_echo(p)} and {p}\r\n".encode())}, p, 75),
+            threaded_smtp_server, {"password": p, "mechanisms": ("LOGIN",)}, p, 0
+        ),
+        "aiosmtpd PLAIN, wrong password": Case(threaded_smtp_server, {"password": p}, WRONG, 1),
+        "535 echoing the PLAIN token": Case(
+            threaded_fault_server,
+            {
+                "auth_mechanisms": ("PLAIN",),
+                "auth": f"535 5.7.8 bad: AUTH PLAIN {plain_echo(p)} ({p})",
+            },
+            p,
+            1,
+        ),
+        "535 echoing the LOGIN line": Case(
+            threaded_fault_server,
+            {"auth_mechanisms": ("LOGIN",), "auth": f"535 5.7.8 {login_echo(p)} is not {p}"},
+            p,
+            1,
+        ),
+        "454 echoing, multi-line": Case(
+            threaded_fault_server,
+            {
+                "auth_mechanisms": ("PLAIN",),
+                "auth": f"454 4.7.0 cannot check {p} now\n454 4.7.0 {plain_echo(p)}",
+            },
+            p,
+            75,
+        ),
+        "235 and MAIL replies echoing": Case(
+            threaded_fault_server,
+            {
+                "auth_mechanisms": ("PLAIN", "LOGIN"),
+                "auth": f"235 2.7.0 welcome {p} / {plain_echo(p)}",
+                "mail": f"250 2.1.0 ok, sender {login_echo(p)} {p}",
+                "end_of_data": f"250 2.0.0 queued for {p}",
+            },
+            p,
+            0,
+        ),
+        "550 to MAIL echoing": Case(
+            threaded_fault_server,
+            {
+                "auth_mechanisms": ("LOGIN",),
+                "mail": f"550 5.7.1 {p} {login_echo(p)} {plain_echo(p)}",
+            },
+            p,
+            1,
+        ),
+        "a non-SMTP line echoing after AUTH": Case(
+            threaded_fault_server,
+            {
+                "auth_mechanisms": ("PLAIN",),
+                "mail": Raw(f"you sent {plain_echo(p)} and {p}\r\n".encode()),
+            },
+            p,
+            75,
+        ),
     }
 
 
@@ -153,8 +187,9 @@ def test_the_password_appears_in_nothing_the_program_writes(
     run = Scenario(home, tmp_path)
     server_cm: AbstractContextManager[Any] = case.factory(**case.options)
     with server_cm as server:
-        add_account(home, server.port, "--user", USER, "--password-stdin", env=run.env,
-                    password=case.stored)
+        add_account(
+            home, server.port, "--user", USER, "--password-stdin", env=run.env, password=case.stored
+        )
         assert run.run("enqueue", "-", input=note(1, tag="secret")) == 0
         run.run("account", "test", "--transcript")
         code = run.run("flush")
@@ -172,8 +207,15 @@ def test_every_file_is_0600_and_every_directory_0700_even_under_a_lax_umask(
     try:
         run = Scenario(home, tmp_path)
         with threaded_smtp_server(password=PASSWORD) as server:
-            add_account(home, server.port, "--user", USER, "--password-stdin",
-                        env=run.env, password=PASSWORD)
+            add_account(
+                home,
+                server.port,
+                "--user",
+                USER,
+                "--password-stdin",
+                env=run.env,
+                password=PASSWORD,
+            )
             assert run.run("enqueue", "-", input=note(1, tag="modes")) == 0
             drop_new = home / "drop" / "new"
             assert run.run("flush") == 0

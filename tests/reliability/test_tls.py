@@ -27,35 +27,75 @@ def test_bad_certificates_and_a_stripped_starttls_send_nothing_and_say_why(
     home: Path, tmp_path: Path
 ) -> None:
     certs = TestCertificates.create(tmp_path)
-    env = {"PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
-           FILE_ENV: str(tmp_path / "keyring.json")}
+    env = {
+        "PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
+        FILE_ENV: str(tmp_path / "keyring.json"),
+    }
     ca = ("--ca-file", str(certs.ca_file))
     starttls = {"security": Security.STARTTLS, "tls": certs}
     bad = {
-        "expired": ({**starttls, "tls_context": certs.expired_context()}, "starttls",
-                    "has expired"),
-        "self-signed": ({**starttls, "tls_context": certs.self_signed_context()}, "starttls",
-                        "is self-signed"),
-        "wrong-name": ({**starttls, "tls_context": certs.server_context("mail.other.example")},
-                       "starttls", "is for another name"),
-        "implicit-expired": ({"security": Security.TLS, "tls": certs,
-                              "tls_context": certs.expired_context()}, "tls", "has expired"),
+        "expired": (
+            {**starttls, "tls_context": certs.expired_context()},
+            "starttls",
+            "has expired",
+        ),
+        "self-signed": (
+            {**starttls, "tls_context": certs.self_signed_context()},
+            "starttls",
+            "is self-signed",
+        ),
+        "wrong-name": (
+            {**starttls, "tls_context": certs.server_context("mail.other.example")},
+            "starttls",
+            "is for another name",
+        ),
+        "implicit-expired": (
+            {"security": Security.TLS, "tls": certs, "tls_context": certs.expired_context()},
+            "tls",
+            "has expired",
+        ),
     }
     with ExitStack() as stack:
         servers = {}
         for name, (options, security, _) in bad.items():
             server = stack.enter_context(threaded_smtp_server(**options))
             servers[name] = server
-            add_account(home, server.port, *ca, "--from", f"*@{name}.example", name=name,
-                        security=security, timeout=3)
+            add_account(
+                home,
+                server.port,
+                *ca,
+                "--from",
+                f"*@{name}.example",
+                name=name,
+                security=security,
+                timeout=3,
+            )
         behind = stack.enter_context(threaded_smtp_server(**starttls, password=PASSWORD))
         proxy = stack.enter_context(threaded_stripping_proxy(behind.port))
-        add_account(home, proxy.port, *ca, "--from", "*@stripped.example", "--user", USER,
-                    "--password-stdin", name="stripped", security="starttls", env=env,
-                    password=PASSWORD)
+        add_account(
+            home,
+            proxy.port,
+            *ca,
+            "--from",
+            "*@stripped.example",
+            "--user",
+            USER,
+            "--password-stdin",
+            name="stripped",
+            security="starttls",
+            env=env,
+            password=PASSWORD,
+        )
         healthy = stack.enter_context(threaded_smtp_server(**starttls))
-        add_account(home, healthy.port, *ca, "--from", "*@healthy.example", name="healthy",
-                    security="starttls")
+        add_account(
+            home,
+            healthy.port,
+            *ca,
+            "--from",
+            "*@healthy.example",
+            name="healthy",
+            security="starttls",
+        )
         senders = [*bad, "stripped", "healthy"]
         files = []
         for n, name in enumerate(senders):
@@ -87,8 +127,7 @@ def test_bad_certificates_and_a_stripped_starttls_send_nothing_and_say_why(
         assert verb not in clear, clear
     assert PASSWORD.encode() not in bytes(proxy.from_client)
     assert behind.received == []
-    record_figures("test_tls", refused=len(bad) + 1,
-                   client_bytes_in_clear=len(proxy.from_client))
+    record_figures("test_tls", refused=len(bad) + 1, client_bytes_in_clear=len(proxy.from_client))
 
 
 def test_no_option_turns_certificate_verification_off() -> None:

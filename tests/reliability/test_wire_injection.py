@@ -43,7 +43,7 @@ INJECTIONS = [
     "Bob <bob@example.org>, =?iso-8859-1?q?=E9?= <cy@example.org>",
     "undisclosed-recipients:;",
     "bob@[127.0.0.1]",
-    "\"quoted local\"@example.org",
+    '"quoted local"@example.org',
     "bob@exa\u200bmple.org",
     "bøb@exämple.org",
     "a" * 70 + "@" + "b" * 250 + ".org",
@@ -64,8 +64,14 @@ header_values = st.one_of(
 )
 raw_values = st.binary(max_size=40).map(lambda b: b.decode("latin-1"))
 line_endings = st.sampled_from(["\r\n", "\n", "\r"])
-VALID = ["bob@example.org", "Bob <bob@example.org>", '"Doe, J." <j@example.net>',
-         "=?utf-8?q?=C3=A9l=C3=A8ne?= <e@example.com>", "cy@[192.0.2.1]", "x+tag@sub.example.org"]
+VALID = [
+    "bob@example.org",
+    "Bob <bob@example.org>",
+    '"Doe, J." <j@example.net>',
+    "=?utf-8?q?=C3=A9l=C3=A8ne?= <e@example.com>",
+    "cy@[192.0.2.1]",
+    "x+tag@sub.example.org",
+]
 # Printable, so most display names are words a mail client could send; quoting varies.
 names = st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=0x2FF), max_size=30)
 bare_addresses = st.sampled_from(VALID[:1] + VALID[4:])
@@ -78,10 +84,20 @@ address_items = st.one_of(
 )
 address_lists = st.lists(address_items, min_size=1, max_size=3).map(", ".join)
 bodies = st.one_of(
-    st.sampled_from([".\r\nMAIL FROM:<evil@attacker.example>", "..", ".", "hi", "",
-                     "a\r\n.\r\nRSET\r\nRCPT TO:<e@attacker.example>\r\nDATA\r\n\x00"]),
-    st.lists(st.sampled_from([".", "..", ".QUIT", "x", "\r", "\n", "\r\n", "\x00", "\xff", "=?"]),
-             max_size=30).map("".join),
+    st.sampled_from(
+        [
+            ".\r\nMAIL FROM:<evil@attacker.example>",
+            "..",
+            ".",
+            "hi",
+            "",
+            "a\r\n.\r\nRSET\r\nRCPT TO:<e@attacker.example>\r\nDATA\r\n\x00",
+        ]
+    ),
+    st.lists(
+        st.sampled_from([".", "..", ".QUIT", "x", "\r", "\n", "\r\n", "\x00", "\xff", "=?"]),
+        max_size=30,
+    ).map("".join),
 )
 
 
@@ -121,8 +137,11 @@ async def send(home: Path, parsed: ParsedMessage) -> tuple[FaultServer, Outbox, 
     return server, outbox, message_id
 
 
-@settings(max_examples=EXAMPLES, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
 @given(hostile_messages())
 @example(b"From: ann@example.org\r\nTo: bob@example.org\r\n\r\n.\r\nQUIT\r\n")
 @example(b"From: ann@example.org\nTo: bob@example.org, =?utf-8?q?x=0D=0ADATA?= <c@d.org>\n\nx\n")
@@ -149,7 +168,12 @@ def test_what_intake_accepts_reaches_the_wire_only_as_validated(raw: bytes) -> N
         if match["rcpt"] is not None:
             rcpts.append(match["rcpt"])
     assert [line.split(" ", 1)[0].split(":")[0] for line in server.commands] == [
-        "EHLO", "MAIL", *["RCPT"] * len(parsed.recipients), "DATA", "QUIT"]
+        "EHLO",
+        "MAIL",
+        *["RCPT"] * len(parsed.recipients),
+        "DATA",
+        "QUIT",
+    ]
     assert senders == [parsed.sender]
     assert rcpts == list(parsed.recipients)
     assert all(address_problem(a) is None for a in [*senders, *rcpts])
@@ -159,5 +183,9 @@ def test_what_intake_accepts_reaches_the_wire_only_as_validated(raw: bytes) -> N
 
 def test_zz_figures_of_the_wire_injection_run() -> None:
     """Runs after the property (file order): records how many inputs were tried."""
-    record_figures("test_wire_injection", inputs=len(tried), accepted=sum(tried),
-                   refused=len(tried) - sum(tried))
+    record_figures(
+        "test_wire_injection",
+        inputs=len(tried),
+        accepted=sum(tried),
+        refused=len(tried) - sum(tried),
+    )

@@ -284,8 +284,10 @@ class FaultServer(LoopbackServer):
                 in_mail = not (isinstance(response, str) and not response.startswith("2"))
             elif verb == "RCPT" and faults.enforce_order and not in_mail:
                 response = "503 5.5.1 Error: need MAIL command"
-            elif verb == "RCPT" and faults.rcpt_limit is not None and (
-                len(accepted) >= faults.rcpt_limit
+            elif (
+                verb == "RCPT"
+                and faults.rcpt_limit is not None
+                and (len(accepted) >= faults.rcpt_limit)
             ):
                 response = "452 4.5.3 Error: too many recipients"
             elif verb == "RCPT":

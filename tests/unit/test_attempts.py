@@ -41,8 +41,6 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-
-
 def manager(
     outbox: Outbox, messages: list[OutgoingMessage], clock: FakeClock, **kw: object
 ) -> AttemptManager:
@@ -110,17 +108,18 @@ def test_retry_owes_the_message_only_to_recipients_not_yet_sent(
     outbox: Outbox, clock: FakeClock
 ) -> None:
     mid = enqueue(outbox, "b@example.org", "c@example.org")
-    deliver(manager(outbox, outbox.claim([mid]), clock), mid,
-            {"b@example.org": 250, "c@example.org": 550})
+    deliver(
+        manager(outbox, outbox.claim([mid]), clock),
+        mid,
+        {"b@example.org": 250, "c@example.org": 550},
+    )
     outbox.retry([mid])
     assert outbox.get(mid).state is MessageState.QUEUED
     (again,) = outbox.claim([mid])
     assert again.recipients == ("c@example.org",)
 
 
-def test_a_deferral_backs_off_and_is_not_due_until_then(
-    outbox: Outbox, clock: FakeClock
-) -> None:
+def test_a_deferral_backs_off_and_is_not_due_until_then(outbox: Outbox, clock: FakeClock) -> None:
     mid = enqueue(outbox, "b@example.org")
     deliver(manager(outbox, outbox.claim([mid]), clock), mid, {"b@example.org": 451})
     snap = outbox.get(mid)
@@ -202,9 +201,7 @@ def test_a_session_that_fails_before_any_transaction_defers_everything(
         assert snap.attempts == 1
 
 
-def test_refused_credentials_leave_messages_as_they_were(
-    outbox: Outbox, clock: FakeClock
-) -> None:
+def test_refused_credentials_leave_messages_as_they_were(outbox: Outbox, clock: FakeClock) -> None:
     mid = enqueue(outbox, "b@example.org")
     events: list[Event] = []
     outbox.bus.subscribe(events.append)
@@ -232,8 +229,10 @@ def test_events_are_published_after_the_commit_with_snapshots(
     outbox.bus.subscribe(subscriber)
     deliver(manager(outbox, outbox.claim([mid]), clock), mid, {"b@example.org": 250})
     changes = [(e.message.state, s) for e, s in seen if isinstance(e, MessageChanged)]
-    assert changes == [(MessageState.SENDING, MessageState.SENDING),
-                       (MessageState.SENT, MessageState.SENT)]
+    assert changes == [
+        (MessageState.SENDING, MessageState.SENDING),
+        (MessageState.SENT, MessageState.SENT),
+    ]
     assert any(isinstance(e, ProgressMade) and e.sent_bytes == 10 for e, _ in seen)
 
 
@@ -259,9 +258,7 @@ def test_a_message_left_sending_by_a_dead_process_is_settled_on_the_next_start(
     assert recover_interrupted(outbox, clock) == []
 
 
-def test_hold_keeps_a_message_out_of_claims_until_release(
-    outbox: Outbox, clock: FakeClock
-) -> None:
+def test_hold_keeps_a_message_out_of_claims_until_release(outbox: Outbox, clock: FakeClock) -> None:
     mid = enqueue(outbox, "b@example.org")
     assert outbox.hold([mid])[0].state is MessageState.HELD
     assert outbox.due_ids() == [] and outbox.claim([mid]) == []

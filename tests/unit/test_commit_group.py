@@ -19,8 +19,6 @@ from tests.unit.conftest import enqueue
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-
-
 def session(
     outbox: Outbox, message_id: int, commits: CommitGroup, settled: list[Settled]
 ) -> AttemptManager:

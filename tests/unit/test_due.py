@@ -52,8 +52,9 @@ def test_a_scheduled_message_is_due_for_nobody_before_its_time(outbox: Outbox) -
 
 
 def test_a_deferred_message_is_due_once_its_back_off_is_over(outbox: Outbox) -> None:
-    early, late = settled(outbox, RecipientState.DEFERRED, BEFORE), settled(
-        outbox, RecipientState.DEFERRED, AFTER
+    early, late = (
+        settled(outbox, RecipientState.DEFERRED, BEFORE),
+        settled(outbox, RecipientState.DEFERRED, AFTER),
     )
     assert outbox.due_ids(NOW, unscheduled=False) == [early]
     assert {(w.message_id, w.due_at) for w in outbox.waiting()} == {(early, BEFORE), (late, AFTER)}

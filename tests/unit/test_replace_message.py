@@ -25,10 +25,13 @@ def test_a_queued_message_takes_the_copys_body_envelope_and_recipients(outbox: O
     snapshot = outbox.replace_message(message_id, EDITED)
     assert snapshot.id == message_id and snapshot.state is MessageState.QUEUED
     assert (snapshot.sender, snapshot.subject, snapshot.size) == (
-        "me@example.org", "edited", len(EDITED.raw),
+        "me@example.org",
+        "edited",
+        len(EDITED.raw),
     )
     assert [(r.address, r.state) for r in snapshot.recipients] == [
-        ("c@example.org", RecipientState.PENDING), ("d@example.org", RecipientState.PENDING),
+        ("c@example.org", RecipientState.PENDING),
+        ("d@example.org", RecipientState.PENDING),
     ]
     assert outbox.raw(message_id) == EDITED.raw
     assert seen == [MessageChanged(snapshot)]

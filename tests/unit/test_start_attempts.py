@@ -16,8 +16,6 @@ from tests.unit.conftest import enqueue
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
-
-
 def test_a_group_of_attempts_gets_one_row_each_in_the_order_given(outbox: Outbox) -> None:
     ids = [enqueue(outbox, f"r{n}@example.org") for n in range(5)]
     order = [ids[3], ids[0], ids[4], ids[1]]

@@ -33,14 +33,24 @@ GMAIL_DAILY = "5.4.5 Daily user sending limit exceeded."
         (Stage.END_OF_DATA, 550, "5.4.5 Daily user sending limit exceeded.", Limit.DAILY),
         (Stage.MAIL, 550, "5.4.5 Daily SMTP relay limit exceeded for user.", Limit.DAILY),
         # Yahoo.
-        (Stage.GREETING, 421, "4.7.0 [TSS04] Messages from 1.2.3.4 temporarily deferred"
-         " due to unexpected volume or user complaints", Limit.RATE),
+        (
+            Stage.GREETING,
+            421,
+            "4.7.0 [TSS04] Messages from 1.2.3.4 temporarily deferred"
+            " due to unexpected volume or user complaints",
+            Limit.RATE,
+        ),
         # Postfix policy daemons and Exim ratelimit ACLs.
         (Stage.RCPT, 451, "4.7.1 Too many messages, slow down", Limit.RATE),
         (Stage.MAIL, 451, "4.7.1 Sending rate limit exceeded", Limit.RATE),
         # Microsoft 365 / Outlook.com daily recipient quota.
-        (Stage.END_OF_DATA, 554, "5.2.0 STOREDRV.Submission.Exception:"
-         "SubmissionQuotaExceededException; Failed to process message", Limit.DAILY),
+        (
+            Stage.END_OF_DATA,
+            554,
+            "5.2.0 STOREDRV.Submission.Exception:"
+            "SubmissionQuotaExceededException; Failed to process message",
+            Limit.DAILY,
+        ),
         # A quota reply in 4xx clothes is still a daily one.
         (Stage.MAIL, 451, "4.7.1 Daily sending quota exceeded", Limit.DAILY),
     ],
@@ -57,8 +67,12 @@ def test_a_provider_throttling_reply_pauses_the_account(
     ("stage", "code", "text"),
     [
         (Stage.RCPT, 452, "4.5.3 Too many recipients"),  # one transaction's limit
-        (Stage.RCPT, 450, "4.2.1 The user you are trying to contact is receiving mail at a"
-         " rate that prevents additional messages from being delivered"),  # one mailbox
+        (
+            Stage.RCPT,
+            450,
+            "4.2.1 The user you are trying to contact is receiving mail at a"
+            " rate that prevents additional messages from being delivered",
+        ),  # one mailbox
         (Stage.RCPT, 451, "4.7.1 Greylisted, please try again in 300 seconds"),
         (Stage.STARTTLS, 454, "4.7.0 TLS not available due to local problem"),
         (Stage.RCPT, 550, "5.1.1 The email account that you tried to reach does not exist"),
