@@ -12,11 +12,11 @@ registered). For the latter, "Sign in…" runs the browser sign-in
 refresh token goes to the keyring only.
 
 "Find settings" takes an e-mail address and fills in the server, the user
-name and the way to log in from what ``relay.discovery`` finds (and says
+name and the way to log in from what ``relay.discovery.discover`` finds (and says
 where from); nothing is saved until Save.
 
 "Test connection" opens a session exactly as a flush would
-(``relay.connection.open_session``) with what the form holds now, saved or
+(``relay.smtp.connection.open_session``) with what the form holds now, saved or
 not, as an asyncio task on the Qt loop; the dialog stays responsive and shows
 what the server offered, or exactly why it failed. Nothing is sent.
 """
@@ -53,7 +53,7 @@ from PySide6.QtWidgets import (
 
 from gui.confirm import ask, ask_to_save
 from gui.sign_in import BrowserSignIn
-from relay import credentials, oauth_store
+from relay import credentials
 from relay.accounts import (
     DEFAULT_PORTS,
     Account,
@@ -68,7 +68,8 @@ from relay.accounts import (
     validate_account,
 )
 from relay.errors import ConfigError, OutboxError
-from relay.oauth_providers import PRESETS, OAuth2Settings, Provider
+from relay.oauth import store as oauth_store
+from relay.oauth.providers import PRESETS, OAuth2Settings, Provider
 
 _SECURITY_LABELS = {
     Security.STARTTLS: "STARTTLS (port 587)",
@@ -102,7 +103,7 @@ class AccountsDialog(QDialog):
         self._editing: str | None = None  # the account in the form; None: a new one
         self._test: asyncio.Task[None] | None = None
         self._filled: tuple[object, ...] = ()  # the form as last filled in (see unsaved)
-        #: Keywords for ``relay.discovery.discover`` (tests point it at loopback servers).
+        #: Keywords for ``relay.discovery.discover.discover`` (tests point it at loopback servers).
         self.discovery_options: dict[str, Any] = {}
 
         self.list = QListWidget()
@@ -450,7 +451,7 @@ class AccountsDialog(QDialog):
         self._discovering = loop.create_task(self._discover(address))
 
     async def _discover(self, address: str) -> None:
-        from relay.discovery import discover
+        from relay.discovery.discover import discover
 
         try:
             found = await discover(address, **self.discovery_options)
@@ -699,7 +700,7 @@ class AccountsDialog(QDialog):
             password: Any = self.password.text() or None
             command = account.password_command if password is None else None
             if account.oauth2 is not None:
-                from relay.oauth_tokens import token_source_for
+                from relay.oauth.tokens import token_source_for
 
                 password = token_source_for(self.home, account)
             elif (
@@ -724,9 +725,9 @@ class AccountsDialog(QDialog):
         self._test = loop.create_task(self._probe(account, password, command))
 
     async def _probe(self, account: Account, password: Any, command: str | None) -> None:
-        from relay.connection import open_session
         from relay.password_command import run_password_command
         from relay.report import SessionFailure
+        from relay.smtp.connection import open_session
 
         text = ""
         try:

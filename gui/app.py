@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from relay.errors import OutboxError
 from relay.machineproblems import explain
-from relay.storefile import DB_NAME
+from relay.store.database import DB_NAME
 
 if TYPE_CHECKING:  # Qt is imported when the window is made, after the display check
     from PySide6.QtWidgets import QApplication
@@ -78,7 +78,7 @@ def create_main_window(home: Path) -> MainWindow:
     from gui.main_window import MainWindow
     from gui.settings import open_settings
     from relay.home import ensure_home
-    from relay.outbox import Outbox
+    from relay.store.outbox import Outbox
 
     if QCoreApplication.instance() is None:
         raise RuntimeError("create a QApplication before the main window")

@@ -40,9 +40,9 @@ from PySide6.QtGui import QAction
 from gui.flush_runner import FlushRunner
 from relay.errors import OutboxError
 from relay.flush import FlushResult
-from relay.outbox import Outbox, utc_now
 from relay.policy import Clock
 from relay.schedule import Waiting, next_wake_at
+from relay.store.outbox import Outbox, utc_now
 from relay.throttle import AccountPause, pause_text
 
 SETTING = "sending/auto_send"

@@ -38,8 +38,8 @@ from gui.display_text import when_text
 from gui.recipient_menu import COPY_ROLE, add_copy_actions
 from relay.errors import BodyPruned, NoSuchMessage
 from relay.events import MessageSnapshot
-from relay.outbox import AttemptRecord, Outbox, utc_now
 from relay.sizes import size_text
+from relay.store.outbox import AttemptRecord, Outbox, utc_now
 from relay.visible import visible
 
 PREVIEW_CHARS = 100_000

@@ -15,7 +15,7 @@ from PySide6.QtCore import QMimeData
 
 from relay.errors import OutboxError
 from relay.message import MAX_MESSAGE_OCTETS, parse_message
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 
 
 @dataclass(slots=True)

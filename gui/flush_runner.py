@@ -36,8 +36,8 @@ from relay.errors import OutboxError
 from relay.flush import FlushResult, RelayingManager, prepare_flush
 from relay.flushlock import FlushLock
 from relay.machineproblems import explain
-from relay.outbox import Outbox, utc_now
 from relay.retention import prune_expired_bodies
+from relay.store.outbox import Outbox, utc_now
 
 LOCK_PROBE_MS = 1000
 WARM_UP_MS = 300

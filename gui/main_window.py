@@ -97,9 +97,9 @@ from relay.events import (
 )
 from relay.flush import FlushResult
 from relay.machineproblems import MachineProblem, explain
-from relay.outbox import Outbox, utc_now
 from relay.schedule import day_text
 from relay.states import MessageState, Phase, RecipientState
+from relay.store.outbox import Outbox, utc_now
 
 NOTIFY_SETTING = "notifications/enabled"
 RETRYABLE = frozenset({MessageState.DEFERRED, MessageState.FAILED, MessageState.UNCERTAIN})

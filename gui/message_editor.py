@@ -39,8 +39,8 @@ from relay.errors import ConfigError, InvalidMessage, OutboxError
 from relay.localnames import LocalNames
 from relay.machineproblems import explain
 from relay.message import parse_message
-from relay.outbox import Outbox
 from relay.states import MessageState
+from relay.store.outbox import Outbox
 
 EDITABLE = frozenset({MessageState.HELD, MessageState.QUEUED})
 #: What opens the copy when neither ``$VISUAL`` nor ``$EDITOR`` is set.

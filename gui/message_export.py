@@ -17,7 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QWidget
 
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 
 
 def save_eml(outbox: Outbox, message_id: int, target: Path) -> None:

@@ -2,7 +2,7 @@
 
 Rules this module keeps:
 
-- Rows are fed, never fetched: ``load_listed`` once (``relay.listing``, one
+- Rows are fed, never fetched: ``load_listed`` once (``relay.store.listing``, one
   query for the columns shown; the first rows, then ``append_listed`` for
   the rest, a page per turn of the event loop), then snapshots from engine events
   (``EngineBridge``) or rows re-read after another process changed the store
@@ -10,10 +10,10 @@ Rules this module keeps:
 - A message a flush claimed reads "waiting" until its own transaction runs
   (a session sends one at a time). For this process's flush the engine's
   events say when (``phase_reached``); for another process's, the rows read
-  from the store do (``relay.listing.WAITING``). Either way the row itself
+  from the store do (``relay.store.listing.WAITING``). Either way the row itself
   keeps the ``sending`` state it has in the store, and a mark (``_waiting``)
   changes the word shown.
-- A row is a ``relay.listing.Listed``: a plain tuple of strings and numbers.
+- A row is a ``relay.store.listing.Listed``: a plain tuple of strings and numbers.
   100,000 of them load in one query with no per-row Python work, take little
   memory, and are invisible to the garbage collector (it untracks tuples of
   atomic values), so a full collection during a flush does not walk them.
@@ -56,7 +56,10 @@ from PySide6.QtCore import (
 
 from gui.icons import state_icon
 from relay.events import MessageSnapshot
-from relay.listing import (
+from relay.schedule import DAY_TIME
+from relay.sizes import size_text
+from relay.states import MessageState, RecipientState
+from relay.store.listing import (
     L_ATTEMPTS,
     L_CREATED,
     L_ID,
@@ -73,9 +76,6 @@ from relay.listing import (
     listed,
     unpack_recipients,
 )
-from relay.schedule import DAY_TIME
-from relay.sizes import size_text
-from relay.states import MessageState, RecipientState
 from relay.visible import visible
 
 MAX_REDRAWS_PER_S = 30
@@ -240,7 +240,7 @@ def _local_when(stored: str, minute: int) -> str:
 
 
 def _waiting_apart(rows: list[Listed]) -> tuple[list[Listed], set[int]]:
-    """``rows`` read from the store with ``relay.listing.WAITING`` made ``sending``,
+    """``rows`` read from the store with ``relay.store.listing.WAITING`` made ``sending``,
     and the ids of those rows (claimed by a flush, not yet under way)."""
     waiting = {row[L_ID] for row in rows if row[L_STATE] == WAITING}
     if not waiting:
@@ -312,7 +312,7 @@ class OutboxModel(QAbstractTableModel):
         self.load_listed([listed(m) for m in messages])
 
     def load_listed(self, rows: list[Listed], *, complete: bool = True) -> None:
-        """Replace every row with ``rows`` (``relay.listing.list_messages``, in id order).
+        """Replace every row with ``rows`` (``relay.store.listing.list_messages``, in id order).
 
         The model keeps the list. ``complete`` false: these are the first
         rows, the rest follow through ``append_listed``; until then news of a

@@ -1,6 +1,6 @@
 """Running an account's browser sign-in from the window, on the Qt loop through qasync.
 
-``BrowserSignIn.start(home, account)`` runs ``relay.oauth_login``'s browser
+``BrowserSignIn.start(home, account)`` runs ``relay.oauth.login``'s browser
 flow as an asyncio task: the system browser opens the provider's page
 (``QDesktopServices``; ``open_url`` can be replaced, and tests replace it with
 an HTTP client acting as the browser), Outbox waits on 127.0.0.1 for it to
@@ -60,9 +60,9 @@ class BrowserSignIn(QObject):
             self._task = None
 
     async def _run(self, home: Path, account: Account) -> None:
-        from relay.oauth_login import sign_in_with_browser
-        from relay.oauth_providers import endpoints
-        from relay.oauth_store import get_client_secret, store_refresh_token
+        from relay.oauth.login import sign_in_with_browser
+        from relay.oauth.providers import endpoints
+        from relay.oauth.store import get_client_secret, store_refresh_token
 
         problem = ""
         try:

@@ -1,6 +1,6 @@
 """Reading the outbox into the table: at start-up, and again after another process wrote.
 
-The table's rows come from ``relay.listing`` (one plain tuple per message, no
+The table's rows come from ``relay.store.listing`` (one plain tuple per message, no
 bodies) over a read connection of the window's own. ``load`` reads the first
 ``FIRST_PAGE`` at once, so the window shows rows at once, and the rest
 ``LOAD_PAGE`` at a time, one page per turn of the event loop (100,000 messages
@@ -26,8 +26,8 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from gui.outbox_model import OutboxModel
-from relay.listing import L_ID, list_messages
-from relay.storefile import connect
+from relay.store.database import connect
+from relay.store.listing import L_ID, list_messages
 
 FIRST_PAGE = 1000
 PAGE = 2000

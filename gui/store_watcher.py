@@ -15,7 +15,7 @@ import sqlite3
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 
 INTERVAL_MS = 500
 

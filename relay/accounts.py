@@ -5,8 +5,8 @@ keyring (``relay.credentials``: keyed by the home and the account name), never
 on disk. Every number in the file is checked finite and in range
 (``relay.config_values``).
 An account that signs in with OAuth2 instead has an ``[accounts.NAME.oauth2]``
-table (provider, client ID, endpoint overrides: ``relay.oauth_providers``);
-its refresh token is in the keyring too (``relay.oauth_store``).
+table (provider, client ID, endpoint overrides: ``relay.oauth.providers``);
+its refresh token is in the keyring too (``relay.oauth.store``).
 
 The rules this module keeps:
 
@@ -57,7 +57,7 @@ from relay.config_values import (
     number_in_range,
 )
 from relay.errors import ConfigError
-from relay.oauth_providers import OAuth2Settings, parse_provider, validate_oauth2
+from relay.oauth.providers import OAuth2Settings, parse_provider, validate_oauth2
 
 
 class Security(StrEnum):

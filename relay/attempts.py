@@ -38,7 +38,6 @@ from relay.events import (
     RecipientReplied,
     SessionFailed,
 )
-from relay.outbox import AttemptEnd, AttemptStart, Outbox
 from relay.policy import (
     Clock,
     RetryPolicy,
@@ -56,6 +55,7 @@ from relay.report import (
     TransactionReport,
 )
 from relay.states import OWED, Phase, RecipientState
+from relay.store.outbox import AttemptEnd, AttemptStart, Outbox
 from relay.throttle import AccountPause, Throttle, first_throttle, next_pause
 
 

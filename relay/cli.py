@@ -134,7 +134,7 @@ def _machine_problem(exc: Exception, home_arg: str | None) -> OutboxError | None
     """``exc`` told as a problem of the machine (``relay.machineproblems``), or None."""
     from relay.home import resolve_home
     from relay.machineproblems import explain
-    from relay.storefile import DB_NAME
+    from relay.store.database import DB_NAME
 
     try:
         home = resolve_home(home_arg)

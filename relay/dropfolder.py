@@ -42,7 +42,7 @@ from relay.dropdelivery import Envelope, drop_paths, split_envelope
 from relay.errors import ConfigError, InvalidMessage
 from relay.localnames import LocalNames
 from relay.message import MAX_MESSAGE_OCTETS, ParsedMessage, parse_message
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 
 #: The largest file the drop folder imports; bigger ones are rejected unread.
 MAX_DROP_FILE_OCTETS = MAX_MESSAGE_OCTETS

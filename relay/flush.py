@@ -45,10 +45,10 @@ from relay.attempts import (
 )
 from relay.errors import ConfigError, OutboxError, StoreFailed
 from relay.events import AuthenticationRefused, FlushFinished, FlushStarted, MessageSnapshot
-from relay.outbox import Outbox, utc_now
 from relay.policy import Clock, RetryPolicy
 from relay.report import FailureKind, OutgoingMessage, SessionFailure, SessionInfo
 from relay.states import OWED, MessageState
+from relay.store.outbox import Outbox, utc_now
 from relay.throttle import AccountPause
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ UNSENT = frozenset(
     {MessageState.QUEUED, MessageState.DEFERRED, MessageState.HELD, MessageState.SENDING}
 )
 if TYPE_CHECKING:
-    from relay.oauth_tokens import TokenSource
+    from relay.oauth.tokens import TokenSource
 
 #: Due messages read per loop turn when a flush starts (about 5 ms of work each).
 SELECT_PAGE = 1000
@@ -297,7 +297,7 @@ class RelayingManager:
         return chosen
 
     async def _run_account(self, account: Account, messages: list[MessageSnapshot]) -> None:
-        from relay.oauth_tokens import SignInNeeded
+        from relay.oauth.tokens import SignInNeeded
         from relay.password_command import PasswordCommandFailed
 
         try:
@@ -590,7 +590,7 @@ def prepare_flush(
     """
     from relay.accounts import account_for_sender, find_account, load_accounts, queue_settings
     from relay.credentials import get_password
-    from relay.oauth_tokens import token_source_for
+    from relay.oauth.tokens import token_source_for
 
     accounts = load_accounts(home)
     if not accounts:

@@ -139,7 +139,7 @@ def _explain_sqlite(
     text = str(exc)
     where = str(store) if store is not None else "the outbox store"
     if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "database is locked" in text:
-        from relay.storefile import BUSY_TIMEOUT_S
+        from relay.store.database import BUSY_TIMEOUT_S
 
         return store_busy(store or Path("outbox.sqlite3"), BUSY_TIMEOUT_S)
     if primary == _SQLITE_FULL or (store is not None and _disk_is_full(store)):

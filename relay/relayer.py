@@ -7,7 +7,7 @@ Twisted's, every recipient's reply is reported on its own, and so is the
 moment the final dot left (RFC 1047's duplicate window).
 
 Per message, one code path whether the commands go pipelined or in
-lock-step (``relay.pipeline``: only *when* a command is written differs):
+lock-step (``relay.smtp.pipelining``: only *when* a command is written differs):
 
 | step | sent when | on a refusal |
 |---|---|---|
@@ -53,8 +53,6 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from relay.accounts import Account
-from relay.connection import ServerOffer, Session, SessionLost, open_session
-from relay.pipeline import Command, Dialogue, Lockstep, Pipeline, envelope
 from relay.report import (
     FailureKind,
     OutgoingMessage,
@@ -65,11 +63,13 @@ from relay.report import (
     Stage,
     TransactionReport,
 )
+from relay.smtp.connection import ServerOffer, Session, SessionLost, open_session
+from relay.smtp.pipelining import Command, Dialogue, Lockstep, Pipeline, envelope
+from relay.smtp.transcript import Transcript
 from relay.states import Phase
-from relay.transcript import Transcript
 
 if TYPE_CHECKING:
-    from relay.oauth_tokens import TokenSource
+    from relay.oauth.tokens import TokenSource
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # C0 controls and DEL: never in a command line
 

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from relay.errors import ConfigError
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 
 DEFAULT_SENT_BODY_DAYS = 30.0
 #: More than a lifetime: anything larger is a typo, not a setting.

@@ -12,7 +12,7 @@ is that server, for one caller and one process, in two parts:
 
 The rules it keeps:
 
-- A message is stored (``relay.storefile.enqueue``: committed, synced) before
+- A message is stored (``relay.store.database.enqueue``: committed, synced) before
   its ``250`` is written; a message whose data never ended (the input closed
   first) is not stored, and its sender was never told it was.
 - Replies come one per command, in order, whatever arrives in one read, so

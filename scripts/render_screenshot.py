@@ -31,9 +31,9 @@ from gui.outbox_model import ID_ROLE  # noqa: E402
 from relay.accounts import Security, make_account, save_accounts  # noqa: E402
 from relay.events import FlushStarted, PhaseChanged, ProgressMade  # noqa: E402
 from relay.message import parse_message  # noqa: E402
-from relay.outbox import Outbox  # noqa: E402
 from relay.policy import Verdict  # noqa: E402
 from relay.states import Phase, RecipientState  # noqa: E402
+from relay.store.outbox import Outbox  # noqa: E402
 
 SERVER = "smtp.example.org:587"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -78,8 +78,13 @@ def transcript(recipients: list[str], replies: dict[str, str], size: int, final:
     for address in recipients:
         lines += [f"C: RCPT TO:<{address}>", f"S: {replies[address]}"]
     if any(reply.startswith("250") for reply in replies.values()):
-        lines += ["C: DATA", "S: 354 End data with <CR><LF>.<CR><LF>",
-                  f"C: [message data: {size} bytes]", "C: .", f"S: {final}"]
+        lines += [
+            "C: DATA",
+            "S: 354 End data with <CR><LF>.<CR><LF>",
+            f"C: [message data: {size} bytes]",
+            "C: .",
+            f"S: {final}",
+        ]
     return "\n".join(lines)
 
 
@@ -133,8 +138,10 @@ def fill(outbox: Outbox) -> tuple[int, int]:
             outcome="partial" if fate == "failed" else fate,
             error=error,
             next_attempt_at=next_at,
-            replies=[{"address": a, "stage": "rcpt", "code": int(r[:3]), "text": r[4:]}
-                     for a, r in replies.items()],
+            replies=[
+                {"address": a, "stage": "rcpt", "code": int(r[:3]), "text": r[4:]}
+                for a, r in replies.items()
+            ],
             sent_bytes=len(raw),
             transcript=transcript(recipients, replies, len(raw), final),
             now=started + timedelta(seconds=2),
@@ -164,8 +171,11 @@ def dark_palette() -> QPalette:
     }
     for role, colour in roles.items():
         palette.setColor(role, QColor(colour))
-    for role in (QPalette.ColorRole.WindowText, QPalette.ColorRole.Text,
-                 QPalette.ColorRole.ButtonText):
+    for role in (
+        QPalette.ColorRole.WindowText,
+        QPalette.ColorRole.Text,
+        QPalette.ColorRole.ButtonText,
+    ):
         palette.setColor(QPalette.ColorGroup.Disabled, role, QColor("#6f7378"))
     return palette
 
@@ -180,8 +190,18 @@ def render(output: Path, *, dark: bool = False) -> Path:
         QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, scratch)
         home = Path(scratch) / "home"
         home.mkdir(mode=0o700)
-        save_accounts(home, [make_account("work", "smtp.example.org", security=Security.STARTTLS,
-                                          user="me@example.com", default=True)])
+        save_accounts(
+            home,
+            [
+                make_account(
+                    "work",
+                    "smtp.example.org",
+                    security=Security.STARTTLS,
+                    user="me@example.com",
+                    default=True,
+                )
+            ],
+        )
         with Outbox.open(home) as outbox:
             failed_id, sending_id = fill(outbox)
         # Opening the window settles the "uncertain" one, as after a real crash
@@ -202,9 +222,13 @@ def render(output: Path, *, dark: bool = False) -> Path:
         window.detail.tabs.setCurrentIndex(1)  # recipients and their replies
         QTest.qWait(400)  # let the coalesced redraws and the status bar's timer run
         # No real flush runs here: show the actions as a running flush leaves them.
-        for action, on in ((window.action_flush, False), (window.action_flush_selected, False),
-                           (window.action_stop, True), (window.action_retry, False),
-                           (window.action_retry_failed, False)):
+        for action, on in (
+            (window.action_flush, False),
+            (window.action_flush_selected, False),
+            (window.action_stop, True),
+            (window.action_retry, False),
+            (window.action_retry_failed, False),
+        ):
             action.setEnabled(on)
         image = window.grab()
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -54,7 +54,7 @@ from relay.accounts import (
 from relay.config_values import MAX_CONNECTIONS
 from relay.errors import ConfigError, UsageError
 from relay.home import ensure_home, resolve_home
-from relay.oauth_providers import PRESETS, OAuth2Settings, parse_provider
+from relay.oauth.providers import PRESETS, OAuth2Settings, parse_provider
 
 
 def register(subparsers: Any) -> None:
@@ -318,8 +318,8 @@ def _discover_into(args: argparse.Namespace, fields: dict[str, Any]) -> None:
     """Fill what the person did not give from what discovery finds for ``--address``."""
     import asyncio
 
-    from relay.discovery import discover
-    from relay.discovery_seam import discovery_overrides
+    from relay.discovery.discover import discover
+    from relay.discovery.seam import discovery_overrides
 
     if not args.address:
         raise UsageError("--discover needs --address ADDR, the account's e-mail address")
@@ -377,7 +377,8 @@ def _read_password(account: Account, *, from_stdin: bool) -> str:
 
 
 def run_add(args: argparse.Namespace) -> int:
-    from relay import credentials, oauth_store
+    from relay import credentials
+    from relay.oauth import store as oauth_store
 
     fields = _settings_from_args(args)
     if args.discover:
@@ -451,7 +452,8 @@ def _test_before_saving(account: Account, password: str | None) -> int:
 
 
 def run_set(args: argparse.Namespace) -> int:
-    from relay import credentials, oauth_store
+    from relay import credentials
+    from relay.oauth import store as oauth_store
 
     changes = _settings_from_args(args)
     if args.no_user:
@@ -536,7 +538,8 @@ def _forget_stored_password(home: Path, name: str) -> None:
 
 
 def run_remove(args: argparse.Namespace) -> int:
-    from relay import credentials, oauth_store
+    from relay import credentials
+    from relay.oauth import store as oauth_store
 
     home = resolve_home(args.home)
     find_account(load_accounts(home), args.name)
@@ -571,9 +574,9 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    """Open a session as the relayer would (``relay.connection``), report it, send nothing."""
+    """Open a session as the relayer would (``relay.smtp.connection``), report it, send nothing."""
     from relay import credentials
-    from relay.oauth_tokens import TokenSource, token_source_for
+    from relay.oauth.tokens import TokenSource, token_source_for
 
     home = resolve_home(args.home)
     accounts = load_accounts(home)
@@ -619,9 +622,9 @@ def _probe(account: Account, password: Any, *, show_transcript: bool) -> int:
     """
     import asyncio
 
-    from relay.connection import open_session
     from relay.report import SessionFailure
-    from relay.transcript import Transcript
+    from relay.smtp.connection import open_session
+    from relay.smtp.transcript import Transcript
 
     print(f"account {account.name}: {_describe(account)}")
     sys.stdout.flush()
@@ -670,7 +673,7 @@ def account_as_json(account: Account, home: Path | None = None) -> dict[str, Any
     stored: bool | None = None
     if oauth2 is not None and home is not None:
         from relay.errors import OutboxError
-        from relay.oauth_store import get_refresh_token
+        from relay.oauth.store import get_refresh_token
 
         try:
             stored = get_refresh_token(home, account.name) is not None

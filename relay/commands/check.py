@@ -4,7 +4,7 @@
 found: exit 0 when sound, 74 (EX_IOERR) when damaged. ``--repair`` then
 moves the damaged file aside (``outbox.sqlite3.damaged-<time>``, never
 deleted) and starts a fresh store holding every message that can still be
-read whole, ids and history kept (``relay.storecheck``); it names what was
+read whole, ids and history kept (``relay.store.check``); it names what was
 lost. A sound store is left alone. Repairing waits for no flush: it refuses
 while one runs.
 """
@@ -40,8 +40,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def cmd_check(args: argparse.Namespace) -> int:
     from relay.flushlock import FlushLock
     from relay.home import resolve_home
-    from relay.storecheck import check_store, repair_store
-    from relay.storefile import DB_NAME
+    from relay.store.check import check_store, repair_store
+    from relay.store.database import DB_NAME
 
     home = resolve_home(args.home)
     if not (home / DB_NAME).exists():

@@ -24,9 +24,9 @@ from relay.attempts import Settled
 from relay.commands.store import open_outbox, parse_ids
 from relay.events import Event, FlushStarted, MessageChanged, ProgressMade, RecipientSnapshot
 from relay.flushlock import FlushLock
-from relay.outbox import Outbox
 from relay.sizes import size_text
 from relay.states import MessageState, RecipientState
+from relay.store.outbox import Outbox
 
 if TYPE_CHECKING:
     from relay.flush import FlushResult
@@ -199,8 +199,8 @@ class ProgressBar:
 def cmd_flush(args: argparse.Namespace) -> int:
     from relay.flush import prepare_flush
     from relay.machineproblems import quiet_machine_problems
-    from relay.outbox import utc_now
     from relay.retention import prune_expired_bodies
+    from relay.store.outbox import utc_now
 
     ids = parse_ids(args.ids) if args.ids else None
     if ids is not None and args.due:
@@ -293,7 +293,7 @@ def _messages(count: int) -> str:
 
 def _pause_lines(result: FlushResult) -> list[str]:
     """``work: paused until 14:00 (daily sending limit); …``: one line per paused account."""
-    from relay.outbox import utc_now
+    from relay.store.outbox import utc_now
     from relay.throttle import pause_text
 
     now = utc_now()
@@ -306,7 +306,7 @@ def _pause_lines(result: FlushResult) -> list[str]:
 def _import_drop_folder(outbox: Outbox, home: Path) -> None:
     """Take in what other programs left in ``<home>/drop/``; say what was refused."""
     from relay.dropfolder import import_drop_folder
-    from relay.transcript import printable
+    from relay.smtp.transcript import printable
 
     result = import_drop_folder(outbox, home)
     for rejection in result.rejected:

@@ -62,13 +62,13 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     from relay.errors import InvalidMessage
     from relay.home import resolve_home
     from relay.message import parse_message
-    from relay.outbox import Outbox
-    from relay.storefile import is_busy
+    from relay.store.database import is_busy
+    from relay.store.outbox import Outbox
 
     not_before = None
     if args.at is not None:
-        from relay.outbox import utc_now
         from relay.schedule import parse_when
+        from relay.store.outbox import utc_now
 
         now = utc_now()
         not_before = parse_when(args.at, now=now)  # UsageError before anything is stored

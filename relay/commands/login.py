@@ -7,7 +7,7 @@ browser to come back. ``--device`` prints a code and a URL to finish the
 sign-in on another device. ``--refresh-token-stdin`` takes a refresh token
 another tool obtained, tries it once, and keeps it.
 
-The refresh token goes to the keyring (``relay.oauth_store``) and nowhere
+The refresh token goes to the keyring (``relay.oauth.store``) and nowhere
 else: it is never printed, and a sign-in that fails stores nothing and keeps
 the token stored before.
 """
@@ -59,15 +59,15 @@ def run_login(args: argparse.Namespace) -> int:
 
     from relay.accounts import find_account, load_accounts, parse_timeout
     from relay.home import resolve_home
-    from relay.oauth_login import (
+    from relay.oauth.login import (
         BROWSER_TIMEOUT_S,
         DeviceCode,
         check_refresh_token,
         sign_in_with_browser,
         sign_in_with_device,
     )
-    from relay.oauth_providers import endpoints
-    from relay.oauth_store import get_client_secret, store_refresh_token
+    from relay.oauth.providers import endpoints
+    from relay.oauth.store import get_client_secret, store_refresh_token
 
     home = resolve_home(args.home)
     account = find_account(load_accounts(home), args.name)

@@ -22,10 +22,10 @@ from datetime import datetime
 from relay.commands.store import open_outbox, parse_ids
 from relay.errors import UsageError
 from relay.events import MessageSnapshot
-from relay.listing import WAITING
-from relay.outbox import Outbox
 from relay.sizes import size_text
 from relay.states import MessageState, RecipientState
+from relay.store.listing import WAITING
+from relay.store.outbox import Outbox
 from relay.visible import visible
 
 

@@ -43,8 +43,8 @@ def _days(text: str) -> float:
 
 def cmd_purge(args: argparse.Namespace) -> int:
     from relay.commands.store import open_outbox
-    from relay.outbox import utc_now
     from relay.retention import days_ago
+    from relay.store.outbox import utc_now
 
     _, outbox = open_outbox(args.home)
     with outbox:

@@ -434,7 +434,7 @@ def deliver(invocation: Invocation, home: str | None, *, store: bool = True) -> 
         print(f"size: {len(parsed.raw)} octets; nothing was stored")
         return 0
 
-    # Not relay.outbox: its events cost start-up time. A busy store: the drop folder.
+    # Not relay.store.outbox: its events cost start-up time. A busy store: the drop folder.
     from relay.commands.storeordrop import store_or_drop
 
     store_or_drop(resolved, parsed, account=invocation.account, dsn=invocation.dsn())

@@ -13,7 +13,7 @@ from relay.attempts import recover_interrupted
 from relay.errors import NoSuchMessage
 from relay.flushlock import FlushLock
 from relay.home import ensure_home, resolve_home
-from relay.outbox import Outbox, utc_now
+from relay.store.outbox import Outbox, utc_now
 
 
 def open_outbox(home_arg: str | None) -> tuple[Path, Outbox]:

@@ -27,7 +27,7 @@ def store_or_drop(
     home: Path, parsed: ParsedMessage, *, account: str | None, dsn: DsnRequest | None = None
 ) -> int | Path:
     """The stored message's id, or the drop file it waits in when the store stayed busy."""
-    from relay.storefile import enqueue, is_busy
+    from relay.store.database import enqueue, is_busy
 
     try:
         return enqueue(home, parsed, account=account, dsn=dsn, busy_timeout_s=INTAKE_BUSY_S)

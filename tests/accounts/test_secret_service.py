@@ -78,7 +78,7 @@ def test_an_imported_refresh_token_goes_into_a_real_secret_service_per_home(
     monkeypatch: pytest.MonkeyPatch,
     use_keyring: UseKeyring,
 ) -> None:
-    from relay import oauth_store
+    from relay.oauth import store as oauth_store
 
     for key, value in real_secret_service.env.items():
         monkeypatch.setenv(key, value)

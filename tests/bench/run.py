@@ -25,7 +25,7 @@ ignores the directory). What it does:
       (1f), in a synced file (1g), and not written at all (the wire alone);
       Row 1w is the largest size the store's write-ahead log reached during
       that flush (sampled every 2 ms): it must stay under 16 MB whatever the
-      number of messages (``relay.checkpoint``);
+      number of messages (``relay.store.checkpoint``);
    2. client turns per message through a proxy adding 25 ms each way
       (``proxy.py``), 200 messages on one connection, with PIPELINING and
       with the account's pipelining off; peer: ``smtp-source`` through the
@@ -74,8 +74,8 @@ from pathlib import Path
 
 from relay.accounts import Account, Security, save_accounts
 from relay.message import parse_message
-from relay.outbox import Outbox
 from relay.states import MessageState
+from relay.store.outbox import Outbox
 from tests.bench.floor import RECIPIENT, SENDER, message_bytes
 from tests.bench.proxy import DelayProxy, RateProxy
 

@@ -31,7 +31,7 @@ configuration directories, and writes its figures as JSON to ``RESULT``.
     collector ran with their longest pause (``gc.callbacks``), to say where
     a stall came from. The run fails unless every message ends ``sent``.
 
-The outboxes are filled straight through ``relay.storefile.insert_message``
+The outboxes are filled straight through ``relay.store.database.insert_message``
 in one transaction with ``synchronous = OFF`` (filling is not measured).
 """
 
@@ -66,7 +66,7 @@ def fill_outbox(home: Path, port: int, count: int, size: int) -> Path:
     from relay.accounts import Account, Security, save_accounts
     from relay.home import ensure_home
     from relay.message import ParsedMessage
-    from relay.storefile import DB_NAME, connect, insert_message
+    from relay.store.database import DB_NAME, connect, insert_message
     from tests.bench.floor import SENDER, message_bytes
 
     ensure_home(home)

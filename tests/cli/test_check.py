@@ -6,8 +6,8 @@ from pathlib import Path
 
 from relay.flushlock import FlushLock
 from relay.message import parse_message
-from relay.outbox import Outbox
-from relay.storefile import DB_NAME
+from relay.store.database import DB_NAME
+from relay.store.outbox import Outbox
 from tests.support.cli import listed, outbox
 
 PAGE = 4096

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from relay.message import ParsedMessage
-from relay.outbox import Outbox
 from relay.policy import Verdict
 from relay.states import RecipientState
+from relay.store.outbox import Outbox
 from tests.support.cli import listed, outbox
 
 RAW = b"From: Ann <ann@example.org>\r\nTo: bob@example.org\r\nSubject: Hello\r\n\r\nHi Bob\r\n"

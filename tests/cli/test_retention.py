@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from relay.message import parse_message
-from relay.outbox import Outbox
 from relay.policy import Verdict
 from relay.states import MessageState, RecipientState
-from relay.storefile import DB_NAME
+from relay.store.database import DB_NAME
+from relay.store.outbox import Outbox
 from tests.support.cli import listed, outbox
 from tests.support.smtp_servers import threaded_smtp_server
 

@@ -43,5 +43,5 @@ def test_bidi_and_zero_width_characters_are_escaped_on_screen_and_real_in_json(
     assert f"subject:    {SHOWN}" in shown
     assert REPLY_SHOWN in shown
     assert as_json[0]["subject"] == SUBJECT
-    # A server's reply is made printable as it is recorded (relay.transcript), JSON included.
+    # A server's reply is made printable as it is recorded (relay.smtp.transcript), JSON included.
     assert show_json["recipients"][0]["reply"] == REPLY_SHOWN

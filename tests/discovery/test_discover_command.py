@@ -1,7 +1,7 @@
 """``outbox account add NAME --address ADDR --discover --test`` as a user runs it.
 
 A real subprocess finds the server through a DNS server and an HTTPS server
-on 127.0.0.1 (the loopback-only test seam of ``relay.discovery_seam``), shows
+on 127.0.0.1 (the loopback-only test seam of ``relay.discovery.seam``), shows
 it, tests it against a real aiosmtpd with STARTTLS and AUTH, and saves the
 account only when that test passed.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import trustme
 
-from relay.discovery_seam import AUTOCONFIG_ENV, CA_ENV, DNS_ENV
+from relay.discovery.seam import AUTOCONFIG_ENV, CA_ENV, DNS_ENV
 from tests.accounts.smtp_server import (
     IGNORE_AIOSMTPD_LOGIN_DATA,
     PASSWORD,
@@ -126,7 +126,7 @@ def test_a_dry_run_test_passes_and_still_saves_nothing(tmp_path: Path, loopback:
 
 
 def test_the_seam_ignores_a_server_that_is_not_on_loopback() -> None:
-    from relay.discovery_seam import discovery_overrides
+    from relay.discovery.seam import discovery_overrides
 
     assert discovery_overrides({}) == {}
     assert discovery_overrides({DNS_ENV: "192.0.2.1:53", AUTOCONFIG_ENV: "https://example.org:1",

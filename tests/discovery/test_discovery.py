@@ -16,11 +16,11 @@ import pytest
 import trustme
 
 from relay.accounts import Security
-from relay.discovery import discover
-from relay.discovery_autoconfig import parse_autoconfig
-from relay.discovery_dns import loopback_resolver
+from relay.discovery.autoconfig import parse_autoconfig
+from relay.discovery.discover import discover
+from relay.discovery.dns import loopback_resolver
 from relay.errors import ConfigError
-from relay.oauth_providers import Provider
+from relay.oauth.providers import Provider
 from tests.discovery.loopback_servers import dns_serving, https_serving
 
 ZONE = """

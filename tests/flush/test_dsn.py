@@ -13,7 +13,7 @@ import pytest
 
 from relay.dsn import DsnRequest, check_envid, parse_notify, parse_ret, xtext
 from relay.errors import UsageError
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 from tests.support.cli import outbox
 from tests.support.postfix_sink import PostfixSink, postfix_sink
 from tests.support.smtp_servers import threaded_smtp_server

@@ -19,7 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from relay.accounts import Account, Security, save_accounts
 from relay.message import parse_message
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 from tests.support.cli import listed, outbox
 from tests.support.smtp_servers import HOST, RecordingHandler, threaded_smtp_server
 

@@ -27,8 +27,8 @@ import pytest
 
 from relay.accounts import save_accounts
 from relay.message import parse_message
-from relay.outbox import Outbox
 from relay.states import MessageState
+from relay.store.outbox import Outbox
 from tests.gui.servers import FirstReplyHeld, GatedHandler, gated_server
 from tests.support.smtp_servers import RunningServer
 from tests.support.store_lock import write_lock_held
@@ -40,8 +40,8 @@ BUSY_TIMEOUT_S = 0.5
 #: second for a lock instead of a minute.
 FLUSH = f"""
 import sys
-import relay.storefile
-relay.storefile.BUSY_TIMEOUT_S = {BUSY_TIMEOUT_S}
+import relay.store.database
+relay.store.database.BUSY_TIMEOUT_S = {BUSY_TIMEOUT_S}
 from relay.cli import main
 sys.exit(main(sys.argv[1:]))
 """

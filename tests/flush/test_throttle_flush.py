@@ -12,9 +12,9 @@ import pytest
 
 from relay.flush import FlushResult, RelayingManager
 from relay.message import ParsedMessage
-from relay.outbox import Outbox
 from relay.policy import RetryPolicy
 from relay.states import MessageState
+from relay.store.outbox import Outbox
 from relay.throttle import Limit
 from tests.support.fault_server import Faults, FaultServer
 

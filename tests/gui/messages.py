@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from relay.message import parse_message
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 
 
 def message_bytes(

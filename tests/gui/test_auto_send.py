@@ -17,8 +17,8 @@ from gui.app import create_main_window
 from gui.auto_send import SETTING
 from gui.main_window import MainWindow
 from relay.message import parse_message
-from relay.outbox import utc_now
 from relay.states import MessageState
+from relay.store.outbox import utc_now
 from tests.gui.driving import click_action, shown_state
 from tests.gui.messages import enqueue, message_bytes
 from tests.gui.servers import GatedHandler

@@ -10,8 +10,8 @@ from pytestqt.qtbot import QtBot
 from gui.comeback import NETWORK, WAKE, ComebackWatch
 from gui.main_window import MainWindow
 from relay.message import parse_message
-from relay.outbox import utc_now
 from relay.states import MessageState
+from relay.store.outbox import utc_now
 from tests.gui.driving import click_action, shown_state
 from tests.gui.messages import enqueue, message_bytes
 from tests.gui.servers import GatedHandler

@@ -10,9 +10,9 @@ from pytestqt.qtbot import QtBot
 
 from gui.detail_pane import DetailPane, body_preview, redacted
 from relay.message import parse_message
-from relay.outbox import Outbox
 from relay.policy import Verdict
 from relay.states import RecipientState
+from relay.store.outbox import Outbox
 from tests.gui.messages import message_bytes
 
 

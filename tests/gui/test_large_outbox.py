@@ -21,11 +21,11 @@ from gui.garbage import GuiThreadCollector
 from gui.main_window import MainWindow
 from gui.outbox_model import ID_ROLE, Column, OutboxFilter, OutboxModel
 from gui.store_resync import FIRST_PAGE, LOAD_PAGE, PAGE
-from relay.listing import list_messages, listed, unpack_recipients
 from relay.message import ParsedMessage, parse_message
-from relay.outbox import Outbox
 from relay.states import MessageState
-from relay.storefile import DB_NAME, connect, insert_message, to_text
+from relay.store.database import DB_NAME, connect, insert_message, to_text
+from relay.store.listing import list_messages, listed, unpack_recipients
+from relay.store.outbox import Outbox
 from tests.gui.messages import message_bytes
 
 

@@ -22,8 +22,8 @@ from gui.app import create_main_window
 from gui.main_window import MainWindow
 from gui.sign_in_prompt import SignInPrompt
 from relay.accounts import Account, Security, load_accounts, save_accounts
-from relay.oauth_providers import OAuth2Settings, Provider
-from relay.oauth_store import REFRESH_TOKEN, keyring_entry
+from relay.oauth.providers import OAuth2Settings, Provider
+from relay.oauth.store import REFRESH_TOKEN, keyring_entry
 from relay.states import MessageState
 from tests.gui.driving import click_action, click_button, modal, shown_state
 from tests.gui.messages import enqueue

@@ -13,8 +13,8 @@ from pytestqt.qtbot import QtBot
 from gui.main_window import MainWindow
 from gui.outbox_model import HEADERS, Column, OutboxModel, next_try_text, queued_text
 from relay.events import MessageSnapshot, RecipientSnapshot
-from relay.listing import listed
 from relay.states import MessageState, RecipientState
+from relay.store.listing import listed
 from tests.gui.driving import shown
 from tests.gui.messages import enqueue
 

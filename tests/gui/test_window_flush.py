@@ -200,7 +200,7 @@ def test_send_again_on_an_uncertain_message_warns_first_and_then_sends(
     outbox.mark_data_completed(attempt, ["dora@example.net"])
     window.runner.probe_lock()
     from relay.attempts import recover_interrupted
-    from relay.outbox import utc_now
+    from relay.store.outbox import utc_now
 
     recover_interrupted(outbox, utc_now)
     qtbot.waitUntil(lambda: shown_state(window, message) == "uncertain")

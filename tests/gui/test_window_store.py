@@ -12,7 +12,7 @@ from pytestqt.qtbot import QtBot
 from gui.app import STORE_BUSY_TIMEOUT_S, main
 from gui.main_window import MainWindow
 from relay.states import MessageState
-from relay.storefile import DB_NAME
+from relay.store.database import DB_NAME
 from tests.gui.driving import click_action, click_button, click_rows, modal, shown_state
 from tests.gui.messages import enqueue
 from tests.support.machine import write_lock_held

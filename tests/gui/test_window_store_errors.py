@@ -20,7 +20,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 from pytestqt.qtbot import QtBot
 
-import relay.storefile
+import relay.store.database
 from gui.app import create_main_window
 from gui.main_window import MainWindow
 from relay.accounts import save_accounts
@@ -41,7 +41,7 @@ BUSY_TIMEOUT_S = 0.5  # the store's busy timeout in this test: the lock is held 
 @pytest.fixture
 def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The window's store gives up on a held lock after half a second, not a minute."""
-    monkeypatch.setattr(relay.storefile, "BUSY_TIMEOUT_S", BUSY_TIMEOUT_S)
+    monkeypatch.setattr(relay.store.database, "BUSY_TIMEOUT_S", BUSY_TIMEOUT_S)
 
 
 @pytest.fixture

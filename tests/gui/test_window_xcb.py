@@ -35,7 +35,7 @@ from gui.platform_check import (
     will_use_xcb,
 )
 from relay.message import parse_message
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 from tests.gui.messages import message_bytes
 from tests.support import xvfb
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.outbox import DB_NAME, Outbox
+from relay.store.outbox import DB_NAME, Outbox
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from relay.dropdelivery import INTAKE_BUSY_S
-from relay.storefile import BUSY_TIMEOUT_S, DB_NAME
+from relay.store.database import BUSY_TIMEOUT_S, DB_NAME
 from tests.support.cli import listed, outbox
 from tests.support.machine import write_lock_held
 from tests.support.smtp_servers import RecordingHandler, threaded_smtp_server
@@ -203,7 +203,7 @@ def test_a_message_with_a_broken_envelope_line_is_refused_not_guessed(home: Path
 
 
 def test_sqlite_says_busy_as_is_busy_expects(home: Path) -> None:
-    from relay.storefile import is_busy
+    from relay.store.database import is_busy
 
     with write_lock_held(home / DB_NAME):
         conn = sqlite3.connect(home / DB_NAME, timeout=0, isolation_level=None)

@@ -21,7 +21,7 @@ from relay.dropfolder import (
 )
 from relay.home import ensure_home
 from relay.message import parse_message
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 from tests.intake.conftest import stored_messages
 
 
@@ -186,7 +186,7 @@ IMPORTER = textwrap.dedent(
     import json, sys
     from pathlib import Path
     from relay.dropfolder import import_drop_folder
-    from relay.outbox import Outbox
+    from relay.store.outbox import Outbox
     home = Path(sys.argv[1])
     sys.stdin.read()  # wait for the go
     with Outbox.open(home) as outbox:

@@ -12,12 +12,12 @@ from dataclasses import replace
 import pytest
 
 from relay.accounts import Account, Security
-from relay.connection import Session, open_session
-from relay.oauth_login import DeviceCode, sign_in_with_browser, sign_in_with_device
-from relay.oauth_providers import Endpoints
-from relay.oauth_tokens import SignInNeeded, TokenSource
+from relay.oauth.login import DeviceCode, sign_in_with_browser, sign_in_with_device
+from relay.oauth.providers import Endpoints
+from relay.oauth.tokens import SignInNeeded, TokenSource
 from relay.report import FailureKind, SessionFailure
-from relay.transcript import Transcript
+from relay.smtp.connection import Session, open_session
+from relay.smtp.transcript import Transcript
 from tests.oauth.conftest import FakeClock
 from tests.support.oauth_browser import approve_device, consent
 from tests.support.oauth_server import CLIENT_ID, SCOPE, USER, AuthorizationServerRunning

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from relay.oauth_sasl import (
+from relay.oauth.sasl import (
     choose_mechanism,
     error_status,
     failure_answer,

@@ -7,8 +7,8 @@ from dataclasses import replace
 import pytest
 
 from relay.accounts import Account
-from relay.oauth_providers import OAuth2Settings, Provider
-from relay.oauth_store import sign_in_invalidated
+from relay.oauth.providers import OAuth2Settings, Provider
+from relay.oauth.store import sign_in_invalidated
 
 GOOGLE = OAuth2Settings(Provider.GOOGLE, "client-1")
 BASE = Account(name="a", host="smtp.gmail.com", port=587, user="me@gmail.com", oauth2=GOOGLE)

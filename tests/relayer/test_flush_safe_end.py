@@ -17,9 +17,9 @@ import pytest
 from relay.events import Event, PhaseChanged
 from relay.flush import RelayingManager
 from relay.message import ParsedMessage
-from relay.outbox import Outbox, utc_now
 from relay.policy import RetryPolicy
 from relay.states import MessageState, Phase
+from relay.store.outbox import Outbox, utc_now
 from tests.support.fault_server import SILENCE, FaultServer
 
 

@@ -17,11 +17,11 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from relay.message import parse_message
-from relay.outbox import Outbox
 from relay.relayer import ManagedRelayer
 from relay.report import OutgoingMessage
-from relay.storedbody import StoredBody
-from relay.wire import CHUNK_BYTES
+from relay.smtp.wire import CHUNK_BYTES
+from relay.store.body import StoredBody
+from relay.store.outbox import Outbox
 from tests.relayer.observer import RecordingObserver
 from tests.support.fault_server import FaultServer
 from tests.support.smtp_servers import RecordingHandler, smtp_server

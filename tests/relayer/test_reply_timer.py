@@ -1,4 +1,4 @@
-"""Reply timeouts when one timer serves every read of a session (relay.wire.Wire).
+"""Reply timeouts when one timer serves every read of a session (relay.smtp.wire.Wire).
 
 A session's reads arm no timer each: one timer per connection fires at the
 earliest deadline still wanted and moves on when a later read is waiting.

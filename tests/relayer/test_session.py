@@ -8,11 +8,11 @@ import socket
 import pytest
 
 from relay.accounts import Account, Security
-from relay.connection import Session, open_session
 from relay.relayer import ManagedRelayer
 from relay.report import FailureKind, OutgoingMessage, SessionFailure
+from relay.smtp.connection import Session, open_session
+from relay.smtp.transcript import Transcript
 from relay.states import Phase
-from relay.transcript import Transcript
 from tests.relayer.messages import SENDER, message
 from tests.relayer.observer import RecordingObserver
 from tests.support.fault_server import SILENCE, FaultServer, Late

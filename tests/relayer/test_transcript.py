@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.transcript import Transcript
+from relay.smtp.transcript import Transcript
 
 
 def test_replies_render_as_smtp_lines_with_continuations() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from relay.flush import RelayingManager
 from relay.message import parse_message
-from relay.outbox import Outbox, utc_now
 from relay.policy import RetryPolicy
 from relay.states import MessageState
+from relay.store.outbox import Outbox, utc_now
 from tests.support.fault_server import FaultServer
 
 RESTART_BYTES = 256 * 1024

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from relay.storefile import connect
+from relay.store.database import connect
 from tests.reliability.conftest import DB_NAME, add_account, note
 from tests.support.cli import outbox
 from tests.support.smtp_servers import threaded_smtp_server

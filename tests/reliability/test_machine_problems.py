@@ -19,8 +19,8 @@ import pytest
 
 from relay.machineproblems import StoreBusy, explain
 from relay.message import parse_message
-from relay.outbox import Outbox
-from relay.storefile import DB_NAME
+from relay.store.database import DB_NAME
+from relay.store.outbox import Outbox
 from tests.support.cli import listed, outbox
 from tests.support.machine import fill_disk, remount, small_tmpfs, write_lock_held
 from tests.support.smtp_servers import threaded_smtp_server

@@ -25,9 +25,9 @@ from relay.address import address_problem
 from relay.errors import InvalidMessage
 from relay.flush import RelayingManager
 from relay.message import ParsedMessage, parse_message
-from relay.outbox import Outbox, utc_now
 from relay.policy import RetryPolicy
 from relay.states import MessageState
+from relay.store.outbox import Outbox, utc_now
 from tests.reliability.conftest import record_figures
 from tests.support.fault_server import FaultServer
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from relay.message import ParsedMessage
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 
 
 @pytest.fixture

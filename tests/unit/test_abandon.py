@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 import pytest
 
 from relay.attempts import AttemptManager, Settled, recover_interrupted
-from relay.outbox import Outbox
 from relay.policy import RetryPolicy
 from relay.report import FailureKind, Reply, SessionFailure, SessionInfo, Stage, TransactionReport
 from relay.states import MessageState
+from relay.store.outbox import Outbox
 from tests.unit.conftest import enqueue
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

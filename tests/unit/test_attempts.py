@@ -13,7 +13,6 @@ from relay.events import (
     MessageChanged,
     ProgressMade,
 )
-from relay.outbox import Outbox
 from relay.policy import RetryPolicy
 from relay.report import (
     FailureKind,
@@ -25,6 +24,7 @@ from relay.report import (
     TransactionReport,
 )
 from relay.states import MessageState, RecipientState
+from relay.store.outbox import Outbox
 from tests.unit.conftest import enqueue
 
 

@@ -1,4 +1,4 @@
-"""Checkpoints on their own thread (relay.checkpoint): commits never copy the log into the file."""
+"""Checkpoints on their own thread (relay.store.checkpoint): commits never copy the log in."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from relay.message import ParsedMessage
-from relay.outbox import Outbox
+from relay.store.outbox import Outbox
 
 PAGE = 4096
 #: SQLite's automatic checkpoint threshold, in pages of the log.

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from relay.attempts import AttemptManager, CommitGroup, Settled
-from relay.outbox import Outbox
 from relay.policy import RetryPolicy
 from relay.report import Reply, SessionInfo, Stage, TransactionReport
 from relay.states import MessageState
-from relay.storefile import DB_NAME
+from relay.store.database import DB_NAME
+from relay.store.outbox import Outbox
 from tests.unit.conftest import enqueue
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

@@ -9,9 +9,9 @@ import pytest
 
 from relay.errors import OutboxError
 from relay.message import ParsedMessage
-from relay.outbox import Outbox
 from relay.policy import Verdict
 from relay.states import MessageState, RecipientState
+from relay.store.outbox import Outbox
 from tests.unit.conftest import enqueue
 
 NOW = datetime(2026, 12, 5, 9, 30, tzinfo=UTC)
@@ -90,7 +90,7 @@ def test_a_schema_3_outbox_gains_account_pauses_and_keeps_its_scheduled_mail(
     import sqlite3
 
     from relay.home import ensure_home
-    from relay.storefile import DB_NAME, MIGRATIONS, insert_message
+    from relay.store.database import DB_NAME, MIGRATIONS, insert_message
 
     home = tmp_path / "old"
     ensure_home(home)

@@ -12,8 +12,8 @@ import pytest
 from relay.errors import OutboxError
 from relay.home import ensure_home
 from relay.message import parse_message
-from relay.outbox import Outbox
-from relay.storefile import DB_NAME, MIGRATIONS, insert_message
+from relay.store.database import DB_NAME, MIGRATIONS, insert_message
+from relay.store.outbox import Outbox
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: old\r\n\r\nkept\r\n"
 

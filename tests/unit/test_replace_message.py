@@ -7,9 +7,9 @@ import pytest
 from relay.errors import NoSuchMessage, OutboxError
 from relay.events import MessageChanged
 from relay.message import ParsedMessage
-from relay.outbox import Outbox
 from relay.policy import Verdict
 from relay.states import MessageState, RecipientState
+from relay.store.outbox import Outbox
 from tests.unit.conftest import enqueue
 
 EDITED = ParsedMessage(

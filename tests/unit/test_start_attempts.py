@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.outbox import AttemptStart, Outbox, _json_replies, _json_strings
+from relay.store.outbox import AttemptStart, Outbox, _json_replies, _json_strings
 from tests.unit.conftest import enqueue
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)

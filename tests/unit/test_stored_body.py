@@ -7,8 +7,8 @@ import tracemalloc
 from pathlib import Path
 
 from relay.message import parse_message
-from relay.outbox import Outbox
-from relay.storedbody import INLINE_BODY_BYTES, StoredBody
+from relay.store.body import INLINE_BODY_BYTES, StoredBody
+from relay.store.outbox import Outbox
 
 PIECE = 64 * 1024
 

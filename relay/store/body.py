@@ -33,7 +33,7 @@ from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
-from relay.storefile import BUSY_TIMEOUT_S
+from relay.store.database import BUSY_TIMEOUT_S
 
 #: Bodies up to this size are read whole when claimed (one query; opening a
 #: connection to stream them would cost more than holding them); larger ones

@@ -1,7 +1,7 @@
 """A TEST SEAM, for tests only: point discovery at servers on loopback.
 
 ``outbox account add … --discover`` runs discovery in its own process, so a
-test of the command line cannot hand ``relay.discovery.discover`` a resolver
+test of the command line cannot hand ``relay.discovery.discover.discover`` a resolver
 the way a test of the function does. These environment variables do it:
 
 - ``OUTBOX_TEST_DISCOVERY_DNS=127.0.0.1:PORT``: ask only this DNS server;
@@ -37,7 +37,7 @@ def discovery_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     dns = _loopback_host_port(environ.get(DNS_ENV, ""), allow_name=False)
     if dns is not None:
-        from relay.discovery_dns import loopback_resolver
+        from relay.discovery.dns import loopback_resolver
 
         overrides["resolver"] = loopback_resolver(dns[1], dns[0])
     base = environ.get(AUTOCONFIG_ENV, "")

@@ -23,7 +23,7 @@ Reading it (positions are the ``L_*`` constants):
   ``WAITING`` as ``sending`` plus a mark of its own);
 - ``next_attempt_at`` (None, or the next try of a deferred message, or the
   time a scheduled one waits for) and ``created_at`` (when it was queued):
-  the stored text (UTC ISO 8601, ``relay.storefile.to_text``);
+  the stored text (UTC ISO 8601, ``relay.store.database.to_text``);
 - ``recipients``: ``unpack_recipients`` gives ``(address, state value)``
   pairs in envelope order;
 - ``reply``: the first reply of a recipient no longer pending, in envelope
@@ -36,9 +36,9 @@ import sqlite3
 from typing import Final
 
 from relay.events import MessageSnapshot
-from relay.outbox import CLAIMED
 from relay.states import MessageState, RecipientState
-from relay.storefile import to_text
+from relay.store.database import to_text
+from relay.store.outbox import CLAIMED
 
 #: ``(id, state, sender, subject, size, attempts, next_attempt_at, last_error,
 #: recipients, reply, created_at)``

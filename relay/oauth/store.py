@@ -8,7 +8,7 @@ to different mailboxes and must not share a token.
 The keyring key is ``relay.credentials.secret_key``'s, as for passwords (the
 home's id, the account, the kind of secret); everything here goes through
 ``_key``. Access tokens are never stored: they live in memory for an hour at
-most (``relay.oauth_tokens``). Windows' credential store holds at most 2,560 bytes a
+most (``relay.oauth.tokens``). Windows' credential store holds at most 2,560 bytes a
 secret, and Microsoft's refresh tokens come close; the keyring backend's own
 error says so if one does not fit.
 """

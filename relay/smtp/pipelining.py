@@ -40,8 +40,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Sequence
 
-from relay.connection import Session, SessionLost
 from relay.report import FailureKind, OutgoingMessage, Reply, SessionFailure, Stage
+from relay.smtp.connection import Session, SessionLost
 
 Command = tuple[Stage, str]
 

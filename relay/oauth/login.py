@@ -1,11 +1,11 @@
 """Signing an account in with OAuth2: the browser, the device code, or an imported token.
 
-Three ways to get the refresh token that ``relay.oauth_store`` keeps:
+Three ways to get the refresh token that ``relay.oauth.store`` keeps:
 
 - ``sign_in_with_browser``: the authorization code grant with PKCE (RFC
   7636, S256) and a loopback redirect (RFC 8252): the system browser opens
   the provider's page, the person consents, the browser comes back to
-  ``relay.oauth_redirect``'s listener on 127.0.0.1, and the code is exchanged.
+  ``relay.oauth.redirect``'s listener on 127.0.0.1, and the code is exchanged.
   The whole wait is bounded (``BROWSER_TIMEOUT_S``).
 - ``sign_in_with_device``: the device authorization grant (RFC 8628) for a
   machine without a browser: Outbox shows a code and a URL, the person enters
@@ -15,7 +15,7 @@ Three ways to get the refresh token that ``relay.oauth_store`` keeps:
   once before it is kept.
 
 Authlib builds the authorization URL (state, PKCE challenge) and makes every
-token request (``relay.oauth_tokens.request_token``); the device authorization
+token request (``relay.oauth.tokens.request_token``); the device authorization
 request is one form POST that Authlib's client has no helper for. Each
 returns the refresh token; storing it is the caller's (the command line, the
 window), which knows the home. Nothing here prints or logs a token.
@@ -30,8 +30,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from relay.errors import OutboxError
-from relay.oauth_providers import Endpoints, check_endpoint_url
-from relay.oauth_tokens import (
+from relay.oauth.providers import Endpoints, check_endpoint_url
+from relay.oauth.tokens import (
     PendingAuthorization,
     SignInNeeded,
     TokenEndpointUnavailable,
@@ -74,7 +74,7 @@ async def sign_in_with_browser(
     from authlib.common.security import generate_token
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-    from relay.oauth_redirect import RedirectListener, RedirectTimedOut
+    from relay.oauth.redirect import RedirectListener, RedirectTimedOut
 
     authorize_url = check_endpoint_url(
         endpoints.authorize_url, f"account {account_name}: the OAuth2 authorization URL"

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from relay.errors import ConfigError, OutboxError
-from relay.oauth_providers import Endpoints, check_endpoint_url, endpoints
+from relay.oauth.providers import Endpoints, check_endpoint_url, endpoints
 
 if TYPE_CHECKING:
     from relay.accounts import Account
@@ -246,7 +246,7 @@ def token_source_for(
     No refresh token stored means nobody signed in yet: ``SignInNeeded``.
     A rotated refresh token replaces the stored one at once.
     """
-    from relay.oauth_store import get_client_secret, get_refresh_token, store_refresh_token
+    from relay.oauth.store import get_client_secret, get_refresh_token, store_refresh_token
 
     assert account.oauth2 is not None
     refresh_token = get_refresh_token(home, account.name)

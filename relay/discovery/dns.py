@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from relay.accounts import Security
-from relay.discovery_table import Discovered
+from relay.discovery.table import Discovered
 
 TIMEOUT_S = 5.0
 

@@ -3,16 +3,16 @@
 In order, the first that answers wins:
 
 1. Outbox's table of the large providers, by the address's domain
-   (``relay.discovery_table``);
-2. the provider's autoconfig file over HTTPS (``relay.discovery_autoconfig``);
-3. RFC 6186 SRV records (``relay.discovery_dns``);
+   (``relay.discovery.table``);
+2. the provider's autoconfig file over HTTPS (``relay.discovery.autoconfig``);
+3. RFC 6186 SRV records (``relay.discovery.dns``);
 4. the table again, by the domain's MX hosts (Google Workspace, Microsoft
    365 and Fastmail keep a customer's own domain but name themselves in MX).
 
 What was found says where it came from, so the person can judge it before
 saving. The resolver and the autoconfig location are parameters: tests
 point them at servers on 127.0.0.1 (tests of the command line through the
-loopback-only test seam of ``relay.discovery_seam``).
+loopback-only test seam of ``relay.discovery.seam``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from relay.discovery_table import Discovered, by_domain, by_mx
+from relay.discovery.table import Discovered, by_domain, by_mx
 from relay.errors import ConfigError
 
 __all__ = ["Discovered", "discover"]
@@ -34,8 +34,8 @@ async def discover(
     verify: ssl.SSLContext | None = None,
 ) -> Discovered | None:
     """Settings for ``address``, or None when nothing was found."""
-    from relay.discovery_autoconfig import fetch_autoconfig
-    from relay.discovery_dns import mx_hosts, srv_submission, system_resolver
+    from relay.discovery.autoconfig import fetch_autoconfig
+    from relay.discovery.dns import mx_hosts, srv_submission, system_resolver
 
     local, at, domain = address.strip().rpartition("@")
     if not at or not local or not domain or any(c.isspace() for c in address):

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from relay.storefile import DB_NAME, connect
+from relay.store.database import DB_NAME, connect
 
 #: How many ids past the last one found a probe tries before it stops.
 PROBE_GAP = 10_000

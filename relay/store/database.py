@@ -1,6 +1,6 @@
 """The outbox's SQLite file: its schema, opening it, and storing a new message.
 
-Kept apart from ``relay.outbox`` (the store's API, events and snapshots) so
+Kept apart from ``relay.store.outbox`` (the store's API, events and snapshots) so
 that ``outbox sendmail`` -- started once per message by mail clients -- can
 store a message with nothing but ``sqlite3`` loaded (the benchmark's figure 5: a fresh
 process in well under 50 ms). ``Outbox.add_message`` writes through
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 DB_NAME = "outbox.sqlite3"
 BUSY_TIMEOUT_S = 60.0
 #: The write-ahead log is cut back to this size whenever it restarts from its
-#: beginning (``relay.checkpoint`` makes sure it does, and empties it when idle).
+#: beginning (``relay.store.checkpoint`` makes sure it does, and empties it when idle).
 JOURNAL_SIZE_LIMIT_BYTES = 1024 * 1024
 
 MIGRATIONS: tuple[str, ...] = (

@@ -52,11 +52,10 @@ from aiosmtplib.esmtp import parse_esmtp_extensions
 
 from relay.accounts import Account, Security
 from relay.errors import OutboxError
-from relay.oauth_sasl import choose_mechanism, error_status, failure_answer, initial_response
+from relay.oauth.sasl import choose_mechanism, error_status, failure_answer, initial_response
 from relay.report import BodySource, FailureKind, Reply, SessionFailure, Stage
-from relay.states import Phase
-from relay.transcript import Transcript, printable
-from relay.wire import (
+from relay.smtp.transcript import Transcript, printable
+from relay.smtp.wire import (
     CHUNK_BYTES,
     DataChunk,
     Wire,
@@ -67,6 +66,7 @@ from relay.wire import (
     data_chunks,
     stream_chunks,
 )
+from relay.states import Phase
 
 #: How long QUIT may take before we just close: its reply changes nothing.
 QUIT_TIMEOUT_S = 5.0
@@ -90,7 +90,7 @@ _WHAT = {
 }
 
 if TYPE_CHECKING:
-    from relay.oauth_tokens import TokenSource
+    from relay.oauth.tokens import TokenSource
 
 PhaseCallback = Callable[[Phase], None]
 #: What goes out with a final dot: command lines, and whose transcript lines they are.
@@ -838,7 +838,7 @@ class _Opener:
 
     async def _authenticate_oauth2(self, user: str, source: TokenSource) -> None:
         """OAUTHBEARER or XOAUTH2 with a fresh token; one refresh and retry if refused."""
-        from relay.oauth_tokens import SignInNeeded, TokenEndpointUnavailable
+        from relay.oauth.tokens import SignInNeeded, TokenEndpointUnavailable
 
         host = self.account.host
         if not self._encrypted() and not self._loopback():

@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from relay.accounts import Security
-from relay.discovery_table import Discovered
-from relay.oauth_providers import Provider
+from relay.discovery.table import Discovered
+from relay.oauth.providers import Provider
 
 MAX_BYTES = 256 * 1024
 TIMEOUT_S = 10.0

@@ -46,8 +46,8 @@ from relay.events import (
 from relay.home import ensure_home
 from relay.message import ParsedMessage
 from relay.states import OWED, MessageState, RecipientState, derive_message_state
-from relay.storedbody import INLINE_BODY_BYTES, StoredBody
-from relay.storefile import (
+from relay.store.body import INLINE_BODY_BYTES, StoredBody
+from relay.store.database import (
     BUSY_TIMEOUT_S,
     DB_NAME,
     begin_immediate,
@@ -58,11 +58,11 @@ from relay.storefile import (
 )
 
 if TYPE_CHECKING:
-    from relay.checkpoint import Checkpointer
     from relay.dsn import DsnRequest
     from relay.policy import Verdict
     from relay.report import BodySource, OutgoingMessage
     from relay.schedule import Waiting
+    from relay.store.checkpoint import Checkpointer
     from relay.throttle import AccountPause
 
 
@@ -147,7 +147,7 @@ class Outbox:
 
         A write waits for another connection's lock while that one commits
         now and then, up to ``max_busy_wait_s``; a lock held ``busy_timeout_s``
-        without a commit raises (``relay.storefile.begin_immediate``).
+        without a commit raises (``relay.store.database.begin_immediate``).
         """
         ensure_home(home)
         return cls(
@@ -166,7 +166,7 @@ class Outbox:
         self, *, interval_s: float = 0.5, restart_bytes: int = 4 * 1024 * 1024,
         idle_s: float = 1.0,
     ) -> Checkpointer:  # fmt: skip
-        """Leave the log's checkpoints to a thread (``relay.checkpoint``), not to commits.
+        """Leave the log's checkpoints to a thread (``relay.store.checkpoint``), not to commits.
 
         For an outbox that commits on an event loop a window shares (the
         window's, a flush's): a checkpoint inside a commit would freeze it.
@@ -174,7 +174,7 @@ class Outbox:
         empties it after ``idle_s`` without a commit.
         """
         if self._checkpointer is None:
-            from relay.checkpoint import Checkpointer
+            from relay.store.checkpoint import Checkpointer
 
             self._conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._checkpointer = Checkpointer(

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from relay.accounts import Security
-from relay.oauth_providers import Provider
+from relay.oauth.providers import Provider
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ kept that size while any connection stayed open. So:
 - when the log holds more than ``restart_bytes`` (4 MB), the PASSIVE
   checkpoint is followed by a RESTART one, which takes the write lock for as
   long as it copies the few frames committed meanwhile and then lets the
-  next commit write the log from its start (``relay.storefile`` sets
+  next commit write the log from its start (``relay.store.database`` sets
   ``journal_size_limit``, so that commit also cuts the file back). A writer
   waits for it (a few milliseconds); it waits for readers at most
   ``restart_wait_s``, then gives up until the next time, so a long read (a

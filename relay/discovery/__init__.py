@@ -1,0 +1,1 @@
+"""An account's outgoing server, found from an e-mail address."""

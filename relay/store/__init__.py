@@ -1,0 +1,1 @@
+"""The outbox store: one SQLite file, and everything that reads or writes it."""
