@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from relay.dropfolder import import_drop_folder
+from relay.store.outbox import Outbox
 from tests.intake.conftest import stored_messages
 
 CONCURRENT = 40
@@ -41,7 +43,14 @@ def test_forty_sendmail_processes_started_at_once_all_land(home: Path) -> None:
         results.append((process.wait(timeout=120), out, err))
         process.stdout.close()
         process.stderr.close()
-    assert results == [(0, b"", b"")] * CONCURRENT
+    # Each one either stored its message or, when the store stayed busy longer than
+    # intake waits (a loaded machine), left it in the drop folder and said so: both
+    # keep it, and the next flush takes the drop folder in.
+    for code, out, err in results:
+        assert (code, out) == (0, b"")
+        assert err == b"" or err.startswith(b"outbox: the outbox store is busy"), err
+    with Outbox.open(home) as outbox:
+        import_drop_folder(outbox, home)
     stored = stored_messages(home)
     assert len(stored) == CONCURRENT
     assert len({message.id for message in stored}) == CONCURRENT
