@@ -20,38 +20,92 @@ from tests.support.loopback import LoopbackServer
 
 @dataclass
 class TurnCounter:
+    """Turns and bytes; ``first_at``/``last_at``: the loop's time of the first and last bytes."""
+
     turns: int = 0
     client_bytes: int = 0
     server_bytes: int = 0
+    first_at: float | None = None
+    last_at: float | None = None
+    #: Summed over the turns: from the server's last bytes to the client's next ones,
+    #: as both reached the proxy -- the delay one way plus the client's time to answer.
+    client_waited_s: float = 0.0
+    #: Likewise from the client's last bytes to the server's answer (one delay plus
+    #: the server's time to answer).
+    server_waited_s: float = 0.0
+    server_answers: int = 0
     _last_from_server: bool = True  # the greeting comes first: the first command is a turn
+    _server_at: float | None = None
+    _client_at: float | None = None
 
     def client_sent(self, size: int) -> None:
+        now = self._stamp(size)
         if size and self._last_from_server:
             self.turns += 1
             self._last_from_server = False
+            if self._server_at is not None:
+                self.client_waited_s += now - self._server_at
+        if size:
+            self._client_at = now
         self.client_bytes += size
 
     def server_sent(self, size: int) -> None:
+        now = self._stamp(size)
+        if size and not self._last_from_server and self._client_at is not None:
+            self.server_answers += 1
+            self.server_waited_s += now - self._client_at
         if size:
             self._last_from_server = True
+            self._server_at = now
         self.server_bytes += size
+
+    def _stamp(self, size: int) -> float:
+        now = asyncio.get_running_loop().time()
+        if size:
+            self.first_at = now if self.first_at is None else self.first_at
+            self.last_at = now
+        return now
+
+
+class Tee:
+    """Counts into several counters at once: the proxy's in all and one connection's own."""
+
+    def __init__(self, *counters: TurnCounter) -> None:
+        self._counters = counters
+
+    def client_sent(self, size: int) -> None:
+        for counter in self._counters:
+            counter.client_sent(size)
+
+    def server_sent(self, size: int) -> None:
+        for counter in self._counters:
+            counter.server_sent(size)
 
 
 class DelayProxy(LoopbackServer):
-    """``async with DelayProxy(target_port, delay_s)``: listen on 127.0.0.1:``port``."""
+    """``async with DelayProxy(target_port, delay_s)``: listen on 127.0.0.1:``port``.
+
+    ``counter`` counts every connection's bytes together (its turns mean
+    something only while one connection runs at a time); ``sessions`` holds
+    one counter per connection, in the order they were accepted.
+    """
 
     def __init__(self, target_host: str, target_port: int, delay_s: float) -> None:
         super().__init__()
         self.target = (target_host, target_port)
         self.delay_s = delay_s
         self.counter = TurnCounter()
+        self.sessions: list[TurnCounter] = []
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        session = TurnCounter()
+        self.sessions.append(session)
+        both = Tee(self.counter, session)
         up_reader, up_writer = await asyncio.open_connection(*self.target)
         try:
             await asyncio.gather(
-                self._pipe(reader, up_writer, self.counter.client_sent),
-                self._pipe(up_reader, writer, self.counter.server_sent),
+                self._pipe(reader, up_writer, both.client_sent),
+                self._pipe(up_reader, writer, both.server_sent),
                 return_exceptions=True,
             )
         finally:

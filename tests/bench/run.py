@@ -49,11 +49,17 @@ ignores the directory). What it does:
       that reads at 1 MB/s in all (``RateProxy``, a slow link): when each
       message was settled (from its attempt in the store), and the whole
       flush (process start to exit) against the bandwidth bound, the bytes
-      the client sent divided by the rate.
+      the client sent divided by the rate;
+   8. what users feel (``network.py``): ``outbox flush`` of 200 x 20 KB over
+      STARTTLS and AUTH through a proxy adding 25 ms each way, 2
+      connections, against the turn bound (session set-up turns plus one turn
+      per message per connection), with msmtp run once per message (as
+      msmtpq does) and aiosmtplib's ``send_message`` in a loop as peers, all
+      to one aiosmtpd in a process of its own.
 5. stops every process it started, whatever happens.
 
 Options: ``--quick`` (1,000 messages instead of 10,000, 50 instead of 200
-through the proxy; for trying changes, not for the record), ``--only N…``.
+through the proxies of figures 2 and 8; for trying changes, not for the record), ``--only N…``.
 """
 
 from __future__ import annotations
@@ -695,9 +701,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m tests.bench", description=(__doc__ or "").split("\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="smaller runs, for trying changes")
-    parser.add_argument("--only", nargs="*", default=[], help="measurement numbers (1 2 3 4 5 6 7)")
+    parser.add_argument("--only", nargs="*", default=[], help="measurement numbers (1 2 … 8)")
     args = parser.parse_args(argv)
-    wanted = set(args.only) or {"1", "2", "3", "4", "5", "6", "7"}
+    wanted = set(args.only) or {"1", "2", "3", "4", "5", "6", "7", "8"}
     count = 1_000 if args.quick else 10_000
     through_proxy = 50 if args.quick else 200
     ensure_postfix_tools()
@@ -724,6 +730,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 rows += bench_window(processes, work, port, flushed=count)
             if "7" in wanted:
                 rows += bench_small_first(processes, work, port)
+            if "8" in wanted:
+                from tests.bench.network import bench_network
+
+                rows += bench_network(processes, work, through_proxy)
     finally:
         processes.close()
     print()
