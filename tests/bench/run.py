@@ -401,7 +401,7 @@ def bench_throughput(
         Row(
             "1",
             f"flush {count} x 2 KB, 4 connections",
-            f"{ours_rate:,.0f} msg/s ({ours_rate / floor_rate:.2f}x floor.py,"
+            f"{ours_rate:,.0f} msg/s ({ours_rate / floor_rate:.3f}x floor.py,"
             f" {ours_rate / peer_rate:.2f}x smtp-source)",
             f">= {FLOOR_RATE_TARGET}x floor.py (SQLite)",
             f"floor.py {floor_rate:,.0f} msg/s; smtp-source {peer_rate:,.0f} msg/s",
@@ -506,7 +506,7 @@ def bench_cpu_and_memory(
             Row(
                 "3a",
                 "CPU per 1,000 x 2 KB (whole flush process)",
-                f"{ours_cpu:.3f} s ({ours_cpu / floor_cpu:.1f}x floor.py)",
+                f"{ours_cpu:.3f} s ({ours_cpu / floor_cpu:.2f}x floor.py)",
                 f"<= {FLOOR_CPU_TARGET:g}x floor.py (SQLite)",
                 f"floor.py {floor_cpu:.3f} s"
                 f" (file {per_thousand(throughput.file_floor):.3f} s,"
