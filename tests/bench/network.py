@@ -66,7 +66,7 @@ SIZE = 20_000
 CONNECTIONS = 2
 #: The target: the flush takes at most this much more than the turn bound.
 WITHIN = 0.10
-#: A client that has not finished by then has hung (msmtp at 200 messages needs about 2 minutes here).
+#: A client not finished by then has hung (msmtp at 200 messages takes ~2 minutes here).
 CLIENT_TIMEOUT_S = 600.0
 
 #: Round trips a client must wait out before a session's first message data can

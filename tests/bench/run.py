@@ -394,6 +394,11 @@ def bench_throughput(
     floor_rate = count / floor.wall_s
     peer_rate = count / peer.wall_s
 
+    def commits_per_message(run: Run) -> float:
+        # floor.py's last line: "floor: <count> messages, <commits> commits"
+        words = run.stderr.split()
+        return int(words[words.index("commits") - 1]) / count if "commits" in words else 0.0
+
     def rate(run: Run) -> str:
         rate = count / run.wall_s
         return f"{rate:,.0f} msg/s ({rate / floor_rate:.2f}x floor.py SQLite)"
@@ -420,7 +425,7 @@ def bench_throughput(
         Row(
             "1f",
             "floor.py: wire + 1 durable row/msg, SQLite",
-            rate(floor),
+            f"{rate(floor)}, {commits_per_message(floor):.2f} commits/msg",
             "(no target)",
             f"wire only: {rate(wire_only)}",
             None,
@@ -428,7 +433,7 @@ def bench_throughput(
         Row(
             "1g",
             "floor.py: wire + 1 durable row/msg, synced file",
-            rate(file_floor),
+            f"{rate(file_floor)}, {commits_per_message(file_floor):.2f} syncs/msg",
             "(no target)",
             "",
             None,
