@@ -160,13 +160,21 @@ def ensure_msmtp(attempts: int = 10, wait_s: float = 15.0) -> None:
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     sudo = [] if os.geteuid() == 0 else ["sudo"]
     command = [*sudo, "apt-get", "install", "-y", "--no-install-recommends", "msmtp"]
+    updated = False
     for attempt in range(attempts):
         done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
         if done.returncode == 0 and MSMTP.exists():
             return
-        if "lock" not in done.stderr or attempt == attempts - 1:
-            raise SystemExit(f"installing msmtp failed: {done.stderr[-2000:]}")
-        time.sleep(wait_s)  # another apt or dpkg holds the lock: wait for it
+        if attempt == attempts - 1:
+            break
+        if "Unable to locate package" in done.stderr and not updated:
+            subprocess.run([*sudo, "apt-get", "update", "-qq"], env=env, check=False)
+            updated = True  # a fresh machine has no package lists yet
+        elif "lock" in done.stderr:
+            time.sleep(wait_s)  # another apt or dpkg holds the lock: wait for it
+        else:
+            break
+    raise SystemExit(f"installing msmtp failed: {done.stderr[-2000:]}")
 
 
 def msmtp_config(directory: Path, port: int, ca_file: Path) -> Path:
