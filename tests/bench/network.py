@@ -17,9 +17,18 @@ there, round trips, not CPU, make the time. Run by ``tests/bench/run.py``
       100 messages each), its password from a ``password_command`` (no
       keyring runs headless here), against the turn bound (``turn_bound_s``):
       the target is to stay within 10% of it;
+  8t. where that flush's time went, from the proxy's counter for each
+      connection: process start to the first byte, to the last session's
+      first byte, the span on the network, the exit after the last reply,
+      and per turn the client's and the server's time to answer;
+  8f. a floor from the same run: the bound plus one synced SQLite commit
+      per message per connection (the kill promise puts one between each
+      reply and the next final dot; its median time on this disk, measured
+      here) plus a bare interpreter's start;
   8m. msmtp as ``msmtpq`` runs it when it flushes its queue: one ``msmtp``
       process per message, one after the other, each with its own session
-      (Debian package ``msmtp``, installed like Postfix if absent);
+      (Debian package ``msmtp``, installed like Postfix if absent), its
+      password from ``passwordeval`` as Outbox's from its command;
   8a. aiosmtplib's ``send_message`` in a loop over one connection
       (``send_loop.py``), as its documentation shows.
 
