@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from relay.engine import store_path
 from relay.errors import OutboxError
 from relay.machineproblems import explain
-from relay.store.database import DB_NAME
 
 if TYPE_CHECKING:  # Qt is imported when the window is made, after the display check
     from PySide6.QtWidgets import QApplication
@@ -70,29 +70,29 @@ def has_display(environ: dict[str, str] | None = None) -> bool:
 def create_main_window(home: Path) -> MainWindow:
     """The main window over the outbox at ``home``; the caller runs the loop and shows it.
 
-    A QApplication must exist. The window owns the ``Outbox`` it opens and
-    closes it when the window is destroyed.
+    A QApplication must exist. The window owns the ``relay.engine.Engine`` it
+    opens and closes it when the window is destroyed.
     """
     from PySide6.QtCore import QCoreApplication
 
     from gui.main_window import MainWindow
     from gui.settings import open_settings
-    from relay.home import ensure_home
-    from relay.store.outbox import Outbox
+    from relay.engine import Engine
 
     if QCoreApplication.instance() is None:
         raise RuntimeError("create a QApplication before the main window")
-    ensure_home(home)
-    outbox = Outbox.open(
-        home, busy_timeout_s=STORE_BUSY_TIMEOUT_S, max_busy_wait_s=STORE_MAX_WAIT_S
+    engine = Engine.open(
+        home,
+        busy_timeout_s=STORE_BUSY_TIMEOUT_S,
+        max_busy_wait_s=STORE_MAX_WAIT_S,
+        background_checkpoints=True,  # its flushes commit on the window's loop
     )
     try:
-        outbox.checkpoint_in_background()  # its flushes commit on the window's loop
-        window = MainWindow(home, outbox, open_settings())
+        window = MainWindow(engine, open_settings())
     except BaseException:
-        outbox.close()
+        engine.close()
         raise
-    window.destroyed.connect(lambda *_: outbox.close())
+    window.destroyed.connect(lambda *_: engine.close())
     _import_drop_folder(window)
     return window
 
@@ -122,7 +122,7 @@ def main(home: Path, files: Sequence[Path] = (), *, hidden: bool = False) -> int
     try:
         started = open_window(app, home)
     except Exception as exc:
-        problem = explain(exc, store=home / DB_NAME, home=home)
+        problem = explain(exc, store=store_path(home), home=home)
         if problem is None:
             raise
         instance.close()
@@ -232,10 +232,8 @@ def open_window(app: QApplication, home: Path) -> OpenedWindow:
 
 def _import_drop_folder(window: MainWindow) -> None:
     """Take in what waits in the drop folder; say what was refused."""
-    from relay.dropfolder import import_drop_folder
-
     try:
-        result = import_drop_folder(window.outbox, window.home)
+        result = window.engine.import_drop_folder()
     except OutboxError as exc:
         window.status.notice(f"Drop folder: {exc}")
         return

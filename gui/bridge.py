@@ -14,6 +14,7 @@ through ``gui.store_watcher`` instead.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Protocol
 
 from PySide6.QtCore import QObject, Signal
 
@@ -21,7 +22,6 @@ from relay.events import (
     AttemptStarted,
     AuthenticationRefused,
     Event,
-    EventBus,
     FlushFinished,
     FlushStarted,
     MessageChanged,
@@ -32,6 +32,12 @@ from relay.events import (
     RecipientReplied,
     SessionFailed,
 )
+
+
+class EventSource(Protocol):
+    """What publishes the engine's events: ``relay.engine.Engine`` (or its ``EventBus``)."""
+
+    def subscribe(self, subscriber: Callable[[Event], None]) -> Callable[[], None]: ...
 
 
 class EngineBridge(QObject):
@@ -49,7 +55,7 @@ class EngineBridge(QObject):
     authentication_refused = Signal(AuthenticationRefused)
     session_failed = Signal(SessionFailed)
 
-    def __init__(self, bus: EventBus, parent: QObject | None = None) -> None:
+    def __init__(self, bus: EventSource, parent: QObject | None = None) -> None:
         super().__init__(parent)
         unsubscribe = bus.subscribe(self._on_event)
         self._unsubscribe: Callable[[], None] | None = unsubscribe

@@ -1,13 +1,14 @@
 """Running one flush at a time from the window, on the Qt loop through qasync.
 
-``FlushRunner.start`` takes the outbox's flush lock (``relay.flushlock``), wires
-a ``RelayingManager`` from the home (``relay.flush.prepare_flush``) and runs it
-as an asyncio task on the running loop; ``stop`` asks it to finish what is in
-flight and claim nothing more. The lock is released when the task ends,
-however it ends -- and the task ends only after ``RelayingManager.run`` has,
-which returns or raises only once no session of the flush runs (a session
-that fails takes the others down with it). Releasing it earlier would let
-the next flush, here or in another process, take the claimed messages of a
+``FlushRunner.start`` begins a flush of the window's engine
+(``relay.engine.Engine.begin_flush``: the flush lock, the drop folder, a
+``RelayingManager`` wired from the home) and runs it as an asyncio task on
+the running loop; ``stop`` asks it to finish what is in flight and claim
+nothing more. The flush is closed (its lock released) when the task ends,
+however it ends -- and the task ends only after ``Flush.run`` has, which
+returns or raises only once no session of the flush runs (a session that
+fails takes the others down with it). Releasing it earlier would let the
+next flush, here or in another process, take the claimed messages of a
 session still sending for abandoned ones, and send them twice.
 
 While this window is not flushing, the runner probes the lock once a second:
@@ -30,14 +31,10 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from relay.attempts import recover_interrupted
-from relay.dropfolder import import_drop_folder
-from relay.errors import OutboxError
-from relay.flush import FlushResult, RelayingManager, prepare_flush
-from relay.flushlock import FlushLock
+from relay.engine import Engine, Flush
+from relay.errors import FlushRunning, OutboxError
+from relay.flush import FlushResult
 from relay.machineproblems import explain
-from relay.retention import prune_expired_bodies
-from relay.store.outbox import Outbox, utc_now
 
 LOCK_PROBE_MS = 1000
 WARM_UP_MS = 300
@@ -55,26 +52,25 @@ class FlushRunner(QObject):
     #: A flush could not start, or stopped on an error: one line fit to show.
     problem = Signal(str)
 
-    def __init__(self, home: Path, outbox: Outbox, parent: QObject | None = None) -> None:
+    def __init__(self, engine: Engine, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._home = home
-        self._outbox = outbox
-        self._lock = FlushLock(home)
-        self._manager: RelayingManager | None = None
+        self._engine = engine
+        self._flush: Flush | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
-        self._lock_busy = False
+        # The engine settled what a dead process left "sending" when it opened, if
+        # it found the lock free; a flush elsewhere holds it now or not.
+        self._lock_busy = engine.flush_running_elsewhere()
         self._probe = QTimer(self)
         self._probe.setInterval(LOCK_PROBE_MS)
         self._probe.timeout.connect(self.probe_lock)
         self._probe.start()
-        self._recover()
         # What a flush imports on its way -- the sending side (aiosmtplib, the relayer:
         # ~35 ms) and, for accounts with a password, keyring (~110 ms) -- loads on a
         # thread of its own once the window has shown, not as a freeze of the window
         # in the first moments of the first flush.
         self._warm_up = threading.Thread(
-            target=_warm_up, args=(home,), name="outbox-warm-up", daemon=True
+            target=_warm_up, args=(engine.home,), name="outbox-warm-up", daemon=True
         )
         self._shut_down = False
         QTimer.singleShot(WARM_UP_MS, self, self._start_warm_up)
@@ -107,34 +103,32 @@ class FlushRunner(QObject):
         except RuntimeError:
             self.problem.emit("cannot send: the window's event loop is not running")
             return False
-        if not self._lock.try_acquire():
+        try:
+            flush = self._engine.begin_flush()
+        except FlushRunning:
             self._set_lock_busy(True)
             self.problem.emit(
                 "another Outbox is sending from this outbox (a flush on the command line?);"
                 " try again when it is done"
             )
             return False
-        self._set_lock_busy(False)
-        try:
-            import_drop_folder(self._outbox, self._home)
-            prune_expired_bodies(self._outbox, self._home, utc_now())
-            manager = prepare_flush(self._home, self._outbox)
         except Exception as exc:
-            self._lock.release()
+            self._set_lock_busy(False)
             if not self._tell(exc):
                 raise
             return False
-        self._manager = manager
+        self._set_lock_busy(False)
+        self._flush = flush
         self._stopping = False
-        self._task = loop.create_task(self._run(manager, message_ids, options))
+        self._task = loop.create_task(self._run(flush, message_ids, options))
         self.running_changed.emit(True)
         return True
 
     def stop(self) -> None:
         """Finish or abort the messages in flight, claim nothing more."""
-        if self._manager is not None and not self._stopping:
+        if self._flush is not None and not self._stopping:
             self._stopping = True
-            self._manager.stop()
+            self._flush.stop()
             self.running_changed.emit(True)  # the same flush, now stopping: redo enablement
 
     def abort(self) -> None:
@@ -157,22 +151,18 @@ class FlushRunner(QObject):
     def probe_lock(self) -> None:
         if self._task is not None:
             return
-        if self._lock.try_acquire():
-            self._lock.release()
-            self._set_lock_busy(False)
-        else:
-            self._set_lock_busy(True)
+        self._set_lock_busy(self._engine.flush_running_elsewhere())
 
     # -- inside ---------------------------------------------------------------------------
 
     async def _run(
         self,
-        manager: RelayingManager,
+        flush: Flush,
         message_ids: Sequence[int] | None,
         options: dict[str, Any] | None = None,
     ) -> None:
         try:
-            await manager.run(message_ids, **(options or {}))
+            await flush.run(message_ids, **(options or {}))
         except Exception as exc:
             if self._tell(exc):
                 return
@@ -180,16 +170,16 @@ class FlushRunner(QObject):
             log.exception("the flush stopped on an unexpected error")
             self.problem.emit(f"the flush stopped on an unexpected error: {exc!r}")
         finally:
-            self._lock.release()
+            flush.close()
             self._task = None
-            self._manager = None
+            self._flush = None
             self._stopping = False
             self.running_changed.emit(False)
-            self.finished.emit(manager.result)
+            self.finished.emit(flush.result)
 
     def _tell(self, exc: Exception) -> bool:
         """Emit ``exc`` as ``problem`` (a machine's in its own words); false if it is a bug."""
-        problem = explain(exc, store=self._outbox.path, home=self._home)
+        problem = explain(exc, store=self._engine.outbox.path, home=self._engine.home)
         if problem is not None:
             self.problem.emit(str(problem))
             return True
@@ -197,16 +187,6 @@ class FlushRunner(QObject):
             self.problem.emit(str(exc))
             return True
         return False
-
-    def _recover(self) -> None:
-        """Settle what a dead process left in ``sending``, if no flush is running anywhere."""
-        if not self._lock.try_acquire():
-            self._lock_busy = True
-            return
-        try:
-            recover_interrupted(self._outbox, utc_now)
-        finally:
-            self._lock.release()
 
     def _start_warm_up(self) -> None:
         if not self._shut_down:

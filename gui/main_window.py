@@ -1,7 +1,7 @@
 """The main window: the outbox table, its actions, the detail pane and the status bar.
 
-The window is wiring. The engine does the work (``Outbox`` commands, a
-``RelayingManager`` run by ``FlushRunner``); the window hands it what a person
+The window is wiring. The engine does the work (``relay.engine.Engine``: its
+commands, and its flushes run by ``FlushRunner``); the window hands it what a person
 chose, and shows what the engine's events say through ``EngineBridge`` and
 ``OutboxModel``. It never talks SMTP and never writes the store but through
 engine calls.
@@ -84,6 +84,7 @@ from gui.store_resync import StoreResync
 from gui.store_watcher import StoreWatcher
 from gui.tray import OutboxTray
 from relay.accounts import Account
+from relay.engine import Engine
 from relay.errors import OutboxError
 from relay.events import (
     AttemptStarted,
@@ -95,11 +96,11 @@ from relay.events import (
     PhaseChanged,
     ProgressMade,
 )
-from relay.flush import FlushResult
+from relay.flush import FlushErrorKind, FlushResult
 from relay.machineproblems import MachineProblem, explain
 from relay.schedule import day_text
 from relay.states import MessageState, Phase, RecipientState
-from relay.store.outbox import Outbox, utc_now
+from relay.store.outbox import utc_now
 
 NOTIFY_SETTING = "notifications/enabled"
 RETRYABLE = frozenset({MessageState.DEFERRED, MessageState.FAILED, MessageState.UNCERTAIN})
@@ -126,14 +127,15 @@ _DEFAULT_WIDTHS = {
 class MainWindow(QMainWindow):
     def __init__(
         self,
-        home: Path,
-        outbox: Outbox,
+        engine: Engine,
         settings: QSettings,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
-        self.home = home
-        self.outbox = outbox
+        self.engine = engine
+        self.home = home = engine.home
+        #: The store, read by the panes; changes go through ``engine``.
+        self.outbox = outbox = engine.outbox
         self.settings = settings
         self._closing = False
         self._quitting = False
@@ -154,12 +156,10 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(app_icon())
         self.setAcceptDrops(True)
 
-        self.bridge = EngineBridge(outbox.bus, self)
-        # The runner first: it settles what a dead process left "sending", which
-        # the model must then show as it now is.
-        self.runner = FlushRunner(home, outbox, self)
+        self.bridge = EngineBridge(engine, self)
+        self.runner = FlushRunner(engine, self)
         self.model = OutboxModel(self)
-        self.resync = StoreResync(outbox.path, self.model, self)
+        self.resync = StoreResync(engine, self.model, self)
         self.resync.load()
         self.proxy = OutboxFilter(self.model, self)
         self.watcher = StoreWatcher(outbox, self)
@@ -646,7 +646,7 @@ class MainWindow(QMainWindow):
 
     def _retry(self, ids: list[int]) -> None:
         try:
-            self.outbox.retry(ids)
+            self.engine.retry(ids)
         except OutboxError as exc:
             self.status.notice(str(exc))
             return
@@ -696,11 +696,11 @@ class MainWindow(QMainWindow):
 
     def hold_selected(self) -> None:
         ids = [m.id for m in self.selected_messages() if m.state in HOLDABLE]
-        self._command(lambda: self.outbox.hold(ids), f"Held {_messages(len(ids))}.")
+        self._command(lambda: self.engine.hold(ids), f"Held {_messages(len(ids))}.")
 
     def release_selected(self) -> None:
         ids = [m.id for m in self.selected_messages() if m.state is MessageState.HELD]
-        self._command(lambda: self.outbox.release(ids), f"Released {_messages(len(ids))}.")
+        self._command(lambda: self.engine.release(ids), f"Released {_messages(len(ids))}.")
 
     def delete_selected(self) -> None:
         ids = [m.id for m in self.selected_messages() if m.state is not MessageState.SENDING]
@@ -722,7 +722,7 @@ class MainWindow(QMainWindow):
             detail=detail + " This cannot be undone.",
             accept_text="Delete",
             on_accept=lambda: self._command(
-                lambda: self.outbox.delete(ids), f"Deleted {_messages(len(ids))}."
+                lambda: self.engine.delete(ids), f"Deleted {_messages(len(ids))}."
             ),
             warning=True,
         )
@@ -997,7 +997,9 @@ class MainWindow(QMainWindow):
         # A refused password has its own prompt; the rest is worth a word.
         refused, self._refused_accounts = self._refused_accounts, set()
         problems = [
-            e for e in result.errors if not any(e.startswith(f"account {a}:") for a in refused)
+            str(e)
+            for e in result.errors
+            if not (e.kind is FlushErrorKind.AUTH_REFUSED and e.account in refused)
         ]
         if problems and self.auto_send.last_flush_was_auto:
             # Nobody clicked: no dialog out of nowhere; the status bar says it.

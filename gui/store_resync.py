@@ -1,7 +1,8 @@
 """Reading the outbox into the table: at start-up, and again after another process wrote.
 
-The table's rows come from ``relay.store.listing`` (one plain tuple per message, no
-bodies) over a read connection of the window's own. ``load`` reads the first
+The table's rows come from ``Engine.read_listed`` (``relay.store.listing``: one
+plain tuple per message, no bodies, read on a connection of the engine's own).
+``load`` reads the first
 ``FIRST_PAGE`` at once, so the window shows rows at once, and the rest
 ``LOAD_PAGE`` at a time, one page per turn of the event loop (100,000 messages
 take about 0.3 s to read in all; the window stays live meanwhile).
@@ -21,13 +22,12 @@ change made while a pass runs starts another pass when it ends.
 from __future__ import annotations
 
 import sqlite3
-from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from gui.outbox_model import OutboxModel
-from relay.store.database import connect
-from relay.store.listing import L_ID, list_messages
+from relay.engine import Engine
+from relay.store.listing import L_ID
 
 FIRST_PAGE = 1000
 PAGE = 2000
@@ -41,14 +41,10 @@ class StoreResync(QObject):
     #: The last rows of the start-up's load are in the model.
     loaded = Signal()
 
-    def __init__(self, path: Path, model: OutboxModel, parent: QObject | None = None) -> None:
+    def __init__(self, engine: Engine, model: OutboxModel, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        conn = connect(path)
-        self._conn: sqlite3.Connection | None = conn
-        # A window deleted without being closed (dropped by its owner, or a start-up
-        # that failed after this) closes the connection with it, not at some later
-        # garbage collection. The slot holds the connection, not ``self``.
-        self.destroyed.connect(lambda *_: conn.close())
+        # The engine owns the reading connection and closes it with itself.
+        self._engine: Engine | None = engine
         self._model = model
         self._after: int | None = None  # None: no pass running
         self._loading_after: int | None = None  # None: not loading
@@ -63,9 +59,9 @@ class StoreResync(QObject):
 
     def load(self) -> None:
         """Replace the model's rows: the first ones now, the rest a page per loop turn."""
-        if self._conn is None:
+        if self._engine is None:
             return
-        rows = list_messages(self._conn, limit=FIRST_PAGE)
+        rows = self._engine.read_listed(limit=FIRST_PAGE)
         complete = len(rows) < FIRST_PAGE
         self._model.load_listed(rows, complete=complete)
         if not complete:
@@ -78,7 +74,7 @@ class StoreResync(QObject):
 
     def start(self) -> None:
         """Re-read the outbox, a page per turn of the loop; again at the end if already running."""
-        if self._conn is None:
+        if self._engine is None:
             return
         if self._after is not None or self._loading_after is not None:
             self._again = True  # after this pass, or after the load
@@ -89,19 +85,17 @@ class StoreResync(QObject):
     def close(self) -> None:
         self._timer.stop()
         self._after = self._loading_after = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        self._engine = None  # read nothing more
 
     def _next_page(self) -> None:
-        if self._conn is not None and self._loading_after is not None:
-            self._load_next_page(self._conn, self._loading_after)
+        if self._engine is not None and self._loading_after is not None:
+            self._load_next_page(self._engine, self._loading_after)
             return
-        if self._conn is None or self._after is None:
+        if self._engine is None or self._after is None:
             return
         after = self._after
         try:
-            rows = list_messages(self._conn, after_id=after, limit=PAGE)
+            rows = self._engine.read_listed(after_id=after, limit=PAGE)
         except sqlite3.Error:
             self._after = 0  # busy: the whole pass again in a moment
             self._timer.start(RETRY_MS)
@@ -118,9 +112,9 @@ class StoreResync(QObject):
             self._again = False
             self.start()
 
-    def _load_next_page(self, conn: sqlite3.Connection, after: int) -> None:
+    def _load_next_page(self, engine: Engine, after: int) -> None:
         try:
-            rows = list_messages(conn, after_id=after, limit=LOAD_PAGE)
+            rows = engine.read_listed(after_id=after, limit=LOAD_PAGE)
         except sqlite3.Error:
             self._timer.start(RETRY_MS)  # busy: this page again in a moment
             return

@@ -32,6 +32,7 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -69,6 +70,44 @@ AccountChooser = Callable[[MessageSnapshot], Account]
 PasswordLookup = Callable[[Account], "str | TokenSource | Awaitable[str | None] | None"]
 
 
+class FlushErrorKind(Enum):
+    """What kind of problem a ``FlushError`` is: whose move it is, and what it stopped."""
+
+    #: A message's sender matches no account (nothing was tried for it).
+    NO_ACCOUNT = "no account"
+    #: An account's credentials could not be had: none stored, no keyring, a bad config.
+    NO_CREDENTIALS = "no credentials"
+    #: The server refused the account's credentials: the flush stopped for that account.
+    AUTH_REFUSED = "auth refused"
+    #: The store could not be written because another program held its lock.
+    STORE_BUSY = "store busy"
+    #: The store could not be written: the disk (or the user's quota) is full.
+    DISK_FULL = "disk full"
+    #: The store could not be written otherwise: an I/O error, a damaged file.
+    STORE_FAILED = "store failed"
+    #: A bug: the flush stopped on an error nobody expected.
+    UNEXPECTED = "unexpected"
+
+
+@dataclass(frozen=True, slots=True)
+class FlushError:
+    """A problem a person must fix, found by one flush: a value, not an exception.
+
+    ``account`` names the account concerned (None when the problem is a
+    message's or the store's), ``message_id`` the message when it is one
+    message's; ``text`` is the one line a person reads (``str()`` of it).
+    A window matches on ``kind`` and ``account``, never on the words.
+    """
+
+    kind: FlushErrorKind
+    text: str
+    account: str | None = None
+    message_id: int | None = None
+
+    def __str__(self) -> str:
+        return self.text
+
+
 @dataclass(slots=True)
 class FlushResult:
     """What one flush did, for its exit status and its last words."""
@@ -76,7 +115,7 @@ class FlushResult:
     settled: list[Settled] = field(default_factory=list)
     #: Problems a person must fix (no account for a sender, no password, refused
     #: credentials): the messages concerned were left as they were.
-    errors: list[str] = field(default_factory=list)
+    errors: list[FlushError] = field(default_factory=list)
     #: Things worth saying that are nobody's fault (a named message is held).
     notes: list[str] = field(default_factory=list)
     stopped: bool = False
@@ -200,7 +239,11 @@ class RelayingManager:
             try:
                 account = self._choose_account(snapshot)
             except OutboxError as exc:
-                self.result.errors.append(f"{snapshot.id}: {exc}")
+                self.result.errors.append(
+                    FlushError(
+                        FlushErrorKind.NO_ACCOUNT, f"{snapshot.id}: {exc}", message_id=snapshot.id
+                    )
+                )
                 continue
             groups.setdefault(account.name, (account, []))[1].append(snapshot)
         for name in list(groups):
@@ -228,11 +271,7 @@ class RelayingManager:
             if self._failure is not None:
                 self._settle_after_failure()
                 # Said by what run() raises; the event carries it for the tray and status.
-                errors.append(
-                    str(flush_error(self._failure, self._outbox.path))
-                    if isinstance(self._failure, sqlite3.Error)
-                    else f"the flush stopped on an unexpected error: {self._failure!r}"
-                )
+                errors.append(failure_error(self._failure, self._outbox.path))
             self.result.stopped = self._stopping
             if self._failure is None:
                 self._end_pauses(pauses)
@@ -243,7 +282,7 @@ class RelayingManager:
                     failed=self.result.count(MessageState.FAILED),
                     uncertain=self.result.count(MessageState.UNCERTAIN),
                     stopped=self._stopping,
-                    error="; ".join(errors) or None,
+                    error="; ".join(map(str, errors)) or None,
                     unsent=self._unsent() if self._stopping else 0,
                 )
             )
@@ -315,7 +354,11 @@ class RelayingManager:
                 self._fail(failure)
             return
         except OutboxError as exc:
-            self.result.errors.append(f"{account.name}: {exc}")
+            self.result.errors.append(
+                FlushError(
+                    FlushErrorKind.NO_CREDENTIALS, f"{account.name}: {exc}", account=account.name
+                )
+            )
             self.result.needs_person.add(account.name)
             return
         except Exception as exc:  # a keyring that breaks: the flush ends, safely
@@ -460,8 +503,12 @@ class RelayingManager:
             else:
                 fix = f"fix the password with `outbox account set {account.name} --password-stdin`"
             self.result.errors.append(
-                f"account {account.name}: {manager.auth_failure.text};"
-                f" the flush stopped for this account ({fix})"
+                FlushError(
+                    FlushErrorKind.AUTH_REFUSED,
+                    f"account {account.name}: {manager.auth_failure.text};"
+                    f" the flush stopped for this account ({fix})",
+                    account=account.name,
+                )
             )
             return True
         return False
@@ -565,6 +612,21 @@ def flush_error(failure: Exception, store: Path | None = None) -> Exception:
             busy=_store_busy(failure),
         )
     return failure
+
+
+def failure_error(failure: Exception, store: Path | None = None) -> FlushError:
+    """The ``FlushError`` of a flush that ended on ``failure`` (what ``run()`` raises)."""
+    if isinstance(failure, sqlite3.Error):
+        if _store_busy(failure):
+            kind = FlushErrorKind.STORE_BUSY
+        elif getattr(failure, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL:
+            kind = FlushErrorKind.DISK_FULL
+        else:
+            kind = FlushErrorKind.STORE_FAILED
+        return FlushError(kind, str(flush_error(failure, store)))
+    return FlushError(
+        FlushErrorKind.UNEXPECTED, f"the flush stopped on an unexpected error: {failure!r}"
+    )
 
 
 def _store_busy(error: sqlite3.Error) -> bool:

@@ -17,18 +17,17 @@ import signal
 import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from relay.attempts import Settled
-from relay.commands.store import open_outbox, parse_ids
+from relay.commands.store import open_engine, parse_ids
 from relay.events import Event, FlushStarted, MessageChanged, ProgressMade, RecipientSnapshot
-from relay.flushlock import FlushLock
 from relay.sizes import size_text
 from relay.states import MessageState, RecipientState
 from relay.store.outbox import Outbox
 
 if TYPE_CHECKING:
+    from relay.dropfolder import DropImport
     from relay.flush import FlushResult
 
 
@@ -197,70 +196,65 @@ class ProgressBar:
 
 
 def cmd_flush(args: argparse.Namespace) -> int:
-    from relay.flush import prepare_flush
     from relay.machineproblems import quiet_machine_problems
-    from relay.retention import prune_expired_bodies
-    from relay.store.outbox import utc_now
 
     ids = parse_ids(args.ids) if args.ids else None
     if ids is not None and args.due:
         from relay.errors import UsageError
 
         raise UsageError("flush: --due sends what is due; name messages or give --due, not both")
-    home, outbox = open_outbox(args.home)
-    with outbox, FlushLock(home):
-        outbox.checkpoint_in_background()  # no commit of the flush waits for a checkpoint
-        _import_drop_folder(outbox, home)
-        prune_expired_bodies(outbox, home, utc_now())  # [retention] sent_body_days
+    with open_engine(args.home) as engine:
         bar = ProgressBar(sys.stdout) if sys.stdout.isatty() else None
         lines = SettledLines(sys.stderr, bar)
-        manager = prepare_flush(home, outbox, on_settled=lines)
-        if bar is not None:
-            outbox.bus.subscribe(bar)
+        flush = engine.begin_flush(on_settled=lines, on_imported=_say_refused)
+        with flush:
+            if bar is not None:
+                engine.subscribe(bar)
 
-        async def run() -> None:
-            loop = asyncio.get_running_loop()
-            loop.set_exception_handler(quiet_machine_problems)
-            task = asyncio.current_task()
-            interrupts = 0
+            async def run() -> None:
+                loop = asyncio.get_running_loop()
+                loop.set_exception_handler(quiet_machine_problems)
+                task = asyncio.current_task()
+                interrupts = 0
 
-            def interrupted() -> None:
-                nonlocal interrupts
-                interrupts += 1
+                def interrupted() -> None:
+                    nonlocal interrupts
+                    interrupts += 1
+                    lines.flush()
+                    if bar is not None:
+                        bar.clear()
+                    if interrupts == 1:
+                        print("outbox: stopping after the message in flight…", file=sys.stderr)
+                        flush.stop()
+                    elif task is not None:
+                        task.cancel()
+
+                loop.add_signal_handler(signal.SIGINT, interrupted)
+                loop.add_signal_handler(signal.SIGTERM, interrupted)
+                await flush.run(ids, due_only=args.due)
+
+            aborted = False
+            try:
+                asyncio.run(run())
+            except asyncio.CancelledError:
+                aborted = True
+            finally:
                 lines.flush()
                 if bar is not None:
-                    bar.clear()
-                if interrupts == 1:
-                    print("outbox: stopping after the message in flight…", file=sys.stderr)
-                    manager.stop()
-                elif task is not None:
-                    task.cancel()
-
-            loop.add_signal_handler(signal.SIGINT, interrupted)
-            loop.add_signal_handler(signal.SIGTERM, interrupted)
-            await manager.run(ids, due_only=args.due)
-
-        aborted = False
-        try:
-            asyncio.run(run())
-        except asyncio.CancelledError:
-            aborted = True
-        finally:
-            lines.flush()
-            if bar is not None:
-                bar.finish()
-        result = manager.result
-        for line in (*result.notes, *result.errors, *_pause_lines(result)):
-            print(f"outbox: {line}", file=sys.stderr)
-        if aborted or result.stopped:
-            # The last line says what is left: a stop is not a success.
-            remaining = _not_sent(outbox, result.asked)
-            how = "aborted" if aborted else "stopped"
-            print(f"outbox: {how}; {_messages(remaining)} not sent yet", file=sys.stderr)
-            if remaining or aborted:
-                return 1 if result.exit_code == 1 else 75
-        elif not (result.settled or result.errors or result.notes or result.paused):
-            print(f"outbox: {_nothing_due(outbox, due_only=args.due)}", file=sys.stderr)
+                    bar.finish()
+            result = flush.result
+            outbox = engine.outbox
+            for line in (*result.notes, *map(str, result.errors), *_pause_lines(result)):
+                print(f"outbox: {line}", file=sys.stderr)
+            if aborted or result.stopped:
+                # The last line says what is left: a stop is not a success.
+                remaining = _not_sent(outbox, result.asked)
+                how = "aborted" if aborted else "stopped"
+                print(f"outbox: {how}; {_messages(remaining)} not sent yet", file=sys.stderr)
+                if remaining or aborted:
+                    return 1 if result.exit_code == 1 else 75
+            elif not (result.settled or result.errors or result.notes or result.paused):
+                print(f"outbox: {_nothing_due(outbox, due_only=args.due)}", file=sys.stderr)
     return result.exit_code
 
 
@@ -303,12 +297,10 @@ def _pause_lines(result: FlushResult) -> list[str]:
     ]
 
 
-def _import_drop_folder(outbox: Outbox, home: Path) -> None:
-    """Take in what other programs left in ``<home>/drop/``; say what was refused."""
-    from relay.dropfolder import import_drop_folder
+def _say_refused(imported: DropImport) -> None:
+    """Say what the drop folder held that is not a message (the flush takes in the rest)."""
     from relay.smtp.transcript import printable
 
-    result = import_drop_folder(outbox, home)
-    for rejection in result.rejected:
+    for rejection in imported.rejected:
         # Any program may name a file there: its name reaches the terminal escaped.
         print(f"outbox: drop/{printable(rejection.name)}: {rejection.reason}", file=sys.stderr)

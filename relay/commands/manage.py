@@ -19,13 +19,13 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 
-from relay.commands.store import open_outbox, parse_ids
+from relay.commands.store import open_engine, parse_ids
+from relay.engine import Engine
 from relay.errors import UsageError
 from relay.events import MessageSnapshot
 from relay.sizes import size_text
 from relay.states import MessageState, RecipientState
 from relay.store.listing import WAITING
-from relay.store.outbox import Outbox
 from relay.visible import visible
 
 
@@ -76,8 +76,8 @@ def _clip(text: str, width: int) -> str:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    _, outbox = open_outbox(args.home)
-    with outbox:
+    with open_engine(args.home) as engine:
+        outbox = engine.outbox
         messages = outbox.messages(MessageState(args.state) if args.state else None)
         pruned = outbox.pruned()
         waiting = outbox.waiting_ids()
@@ -126,8 +126,8 @@ def _state_word(m: MessageSnapshot, waiting: set[int]) -> str:
 
 def cmd_show(args: argparse.Namespace) -> int:
     (message_id,) = parse_ids([args.id])
-    _, outbox = open_outbox(args.home)
-    with outbox:
+    with open_engine(args.home) as engine:
+        outbox = engine.outbox
         message = outbox.get(message_id)
         if args.raw:
             sys.stdout.buffer.write(outbox.raw(message_id))  # BodyPruned says so
@@ -175,27 +175,25 @@ def _print_message(m: MessageSnapshot, state: str) -> None:
 
 
 def cmd_hold(args: argparse.Namespace) -> int:
-    return _change_and_show(args, Outbox.hold)
+    return _change_and_show(args, Engine.hold)
 
 
 def cmd_release(args: argparse.Namespace) -> int:
-    return _change_and_show(args, Outbox.release)
+    return _change_and_show(args, Engine.release)
 
 
 def _change_and_show(
-    args: argparse.Namespace, change: Callable[[Outbox, list[int]], list[MessageSnapshot]]
+    args: argparse.Namespace, change: Callable[[Engine, list[int]], list[MessageSnapshot]]
 ) -> int:
-    _, outbox = open_outbox(args.home)
-    with outbox:
-        for m in change(outbox, parse_ids(args.ids)):
+    with open_engine(args.home) as engine:
+        for m in change(engine, parse_ids(args.ids)):
             print(f"{m.id}: {m.state.value}")
     return 0
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
-    _, outbox = open_outbox(args.home)
-    with outbox:
-        for message_id in outbox.delete(parse_ids(args.ids)):
+    with open_engine(args.home) as engine:
+        for message_id in engine.delete(parse_ids(args.ids)):
             print(f"{message_id}: deleted")
     return 0
 
@@ -208,11 +206,10 @@ def cmd_retry(args: argparse.Namespace) -> int:
         )
     if args.ids and args.failed:
         raise UsageError("retry takes message ids or --failed, not both")
-    _, outbox = open_outbox(args.home)
-    with outbox:
-        ids = outbox.failed_ids() if args.failed else parse_ids(args.ids)
-        before = {i: outbox.get(i) for i in ids}
-        for m in outbox.retry(ids):
+    with open_engine(args.home) as engine:
+        ids = engine.outbox.failed_ids() if args.failed else parse_ids(args.ids)
+        before = {i: engine.outbox.get(i) for i in ids}
+        for m in engine.retry(ids):
             again = [
                 r.address for r in before[m.id].recipients if r.state is RecipientState.UNCERTAIN
             ]

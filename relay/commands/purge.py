@@ -42,13 +42,12 @@ def _days(text: str) -> float:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from relay.commands.store import open_outbox
+    from relay.commands.store import open_engine
     from relay.retention import days_ago
     from relay.store.outbox import utc_now
 
-    _, outbox = open_outbox(args.home)
-    with outbox:
+    with open_engine(args.home) as engine:
         cutoff = None if args.older_than is None else days_ago(utc_now(), args.older_than)
-        removed = outbox.purge_sent(cutoff)
+        removed = engine.outbox.purge_sent(cutoff)
     print(f"removed {len(removed)} sent message{'s' if len(removed) != 1 else ''}")
     return 0

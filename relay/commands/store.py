@@ -1,35 +1,20 @@
-"""Opening the outbox the way every command does.
+"""Opening the outbox the way every command does: through the engine.
 
-A command that finds the flush lock free also settles messages that a dead
-process left in ``sending`` (see ``relay.attempts.recover_interrupted``), so
+``open_engine`` opens the home's ``relay.engine.Engine``, which settles
+messages that a dead process left in ``sending`` when no flush runs, so
 ``list`` never shows a flush that is not running.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from relay.attempts import recover_interrupted
+from relay.engine import Engine
 from relay.errors import NoSuchMessage
-from relay.flushlock import FlushLock
 from relay.home import ensure_home, resolve_home
-from relay.store.outbox import Outbox, utc_now
 
 
-def open_outbox(home_arg: str | None) -> tuple[Path, Outbox]:
-    home = ensure_home(resolve_home(home_arg))
-    outbox = Outbox.open(home)
-    try:
-        lock = FlushLock(home)
-        if lock.try_acquire():
-            try:
-                recover_interrupted(outbox, utc_now)
-            finally:
-                lock.release()
-    except BaseException:
-        outbox.close()
-        raise
-    return home, outbox
+def open_engine(home_arg: str | None) -> Engine:
+    """The engine over the home named by ``--home`` (else ``OUTBOX_HOME``, else the default)."""
+    return Engine.open(ensure_home(resolve_home(home_arg)))
 
 
 def parse_ids(words: list[str]) -> list[int]:
