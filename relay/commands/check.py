@@ -14,8 +14,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from relay.errors import FlushRunning
-
 EX_IOERR = 74
 
 
@@ -38,14 +36,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from relay.flushlock import FlushLock
+    from relay.engine import no_flush_running, store_path
     from relay.home import resolve_home
     from relay.store.check import check_store, repair_store
-    from relay.store.database import DB_NAME
 
     home = resolve_home(args.home)
-    if not (home / DB_NAME).exists():
-        print(f"{home / DB_NAME}: no store yet (nothing to check)")
+    store = store_path(home)
+    if not store.exists():
+        print(f"{store}: no store yet (nothing to check)")
         return 0
     report = check_store(home)
     if report.sound:
@@ -63,17 +61,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EX_IOERR
-    lock = FlushLock(home)
-    if not lock.try_acquire():
-        raise FlushRunning()
-    try:
+    with no_flush_running(home):
         repaired = repair_store(home)
-    finally:
-        lock.release()
     print(f"the damaged store is set aside as {repaired.set_aside}")
     print(
         f"kept {len(repaired.kept)} messages and {repaired.attempts_kept} attempts"
-        f" in a fresh {home / DB_NAME}"
+        f" in a fresh {store}"
     )
     if repaired.lost:
         shown = ", ".join(map(str, repaired.lost[:20])) + (" …" if len(repaired.lost) > 20 else "")

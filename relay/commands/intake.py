@@ -59,11 +59,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def cmd_enqueue(args: argparse.Namespace) -> int:
     from relay.commands.storeordrop import drop
     from relay.dropdelivery import INTAKE_BUSY_S
+    from relay.engine import Engine
     from relay.errors import InvalidMessage
     from relay.home import resolve_home
     from relay.message import parse_message
     from relay.store.database import is_busy
-    from relay.store.outbox import Outbox
 
     not_before = None
     if args.at is not None:
@@ -86,11 +86,12 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     local = LocalNames(home, account=args.account)  # a local sender or recipient (root)
     failed = 0
     try:
-        outbox: Outbox | None = Outbox.open(home, busy_timeout_s=INTAKE_BUSY_S)
+        # No recovery of interrupted flushes: intake stores and goes.
+        engine: Engine | None = Engine.open(home, busy_timeout_s=INTAKE_BUSY_S, recover=False)
     except Exception as exc:
         if not is_busy(exc):
             raise
-        outbox = None  # busy: every message goes to the drop folder
+        engine = None  # busy: every message goes to the drop folder
     try:
         for name in args.files:
             try:
@@ -103,23 +104,21 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
                 print(f"outbox: {name}: {exc}", file=sys.stderr)
                 failed += 1
                 continue
-            if outbox is not None:
+            if engine is not None:
                 try:
-                    snapshot = outbox.add_message(
-                        parsed, account=args.account, not_before=not_before
-                    )
+                    snapshot = engine.enqueue(parsed, account=args.account, not_before=not_before)
                 except Exception as exc:
                     if not is_busy(exc):
                         raise
-                    outbox.close()
-                    outbox = None  # the rest go to the drop folder without waiting again
+                    engine.close()
+                    engine = None  # the rest go to the drop folder without waiting again
                 else:
                     print(snapshot.id, flush=True)
                     continue
             print(drop(home, parsed, account=args.account, not_before=not_before), flush=True)
     finally:
-        if outbox is not None:
-            outbox.close()
+        if engine is not None:
+            engine.close()
     return EX_DATAERR if failed else 0
 
 

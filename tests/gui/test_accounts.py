@@ -9,16 +9,17 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractButton, QDialogButtonBox, QLabel, QMessageBox
+from PySide6.QtWidgets import QAbstractButton, QDialogButtonBox, QLabel, QMessageBox, QWidget
 from pytestqt.qtbot import QtBot
 
 from gui.accounts_dialog import AccountsDialog
 from gui.app import create_main_window
 from gui.main_window import MainWindow
 from relay.accounts import Security, load_accounts, save_accounts
+from relay.message import parse_message
 from relay.states import MessageState
 from tests.gui.driving import click_action, click_button, modal, shown_state
-from tests.gui.messages import enqueue
+from tests.gui.messages import enqueue, message_bytes
 from tests.gui.servers import GatedHandler, gated_server
 from tests.support.keyrings import MemoryKeyring, stored_key
 from tests.support.smtp_servers import USER, RunningServer
@@ -336,3 +337,34 @@ def test_labels_read_as_words(dialog: AccountsDialog) -> None:
     assert dialog.default.text() == "Default account (for senders no account's pattern matches)"
     security = [dialog.security.itemText(i) for i in range(dialog.security.count())]
     assert "None, unencrypted (port 25; a password only to this computer)" in security
+
+
+def test_a_refused_password_is_left_to_its_prompt_and_the_other_problems_are_told(
+    qtbot: QtBot,
+    loop: asyncio.AbstractEventLoop,
+    home: Path,
+    auth_server: RunningServer,
+    memory_keyring: MemoryKeyring,
+) -> None:
+    """The window tells the flush's problems apart by kind and account, not by their words."""
+    save_accounts(home, [auth_server.account(name="test", default=True)])
+    memory_keyring.set_password(*stored_key(home, "test"), "an old password")
+    window: MainWindow = create_main_window(home)
+    qtbot.addWidget(window)
+    window.show()
+    message = enqueue(window.outbox, "hal@example.net", "Needs the right password")
+    data = message_bytes("ivy@example.net", "For an account removed since")
+    stray = window.engine.enqueue(parse_message(data), account="gone").id
+    qtbot.waitUntil(lambda: shown_state(window, stray) == "queued")
+
+    with qtbot.waitSignal(window.runner.finished, timeout=30_000):
+        click_action(qtbot, window, window.action_flush)
+
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "flush_problems") is not None)
+    problems = window.findChild(QMessageBox, "flush_problems")
+    assert problems is not None
+    told = problems.informativeText()
+    assert told.startswith(f"{stray}: ") and "gone" in told
+    assert "account test" not in told  # its password prompt says that one
+    assert window.findChild(QWidget, "password_prompt") is not None
+    assert window.outbox.get(message).state is MessageState.QUEUED
