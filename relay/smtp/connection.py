@@ -54,18 +54,9 @@ from relay.accounts import Account, Security
 from relay.errors import OutboxError
 from relay.oauth.sasl import choose_mechanism, error_status, failure_answer, initial_response
 from relay.report import BodySource, FailureKind, Reply, SessionFailure, Stage
+from relay.smtp.data_encoding import CHUNK_BYTES, DataChunk, data_chunks, stream_chunks
 from relay.smtp.transcript import Transcript, printable
-from relay.smtp.wire import (
-    CHUNK_BYTES,
-    DataChunk,
-    Wire,
-    WireClosed,
-    WireError,
-    WireGarbled,
-    WireTimeout,
-    data_chunks,
-    stream_chunks,
-)
+from relay.smtp.wire import Wire, WireClosed, WireError, WireGarbled, WireTimeout
 from relay.states import Phase
 
 #: How long QUIT may take before we just close: its reply changes nothing.

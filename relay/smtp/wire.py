@@ -18,201 +18,42 @@ aiosmtplib cannot do what the mail phase needs (no PIPELINING, no streamed data)
   (``550-…`` then ``250 …``) says two things at once, and RFC 5321 section
   4.2.1 requires one code; it is a protocol error, never read as its last line.
 
-``DotStuffer`` is the DATA encoding of RFC 5321 section 4.5.2, fed the
-message piece by piece and done with ``bytes.replace`` (no regular expression
-on the common path): CRLF line endings, a dot doubled at the start of every
-line (the first line and a line that starts exactly at a piece boundary
-included: whether the last piece ended a line is carried over), a final CRLF
-when the message lacks one. ``data_chunks`` (a message in memory) and
-``stream_chunks`` (a message read piece by piece, e.g. from the store) turn a
-message into ``DataChunk`` writes with the terminating ``.`` in the same chunk
-as the last bytes of the message (no small trailing write for Nagle to hold
-back). Whatever the pieces, the bytes on the wire are the same.
+The replies themselves are parsed by ``relay.smtp.replies.ReplyParser``
+(no I/O); ``Wire`` feeds it what arrives, counts what it hands back against
+the commands written, and wakes whoever waits. The message data is encoded by
+``relay.smtp.data_encoding``; ``Wire`` only writes it.
 
-Costs that shaped it (CPython 3.11, per MB of message): ``bytes.replace`` of
-a two-byte pattern ~0.85 ms; a ``b"." in piece`` test ~0.01 ms (``memchr``),
-so a piece without a dot -- every piece of a base64 attachment -- skips the
-replace; counting line endings to check they are all CRLF ~1.4 ms, which is
-why a source that guarantees CRLF (the store: ``relay.message`` normalises at
-intake) is fed with ``crlf=True`` and skips that check.
+Its errors are ``OSError``s, as aiosmtplib's are: ``WireClosed`` is a
+``ConnectionError`` and ``WireTimeout`` a ``TimeoutError``, so code that
+catches those (or ``OSError``) around I/O catches these too. ``WireGarbled``
+(the server broke the protocol) is neither.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections import deque
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
-CHUNK_BYTES = 64 * 1024
+from relay.smtp.replies import MAX_REPLY_BYTES, RawReply, ReplyParser
+
 #: What one read from the connection takes at most (``Wire``'s receive buffer).
 RECEIVE_BYTES = 64 * 1024
-_CR = 0x0D
-_LF = 0x0A
-_DOT = 0x2E
-_LINE_ENDING = re.compile(rb"\r\n|\r|\n")
 
 
 class WireError(Exception):
     """Base of what ``Wire`` raises: the session cannot go on (translated by its owner)."""
 
 
-class WireClosed(WireError):
+class WireClosed(WireError, ConnectionError):
     """The connection is gone (closed by the server, reset, or closed by us)."""
 
 
-class WireTimeout(WireError):
+class WireTimeout(WireError, TimeoutError):
     """Nothing came (or nothing could be written) within the time allowed."""
 
 
 class WireGarbled(WireError):
     """The server sent something that is not an SMTP reply, or far too much of it."""
-
-
-class RawReply:
-    """One complete reply: its code and the text of each line (code and separator removed).
-
-    A plain class rather than a frozen dataclass: a flush makes five a
-    message, and a frozen dataclass's ``__init__`` costs twice as much.
-    """
-
-    __slots__ = ("code", "lines")
-
-    def __init__(self, code: int, lines: tuple[str, ...]) -> None:
-        self.code = code
-        self.lines = lines
-
-    @property
-    def text(self) -> str:
-        lines = self.lines
-        if len(lines) == 1:
-            return lines[0]
-        return " ".join(line for line in lines if line)
-
-    def __repr__(self) -> str:
-        return f"RawReply({self.code!r}, {self.lines!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class DataChunk:
-    """Bytes to write for the DATA phase, and how far into the message they reach."""
-
-    wire: bytes
-    end: int  # offset in the message body just after this chunk
-    last: bool  # carries the terminating "." line
-
-
-class DotStuffer:
-    """The DATA encoding of one message, fed piece by piece (RFC 5321 section 4.5.2).
-
-    ``feed`` returns the wire bytes for a piece of the message, ``end`` what
-    closes the data (a CRLF if the message did not end a line, then ``.``).
-    Any split of a message into pieces gives the same bytes in total as
-    feeding it whole. With ``crlf=True`` the caller guarantees the message
-    uses CRLF line endings only, and they are not checked; otherwise bare CR
-    and LF become CRLF, and a CR ending a piece is held back (``held``) until
-    the next piece shows whether a LF follows it.
-    """
-
-    __slots__ = ("_crlf", "_held_cr", "_line_start")
-
-    def __init__(self, *, crlf: bool = False) -> None:
-        self._crlf = crlf
-        self._line_start = True  # the next byte starts a line
-        self._held_cr = False
-
-    @property
-    def held(self) -> int:
-        """Message bytes fed but not yet returned (a CR waiting for its LF): 0 or 1."""
-        return int(self._held_cr)
-
-    def feed(self, piece: bytes) -> bytes:
-        if not self._crlf:
-            if self._held_cr:
-                piece = b"\r" + piece
-            self._held_cr = piece[-1:] == b"\r"
-            if self._held_cr:
-                piece = piece[:-1]
-            piece = _crlf(piece)
-        if not piece:
-            return b""
-        wire = piece.replace(b"\n.", b"\n..") if b"." in piece else piece
-        if self._line_start and piece[0] == _DOT:
-            wire = b"." + wire
-        self._line_start = piece[-1] == _LF
-        return wire
-
-    def end(self) -> bytes:
-        if self._held_cr or not self._line_start:
-            return b"\r\n.\r\n"
-        return b".\r\n"
-
-
-def data_chunks(body: bytes, chunk_bytes: int = CHUNK_BYTES) -> Iterator[DataChunk]:
-    """Encode ``body`` for DATA, chunk by chunk; the last chunk ends with ``.\\r\\n``.
-
-    Each chunk covers at most ``chunk_bytes`` (at least 2) bytes of the
-    message; its wire bytes can be longer by the dots doubled.
-    """
-    if len(body) <= chunk_bytes:  # the common case, a few KB: one chunk, no stuffer
-        return iter((DataChunk(_encode_whole(body), len(body), True),))
-    return stream_chunks(_pieces(body, chunk_bytes))
-
-
-def _encode_whole(body: bytes) -> bytes:
-    """``DotStuffer`` fed ``body`` in one piece, then ended (the same bytes, less overhead)."""
-    piece = _crlf(body)
-    wire = piece.replace(b"\n.", b"\n..") if b"." in piece else piece
-    if piece[:1] == b".":
-        wire = b"." + wire
-    return wire + (b".\r\n" if not piece or piece[-1] == _LF else b"\r\n.\r\n")
-
-
-def stream_chunks(pieces: Iterable[bytes], *, crlf: bool = False) -> Iterator[DataChunk]:
-    """Encode a message given as ``pieces`` for DATA: one chunk per piece, the last with the dot.
-
-    The next piece is taken before a chunk is handed out (to know whether it
-    is the last), so at most two pieces are held at a time. ``crlf``: see
-    ``DotStuffer``.
-    """
-    stuffer = DotStuffer(crlf=crlf)
-    iterator = iter(pieces)
-    piece = next(iterator, None)
-    if piece is None:
-        yield DataChunk(stuffer.end(), 0, True)
-        return
-    end = 0
-    while piece is not None:
-        following = next(iterator, None)
-        end += len(piece)
-        wire = stuffer.feed(piece)
-        if following is None:
-            yield DataChunk(wire + stuffer.end(), end, True)
-            return
-        yield DataChunk(wire, end - stuffer.held, False)
-        piece = following
-
-
-def _pieces(body: bytes, chunk_bytes: int) -> Iterator[bytes]:
-    total = len(body)
-    start = 0
-    while start < total:
-        end = min(start + chunk_bytes, total)
-        if end < total and body[end - 1] == _CR:
-            # Never split a CR from a LF after it: the pair is one line ending.
-            # One step back is enough: a CR left last is then followed by a CR.
-            end -= 1
-        yield body[start:end]
-        start = end
-
-
-def _crlf(piece: bytes) -> bytes:
-    """``piece`` with every line ending as CRLF (stored messages already are: fast path)."""
-    crlf = piece.count(b"\r\n")
-    if crlf == piece.count(b"\r") == piece.count(b"\n"):
-        return piece
-    return _LINE_ENDING.sub(b"\r\n", piece)
 
 
 class Wire(asyncio.BufferedProtocol):
@@ -240,16 +81,15 @@ class Wire(asyncio.BufferedProtocol):
         self,
         transport: asyncio.Transport,
         *,
-        max_reply_bytes: int = 64 * 1024,
+        max_reply_bytes: int = MAX_REPLY_BYTES,
         max_unasked_replies: int = 64,
     ) -> None:
         self._transport = transport
-        self._max_reply_bytes = max_reply_bytes
+        self._parser = ReplyParser(max_reply_bytes=max_reply_bytes)
         self._max_unasked_replies = max_unasked_replies
         self._awaited = 0  # replies owed to commands written and not yet received
         self._unasked = 0  # replies received beyond those
         self._loop = asyncio.get_running_loop()
-        self._buffer = bytearray()
         self._receiving = memoryview(bytearray(RECEIVE_BYTES))
         self._replies: deque[RawReply] = deque()
         self._reply_waiter: asyncio.Future[None] | None = None
@@ -277,25 +117,14 @@ class Wire(asyncio.BufferedProtocol):
         """What the server sent next (called by ``buffer_updated``)."""
         if self._garbled is not None:
             return
-        buffer = self._buffer
-        if buffer:
-            buffer += data
-            if b"\n" not in data:  # nothing new is complete
-                if len(buffer) > self._max_reply_bytes:
-                    self._garble(_too_long(self._max_reply_bytes))
-                    self._wake_reader()
-                return
-            data = bytes(buffer)
-            buffer.clear()
-        try:
-            used = self._parse(data)
-            if used < len(data):
-                if len(data) - used > self._max_reply_bytes:
-                    raise _too_long(self._max_reply_bytes)
-                buffer += data[used:]
-        except WireGarbled as exc:
-            self._garble(exc)
-        self._wake_reader()
+        parser = self._parser
+        replies = parser.feed(data)
+        if replies:
+            self._queue(replies)
+        if parser.error is not None and self._garbled is None:
+            self._garble(WireGarbled(str(parser.error)))
+        if replies or self._garbled is not None:
+            self._wake_reader()
 
     def eof_received(self) -> bool | None:
         return False  # close our side too; connection_lost follows
@@ -428,58 +257,38 @@ class Wire(asyncio.BufferedProtocol):
             self._timer.cancel()
             self._timer = None
 
-    # -- parsing -----------------------------------------------------------------------
+    # -- replies -----------------------------------------------------------------------
 
-    def _parse(self, data: bytes) -> int:
-        """Queue every complete reply in ``data``; the bytes they took.
+    def _queue(self, replies: list[RawReply]) -> None:
+        """Queue what the parser completed, counting it against the commands written.
 
-        RFC 5321 section 4.2: ``ddd-text`` continues a reply, ``ddd text`` (or
-        a bare ``ddd``) ends it, and every line of one reply carries the same
-        code (section 4.2.1). A bare LF is accepted as a line ending. One
-        pass over the complete lines, however many replies they hold.
+        Beyond the replies owed, at most ``max_unasked_replies`` more are
+        kept: the one over that bound ends the session.
         """
-        complete = data.rfind(b"\n") + 1
-        if not complete:
-            return 0
-        replies = self._replies
-        used = offset = 0
-        texts: list[str] = []
-        first_code = b""
-        for line in data[:complete].split(b"\n")[:-1]:
-            offset += len(line) + 1
-            if line[-1:] == b"\r":
-                line = line.rstrip(b"\r")
-            code_text, separator = line[:3], line[3:4]
-            if not (code_text.isdigit() and separator in _SEPARATORS):
-                shown = line[:80].decode("utf-8", "replace")
-                raise WireGarbled(f"the server sent a line that is not an SMTP reply: {shown!r}")
-            if texts and code_text != first_code:
-                raise WireGarbled(
-                    "the server sent a reply whose lines carry different codes"
-                    f" ({first_code.decode()} then {code_text.decode()}): it says two"
-                    " things at once (RFC 5321 section 4.2.1 allows one code a reply)"
+        awaited = self._awaited
+        if len(replies) <= awaited:  # the common case: every one was asked for
+            self._awaited = awaited - len(replies)
+            self._replies.extend(replies)
+            return
+        queue = self._replies
+        for reply in replies:
+            queue.append(reply)
+            if self._awaited:
+                self._awaited -= 1
+                continue
+            self._unasked += 1
+            if self._unasked > self._max_unasked_replies:
+                self._garble(
+                    WireGarbled(
+                        f"the server sent more than {self._max_unasked_replies} replies"
+                        " to commands it was never sent"
+                    )
                 )
-            first_code = code_text
-            texts.append(line[4:].decode("utf-8", "replace"))
-            if separator != b"-":
-                replies.append(RawReply(int(code_text), tuple(texts)))
-                texts = []
-                used = offset
-                if self._awaited:
-                    self._awaited -= 1
-                else:
-                    self._unasked += 1
-                    if self._unasked > self._max_unasked_replies:
-                        raise WireGarbled(
-                            f"the server sent more than {self._max_unasked_replies} replies"
-                            " to commands it was never sent"
-                        )
-        return used
+                return
 
     def _garble(self, exc: WireGarbled) -> None:
         self._garbled = exc
         self._closed = exc  # a write after this says why, not just "closed"
-        self._buffer.clear()
         self._disarm()
         self._transport.abort()
 
@@ -490,13 +299,6 @@ class Wire(asyncio.BufferedProtocol):
     def _wake_writer(self) -> None:
         if self._writable_waiter is not None and not self._writable_waiter.done():
             self._writable_waiter.set_result(None)
-
-
-_SEPARATORS = (b"", b" ", b"-")
-
-
-def _too_long(max_reply_bytes: int) -> WireGarbled:
-    return WireGarbled(f"the server sent a reply longer than {max_reply_bytes} bytes")
 
 
 def _again(error: WireError) -> WireError:

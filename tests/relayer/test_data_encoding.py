@@ -7,7 +7,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.smtp.wire import data_chunks
+from relay.smtp.data_encoding import data_chunks
 
 
 def wire(body: bytes, chunk_bytes: int = 64 * 1024) -> bytes:

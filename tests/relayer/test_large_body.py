@@ -19,7 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from relay.message import parse_message
 from relay.relayer import ManagedRelayer
 from relay.report import OutgoingMessage
-from relay.smtp.wire import CHUNK_BYTES
+from relay.smtp.data_encoding import CHUNK_BYTES
 from relay.store.body import StoredBody
 from relay.store.outbox import Outbox
 from tests.relayer.observer import RecordingObserver

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.smtp.wire import DotStuffer, data_chunks, stream_chunks
+from relay.smtp.data_encoding import DotStuffer, data_chunks, stream_chunks
 
 
 def one_shot(body: bytes) -> bytes:
