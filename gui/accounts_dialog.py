@@ -16,7 +16,7 @@ name and the way to log in from what ``relay.discovery.discover`` finds (and say
 where from); nothing is saved until Save.
 
 "Test connection" opens a session exactly as a flush would
-(``relay.smtp.connection.open_session``) with what the form holds now, saved or
+(``relay.smtp.opening.open_session``) with what the form holds now, saved or
 not, as an asyncio task on the Qt loop; the dialog stays responsive and shows
 what the server offered, or exactly why it failed. Nothing is sent.
 """
@@ -727,7 +727,7 @@ class AccountsDialog(QDialog):
     async def _probe(self, account: Account, password: Any, command: str | None) -> None:
         from relay.password_command import run_password_command
         from relay.report import SessionFailure
-        from relay.smtp.connection import open_session
+        from relay.smtp.opening import open_session
 
         text = ""
         try:

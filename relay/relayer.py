@@ -63,8 +63,9 @@ from relay.report import (
     Stage,
     TransactionReport,
 )
-from relay.smtp.connection import ServerOffer, Session, SessionLost, open_session
+from relay.smtp.opening import open_session
 from relay.smtp.pipelining import Command, Dialogue, Lockstep, Pipeline, envelope
+from relay.smtp.session import ServerOffer, Session, SessionLost
 from relay.smtp.transcript import Transcript
 from relay.states import Phase
 

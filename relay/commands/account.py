@@ -574,7 +574,7 @@ def run_list(args: argparse.Namespace) -> int:
 
 
 def run_test(args: argparse.Namespace) -> int:
-    """Open a session as the relayer would (``relay.smtp.connection``), report it, send nothing."""
+    """Open a session as the relayer would (``relay.smtp.opening``), report it, send nothing."""
     from relay import credentials
     from relay.oauth.tokens import TokenSource, token_source_for
 
@@ -623,7 +623,7 @@ def _probe(account: Account, password: Any, *, show_transcript: bool) -> int:
     import asyncio
 
     from relay.report import SessionFailure
-    from relay.smtp.connection import open_session
+    from relay.smtp.opening import open_session
     from relay.smtp.transcript import Transcript
 
     print(f"account {account.name}: {_describe(account)}")

@@ -16,7 +16,7 @@ final 5xx. ``error_status`` reads the challenge's ``status`` for the
 transcript and the person.
 
 Pure functions, no I/O. aiosmtplib speaks XOAUTH2 only; these strings are
-ours so that the session opening (``relay.smtp.connection``) drives both alike.
+ours so that the session opening (``relay.smtp.opening``) drives both alike.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from collections import deque
 from collections.abc import Sequence
 
 from relay.report import FailureKind, OutgoingMessage, Reply, SessionFailure, Stage
-from relay.smtp.connection import Session, SessionLost
+from relay.smtp.session import Session, SessionLost
 
 Command = tuple[Stage, str]
 

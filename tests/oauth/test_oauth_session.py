@@ -16,7 +16,8 @@ from relay.oauth.login import DeviceCode, sign_in_with_browser, sign_in_with_dev
 from relay.oauth.providers import Endpoints
 from relay.oauth.tokens import SignInNeeded, TokenSource
 from relay.report import FailureKind, SessionFailure
-from relay.smtp.connection import Session, open_session
+from relay.smtp.opening import open_session
+from relay.smtp.session import Session
 from relay.smtp.transcript import Transcript
 from tests.oauth.conftest import FakeClock
 from tests.support.oauth_browser import approve_device, consent

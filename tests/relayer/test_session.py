@@ -10,7 +10,8 @@ import pytest
 from relay.accounts import Account, Security
 from relay.relayer import ManagedRelayer
 from relay.report import FailureKind, OutgoingMessage, SessionFailure
-from relay.smtp.connection import Session, open_session
+from relay.smtp.opening import open_session
+from relay.smtp.session import Session
 from relay.smtp.transcript import Transcript
 from relay.states import Phase
 from tests.relayer.messages import SENDER, message
