@@ -150,7 +150,6 @@ class ManagedRelayer:
         self._broken: int | None = None
         self._current_address: str | None = None
         self._mail_lines: dict[int, tuple[str | None, str]] = {}  # see ``_mail``
-        self._offer_facts: _OfferFacts | None = None
         self._last_start: int | None = None  # the transcript's mark as the last one began
         self._serial = 0  # numbers the transactions (a message may take more than one)
         self._held_back: set[int] = set()  # not allowed to start: held since claimed
@@ -457,10 +456,7 @@ class ManagedRelayer:
         """``_mail_command``, worked out once per message (pipelining asks twice)."""
         known = self._mail_lines.get(message.id)
         if known is None:
-            facts = self._offer_facts
-            if facts is None or facts.offer is not offer:
-                facts = self._offer_facts = _OfferFacts(offer)
-            known = self._mail_lines[message.id] = _mail_command(message, facts)
+            known = self._mail_lines[message.id] = _mail_command(message, offer)
         return known
 
     # -- reporting ---------------------------------------------------------------------
@@ -507,22 +503,7 @@ def _needs_smtputf8(message: OutgoingMessage) -> bool:
     )
 
 
-class _OfferFacts:
-    """What ``_mail_command`` asks of a session's offer, worked out once per session."""
-
-    __slots__ = ("dsn", "eight_bit_mime", "host", "offer", "size", "size_limit", "smtputf8")
-
-    def __init__(self, offer: ServerOffer) -> None:
-        self.offer = offer
-        self.host = offer.host
-        self.smtputf8 = offer.smtputf8
-        self.eight_bit_mime = offer.eight_bit_mime
-        self.size_limit = offer.size_limit
-        self.size = offer.offers("SIZE")
-        self.dsn = offer.offers("DSN")
-
-
-def _mail_command(message: OutgoingMessage, offer: _OfferFacts) -> tuple[str | None, str]:
+def _mail_command(message: OutgoingMessage, offer: ServerOffer) -> tuple[str | None, str]:
     """Why the message cannot go to this server (or None), and its MAIL FROM line."""
     host = offer.host
     for address in (message.sender, *message.recipients):
@@ -544,14 +525,14 @@ def _mail_command(message: OutgoingMessage, offer: _OfferFacts) -> tuple[str | N
             "",
         )
     parts = [f"MAIL FROM:<{message.sender}>"]
-    if offer.size:
+    if offer.offers("SIZE"):
         parts.append(f"SIZE={message.size}")
     if message.eight_bit and offer.eight_bit_mime:
         parts.append("BODY=8BITMIME")
     if utf8:
         parts.append("SMTPUTF8")
     line = " ".join(parts)
-    if message.dsn and offer.dsn:
+    if message.dsn and offer.offers("DSN"):
         line += message.dsn.mail_parameters()
     return None, line
 
