@@ -92,6 +92,14 @@ class _Refused(Exception):
 
 
 class _Opener:
+    """One opening, step by step (see the module's list); used once, by ``open_session``.
+
+    Each step raises ``_Refused`` with the failure in a person's words; ``open``
+    turns that into the returned ``SessionFailure`` after a QUIT when the
+    server can still hear one, and closes the connection on every way out
+    that does not hand it to a ``Session``.
+    """
+
     def __init__(
         self,
         account: Account,

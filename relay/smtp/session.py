@@ -168,7 +168,9 @@ class SessionLost(Exception):
 class Session:
     """One open, secured and authenticated SMTP connection, ready for transactions.
 
-    Lock-step: one command, then its reply. Every method but ``quit``,
+    A command and then its reply (``command``), or, when the server offers
+    PIPELINING, several commands in one write and their replies read in order
+    (``send_commands``, ``read_reply``). Every method but ``quit``,
     ``close`` and ``abort`` raises ``SessionLost`` when the session ends
     (connection lost, reply timeout, a reply that is not SMTP, or a 421),
     after which the connection is closed.
