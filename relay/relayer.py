@@ -343,11 +343,15 @@ class ManagedRelayer:
         answer = self._observer.transaction_may_start(message.id)
         allowed = answer if isinstance(answer, bool) else await answer
         if not allowed:
-            self._held_back.add(message.id)
-            self._transcript.note(
-                f"message {message.id} was held before its transaction started: not sent"
-            )
+            self._hold_back(message)
         return allowed
+
+    def _hold_back(self, message: OutgoingMessage) -> None:
+        """``message`` may not start (held since it was claimed): it is handed back untouched."""
+        self._held_back.add(message.id)
+        self._transcript.note(
+            f"message {message.id} was held before its transaction started: not sent"
+        )
 
     async def _open_group(self, dialogue: Dialogue, tx: _Transaction) -> bool:
         """Put the envelope on the wire unless it already went with the last dot; false
@@ -392,7 +396,7 @@ class ManagedRelayer:
             return following.wait(recorded, answer)
 
         def then() -> tuple[list[Command], int | None]:
-            return following.commands(), following.serial
+            return self._following_commands(following), following.serial
 
         await session.send_data(
             message.body, progressed=progressed, completing=completing, then=then
@@ -429,11 +433,11 @@ class ManagedRelayer:
         if tx.data.code != 354:  # a refusal (anything else positive ended the session)
             dialogue.reset_pending = True
             return
-        following = _Following(self, session.offer)
+        following = _Following()
         if dialogue.pipelining and not self._stopping:
             upcoming = tx.continuation or (waiting[0] if waiting else None)
             if upcoming is not None and upcoming.id not in self._held_back:
-                following.plan(upcoming, dialogue)
+                self._plan_following(following, upcoming, dialogue)
         await self._send_body(session, tx, following)
         dialogue.ahead = following.serial if following.sent else None
         tx.end_of_data = await dialogue.read(
@@ -451,6 +455,30 @@ class ManagedRelayer:
                     reply,
                 )
             )
+
+    def _plan_following(
+        self, following: _Following, message: OutgoingMessage, dialogue: Dialogue
+    ) -> None:
+        """Make ``message``'s group ready to go with this final dot (PIPELINING)."""
+        offer = dialogue.session.offer
+        problem, mail_line = self._mail(message, offer)
+        if problem is not None:
+            return  # refused before MAIL: it goes its own way, and sends nothing
+        following.message = message
+        following.serial = self._serial + 1  # the next transaction's number
+        following.dialogue = dialogue
+        following.group = envelope(message, mail_line, _rcpt_parameters(message, offer))
+
+    def _following_commands(self, following: _Following) -> list[Command]:
+        """What to write with the dot: the next group's first slice, or nothing."""
+        message, dialogue = following.message, following.dialogue
+        if message is None or dialogue is None or self._stopping:
+            return []
+        if not following.allowed:
+            self._hold_back(message)
+            return []
+        following.sent = True
+        return dialogue.for_the_dot(following.group)
 
     def _mail(self, message: OutgoingMessage, offer: ServerOffer) -> tuple[str | None, str]:
         """``_mail_command``, worked out once per message (pipelining asks twice)."""
@@ -543,46 +571,24 @@ class _Following:
     It goes only if the attempt manager lets that message start (it may have
     been held since it was claimed: asked in the same commit as this message's
     final-dot record) and the relayer is not stopping; otherwise it waits for
-    its own turn, or is handed back.
+    its own turn, or is handed back. The relayer plans it
+    (``_plan_following``) and writes it (``_following_commands``).
     """
 
-    def __init__(self, relayer: ManagedRelayer, offer: ServerOffer) -> None:
-        self._relayer = relayer
-        self._offer = offer
-        self._dialogue: Dialogue | None = None
-        self._group: list[Command] = []
+    __slots__ = ("allowed", "dialogue", "group", "message", "sent", "serial")
+
+    def __init__(self) -> None:
+        self.dialogue: Dialogue | None = None
+        self.group: list[Command] = []
         self.message: OutgoingMessage | None = None
         self.serial: int | None = None
         self.allowed = False
         self.sent = False
 
-    def plan(self, message: OutgoingMessage, dialogue: Dialogue) -> None:
-        problem, mail_line = self._relayer._mail(message, self._offer)
-        if problem is not None:
-            return  # refused before MAIL: it goes its own way, and sends nothing
-        self.message = message
-        self.serial = self._relayer._serial + 1  # the next transaction's number
-        self._dialogue = dialogue
-        self._group = envelope(message, mail_line, _rcpt_parameters(message, self._offer))
-
     async def wait(self, recorded: Awaitable[None] | None, answer: Awaitable[bool]) -> None:
         if recorded is not None:
             await recorded
         self.allowed = await answer
-
-    def commands(self) -> list[Command]:
-        """What to write with the dot: the group's first slice, or nothing."""
-        message, relayer = self.message, self._relayer
-        if message is None or self._dialogue is None or relayer._stopping:
-            return []
-        if not self.allowed:
-            relayer._held_back.add(message.id)
-            relayer._transcript.note(
-                f"message {message.id} was held before its transaction started: not sent"
-            )
-            return []
-        self.sent = True
-        return self._dialogue.for_the_dot(self._group)
 
 
 def _continuation(tx: _Transaction) -> OutgoingMessage | None:
