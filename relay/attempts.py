@@ -55,7 +55,7 @@ from relay.report import (
     TransactionReport,
 )
 from relay.states import OWED, Phase, RecipientState
-from relay.store.outbox import AttemptEnd, AttemptStart, Outbox
+from relay.store.outbox import AttemptEnd, AttemptReply, AttemptStart, Outbox
 from relay.throttle import AccountPause, Throttle, first_throttle, next_pause
 
 
@@ -202,7 +202,7 @@ class _Settlement:
 
     message_id: int
     verdicts: dict[str, Verdict]
-    replies: Sequence[dict[str, object]]
+    replies: Sequence[AttemptReply]
     sent_bytes: int
     transcript: str
     #: The message goes on in a further transaction (``TransactionReport.continued``).
@@ -379,20 +379,10 @@ class AttemptManager:
         )  # fmt: skip
         if throttle is not None:
             verdicts = self._throttled(throttle, verdicts)
-        replies = [
-            {"address": address, "stage": str(reply.stage), "code": reply.code, "text": reply.text}
-            for address, reply in report.recipients.items()
-        ]
+        replies = [AttemptReply(address, reply) for address, reply in report.recipients.items()]
         for reply in (report.mail, report.data, report.end_of_data):
             if reply is not None:
-                replies.append(
-                    {
-                        "address": None,
-                        "stage": str(reply.stage),
-                        "code": reply.code,
-                        "text": reply.text,
-                    }
-                )
+                replies.append(AttemptReply(None, reply))
         if report.continued:
             # Over the server's recipient limit: those go in a further transaction
             # now. What this one settled is written at once, so the next one's
@@ -584,7 +574,7 @@ class AttemptManager:
         message_id: int,
         verdicts: dict[str, Verdict],
         *,
-        replies: Sequence[dict[str, object]] = (),
+        replies: Sequence[AttemptReply] = (),
         sent_bytes: int = 0,
         transcript: str = "",
     ) -> Settled:
@@ -600,7 +590,7 @@ class AttemptManager:
         message_id: int,
         verdicts: dict[str, Verdict],
         *,
-        replies: Sequence[dict[str, object]] = (),
+        replies: Sequence[AttemptReply] = (),
         sent_bytes: int = 0,
         transcript: str = "",
         keep_claim: bool = False,

@@ -28,10 +28,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from json.encoder import encode_basestring_ascii as _json_string
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from relay.errors import BodyPruned, NoSuchMessage, OutboxError
 from relay.events import (
@@ -60,7 +59,7 @@ from relay.store.database import (
 if TYPE_CHECKING:
     from relay.dsn import DsnRequest
     from relay.policy import Verdict
-    from relay.report import BodySource, OutgoingMessage
+    from relay.report import BodySource, OutgoingMessage, Reply
     from relay.schedule import Waiting
     from relay.store.checkpoint import Checkpointer
     from relay.throttle import AccountPause
@@ -83,6 +82,34 @@ def _from_text(text: str | None) -> datetime | None:
 
 
 @dataclass(frozen=True, slots=True)
+class AttemptReply:
+    """One reply the server gave during an attempt: to a recipient's RCPT (``address``),
+    or to the message's MAIL, DATA or end of data (``address`` None).
+
+    Stored in ``attempts.replies`` as a JSON array of ``{"address", "stage",
+    "code", "text"}`` objects, which is also what ``show --json`` prints.
+    """
+
+    address: str | None
+    reply: Reply
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> AttemptReply:
+        from relay.report import Reply, Stage
+
+        return cls(item["address"], Reply(Stage(item["stage"]), item["code"], item["text"]))
+
+    def to_json(self) -> dict[str, object]:
+        reply = self.reply
+        return {
+            "address": self.address,
+            "stage": reply.stage.value,
+            "code": reply.code,
+            "text": reply.text,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class AttemptRecord:
     """One stored attempt: a transaction, or a session that failed around it."""
 
@@ -94,7 +121,7 @@ class AttemptRecord:
     server: str
     outcome: str | None
     error: str | None
-    replies: tuple[dict[str, object], ...]
+    replies: tuple[AttemptReply, ...]
     sent_bytes: int
     data_completed: bool
     transcript: str
@@ -108,7 +135,7 @@ class AttemptRecord:
             "server": self.server,
             "outcome": self.outcome,
             "error": self.error,
-            "replies": list(self.replies),
+            "replies": [reply.to_json() for reply in self.replies],
             "sent_bytes": self.sent_bytes,
             "data_completed": self.data_completed,
         }
@@ -306,9 +333,14 @@ class Outbox:
     def messages(self, state: MessageState | None = None) -> list[MessageSnapshot]:
         """Every message (or those in ``state``), oldest first."""
         where, params = ("WHERE state = ?", (state.value,)) if state else ("", ())
-        rows = self._conn.execute(
-            f"SELECT {_MESSAGE_COLUMNS} FROM messages {where} ORDER BY id", params
-        ).fetchall()
+        rows = list(
+            map(
+                MessageRow._make,
+                self._conn.execute(
+                    f"SELECT {_MESSAGE_COLUMNS} FROM messages {where} ORDER BY id", params
+                ),
+            )
+        )
         recipients: dict[int, list[RecipientSnapshot]] = {}
         recipient_rows = self._conn.execute(
             "SELECT r.message_id, r.address, r.state, r.reply FROM recipients r"
@@ -320,7 +352,7 @@ class Outbox:
             recipients.setdefault(message_id, []).append(
                 RecipientSnapshot(address, RecipientState(rstate), reply)
             )
-        return [_message_from_row(row, recipients.get(row[0], [])) for row in rows]
+        return [_message_from_row(row, recipients.get(row.id, [])) for row in rows]
 
     def waiting_ids(self) -> set[int]:
         """Messages a flush (of any process) claimed whose own transaction is not under
@@ -388,21 +420,24 @@ class Outbox:
         ).fetchall()
         return [
             AttemptRecord(
-                id=row[0],
-                message_id=row[1],
-                started_at=_from_text(row[2]) or utc_now(),
-                ended_at=_from_text(row[3]),
-                account=row[4],
-                server=row[5],
-                outcome=row[6],
-                error=row[7],
-                replies=tuple(json.loads(row[8])),
-                sent_bytes=row[9],
-                data_completed=bool(row[10]),
-                transcript=row[11],
+                id=attempt_id,
+                message_id=owner,
+                started_at=_from_text(started_at) or utc_now(),
+                ended_at=_from_text(ended_at),
+                account=account,
+                server=server,
+                outcome=outcome,
+                error=error,
+                replies=tuple(AttemptReply.from_json(item) for item in json.loads(replies)),
+                sent_bytes=sent_bytes,
+                data_completed=bool(data_completed),
+                transcript=transcript,
             )
-            for row in rows
-        ]
+            for (
+                attempt_id, owner, started_at, ended_at, account, server, outcome, error,
+                replies, sent_bytes, data_completed, transcript,
+            ) in rows
+        ]  # fmt: skip
 
     def counts(self) -> dict[MessageState, int]:
         counts = dict.fromkeys(MessageState, 0)
@@ -496,11 +531,12 @@ class Outbox:
         raise NoSuchMessage(message_id)
 
     def _snapshot(self, message_id: int) -> MessageSnapshot:
-        row = self._conn.execute(
+        found = self._conn.execute(
             f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
         ).fetchone()
-        if row is None:
+        if found is None:
             raise NoSuchMessage(message_id)
+        row = MessageRow._make(found)
         recipients = [
             RecipientSnapshot(address, RecipientState(state), reply)
             for address, state, reply in self._conn.execute(
@@ -515,23 +551,20 @@ class Outbox:
         """The messages named, in that order, read in two queries (missing ids are skipped)."""
         rows = self._message_rows(message_ids)
         recipients = self._recipient_rows(message_ids)
-        return [
-            _message_from_row(rows[i][:_SNAPSHOT_WIDTH], recipients.get(i, ()))
-            for i in message_ids
-            if i in rows
-        ]
+        return [_message_from_row(rows[i], recipients.get(i, ())) for i in message_ids if i in rows]
 
-    def _message_rows(self, message_ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
-        """``_MESSAGE_COLUMNS`` and then ``_FLAG_COLUMNS`` of each message named, by id.
+    def _message_rows(self, message_ids: Sequence[int]) -> dict[int, MessageRow]:
+        """The ``MessageRow`` of each message named, by id.
 
         One query whatever the number of ids: they travel as one JSON array
         parameter (no limit on the number of SQL variables to mind).
         """
         where, param = _id_filter("id", message_ids)
         return {
-            row[0]: row
-            for row in self._conn.execute(
-                f"SELECT {_MESSAGE_COLUMNS}, {_FLAG_COLUMNS} FROM messages WHERE {where}", param
+            row.id: row
+            for row in map(
+                MessageRow._make,
+                self._conn.execute(f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE {where}", param),
             )
         }
 
@@ -860,7 +893,7 @@ class Outbox:
             rows = self._message_rows(ids)
             recipients = self._recipient_rows(ids)
             bodies = self._small_bodies(
-                [i for i in ids if i in rows and rows[i][4] <= INLINE_BODY_BYTES]
+                [i for i in ids if i in rows and rows[i].size <= INLINE_BODY_BYTES]
             )
             dsn_requests = self._dsn_requests(ids)
             states: list[tuple[str, int]] = []
@@ -868,32 +901,29 @@ class Outbox:
                 row = rows.get(message_id)
                 if row is None:
                     continue
-                held, sending, needs_smtputf8, eight_bit, _ = row[_SNAPSHOT_WIDTH:]
-                if sending or (held and not include_held):
+                if row.sending or (row.held and not include_held):
                     continue
                 owned = recipients.get(message_id, [])
                 owed = tuple(r.address for r in owned if r.state in OWED)
                 if not owed:
                     continue
                 state = derive_message_state(
-                    [r.state for r in owned], held=bool(held), sending=True
+                    [r.state for r in owned], held=bool(row.held), sending=True
                 )
                 states.append((state.value, message_id))
                 claimed.append(
                     OutgoingMessage(
                         id=message_id,
-                        sender=row[2],
+                        sender=row.sender,
                         recipients=owed,
-                        body=bodies.get(message_id) or self._body_to_send(message_id, row[4]),
-                        needs_smtputf8=bool(needs_smtputf8),
-                        eight_bit=bool(eight_bit),
+                        body=bodies.get(message_id) or self._body_to_send(message_id, row.size),
+                        needs_smtputf8=bool(row.needs_smtputf8),
+                        eight_bit=bool(row.eight_bit),
                         dsn=dsn_requests.get(message_id),
                     )
                 )
                 if announce:
-                    snapshots.append(
-                        _message_from_row((row[0], state.value, *row[2:_SNAPSHOT_WIDTH]), owned)
-                    )
+                    snapshots.append(_message_from_row(row._replace(state=state.value), owned))
             conn.executemany("UPDATE messages SET sending = 1, state = ? WHERE id = ?", states)
         for snapshot in snapshots:
             self._publish(MessageChanged(snapshot))
@@ -937,7 +967,7 @@ class Outbox:
                 start.account,
                 start.server,
                 int(completed is not None),
-                _json_strings(completed or ()),
+                json.dumps(list(completed or ())),
             )
         ids = [start.message_id for start in starts]
         with self._write() as conn:
@@ -973,7 +1003,7 @@ class Outbox:
         outcome: str,
         error: str | None,
         next_attempt_at: datetime | None,
-        replies: Sequence[dict[str, object]] = (),
+        replies: Sequence[AttemptReply] = (),
         sent_bytes: int = 0,
         transcript: str = "",
         now: datetime | None = None,
@@ -1033,18 +1063,22 @@ class Outbox:
                 ]
                 recipients[message_id] = owned
                 deferred = any(v.state is RecipientState.DEFERRED for v in verdicts.values())
-                held = row[_SNAPSHOT_WIDTH]
-                deferred_since = (row[-1] or now_text) if deferred else None
-                kept = row[_SNAPSHOT_WIDTH + 1] if end.keep_claim else 0
+                deferred_since = (row.deferred_since or now_text) if deferred else None
+                kept = row.sending if end.keep_claim else 0
                 state = derive_message_state(
-                    [r.state for r in owned], held=bool(held), sending=bool(kept)
+                    [r.state for r in owned], held=bool(row.held), sending=bool(kept)
                 ).value
                 next_text = _to_text(end.next_attempt_at)
                 message_updates.append(
                     (kept, state, end.error, next_text, deferred_since, message_id)
                 )
-                row = (row[0], state, *row[2:7], next_text, end.error, row[9], held, kept,
-                       *row[12:14], deferred_since)  # fmt: skip
+                row = row._replace(
+                    state=state,
+                    next_attempt_at=next_text,
+                    last_error=end.error,
+                    sending=kept,
+                    deferred_since=deferred_since,
+                )
                 rows[message_id] = row
                 if end.attempt_id is not None:
                     attempt_updates.append(
@@ -1052,13 +1086,13 @@ class Outbox:
                             now_text,
                             end.outcome,
                             end.error,
-                            _json_replies(end.replies),
+                            json.dumps([reply.to_json() for reply in end.replies]),
                             end.sent_bytes,
                             end.transcript,
                             end.attempt_id,
                         )
                     )
-                snapshots.append(_message_from_row(row[:_SNAPSHOT_WIDTH], owned))
+                snapshots.append(_message_from_row(row, owned))
             conn.executemany(
                 "UPDATE recipients SET state = ?, reply = ? WHERE message_id = ? AND address = ?"
                 " AND state != 'sent'",
@@ -1122,13 +1156,12 @@ class Outbox:
         ).fetchone()
         return None if row is None else _from_text(row[0])
 
-    def interrupted(self) -> list[tuple[int, int | None, bool, list[str]]]:
+    def interrupted(self) -> list[Interrupted]:
         """Messages a dead process left claimed, with their last attempt.
 
-        Each item: (message id, attempt id or None, data completed, accepted
-        recipients). Only call this while holding the flush lock.
+        Only call this while holding the flush lock.
         """
-        result: list[tuple[int, int | None, bool, list[str]]] = []
+        result: list[Interrupted] = []
         for (message_id,) in self._conn.execute(
             "SELECT id FROM messages WHERE sending != 0"
         ).fetchall():
@@ -1138,9 +1171,12 @@ class Outbox:
                 (message_id,),
             ).fetchone()
             if row is None:
-                result.append((message_id, None, False, []))
+                result.append(Interrupted(message_id, None, False, []))
             else:
-                result.append((message_id, row[0], bool(row[1]), json.loads(row[2])))
+                attempt_id, data_completed, accepted = row
+                result.append(
+                    Interrupted(message_id, attempt_id, bool(data_completed), json.loads(accepted))
+                )
         return result
 
 
@@ -1158,12 +1194,42 @@ _SENT_BEFORE = (
     " WHERE a.message_id = m.id), m.created_at) < ?"
 )
 
-_MESSAGE_COLUMNS = (
-    "id, state, sender, subject, size, created_at, attempts, next_attempt_at, last_error, account"
-)
-_SNAPSHOT_WIDTH = 10  # the columns above: what a snapshot is made of
-#: What claims and finishes also need, read with the above (``_message_rows``).
-_FLAG_COLUMNS = "held, sending, needs_smtputf8, eight_bit, deferred_since"
+
+class MessageRow(NamedTuple):
+    """A ``messages`` row as SQLite holds it: what a snapshot is made of, and the flags
+    a claim or a finish needs (``_MESSAGE_COLUMNS`` reads them in this order)."""
+
+    id: int
+    state: str
+    sender: str
+    subject: str
+    size: int
+    created_at: str
+    attempts: int
+    next_attempt_at: str | None
+    last_error: str | None
+    account: str | None
+    held: int
+    #: 0, ``CLAIMED`` or ``UNDER_WAY``.
+    sending: int
+    needs_smtputf8: int
+    eight_bit: int
+    deferred_since: str | None
+
+
+_MESSAGE_COLUMNS = ", ".join(MessageRow._fields)
+
+
+class Interrupted(NamedTuple):
+    """A message a dead process left claimed (``Outbox.interrupted``)."""
+
+    message_id: int
+    #: Its last attempt's row, if the attempt had one (``None``: never started).
+    attempt_id: int | None
+    #: Whether that attempt's final dot had left.
+    data_completed: bool
+    #: The recipients the server had accepted by then.
+    accepted: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -1189,70 +1255,28 @@ class AttemptEnd:
     error: str | None
     next_attempt_at: datetime | None
     now: datetime
-    replies: Sequence[dict[str, object]] = ()
+    replies: Sequence[AttemptReply] = ()
     sent_bytes: int = 0
     transcript: str = ""
     #: The message stays claimed: its sending goes on in a further transaction.
     keep_claim: bool = False
 
 
-def _message_from_row(
-    row: tuple[object, ...], recipients: Sequence[RecipientSnapshot]
-) -> MessageSnapshot:
-    (message_id, state, sender, subject, size, created_at, attempts, next_at, error, account) = row
-    assert isinstance(message_id, int) and isinstance(size, int) and isinstance(attempts, int)
+def _message_from_row(row: MessageRow, recipients: Sequence[RecipientSnapshot]) -> MessageSnapshot:
+    next_at = row.next_attempt_at
     return MessageSnapshot(
-        message_id,
-        _MESSAGE_STATES[state],  # a flush makes three snapshots a message: no Enum() calls
-        str(sender),
-        str(subject),
-        size,
-        datetime.fromisoformat(str(created_at)),
-        attempts,
-        datetime.fromisoformat(next_at) if isinstance(next_at, str) else None,
-        error if isinstance(error, str) else None,
+        row.id,
+        _MESSAGE_STATES[row.state],  # a flush makes three snapshots a message: no Enum() calls
+        row.sender,
+        row.subject,
+        row.size,
+        datetime.fromisoformat(row.created_at),
+        row.attempts,
+        None if next_at is None else datetime.fromisoformat(next_at),
+        row.last_error,
         tuple(recipients),
-        account if isinstance(account, str) else None,
+        row.account,
     )
-
-
-def _json_strings(items: Sequence[str]) -> str:
-    """``json.dumps(list(items))`` for strings, without the encoder's per-call set-up."""
-    return "[" + ", ".join(map(_json_string, items)) + "]"
-
-
-_REPLY_KEYS = ("address", "stage", "code", "text")
-
-
-def _json_replies(replies: Sequence[dict[str, object]]) -> str:
-    """``json.dumps(list(replies))``, the attempt manager's reply dicts written directly.
-
-    Each is ``{"address": str | None, "stage": str, "code": int, "text": str}``
-    (plain ``str``/``int``, as ``json.dumps`` writes them); anything else goes
-    through ``json.dumps``.
-    """
-    parts = []
-    for reply in replies:
-        if tuple(reply) != _REPLY_KEYS:
-            return json.dumps(list(replies))
-        address, stage, code, text = reply.values()
-        if (
-            not (address is None or type(address) is str)
-            or type(stage) is not str
-            or type(code) is not int
-            or type(text) is not str
-        ):
-            return json.dumps(list(replies))
-        parts.append(
-            '{"address": '
-            + ("null" if address is None else _json_string(address))
-            + ', "stage": '
-            + _json_string(stage)
-            + f', "code": {code}, "text": '
-            + _json_string(text)
-            + "}"
-        )
-    return "[" + ", ".join(parts) + "]"
 
 
 _MESSAGE_STATES: dict[object, MessageState] = {state.value: state for state in MessageState}

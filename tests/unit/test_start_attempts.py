@@ -1,4 +1,4 @@
-"""Attempt rows opened a group at a time, and the JSON the store writes for them."""
+"""Attempt rows opened a group at a time, and the replies the store keeps with them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from relay.store.outbox import AttemptStart, Outbox, _json_replies, _json_strings
+from relay.policy import Verdict
+from relay.report import Reply, Stage
+from relay.states import RecipientState
+from relay.store.outbox import AttemptReply, AttemptStart, Outbox
 from tests.unit.conftest import enqueue
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -62,35 +65,64 @@ def test_an_attempt_started_before_its_final_dot_is_not_marked(outbox: Outbox) -
 
 texts = st.text(alphabet=st.characters(codec="utf-8") | st.characters(), max_size=40)
 
+#: ``attempts.replies`` as every release so far wrote it (``json.dumps`` of these objects).
+STORED_REPLIES = (
+    '[{"address": "b@example.org", "stage": "rcpt", "code": 550, "text": "5.1.1 no such user"},'
+    ' {"address": "c@example.org", "stage": "rcpt", "code": 250, "text": "2.1.5 ok"},'
+    ' {"address": null, "stage": "mail", "code": 250, "text": "2.1.0 ok"},'
+    ' {"address": null, "stage": "end of data", "code": 250, "text": "2.0.0 queued as 1A"}]'
+)
+REPLIES = (
+    AttemptReply("b@example.org", Reply(Stage.RCPT, 550, "5.1.1 no such user")),
+    AttemptReply("c@example.org", Reply(Stage.RCPT, 250, "2.1.5 ok")),
+    AttemptReply(None, Reply(Stage.MAIL, 250, "2.1.0 ok")),
+    AttemptReply(None, Reply(Stage.END_OF_DATA, 250, "2.0.0 queued as 1A")),
+)
+
+
+def _stored_replies(outbox: Outbox, attempt_id: int) -> str:
+    with closing(sqlite3.connect(outbox.path)) as conn:
+        (text,) = conn.execute(
+            "SELECT replies FROM attempts WHERE id = ?", (attempt_id,)
+        ).fetchone()
+    return str(text)
+
+
+def test_replies_are_stored_in_the_format_earlier_releases_wrote(outbox: Outbox) -> None:
+    message_id = enqueue(outbox, "b@example.org")
+    outbox.claim([message_id])
+    (attempt_id,) = outbox.start_attempts([AttemptStart(message_id, "work", "h:25", NOW)])
+    verdicts = {"b@example.org": Verdict(RecipientState.FAILED, "550 5.1.1 no such user")}
+    outbox.finish_attempt(
+        message_id, attempt_id, verdicts, outcome="failed", error=None, next_attempt_at=None,
+        replies=REPLIES, now=NOW,
+    )  # fmt: skip
+    assert _stored_replies(outbox, attempt_id) == STORED_REPLIES
+    (record,) = outbox.attempts(message_id)
+    assert record.replies == REPLIES
+
+
+def test_replies_an_earlier_release_stored_read_back_as_records(outbox: Outbox) -> None:
+    message_id = enqueue(outbox, "b@example.org")
+    (attempt_id,) = outbox.start_attempts([AttemptStart(message_id, "work", "h:25", NOW)])
+    with closing(sqlite3.connect(outbox.path)) as conn, conn:
+        conn.execute("UPDATE attempts SET replies = ? WHERE id = ?", (STORED_REPLIES, attempt_id))
+    (record,) = outbox.attempts(message_id)
+    assert record.replies == REPLIES
+    assert record.replies[0].reply.code == 550
+    assert record.to_json()["replies"] == json.loads(STORED_REPLIES)
+
 
 @given(
     st.lists(
-        st.fixed_dictionaries(
-            {
-                "address": st.none() | texts,
-                "stage": st.sampled_from(["mail", "rcpt", "data", "end of data"]),
-                "code": st.integers(0, 999),
-                "text": texts,
-            }
+        st.builds(
+            AttemptReply,
+            st.none() | texts,
+            st.builds(Reply, st.sampled_from(list(Stage)), st.integers(0, 999), texts),
         ),
         max_size=6,
     )
 )
-def test_replies_are_written_exactly_as_json_dumps_writes_them(
-    replies: list[dict[str, object]],
-) -> None:
-    assert _json_replies(replies) == json.dumps(replies)
-
-
-@given(st.lists(texts, max_size=6))
-def test_accepted_addresses_are_written_exactly_as_json_dumps_writes_them(
-    addresses: list[str],
-) -> None:
-    assert _json_strings(addresses) == json.dumps(addresses)
-
-
-def test_replies_of_another_shape_still_go_through_json_dumps() -> None:
-    odd: list[dict[str, object]] = [{"address": None, "stage": "rcpt", "code": True, "text": "x"}]
-    assert _json_replies(odd) == json.dumps(odd)
-    extra: list[dict[str, object]] = [{"stage": "rcpt", "code": 250, "text": "x", "why": [1]}]
-    assert _json_replies(extra) == json.dumps(extra)
+def test_any_reply_record_survives_its_json(replies: list[AttemptReply]) -> None:
+    stored = json.dumps([reply.to_json() for reply in replies])
+    assert [AttemptReply.from_json(item) for item in json.loads(stored)] == replies
