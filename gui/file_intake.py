@@ -13,9 +13,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QMimeData
 
+from relay.engine import Engine
 from relay.errors import OutboxError
 from relay.message import MAX_MESSAGE_OCTETS, parse_message
-from relay.store.outbox import Outbox
 
 
 @dataclass(slots=True)
@@ -24,7 +24,7 @@ class AddResult:
     refused: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def add_files(outbox: Outbox, paths: Iterable[Path]) -> AddResult:
+def add_files(engine: Engine, paths: Iterable[Path]) -> AddResult:
     result = AddResult()
     for path in paths:
         try:
@@ -32,7 +32,7 @@ def add_files(outbox: Outbox, paths: Iterable[Path]) -> AddResult:
                 raise OutboxError(
                     f"larger than {MAX_MESSAGE_OCTETS // (1024 * 1024)} MiB, not read"
                 )
-            snapshot = outbox.add_message(parse_message(path.read_bytes()))
+            snapshot = engine.enqueue(parse_message(path.read_bytes()))
         except OSError as exc:
             result.refused.append((path, exc.strerror or str(exc)))
         except OutboxError as exc:

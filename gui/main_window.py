@@ -177,7 +177,7 @@ class MainWindow(QMainWindow):
         )
         self.comeback = ComebackWatch(self)
         self.notifier = DesktopNotifier(self)
-        self.editor = MessageEditor(outbox, home, self)
+        self.editor = MessageEditor(engine, self)
         QTimer.singleShot(0, self.notifier.start)  # once the loop runs
 
         self._connect()
@@ -667,7 +667,7 @@ class MainWindow(QMainWindow):
     def _send_later(self, ids: list[int], moment: datetime) -> None:
         when = day_text(moment, utc_now())
         self._command(
-            lambda: self.outbox.schedule(ids, moment),
+            lambda: self.engine.schedule(ids, moment),
             f"{_messages(len(ids)).capitalize()} will be sent at {when}.",
         )
 
@@ -760,7 +760,7 @@ class MainWindow(QMainWindow):
 
         def purge() -> None:
             removed: list[int] = []
-            self._command(lambda: removed.extend(self.outbox.purge_sent()), "")
+            self._command(lambda: removed.extend(self.engine.purge_sent()), "")
             self.status.notice(f"Cleared {_messages(len(removed))}.")
 
         ask(
@@ -786,7 +786,7 @@ class MainWindow(QMainWindow):
 
     def add_files(self, paths: list[Path]) -> list[int]:
         """Store the messages in ``paths``; say which were refused and why. The new ids."""
-        result = add_files(self.outbox, paths)
+        result = add_files(self.engine, paths)
         if result.added:
             self.status.notice(f"Added {_messages(len(result.added))} to the outbox.")
         if result.refused:

@@ -35,12 +35,12 @@ from PySide6.QtWidgets import QWidget
 
 from gui.confirm import ask, tell
 from relay.address import domain_key
+from relay.engine import Engine
 from relay.errors import ConfigError, InvalidMessage, OutboxError
 from relay.localnames import LocalNames
 from relay.machineproblems import explain
 from relay.message import parse_message
 from relay.states import MessageState
-from relay.store.outbox import Outbox
 
 EDITABLE = frozenset({MessageState.HELD, MessageState.QUEUED})
 #: What opens the copy when neither ``$VISUAL`` nor ``$EDITOR`` is set.
@@ -91,10 +91,11 @@ class MessageEditor(QObject):
     #: An edit is over, applied or not (its message id).
     done = Signal(int)
 
-    def __init__(self, outbox: Outbox, home: Path, parent: QWidget) -> None:
+    def __init__(self, engine: Engine, parent: QWidget) -> None:
         super().__init__(parent)
-        self._outbox = outbox
-        self._home = home
+        self._engine = engine
+        self._outbox = engine.outbox
+        self._home = engine.home
         self._window = parent
         self._edits: dict[int, _Edit] = {}
 
@@ -214,7 +215,7 @@ class MessageEditor(QObject):
                     from_headers=False,
                     local=edit.local,
                 )
-            self._outbox.replace_message(message_id, parsed)
+            self._engine.replace(message_id, parsed)
         except (OutboxError, sqlite3.Error) as exc:
             reason = str(exc)
             if isinstance(exc, sqlite3.Error):

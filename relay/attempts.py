@@ -25,13 +25,15 @@ What it writes, and when, is what makes the outbox crash-safe:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from relay.events import (
     AttemptStarted,
     AuthenticationRefused,
+    EventBus,
+    MessageChanged,
     MessageSnapshot,
     PhaseChanged,
     ProgressMade,
@@ -192,6 +194,8 @@ class CommitGroup:
         for _, _, future in waiting:
             if not future.done():  # cancelled: the session is ending anyway
                 future.set_result(None)
+        for owner, snapshot in zip(owners, snapshots, strict=True):
+            owner._publish_changed([snapshot])
         for owner, snapshot, end in zip(owners, snapshots, ends, strict=True):
             owner._announce([Settled(snapshot, end.outcome, end.error)])
 
@@ -224,6 +228,7 @@ class AttemptManager:
         commits: CommitGroup | None = None,
         on_write_failed: WriteFailedCallback | None = None,
         on_throttled: ThrottledCallback | None = None,
+        bus: EventBus | None = None,
     ) -> None:
         self._outbox = outbox
         self._on_write_failed = on_write_failed
@@ -232,7 +237,7 @@ class AttemptManager:
         #: Set when a reply throttled the account (``relay.throttle``): the pause recorded.
         self.pause: AccountPause | None = None
         self._commits = commits
-        self._bus = outbox.bus
+        self._bus = bus if bus is not None else EventBus()
         self._owed = {message.id: message.recipients for message in messages}
         self._account = account
         self._server = ""
@@ -337,8 +342,9 @@ class AttemptManager:
             return self._commits.join(self, message_id)
         with self._outbox.batch():
             ends, _ = self._record_completion(message_id)
-            settled = self._finish_all(ends)
-        self._announce(settled)
+            snapshots = self._outbox.finish_attempts(ends)
+        self._publish_changed(snapshots)
+        self._announce(_settled_for_good(snapshots, ends))
         return None
 
     def _record_completion(
@@ -423,8 +429,10 @@ class AttemptManager:
         if self._abandoned or not self._unwritten:
             return
         with self._outbox.batch():
-            settled = self._write_unwritten()
-        self._announce(settled)
+            ends = self._unwritten_ends()
+            snapshots = self._outbox.finish_attempts(ends)
+        self._publish_changed(snapshots)
+        self._announce(_settled_for_good(snapshots, ends))
 
     def session_failed(
         self, failure: SessionFailure, unfinished: Sequence[int], transcript: str
@@ -465,6 +473,7 @@ class AttemptManager:
             self._announce([self._settle(message_id, verdicts, transcript=transcript)])
         if not_tried:
             snapshots = self._outbox.hand_back(not_tried, NOT_TRIED)
+            self._publish_changed(snapshots)
             self._finished.update(not_tried)
             self._announce([Settled(snapshot, "not tried", NOT_TRIED) for snapshot in snapshots])
         self._bus.publish(SessionFailed(self._account, failure.kind.value, failure.text))
@@ -531,10 +540,6 @@ class AttemptManager:
                 raise
             self._on_write_failed(exc)
 
-    def _write_unwritten(self) -> list[Settled]:
-        """Record every settlement waiting for a commit (inside the caller's batch)."""
-        return self._finish_all(self._unwritten_ends())
-
     def _unwritten_ends(self) -> list[AttemptEnd]:
         """The settlements waiting for a commit, decided, their attempt rows written."""
         unwritten, self._unwritten = self._unwritten, []
@@ -553,14 +558,11 @@ class AttemptManager:
             )
         return ends
 
-    def _finish_all(self, ends: Sequence[AttemptEnd]) -> list[Settled]:
-        """Write the ends; what is settled for good (a continued message is not yet)."""
-        snapshots = self._outbox.finish_attempts(ends)
-        return [
-            Settled(snapshot, end.outcome, end.error)
-            for snapshot, end in zip(snapshots, ends, strict=True)
-            if not end.keep_claim
-        ]
+    def _publish_changed(self, snapshots: Iterable[MessageSnapshot]) -> None:
+        """Tell the bus what a commit changed; only ever after that commit returned."""
+        if self._bus.listened:
+            for snapshot in snapshots:
+                self._bus.publish(MessageChanged(snapshot))
 
     def _announce(self, settled: Sequence[Settled]) -> None:
         if self._on_settled is not None:
@@ -583,6 +585,7 @@ class AttemptManager:
             message_id, verdicts, replies=replies, sent_bytes=sent_bytes, transcript=transcript
         )
         (snapshot,) = self._outbox.finish_attempts([end])
+        self._publish_changed([snapshot])
         return Settled(snapshot, end.outcome, end.error)
 
     def _decide(
@@ -629,6 +632,7 @@ class AttemptManager:
         rest = [message_id for message_id in self._owed if message_id not in self._finished]
         if rest:
             snapshots = self._outbox.release_claims(rest)
+            self._publish_changed(snapshots)
             self._finished.update(rest)
             self._announce(
                 [
@@ -639,6 +643,17 @@ class AttemptManager:
             )
 
 
+def _settled_for_good(
+    snapshots: Sequence[MessageSnapshot], ends: Sequence[AttemptEnd]
+) -> list[Settled]:
+    """What the written ``ends`` settled for good (a continued message is not yet)."""
+    return [
+        Settled(snapshot, end.outcome, end.error)
+        for snapshot, end in zip(snapshots, ends, strict=True)
+        if not end.keep_claim
+    ]
+
+
 def recover_interrupted(outbox: Outbox, clock: Clock) -> list[MessageSnapshot]:
     """Settle messages a process that died left in ``sending``.
 
@@ -646,7 +661,7 @@ def recover_interrupted(outbox: Outbox, clock: Clock) -> list[MessageSnapshot]:
     If the final dot had been sent, the recipients the server had accepted are
     *uncertain*: the server may have the message, and only a person decides to
     send it again. Everything else is owed again, due at once (the server was
-    not at fault).
+    not at fault). The caller announces the snapshots returned, if anyone listens.
     """
     recovered = []
     now = clock()

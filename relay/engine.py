@@ -5,8 +5,14 @@ settles what a process that died left in ``sending``
 (``relay.attempts.recover_interrupted``), so nobody is shown a flush that
 is not running. It then offers what a person or a program asks of an
 outbox: ``enqueue``, ``import_drop_folder``, ``hold`` / ``release`` /
-``retry`` / ``delete``, ``subscribe`` to its events, the table's rows
-(``read_listed``), and ``begin_flush``.
+``retry`` / ``schedule`` / ``replace`` / ``delete`` / ``purge_sent``,
+``subscribe`` to its events, the table's rows (``read_listed``), and
+``begin_flush``.
+
+The engine owns the event bus (``bus``); the store publishes nothing. Each
+verb announces what the store returned once the store has committed it, and
+a flush's relaying manager and attempt managers publish on the same bus
+after their own commits.
 
 ``begin_flush`` is the flush sequence, written here once: take the flush
 lock (``relay.flushlock``; ``FlushRunning`` when another process holds it),
@@ -37,6 +43,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Self
 
 from relay.errors import FlushRunning
+from relay.events import EventBus, MessageChanged, MessageDeleted, MessageQueued
 from relay.flushlock import FlushLock
 from relay.store.database import BUSY_TIMEOUT_S, DB_NAME
 from relay.store.outbox import Outbox, utc_now
@@ -76,6 +83,8 @@ class Engine:
         #: The store, for reading (snapshots, attempts, bodies, counts); changes go
         #: through the engine's verbs.
         self.outbox = outbox
+        #: Where everything done through this engine is announced, after its commit.
+        self.bus = EventBus()
         self._probe = FlushLock(home)
         self._flush: Flush | None = None
         self._reader: sqlite3.Connection | None = None
@@ -147,37 +156,66 @@ class Engine:
         dsn: DsnRequest | None = None,
     ) -> MessageSnapshot:
         """Store one message (committed when this returns); its snapshot."""
-        return self.outbox.add_message(parsed, account=account, not_before=not_before, dsn=dsn)
+        snapshot = self.outbox.add_message(parsed, account=account, not_before=not_before, dsn=dsn)
+        self.bus.publish(MessageQueued(snapshot))
+        return snapshot
 
     def import_drop_folder(self) -> DropImport:
         """Take in what other programs left in ``<home>/drop/``; what was stored and refused."""
         from relay.dropfolder import import_drop_folder
 
-        return import_drop_folder(self.outbox, self.home)
+        result = import_drop_folder(self.outbox, self.home)
+        if result.imported and self.bus.listened:
+            for snapshot in self.outbox.snapshots(result.imported):
+                self.bus.publish(MessageQueued(snapshot))
+        return result
 
     # -- a person's commands ------------------------------------------------------------
 
     def hold(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
         """Keep messages out of every flush until released."""
-        return self.outbox.hold(message_ids)
+        return self._changed(self.outbox.hold(message_ids))
 
     def release(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
         """Let held messages go with the next flush."""
-        return self.outbox.release(message_ids)
+        return self._changed(self.outbox.release(message_ids))
 
     def retry(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
         """Make messages due now; every recipient not sent is owed again (``Outbox.retry``)."""
-        return self.outbox.retry(message_ids)
+        return self._changed(self.outbox.retry(message_ids))
+
+    def schedule(self, message_ids: Sequence[int], moment: datetime) -> list[MessageSnapshot]:
+        """Send these messages not before ``moment`` (``Outbox.schedule``)."""
+        return self._changed(self.outbox.schedule(message_ids, moment))
+
+    def replace(self, message_id: int, parsed: ParsedMessage) -> MessageSnapshot:
+        """Put an edited copy in place of a held or queued message (``Outbox.replace_message``)."""
+        (snapshot,) = self._changed([self.outbox.replace_message(message_id, parsed)])
+        return snapshot
 
     def delete(self, message_ids: Sequence[int]) -> list[int]:
         """Remove messages and everything stored about them; the ids removed."""
-        return self.outbox.delete(message_ids)
+        return self._deleted(self.outbox.delete(message_ids))
+
+    def purge_sent(self, sent_before: datetime | None = None) -> list[int]:
+        """Remove sent messages (sent before ``sent_before``, or all); the ids removed."""
+        return self._deleted(self.outbox.purge_sent(sent_before))
+
+    def _changed(self, snapshots: list[MessageSnapshot]) -> list[MessageSnapshot]:
+        for snapshot in snapshots:
+            self.bus.publish(MessageChanged(snapshot))
+        return snapshots
+
+    def _deleted(self, message_ids: list[int]) -> list[int]:
+        for message_id in message_ids:
+            self.bus.publish(MessageDeleted(message_id))
+        return message_ids
 
     # -- what it tells ------------------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber) -> Callable[[], None]:
         """Call ``subscriber`` with every event, after its commit; returns the unsubscribe."""
-        return self.outbox.bus.subscribe(subscriber)
+        return self.bus.subscribe(subscriber)
 
     def read_listed(self, *, after_id: int = 0, limit: int = -1) -> list[Listed]:
         """The table's rows (``relay.store.listing``): ids above ``after_id``, at most ``limit``.
@@ -240,7 +278,7 @@ class Engine:
             if on_imported is not None:
                 on_imported(imported)
             prune_expired_bodies(self.outbox, self.home, utc_now())  # [retention]
-            manager = prepare_flush(self.home, self.outbox, on_settled=on_settled)
+            manager = prepare_flush(self.home, self.outbox, on_settled=on_settled, bus=self.bus)
         except BaseException:
             lock.release()
             raise
@@ -257,7 +295,7 @@ class Engine:
 
         if self._probe.try_acquire():
             try:
-                recover_interrupted(self.outbox, utc_now)
+                self._changed(recover_interrupted(self.outbox, utc_now))
             finally:
                 self._probe.release()
 

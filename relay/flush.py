@@ -45,7 +45,14 @@ from relay.attempts import (
     recover_interrupted,
 )
 from relay.errors import ConfigError, OutboxError, StoreFailed
-from relay.events import AuthenticationRefused, FlushFinished, FlushStarted, MessageSnapshot
+from relay.events import (
+    AuthenticationRefused,
+    EventBus,
+    FlushFinished,
+    FlushStarted,
+    MessageChanged,
+    MessageSnapshot,
+)
 from relay.policy import Clock, RetryPolicy
 from relay.report import FailureKind, OutgoingMessage, SessionFailure, SessionInfo
 from relay.states import OWED, MessageState
@@ -161,8 +168,11 @@ class RelayingManager:
         policy: RetryPolicy,
         clock: Clock,
         on_settled: SettledCallback | None = None,
+        bus: EventBus | None = None,
     ) -> None:
         self._outbox = outbox
+        #: Where the flush and its attempt managers publish, each after its commit.
+        self.bus = bus if bus is not None else EventBus()
         self._choose_account = choose_account
         self._password_for = password_for
         self._policy = policy
@@ -227,8 +237,8 @@ class RelayingManager:
         """
         now = self._clock()
         try:
-            recover_interrupted(self._outbox, self._clock)
-            self._outbox.expire_due(self._policy.lifetime_s, now)
+            self._publish_changed(recover_interrupted(self._outbox, self._clock))
+            self._publish_changed(self._outbox.expire_due(self._policy.lifetime_s, now))
             selected = await self._select(message_ids, now, unscheduled=not due_only)
             pauses = self._outbox.account_pauses()
         except sqlite3.Error as exc:  # no session has started: nothing else to end
@@ -254,7 +264,7 @@ class RelayingManager:
                 del groups[name]
                 self.result.paused[name] = pause
 
-        self._outbox.bus.publish(
+        self.bus.publish(
             FlushStarted(
                 sum(len(msgs) for _, msgs in groups.values()),
                 sum(m.size for _, msgs in groups.values() for m in msgs),
@@ -275,7 +285,7 @@ class RelayingManager:
             self.result.stopped = self._stopping
             if self._failure is None:
                 self._end_pauses(pauses)
-            self._outbox.bus.publish(
+            self.bus.publish(
                 FlushFinished(
                     sent=self.result.count(MessageState.SENT),
                     deferred=self.result.count(MessageState.DEFERRED),
@@ -301,7 +311,20 @@ class RelayingManager:
         messages stay claimed and the next flush recovers them first.
         """
         with contextlib.suppress(sqlite3.Error), self._outbox.waiting_at_most(0):
-            recover_interrupted(self._outbox, self._clock)
+            self._publish_changed(recover_interrupted(self._outbox, self._clock))
+
+    def _publish_changed(self, snapshots: Sequence[MessageSnapshot]) -> None:
+        """Tell the bus what a commit of the flush's own changed (claims, expiries…)."""
+        for snapshot in snapshots:
+            self.bus.publish(MessageChanged(snapshot))
+
+    def _claim(self, message_ids: Sequence[int]) -> list[OutgoingMessage]:
+        """``Outbox.claim``, announced (snapshots only made when someone listens)."""
+        changed: list[MessageSnapshot] | None = [] if self.bus.listened else None
+        claimed = self._outbox.claim(message_ids, changed=changed)
+        if changed:
+            self._publish_changed(changed)
+        return claimed
 
     def _unsent(self) -> int:
         """How many messages this flush set out to send still owe someone (after a stop)."""
@@ -391,7 +414,7 @@ class RelayingManager:
                         batch = queue.get_nowait()
                     except asyncio.QueueEmpty:
                         return
-                    claimed = self._outbox.claim(batch)
+                    claimed = self._claim(batch)
                     if claimed and await self._run_session(account, password, claimed, logged_in):
                         refused.set()
             except Exception as exc:
@@ -419,7 +442,7 @@ class RelayingManager:
         for start in range(0, len(messages), SELECT_PAGE):
             if start:
                 await asyncio.sleep(0)
-            claimed = self._outbox.claim([m.id for m in messages[start : start + SELECT_PAGE]])
+            claimed = self._claim([m.id for m in messages[start : start + SELECT_PAGE]])
             if not claimed:
                 continue
             manager = AttemptManager(
@@ -429,6 +452,7 @@ class RelayingManager:
                 policy=self._policy,
                 clock=self._clock,
                 on_settled=self._settled,
+                bus=self.bus,
             )
             ids = [m.id for m in claimed]
             manager.session_started(SessionInfo(account.name, account.host, account.port), ids)
@@ -471,6 +495,7 @@ class RelayingManager:
             commits=self._commits,
             on_write_failed=self._fail,
             on_throttled=lambda pause: self._throttled(account.name, pause),
+            bus=self.bus,
         )
         if self._failure is not None:  # the flush failed while this batch was claimed
             manager.abandon()
@@ -542,7 +567,7 @@ class RelayingManager:
         self.result.needs_person.add(account.name)
         self.result.notes.append(text)
         if not published:
-            self._outbox.bus.publish(AuthenticationRefused(account.name, text))
+            self.bus.publish(AuthenticationRefused(account.name, text))
 
 
 #: Messages up to this size are one class, dealt in the order they came; above it,
@@ -643,6 +668,7 @@ def prepare_flush(
     *,
     on_settled: SettledCallback | None = None,
     clock: Clock = utc_now,
+    bus: EventBus | None = None,
 ) -> RelayingManager:
     """Wire a flush from what ``home`` holds: accounts, passwords, retry settings.
 
@@ -687,4 +713,5 @@ def prepare_flush(
         policy=RetryPolicy.from_config(queue_settings(home)),
         clock=clock,
         on_settled=on_settled,
+        bus=bus,
     )

@@ -13,7 +13,10 @@ Rules this module keeps:
   so ``list --state`` and the window's filter are one indexed query.
 - The raw message lives in its own table, so listing 100,000 messages never
   reads a body.
-- Events are published after the commit, carrying snapshots.
+- It publishes nothing. Every write returns what it changed (snapshots,
+  ids), and whoever asked for the change announces it once it is committed:
+  the attempt manager and the relaying manager during a flush
+  (``relay.attempts``, ``relay.flush``), the window for a person's commands.
 
 The store records; it does not decide. Verdicts come from the attempt
 manager, which calls ``finish_attempt`` and friends with their meaning
@@ -33,15 +36,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple, Self
 
 from relay.errors import BodyPruned, NoSuchMessage, OutboxError
-from relay.events import (
-    Event,
-    EventBus,
-    MessageChanged,
-    MessageDeleted,
-    MessageQueued,
-    MessageSnapshot,
-    RecipientSnapshot,
-)
+from relay.events import MessageSnapshot, RecipientSnapshot
 from relay.home import ensure_home
 from relay.message import ParsedMessage
 from relay.states import OWED, MessageState, RecipientState, derive_message_state
@@ -147,16 +142,14 @@ class Outbox:
     def __init__(
         self,
         path: Path,
-        bus: EventBus | None = None,
         *,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
         max_busy_wait_s: float = BUSY_TIMEOUT_S,
     ) -> None:
         self.path = path
-        self.bus = bus or EventBus()
         self._conn = connect(path, busy_timeout_s=busy_timeout_s)
         self._max_busy_wait_s = max(busy_timeout_s, max_busy_wait_s)
-        self._batch_events: list[Event] | None = None  # inside ``batch()``
+        self._in_batch = False
         self._checkpointer: Checkpointer | None = None
 
     # -- life cycle -----------------------------------------------------------
@@ -165,7 +158,6 @@ class Outbox:
     def open(
         cls,
         home: Path,
-        bus: EventBus | None = None,
         *,
         busy_timeout_s: float = BUSY_TIMEOUT_S,
         max_busy_wait_s: float = BUSY_TIMEOUT_S,
@@ -177,9 +169,7 @@ class Outbox:
         without a commit raises (``relay.store.database.begin_immediate``).
         """
         ensure_home(home)
-        return cls(
-            home / DB_NAME, bus, busy_timeout_s=busy_timeout_s, max_busy_wait_s=max_busy_wait_s
-        )
+        return cls(home / DB_NAME, busy_timeout_s=busy_timeout_s, max_busy_wait_s=max_busy_wait_s)
 
     def close(self) -> None:
         try:
@@ -228,28 +218,27 @@ class Outbox:
     def batch(self) -> Iterator[None]:
         """Make every change inside one transaction: one commit (one fsync) for all of them.
 
-        Events wait for the commit, as they always do. Nothing inside may
-        await: the write lock is held until the block ends, and other
-        processes (``sendmail``, the window) wait for it. Nested batches join
-        the outer one.
+        What the writes inside return is committed when the block ends, and
+        not before: announce it after. Nothing inside may await: the write
+        lock is held until the block ends, and other processes
+        (``sendmail``, the window) wait for it. Nested batches join the outer
+        one.
         """
-        if self._batch_events is not None:
+        if self._in_batch:
             yield
             return
         conn = self._conn
         begin_immediate(conn, self._max_busy_wait_s)
-        self._batch_events = []
+        self._in_batch = True
         try:
             yield
         except BaseException:
-            self._batch_events = None
+            self._in_batch = False
             conn.execute("ROLLBACK")
             raise
-        events, self._batch_events = self._batch_events, None
+        self._in_batch = False
         conn.execute("COMMIT")
         self._committed()
-        for event in events:
-            self.bus.publish(event)
 
     @contextmanager
     def waiting_at_most(self, seconds: float) -> Iterator[None]:
@@ -266,16 +255,10 @@ class Outbox:
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(previous)}")
 
-    def _publish(self, event: Event) -> None:
-        if self._batch_events is not None:
-            self._batch_events.append(event)
-        else:
-            self.bus.publish(event)
-
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self._conn
-        if self._batch_events is not None:
+        if self._in_batch:
             yield conn  # part of the batch: committed (or rolled back) with it
             return
         begin_immediate(conn, self._max_busy_wait_s)
@@ -313,7 +296,6 @@ class Outbox:
             if drop_file is not None:
                 record_drop_import(conn, drop_file, message_id)
             snapshot = self._snapshot(message_id)
-        self._publish(MessageQueued(snapshot))
         return snapshot
 
     def stored_drop_files(self) -> set[str]:
@@ -654,7 +636,7 @@ class Outbox:
         syncs it too.
         """
         conn = self._conn
-        light = self._batch_events is None
+        light = not self._in_batch
         if light:
             conn.execute("PRAGMA synchronous = NORMAL")
         try:
@@ -784,7 +766,6 @@ class Outbox:
             )
             self._rederive(message_id)
             snapshot = self._snapshot(message_id)
-        self._publish(MessageChanged(snapshot))
         return snapshot
 
     def failed_ids(self) -> list[int]:
@@ -805,8 +786,6 @@ class Outbox:
                 if row[0]:
                     raise OutboxError(f"message {message_id} is being sent; stop the flush first")
             conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
-        for message_id in ids:
-            self._publish(MessageDeleted(message_id))
         return ids
 
     # -- retention --------------------------------------------------------------
@@ -840,8 +819,6 @@ class Outbox:
                 )
             ]
         ids.sort()
-        for message_id in ids:
-            self._publish(MessageDeleted(message_id))
         return ids
 
     def pruned(self, message_ids: Sequence[int] | None = None) -> set[int]:
@@ -868,27 +845,32 @@ class Outbox:
                 change(message_id)
                 self._rederive(message_id)
             snapshots = [self._snapshot(message_id) for message_id in ids]
-        for snapshot in snapshots:
-            self._publish(MessageChanged(snapshot))
         return snapshots
 
     # -- the attempt manager's writes -------------------------------------------
 
     def claim(
-        self, message_ids: Iterable[int], *, include_held: bool = False
+        self,
+        message_ids: Iterable[int],
+        *,
+        include_held: bool = False,
+        changed: list[MessageSnapshot] | None = None,
     ) -> list[OutgoingMessage]:
         """Mark messages as being sent and hand back what is still owed.
 
         Messages already claimed, held, or owing nobody are skipped. One
         transaction, so two flushes can never claim the same message; a few
-        queries for the whole batch, not a few per message.
+        queries for the whole batch, not a few per message. The snapshots of
+        the claimed messages are added to ``changed``, when given, for a
+        caller that announces them (a flush from the command line has no
+        listener, and skips making them).
         """
         from relay.report import OutgoingMessage
 
         ids = list(dict.fromkeys(message_ids))
         claimed: list[OutgoingMessage] = []
         snapshots: list[MessageSnapshot] = []
-        announce = self.bus.listened  # a flush from the command line has no listener
+        announce = changed is not None
         with self._write() as conn:
             rows = self._message_rows(ids)
             recipients = self._recipient_rows(ids)
@@ -925,8 +907,8 @@ class Outbox:
                 if announce:
                     snapshots.append(_message_from_row(row._replace(state=state.value), owned))
             conn.executemany("UPDATE messages SET sending = 1, state = ? WHERE id = ?", states)
-        for snapshot in snapshots:
-            self._publish(MessageChanged(snapshot))
+        if changed is not None:
+            changed += snapshots
         return claimed
 
     def start_attempt(
@@ -1108,8 +1090,6 @@ class Outbox:
                 " sent_bytes = ?, transcript = ? WHERE id = ?",
                 attempt_updates,
             )
-        for snapshot in snapshots:
-            self._publish(MessageChanged(snapshot))
         return snapshots
 
     def release_claims(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:

@@ -63,9 +63,9 @@ def test_an_unreachable_server_is_said_prominently_with_its_account(
 
 def test_the_connecting_notice_goes_once_data_flows(window: MainWindow, qtbot: QtBot) -> None:
     bar = window.statusBar()
-    window.outbox.bus.publish(PhaseChanged("test", Phase.CONNECTING, None))
+    window.engine.bus.publish(PhaseChanged("test", Phase.CONNECTING, None))
     assert bar.currentMessage() == "test: connecting…"
-    window.outbox.bus.publish(ProgressMade(1, 1000, 5000))
+    window.engine.bus.publish(ProgressMade(1, 1000, 5000))
     assert bar.currentMessage() == ""
 
 

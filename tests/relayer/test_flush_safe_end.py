@@ -66,7 +66,6 @@ async def test_a_bug_in_one_session_cancels_the_other_and_waits_for_it(tmp_path:
                 if len(awaiting) == 2:  # both sessions are past a final dot now
                     raise Bug("a subscriber's bug")
 
-        outbox.bus.subscribe(second_verdict_awaited_is_a_bug)
         manager = RelayingManager(
             outbox,
             choose_account=lambda message: accounts[message.account or ""],
@@ -74,6 +73,7 @@ async def test_a_bug_in_one_session_cancels_the_other_and_waits_for_it(tmp_path:
             policy=RetryPolicy(),
             clock=utc_now,
         )
+        manager.bus.subscribe(second_verdict_awaited_is_a_bug)
         with pytest.raises(Bug):
             await manager.run()
         # run() raised only once no session of it was left.
