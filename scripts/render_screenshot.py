@@ -29,11 +29,18 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from gui.app import APPLICATION_NAME, create_main_window  # noqa: E402
 from gui.outbox_model import ID_ROLE  # noqa: E402
 from relay.accounts import Security, make_account, save_accounts  # noqa: E402
-from relay.events import FlushStarted, PhaseChanged, ProgressMade  # noqa: E402
+from relay.events import (  # noqa: E402
+    FlushStarted,
+    MessageChanged,
+    MessageSnapshot,
+    PhaseChanged,
+    ProgressMade,
+)
 from relay.message import parse_message  # noqa: E402
 from relay.policy import Verdict  # noqa: E402
+from relay.report import Reply, Stage  # noqa: E402
 from relay.states import Phase, RecipientState  # noqa: E402
-from relay.store.outbox import Outbox  # noqa: E402
+from relay.store.outbox import AttemptReply, Outbox  # noqa: E402
 
 SERVER = "smtp.example.org:587"
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -139,8 +146,7 @@ def fill(outbox: Outbox) -> tuple[int, int]:
             error=error,
             next_attempt_at=next_at,
             replies=[
-                {"address": a, "stage": "rcpt", "code": int(r[:3]), "text": r[4:]}
-                for a, r in replies.items()
+                AttemptReply(a, Reply(Stage.RCPT, int(r[:3]), r[4:])) for a, r in replies.items()
             ],
             sent_bytes=len(raw),
             transcript=transcript(recipients, replies, len(raw), final),
@@ -207,9 +213,12 @@ def render(output: Path, *, dark: bool = False) -> Path:
         # Opening the window settles the "uncertain" one, as after a real crash
         # (``relay.attempts.recover_interrupted``), then one message is in flight.
         window = create_main_window(home)
-        bus = window.outbox.bus
+        bus = window.engine.bus
         bus.publish(FlushStarted(2, window.outbox.get(sending_id).size + 4_600_000))
-        (claimed,) = window.outbox.claim([sending_id])
+        changed: list[MessageSnapshot] = []
+        (claimed,) = window.outbox.claim([sending_id], changed=changed)
+        for snapshot in changed:  # what a flush's relaying manager announces
+            bus.publish(MessageChanged(snapshot))
         bus.publish(PhaseChanged("work", Phase.SENDING, sending_id))
         bus.publish(ProgressMade(sending_id, int(claimed.size * 0.62), claimed.size))
         window.resize(1280, 780)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from relay.attempts import AttemptManager, CommitGroup, Settled
+from relay.events import Event, EventBus, MessageChanged
 from relay.policy import RetryPolicy
 from relay.report import Reply, SessionInfo, Stage, TransactionReport
 from relay.states import MessageState
@@ -116,3 +117,58 @@ def test_a_verdict_waiting_for_a_commit_rides_with_the_next_final_dot_record(
 
     asyncio.run(main())
     assert [s.message.state for s in settled] == [MessageState.SENT, MessageState.SENT]
+
+
+def test_settled_messages_are_published_on_the_managers_bus_once_on_disk(
+    outbox: Outbox,
+) -> None:
+    first, second = enqueue(outbox, "b@example.org"), enqueue(outbox, "c@example.org")
+    group = CommitGroup(outbox)
+    bus = EventBus()
+    heard: list[tuple[int, str, str]] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, MessageChanged):
+            # What another process reads at that moment: only what is committed.
+            with closing(sqlite3.connect(outbox.path)) as conn:
+                (stored,) = conn.execute(
+                    "SELECT state FROM messages WHERE id = ?", (event.message.id,)
+                ).fetchone()
+            heard.append((event.message.id, event.message.state.value, stored))
+
+    bus.subscribe(on_event)
+
+    async def main() -> None:
+        manager = AttemptManager(
+            outbox,
+            outbox.claim([first, second]),
+            account="work",
+            policy=RetryPolicy(),
+            clock=lambda: NOW,
+            commits=group,
+            bus=bus,
+        )
+        manager.session_started(SessionInfo("work", "127.0.0.1", 2525), [first, second])
+        for message_id, address in ((first, "b@example.org"), (second, "c@example.org")):
+            manager.transaction_started(message_id)
+            reply = Reply(Stage.RCPT, 250, "ok")
+            manager.recipient_replied(message_id, address, reply)
+            pending = manager.data_completed(message_id)
+            assert pending is not None
+            await pending
+            manager.transaction_finished(
+                TransactionReport(
+                    message_id,
+                    mail=Reply(Stage.MAIL, 250, "ok"),
+                    recipients={address: reply},
+                    data=Reply(Stage.DATA, 354, "go"),
+                    end_of_data=Reply(Stage.END_OF_DATA, 250, "queued"),
+                    data_completed=True,
+                )
+            )
+        manager.session_finished("")
+
+    asyncio.run(main())
+    # The first verdict rode with the second final dot's group commit; the last
+    # was written when the session finished. Each was heard once it was on disk.
+    assert heard == [(first, "sent", "sent"), (second, "sent", "sent")]
