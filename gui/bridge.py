@@ -29,7 +29,6 @@ from relay.events import (
     MessageQueued,
     PhaseChanged,
     ProgressMade,
-    RecipientReplied,
     SessionFailed,
 )
 
@@ -48,7 +47,6 @@ class EngineBridge(QObject):
     message_deleted = Signal(MessageDeleted)
     attempt_started = Signal(AttemptStarted)
     phase_changed = Signal(PhaseChanged)
-    recipient_replied = Signal(RecipientReplied)
     progress_made = Signal(ProgressMade)
     flush_started = Signal(FlushStarted)
     flush_finished = Signal(FlushFinished)
@@ -75,8 +73,6 @@ class EngineBridge(QObject):
                 self.message_changed.emit(event)
             case PhaseChanged():
                 self.phase_changed.emit(event)
-            case RecipientReplied():
-                self.recipient_replied.emit(event)
             case AttemptStarted():
                 self.attempt_started.emit(event)
             case MessageQueued():

@@ -37,7 +37,6 @@ from relay.events import (
     MessageSnapshot,
     PhaseChanged,
     ProgressMade,
-    RecipientReplied,
     SessionFailed,
 )
 from relay.policy import (
@@ -320,8 +319,6 @@ class AttemptManager:
     def recipient_replied(self, message_id: int, address: str, reply: Reply) -> None:
         if reply.positive:
             self._accepted.setdefault(message_id, []).append(address)
-        if self._bus.listened:
-            self._bus.publish(RecipientReplied(message_id, address, str(reply)))
 
     def data_progressed(self, message_id: int, sent_bytes: int, total_bytes: int) -> None:
         if self._bus.listened:

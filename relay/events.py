@@ -1,9 +1,14 @@
 """The events that flow out of the engine, and the bus that carries them.
 
-Only the attempt manager and the outbox's command methods publish, and always
-*after* the commit, carrying a snapshot: a subscriber never needs to re-read
-the store mid-flush. Subscribers are called synchronously, in the publishing
-task, so they must be quick (the window's bridge only re-emits a Qt signal).
+The store publishes nothing. During a flush the attempt manager and the
+relaying manager publish what their writes changed, and a person's commands
+are announced by whoever ran them (the window), always *after* the commit,
+carrying a snapshot: a subscriber never needs to re-read the store mid-flush.
+A recipient's reply reaches subscribers with the message's settled snapshot
+(``MessageChanged``), never before its verdict is on disk.
+
+Subscribers are called synchronously, in the publishing task, so they must be
+quick (the window's bridge only re-emits a Qt signal).
 """
 
 from __future__ import annotations
@@ -92,13 +97,6 @@ class PhaseChanged:
 
 
 @dataclass(frozen=True, slots=True)
-class RecipientReplied:
-    message_id: int
-    address: str
-    reply: str
-
-
-@dataclass(frozen=True, slots=True)
 class ProgressMade:
     message_id: int
     sent_bytes: int
@@ -149,7 +147,6 @@ Event = (
     | MessageDeleted
     | AttemptStarted
     | PhaseChanged
-    | RecipientReplied
     | ProgressMade
     | FlushStarted
     | FlushFinished

@@ -24,7 +24,6 @@ from relay.events import (
     MessageSnapshot,
     PhaseChanged,
     ProgressMade,
-    RecipientReplied,
     RecipientSnapshot,
 )
 from relay.states import MessageState, Phase, RecipientState
@@ -48,7 +47,6 @@ EVENTS: list[tuple[Event, str]] = [
     (MessageDeleted(7), "message_deleted"),
     (AttemptStarted(7, "work", "smtp.example.org:587"), "attempt_started"),
     (PhaseChanged("work", Phase.AUTHENTICATING, None), "phase_changed"),
-    (RecipientReplied(7, "bob@example.net", "250 2.1.5 OK"), "recipient_replied"),
     (ProgressMade(7, 65536, 131072), "progress_made"),
     (FlushStarted(3, 4096), "flush_started"),
     (FlushFinished(2, 1, 0, 0, False, None), "flush_finished"),
