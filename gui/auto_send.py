@@ -38,6 +38,7 @@ from PySide6.QtCore import QObject, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 
 from gui.flush_runner import FlushRunner
+from gui.local_time import moment_text
 from relay.errors import OutboxError
 from relay.flush import FlushResult
 from relay.policy import Clock
@@ -280,10 +281,14 @@ class AutoSender(QObject):
         self.reschedule()
 
     def _show_pauses(self, active: list[AccountPause], now: datetime) -> None:
-        texts = [pause_text(pause, now) for pause in active]
+        texts = [pause_text(pause, now, when=_until_text) for pause in active]
         if texts != self._pause_texts:
             self._pause_texts = texts
             self.pauses_changed.emit(texts)
+
+
+def _until_text(moment: datetime, now: datetime) -> str:
+    return moment_text(moment, now, relative=False)
 
 
 def _stored_flag(value: object) -> bool:

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.attachments import Attachment, attachments
-from gui.display_text import when_text
+from gui.local_time import exact_text, moment_text
 from gui.recipient_menu import COPY_ROLE, add_copy_actions
 from relay.errors import BodyPruned, NoSuchMessage
 from relay.events import MessageSnapshot
@@ -303,8 +303,12 @@ class DetailPane(QWidget):
         for attempt in attempts:
             item = QTreeWidgetItem(
                 [
-                    when_text(attempt.started_at, now),
-                    when_text(attempt.ended_at, now) if attempt.ended_at else "running",
+                    moment_text(attempt.started_at, now, relative=False),
+                    (
+                        moment_text(attempt.ended_at, now, relative=False)
+                        if attempt.ended_at
+                        else "running"
+                    ),
                     attempt.account,
                     attempt.server,
                     attempt.outcome or "",
@@ -313,7 +317,7 @@ class DetailPane(QWidget):
                 ]
             )
             item.setData(0, Qt.ItemDataRole.UserRole, attempt.id)
-            item.setToolTip(0, attempt.started_at.astimezone().isoformat(timespec="seconds"))
+            item.setToolTip(0, exact_text(attempt.started_at))
             item.setToolTip(6, visible(attempt.error or ""))
             self.attempts.addTopLevelItem(item)
             if attempt.id == current_id:

@@ -1,4 +1,4 @@
-"""How the window words sizes, times, recipients and results.
+"""How the window words counts, rates, recipients and results (times: ``gui.local_time``).
 
 Plain functions of their inputs (``now`` included), so the table, the detail
 pane and the status bar say the same thing the same way. Addresses and
@@ -7,8 +7,6 @@ zero-width character shows as its escape, as on the command line.
 """
 
 from __future__ import annotations
-
-from datetime import datetime
 
 from relay.events import MessageSnapshot
 from relay.states import MessageState, RecipientState
@@ -40,19 +38,6 @@ def rate_text(per_second: float, unit: str) -> str:
     if per_second >= 100:
         return f"{per_second:.0f} {unit}/s"
     return f"{per_second:.1f} {unit}/s"
-
-
-def when_text(moment: datetime | None, now: datetime) -> str:
-    """A local time: ``14:05`` today, ``Tue 14:05`` within a week, else ``2026-11-24 14:05``."""
-    if moment is None:
-        return ""
-    local = moment.astimezone()
-    today = now.astimezone().date()
-    if local.date() == today:
-        return local.strftime("%H:%M")
-    if abs((local.date() - today).days) < 7:
-        return local.strftime("%a %H:%M")
-    return local.strftime("%Y-%m-%d %H:%M")
 
 
 def recipients_text(message: MessageSnapshot) -> str:

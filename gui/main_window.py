@@ -72,6 +72,7 @@ from gui.empty_hint import EmptyHint
 from gui.file_intake import add_files, dropped_files
 from gui.flush_runner import FlushRunner
 from gui.icons import action_icon, app_icon
+from gui.local_time import moment_text
 from gui.message_editor import EDITABLE, MessageEditor
 from gui.message_export import choose_target, save_eml
 from gui.notifications import DesktopNotifier
@@ -98,7 +99,6 @@ from relay.events import (
 )
 from relay.flush import FlushErrorKind, FlushResult
 from relay.machineproblems import MachineProblem, explain
-from relay.schedule import day_text
 from relay.states import MessageState, Phase, RecipientState
 from relay.store.outbox import utc_now
 
@@ -665,7 +665,7 @@ class MainWindow(QMainWindow):
         dialog.open()
 
     def _send_later(self, ids: list[int], moment: datetime) -> None:
-        when = day_text(moment, utc_now())
+        when = moment_text(moment, utc_now(), relative=False)
         self._command(
             lambda: self.engine.schedule(ids, moment),
             f"{_messages(len(ids)).capitalize()} will be sent at {when}.",

@@ -33,7 +33,6 @@ Rules this module keeps:
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
@@ -45,6 +44,7 @@ from typing import Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QLocale,
     QModelIndex,
     QObject,
     QPersistentModelIndex,
@@ -55,8 +55,8 @@ from PySide6.QtCore import (
 )
 
 from gui.icons import state_icon
+from gui.local_time import exact_text, moment_text
 from relay.events import MessageSnapshot
-from relay.schedule import DAY_TIME
 from relay.sizes import size_text
 from relay.states import MessageState, RecipientState
 from relay.store.listing import (
@@ -146,8 +146,6 @@ _DEFERRED = MessageState.DEFERRED.value
 # States whose next_attempt_at means something: a deferred's next try, a scheduled's time.
 _WAITING = frozenset({_DEFERRED, MessageState.QUEUED.value})
 _UNCERTAIN = RecipientState.UNCERTAIN.value
-#: Times at most this many minutes from now read as "in 5 min" or "12 min ago".
-_RELATIVE_MIN = 60
 _NEVER = "~"  # sorts after every ISO 8601 time: no next try comes last
 
 
@@ -196,20 +194,22 @@ def last_result_text(row: Listed) -> str:
     return visible(" ".join(text.split())) if text else ""
 
 
-def next_try_text(row: Listed, now: datetime) -> str:
+def next_try_text(row: Listed, now: datetime, locale: QLocale | None = None) -> str:
     """When a deferred message is tried again, or a scheduled one sent: ``in 5 min`` within
-    the hour, ``14:05`` later today, else with its date."""
+    the hour, the time later today, else with its date (``gui.local_time``)."""
     moment = row[L_NEXT_ATTEMPT]
     if row[L_STATE] not in _WAITING or moment is None:
         return ""
-    return _local_when(moment, _minute(now))
+    return _local_when(moment, _minute(now), QLocale() if locale is None else locale)
 
 
-def queued_text(row: Listed, now: datetime) -> str:
-    """When the message entered the outbox: ``12 min ago`` within the hour, ``14:05`` earlier
-    today, else with its date."""
+def queued_text(row: Listed, now: datetime, locale: QLocale | None = None) -> str:
+    """When the message entered the outbox: ``12 min ago`` within the hour, the time earlier
+    today, else with its date (``gui.local_time``)."""
     created = row[L_CREATED]
-    return _local_when(created, _minute(now)) if created else ""
+    if not created:
+        return ""
+    return _local_when(created, _minute(now), QLocale() if locale is None else locale)
 
 
 def _minute(now: datetime) -> int:
@@ -218,25 +218,19 @@ def _minute(now: datetime) -> int:
 
 
 @lru_cache(maxsize=4096)
-def _local_when(stored: str, minute: int) -> str:
-    """A stored time seen at ``minute``: relative within the hour, else as
-    ``relay.schedule.day_text`` shows it (``14:05`` today, else with its date).
+def _local_when(stored: str, minute: int, locale: QLocale) -> str:
+    """A stored time seen at ``minute`` in ``locale``, as ``gui.local_time`` words it.
 
     Remembered: a scroll redraws the same cells, and parsing and formatting a
-    time per cell slows it; the key changes once a minute, as the words do.
+    time per cell slows it; the key changes once a minute, as the words do, or
+    with the locale.
     """
-    moment = datetime.fromisoformat(stored)
-    # Minutes as the clock counts them: 12:05 is "in 5 min" at 12:00, whatever the seconds.
-    ahead = math.floor(moment.timestamp() / 60) - minute
-    if 0 < ahead <= _RELATIVE_MIN:
-        return f"in {ahead} min"
-    if ahead == 0:
-        return "now"
-    if -_RELATIVE_MIN <= ahead < 0:
-        return f"{-ahead} min ago"
-    local = moment.astimezone()
-    today = datetime.fromtimestamp(minute * 60, UTC).astimezone().date()
-    return local.strftime("%H:%M") if local.date() == today else local.strftime(DAY_TIME)
+    now = datetime.fromtimestamp(minute * 60, UTC)
+    return moment_text(datetime.fromisoformat(stored), now, locale)
+
+
+def _exact_when(stored: str | None) -> str | None:
+    return exact_text(datetime.fromisoformat(stored)) if stored else None
 
 
 def _waiting_apart(rows: list[Listed]) -> tuple[list[Listed], set[int]]:
@@ -784,6 +778,10 @@ def _tooltip(row: Listed, column: int) -> str | None:
         return visible(row[L_LAST_ERROR]) if row[L_LAST_ERROR] else (shown or None)
     if column == Column.SUBJECT and row[L_SUBJECT]:
         return f"{visible(row[L_SUBJECT])}\nfrom {visible(row[L_SENDER])}"
+    if column == Column.QUEUED:
+        return _exact_when(row[L_CREATED])
+    if column == Column.NEXT_TRY and row[L_STATE] in _WAITING:
+        return _exact_when(row[L_NEXT_ATTEMPT])
     return None
 
 

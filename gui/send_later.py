@@ -21,6 +21,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.local_time import picker_format
+
 DEFAULT_DELAY = timedelta(hours=1)
 
 
@@ -36,7 +38,7 @@ class SendLaterDialog(QDialog):
         self.when.setObjectName("send_later_when")
         self.when.setAccessibleName("Send no earlier than")
         self.when.setCalendarPopup(True)
-        self.when.setDisplayFormat("yyyy-MM-dd HH:mm")
+        self.when.setDisplayFormat(picker_format())
         local_now = now.astimezone()
         self.when.setMinimumDateTime(_qt_local(local_now))
         self.when.setDateTime(_qt_local((local_now + DEFAULT_DELAY).replace(minute=0)))

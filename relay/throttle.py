@@ -39,7 +39,7 @@ the next local day (at least an hour away), then a whole day from now.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
 from enum import StrEnum
@@ -167,11 +167,22 @@ def next_pause(
     return AccountPause(account, until, throttle.limit, throttle.reply, level)
 
 
-def pause_text(pause: AccountPause, now: datetime, tz: tzinfo | None = None) -> str:
-    """``work: paused until 14:00 (daily sending limit)``; the date when not today."""
+def pause_text(
+    pause: AccountPause,
+    now: datetime,
+    tz: tzinfo | None = None,
+    *,
+    when: Callable[[datetime, datetime], str] | None = None,
+) -> str:
+    """``work: paused until 14:00 (daily sending limit)``; the date when not today.
+
+    ``when(until, now)`` words the time (the window's follows the user's locale);
+    by default the command line's stable ``relay.schedule.day_text``.
+    """
     from relay.schedule import day_text
 
-    return f"{pause.account}: paused until {day_text(pause.until, now, tz)} ({pause.limit})"
+    shown = when(pause.until, now) if when is not None else day_text(pause.until, now, tz)
+    return f"{pause.account}: paused until {shown} ({pause.limit})"
 
 
 def _hint_s(text: str) -> float | None:

@@ -7,6 +7,8 @@
   synchronous body waits in Qt's nested loops (``qtbot.waitSignal`` /
   ``waitUntil``): the engine's coroutines run there, as in the app.
 - Keyring is an in-memory backend (``tests.support.keyrings.MemoryKeyring``).
+- Qt's default locale is C (dates as ``2026-12-24 14:05``), whatever the machine's
+  ``LANG``; a test about locales sets its own with ``QLocale.setDefault``.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 import keyring
 import pytest
 import qasync
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QLocale, QSettings
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
@@ -63,6 +65,14 @@ def private_settings(tmp_path: Path) -> Iterator[Path]:
     directory = tmp_path / "settings"
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(directory))
     yield directory
+
+
+@pytest.fixture(autouse=True)
+def c_locale() -> Iterator[None]:
+    previous = QLocale()
+    QLocale.setDefault(QLocale.c())
+    yield
+    QLocale.setDefault(previous)
 
 
 @pytest.fixture(autouse=True)
