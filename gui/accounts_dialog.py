@@ -51,6 +51,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.command_hints import for_window
 from gui.confirm import ask, ask_to_save
 from gui.sign_in import BrowserSignIn
 from relay import credentials
@@ -797,7 +798,7 @@ class AccountsDialog(QDialog):
         super().closeEvent(event)
 
     def _show_error(self, text: str) -> None:
-        self.error.setText(text)
+        self.error.setText(for_window(text))
         self.error.setVisible(bool(text))
 
 

@@ -149,10 +149,12 @@ def show_problem_dialog(text: str) -> None:
     """
     from PySide6.QtWidgets import QMessageBox
 
-    print(f"outbox: {text}", file=sys.stderr)
+    from gui.command_hints import for_window
+
+    print(f"outbox: {text}", file=sys.stderr)  # the terminal's words: commands stay
     box = QMessageBox(QMessageBox.Icon.Critical, APPLICATION_NAME, "Outbox cannot open its outbox")
     box.setObjectName("machine_problem")
-    box.setInformativeText(text)
+    box.setInformativeText(for_window(text))
     box.exec()
 
 

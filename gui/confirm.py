@@ -15,6 +15,8 @@ from collections.abc import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from gui.command_hints import for_window
+
 
 def ask(
     parent: QWidget,
@@ -58,9 +60,9 @@ def tell(parent: QWidget, *, name: str, title: str, text: str, detail: str = "")
     box.setObjectName(name)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle(title)
-    box.setText(text)
+    box.setText(for_window(text))
     if detail:
-        box.setInformativeText(detail)
+        box.setInformativeText(for_window(detail))
     box.setStandardButtons(QMessageBox.StandardButton.Ok)
     box.setWindowModality(Qt.WindowModality.WindowModal)
     box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from gui.attachments import Attachment, attachments
+from gui.command_hints import for_window
 from gui.local_time import exact_text, moment_text
 from gui.recipient_menu import COPY_ROLE, add_copy_actions
 from relay.errors import BodyPruned, NoSuchMessage
@@ -313,12 +314,12 @@ class DetailPane(QWidget):
                     attempt.server,
                     attempt.outcome or "",
                     size_text(attempt.sent_bytes),
-                    visible(attempt.error or ""),
+                    visible(for_window(attempt.error or "")),
                 ]
             )
             item.setData(0, Qt.ItemDataRole.UserRole, attempt.id)
             item.setToolTip(0, exact_text(attempt.started_at))
-            item.setToolTip(6, visible(attempt.error or ""))
+            item.setToolTip(6, visible(for_window(attempt.error or "")))
             self.attempts.addTopLevelItem(item)
             if attempt.id == current_id:
                 chosen = item

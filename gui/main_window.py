@@ -287,6 +287,13 @@ class MainWindow(QMainWindow):
             "Ctrl+,",
             "Add, change or remove the accounts mail goes out through",
         )
+        self.action_aliases = self._action(
+            "action_aliases",
+            "Aliases…",
+            None,
+            None,
+            "Where mail to a local name (root, a cron job's user) goes",
+        )
         self.action_find = self._action(
             "action_find",
             "Find",
@@ -441,6 +448,7 @@ class MainWindow(QMainWindow):
         file_menu = menus.addMenu("&File")
         file_menu.addAction(self.action_add)
         file_menu.addAction(self.action_accounts)
+        file_menu.addAction(self.action_aliases)
         file_menu.addSeparator()
         file_menu.addAction(self.action_quit)
         messages = menus.addMenu("&Messages")
@@ -559,6 +567,7 @@ class MainWindow(QMainWindow):
         self.action_clear_sent.triggered.connect(self.clear_sent)
         self.action_add.triggered.connect(self.choose_files)
         self.action_accounts.triggered.connect(self.open_accounts)
+        self.action_aliases.triggered.connect(self.open_aliases)
         self.empty_hint.add_account_requested.connect(self.open_accounts)
         self.action_find.triggered.connect(self._focus_search)
         self.action_save_eml.triggered.connect(self.save_selected_eml)
@@ -812,6 +821,18 @@ class MainWindow(QMainWindow):
         dialog = AccountsDialog(self.home, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.accounts_changed.connect(lambda: self._on_counts_changed(self.model.counts()))
+        dialog.open()
+
+    def open_aliases(self) -> None:
+        from gui.aliases_dialog import AliasesDialog
+
+        existing = self.findChild(AliasesDialog, "aliases_dialog")
+        if existing is not None:
+            existing.raise_()
+            existing.activateWindow()
+            return
+        dialog = AliasesDialog(self.home, self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         dialog.open()
 
     def _command(self, run: Callable[[], object], done: str) -> None:

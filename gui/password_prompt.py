@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from gui.command_hints import for_window
 from relay.credentials import store_password
 from relay.errors import OutboxError
 
@@ -86,7 +87,7 @@ class PasswordPrompt(QDialog):
         try:
             store_password(self.home, self.account, self.password.text())
         except OutboxError as exc:
-            self.error.setText(str(exc))
+            self.error.setText(for_window(str(exc)))
             self.error.show()
             return
         self.password.clear()

@@ -16,6 +16,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QVBoxLayout, QWidget
 
+from gui.command_hints import for_window
 from gui.sign_in import BrowserSignIn
 from relay.accounts import Account
 
@@ -74,7 +75,7 @@ class SignInPrompt(QDialog):
     def _on_finished(self, account: str, problem: str) -> None:
         self.sign_in_button.setEnabled(True)
         if problem:
-            self.state.setText(problem)
+            self.state.setText(for_window(problem))
             self.state.setStyleSheet("color: #dc2626")
             return
         self.signed_in.emit(account)

@@ -83,7 +83,8 @@ class StatusPanel(QObject):
         self.counts_label.setText(counts_text(counts))
 
     def notice(self, text: str) -> None:
-        self._bar.showMessage(text, NOTICE_MS)
+        """``text`` for a while; the engine's command-line advice as where to click."""
+        self._bar.showMessage(for_window(text), NOTICE_MS)
 
     def show_lock_busy(self, busy: bool) -> None:
         self.lock_label.setText(

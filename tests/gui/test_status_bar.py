@@ -86,8 +86,8 @@ def test_the_connecting_notice_goes_once_data_flows(window: MainWindow, qtbot: Q
             "(make one the default by ticking “Default account” in File → Accounts…)",
         ),
         (
-            "no alias: set one with 'outbox alias set root ADDR'",  # no place in the window yet
             "no alias: set one with 'outbox alias set root ADDR'",
+            "no alias: set one in File → Aliases…",
         ),
     ],
 )
