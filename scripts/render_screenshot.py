@@ -21,7 +21,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtCore import QLocale, QSettings  # noqa: E402
 from PySide6.QtGui import QColor, QPalette  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
@@ -190,6 +190,8 @@ def render(output: Path, *, dark: bool = False) -> Path:
     app = QApplication.instance() or QApplication([APPLICATION_NAME])
     assert isinstance(app, QApplication)
     app.setStyle("Fusion")
+    # Times as an English (US) desktop writes them, whatever the machine rendering it.
+    QLocale.setDefault(QLocale(QLocale.Language.English, QLocale.Country.UnitedStates))
     if dark:
         app.setPalette(dark_palette())
     with tempfile.TemporaryDirectory() as scratch:
