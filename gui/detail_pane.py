@@ -19,6 +19,8 @@ import email.parser
 import email.policy
 import html
 import re
+from collections.abc import Callable
+from datetime import datetime
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFontDatabase
@@ -115,6 +117,8 @@ class DetailPane(QWidget):
         self._message_id: int | None = None
         self._shown: MessageSnapshot | None = None
         self._attempts: list[AttemptRecord] = []
+        #: What the attempts' times are shown against (today or not); tests set it.
+        self.clock: Callable[[], datetime] = utc_now
 
         self.title = QLabel()
         self.title.setObjectName("detail_title")
@@ -299,7 +303,7 @@ class DetailPane(QWidget):
         current_id = current.data(0, Qt.ItemDataRole.UserRole) if current else None
         self._attempts = attempts
         self.attempts.clear()
-        now = utc_now()
+        now = self.clock()
         chosen: QTreeWidgetItem | None = None
         for attempt in attempts:
             item = QTreeWidgetItem(

@@ -6,20 +6,25 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QLocale
 from PySide6.QtWidgets import QDateTimeEdit
 from pytestqt.qtbot import QtBot
 
+from gui.detail_pane import DetailPane
 from gui.local_time import exact_text, moment_text
 from gui.main_window import MainWindow
 from gui.outbox_model import Column, OutboxModel
 from relay.events import MessageSnapshot, RecipientSnapshot
+from relay.message import parse_message
+from relay.policy import Verdict
 from relay.states import MessageState, RecipientState
+from relay.store.outbox import Outbox
 from relay.throttle import AccountPause, pause_text
 from tests.gui.driving import click_button, click_rows, modal, shown, shown_state
-from tests.gui.messages import enqueue
+from tests.gui.messages import enqueue, message_bytes
 
 # Noon, local time: three hours either side stay on the same day in every time zone.
 NOON = datetime(2026, 12, 5, 12, 0).astimezone()
@@ -150,3 +155,36 @@ def test_a_cell_read_again_after_the_locale_changed_has_the_new_locales_words(
         assert re.fullmatch(r"9:00\s?AM", model.index(0, Column.QUEUED).data())
     finally:
         QLocale.setDefault(QLocale.c())
+
+
+def test_the_attempts_list_shows_times_as_the_locale_writes_them(
+    qtbot: QtBot, tmp_path: Path, locale_after: None
+) -> None:
+    QLocale.setDefault(DE_DE)
+    with Outbox.open(tmp_path / "home") as outbox:
+        snapshot = outbox.add_message(parse_message(message_bytes("ann@example.net", "Hi")))
+        for started in (NOON - timedelta(days=2), NOON - timedelta(minutes=2)):
+            outbox.claim([snapshot.id])
+            attempt = outbox.start_attempt(
+                snapshot.id, account="work", server="smtp.example.org:587", now=started
+            )
+            outbox.finish_attempt(
+                snapshot.id, attempt,
+                {"ann@example.net": Verdict(RecipientState.DEFERRED, "451 4.7.1 later")},
+                outcome="deferred", error="451 4.7.1 later", next_attempt_at=None,
+                now=started + timedelta(seconds=3),
+            )  # fmt: skip
+        pane = DetailPane(outbox)
+        qtbot.addWidget(pane)
+        pane.clock = lambda: NOON
+        pane.show_message(snapshot.id)
+        rows = [
+            (pane.attempts.topLevelItem(i).text(0), pane.attempts.topLevelItem(i).text(1))
+            for i in range(pane.attempts.topLevelItemCount())
+        ]
+        assert rows == [("03.12.26 12:00", "03.12.26 12:00"), ("11:58", "11:58")]
+        assert (
+            pane.attempts.topLevelItem(1)
+            .toolTip(0)
+            .startswith("Samstag, 5. Dezember 2026 11:58:00")
+        )
