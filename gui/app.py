@@ -119,15 +119,10 @@ def main(home: Path, files: Sequence[Path] = (), *, hidden: bool = False) -> int
     instance = start_single_instance(home, files)
     if instance is None:
         return 0
-    try:
-        started = open_window(app, home)
-    except Exception as exc:
-        problem = explain(exc, store=store_path(home), home=home)
-        if problem is None:
-            raise
+    started = open_or_say_why(app, home)
+    if isinstance(started, int):
         instance.close()
-        show_problem_dialog(str(problem))
-        return problem.exit_code
+        return started
     window = started.window
     instance.serve(window)
     if not (hidden and window.tray.available()):
@@ -139,6 +134,33 @@ def main(home: Path, files: Sequence[Path] = (), *, hidden: bool = False) -> int
     instance.close()
     started.collector.stop()
     return 0
+
+
+def open_or_say_why(app: QApplication, home: Path) -> OpenedWindow | int:
+    """``open_window``, or the exit status once a dialog said why it cannot open.
+
+    A damaged store is offered a repair first (``gui.store_repair``); once
+    repaired, the window opens on the fresh store.
+    """
+    from gui.store_repair import offer_repair
+    from relay.machineproblems import StoreDamaged
+
+    repaired = False
+    while True:
+        try:
+            return open_window(app, home)
+        except Exception as exc:
+            problem = explain(exc, store=store_path(home), home=home)
+            if problem is None:
+                raise
+            if isinstance(problem, StoreDamaged) and not repaired:
+                print(f"outbox: {problem}", file=sys.stderr)
+                if offer_repair(home, str(problem), APPLICATION_NAME):
+                    repaired = True
+                    continue
+                return problem.exit_code
+            show_problem_dialog(str(problem))
+            return problem.exit_code
 
 
 def show_problem_dialog(text: str) -> None:

@@ -80,6 +80,8 @@ def test_a_damaged_store_at_start_up_is_a_dialog_and_exit_74(qtbot: QtBot, tmp_p
             QTimer.singleShot(20, close_the_dialog)
 
     QTimer.singleShot(0, close_the_dialog)
-    assert main(home) == 74
+    assert main(home) == 74  # closed without choosing Repair: nothing is touched
     (text,) = seen
-    assert str(home / DB_NAME) in text and "outbox check" in text
+    assert str(home / DB_NAME) in text and "damaged" in text and "Repair" in text
+    assert "`outbox" not in text  # a button to click, not a command to type
+    assert (home / DB_NAME).read_bytes() == b"not a database\n" * 100
