@@ -300,7 +300,7 @@ def test_a_bracket_completing_an_angle_addr_is_no_smuggling() -> None:
     with pytest.raises(InvalidMessage):
         check_address(bad)
     parsed = parse_message(b"From: a@example.org\n\nx\n", recipients=[bad])
-    assert parsed.recipients == ('0@\u00df\u00df\u00df\u00df.example',)  # quotes not needed
+    assert parsed.recipients == ("0@\u00df\u00df\u00df\u00df.example",)  # quotes not needed
 
 
 @SETTINGS
