@@ -3,7 +3,8 @@
 Objects are wired here and in the window's start-up, nowhere else. Every
 command module has ``register(subparsers)`` which adds its parser and sets
 ``func(args) -> int``. Imports stay lazy: ``outbox sendmail`` is started once
-per message by mail clients and must not pay for Qt or aiosmtplib.
+per message by mail clients and must not pay for Qt or aiosmtplib, and every
+other command imports its own module only (``COMMANDS``, ``parser_for``).
 """
 
 from __future__ import annotations
@@ -22,20 +23,68 @@ if TYPE_CHECKING:
 #: Names under which ``outbox`` is that program (a symlink on PATH or /usr/sbin/sendmail).
 _SENDMAIL_NAMES = frozenset({"sendmail", "mailq", "newaliases"})
 
-COMMAND_MODULES = (
-    "relay.commands.intake",
-    "relay.commands.manage",
-    "relay.commands.flush",
-    "relay.commands.account",
-    "relay.commands.alias",
-    "relay.commands.gui",
-    "relay.commands.desktop",
-    "relay.commands.check",
-    "relay.commands.purge",
-)
+#: Every command in the order ``outbox --help`` lists them: the module that
+#: registers it and its line of help there. Only the module of the command being
+#: run is imported (``parser_for``): ``outbox flush`` pays for the flush, not for
+#: the window's, the accounts' or OAuth2's modules. A test holds each line to the
+#: one its module registers.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "enqueue": ("relay.commands.intake", "store RFC 5322 message files in the outbox"),
+    "list": ("relay.commands.manage", "list the messages in the outbox"),
+    "show": ("relay.commands.manage", "show one message, its recipients and attempts"),
+    "hold": ("relay.commands.manage", "keep messages out of every flush"),
+    "release": ("relay.commands.manage", "let held messages go again"),
+    "delete": ("relay.commands.manage", "remove messages from the outbox"),
+    "retry": (
+        "relay.commands.manage",
+        "make messages due now (every recipient not yet sent is owed again)",
+    ),
+    "flush": (
+        "relay.commands.flush",
+        "send what is due (or the given messages, whatever their back-off)",
+    ),
+    "account": (
+        "relay.commands.account",
+        "add, change, list, test and remove the accounts mail goes out through",
+    ),
+    "alias": ("relay.commands.alias", "where mail to a local name (root, a cron job's user) goes"),
+    "gui": ("relay.commands.gui", "open the window (the default without a command)"),
+    "desktop": (
+        "relay.commands.desktop",
+        "add Outbox to (or remove it from) the desktop's application menu",
+    ),
+    "check": (
+        "relay.commands.check",
+        "check the store's integrity (and set a damaged one aside with --repair)",
+    ),
+    "purge": (
+        "relay.commands.purge",
+        "remove sent messages (all, or those older than --older-than DAYS)",
+    ),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole command line, every command's module imported (for help texts and tests)."""
+    return _parser(frozenset(module for module, _ in COMMANDS.values()))
+
+
+def parser_for(args: Sequence[str]) -> argparse.ArgumentParser:
+    """A parser that reads ``args`` exactly as ``build_parser()``'s would.
+
+    Only the module of the command ``args`` name is imported; every other
+    command is a stand-in with the same name and help line, which is all that
+    ``outbox --help`` and an unknown command's error show of it. The options
+    before a command are flags only (``--home`` was taken out before), so the
+    first word that is not one names the command.
+    """
+    command = next((arg for arg in args if not arg.startswith("-")), None)
+    chosen = COMMANDS.get(command or "")
+    return _parser(frozenset({chosen[0]}) if chosen else frozenset())
+
+
+def _parser(modules: frozenset[str]) -> argparse.ArgumentParser:
+    """The parser with the commands of ``modules`` in full, stand-ins for the rest."""
     import argparse
     import importlib
 
@@ -56,14 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.add_parser(
         "sendmail", add_help=False, help="take a message on stdin as sendmail does (-t -i -f …)"
     )
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # a command group not built yet
-        module.register(subparsers)
+    registered: set[str] = set()
+    for name, (module, helptext) in COMMANDS.items():
+        if module not in modules:
+            subparsers.add_parser(name, add_help=False, help=helptext)
+        elif module not in registered:
+            registered.add(module)
+            importlib.import_module(module).register(subparsers)
     return parser
 
 
@@ -107,10 +155,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 args_list = args_list[1:]
             return sendmail.run(args_list, home)
-        parser = build_parser()
         if not args_list:
             args_list = ["gui"]
-        args = parser.parse_args(args_list)
+        args = parser_for(args_list).parse_args(args_list)
         args.home = home
         code: int = args.func(args)
         return code

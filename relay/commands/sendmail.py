@@ -458,9 +458,9 @@ def verify(invocation: Invocation, home: str | None) -> int:
 
 def _outbox_command(words: list[str], home: str | None) -> int:
     """Run ``outbox WORDS…`` (``list`` for mailq, ``flush`` for -q) as the command line would."""
-    from relay.cli import build_parser
+    from relay.cli import parser_for
 
-    args = build_parser().parse_args(words)
+    args = parser_for(words).parse_args(words)
     args.home = home
     code: int = args.func(args)
     return code
