@@ -53,6 +53,7 @@ from relay.events import (
     MessageChanged,
     MessageSnapshot,
 )
+from relay.login_turns import LoginTurns
 from relay.policy import Clock, RetryPolicy
 from relay.report import FailureKind, OutgoingMessage, SessionFailure, SessionInfo
 from relay.states import OWED, MessageState
@@ -396,36 +397,33 @@ class RelayingManager:
         for batch in batches:
             queue.put_nowait(batch)
         refused = asyncio.Event()
-        # With credentials, one session logs in first and the others follow once
-        # it got a message through (or ended): a wrong password is tried once per
-        # flush, not once per connection -- servers lock accounts for less.
-        logged_in = asyncio.Event()
-        if not account.user:
-            logged_in.set()
+        # The sessions open side by side up to AUTH; with credentials, one logs
+        # in before the others (``LoginTurns``): a wrong password is tried once
+        # per flush, not once per connection -- servers lock accounts for less.
+        login_turns = LoginTurns(needed=bool(account.user))
 
-        async def worker(first: bool) -> None:
+        async def worker() -> None:
             try:
-                if not first:
-                    await logged_in.wait()
                 while not (
-                    self._stopping or refused.is_set() or account.name in self.result.paused
+                    self._stopping
+                    or refused.is_set()
+                    or login_turns.refused
+                    or account.name in self.result.paused
                 ):
                     try:
                         batch = queue.get_nowait()
                     except asyncio.QueueEmpty:
                         return
                     claimed = self._claim(batch)
-                    if claimed and await self._run_session(account, password, claimed, logged_in):
+                    if claimed and await self._run_session(account, password, claimed, login_turns):
                         refused.set()
             except Exception as exc:
                 self._fail(exc)
-            finally:
-                logged_in.set()
 
         workers = max(1, min(account.max_connections, len(batches)))
         async with asyncio.TaskGroup() as group:
-            for index in range(workers):
-                group.create_task(worker(index == 0))
+            for _ in range(workers):
+                group.create_task(worker())
 
     async def _password(self, account: Account) -> str | TokenSource | None:
         if not account.user:
@@ -468,17 +466,12 @@ class RelayingManager:
         account: Account,
         password: str | TokenSource | None,
         messages: list[OutgoingMessage],
-        logged_in: asyncio.Event,
+        login_turns: LoginTurns,
     ) -> bool:
-        """One relayer over one connection; true when the server refused our credentials.
-
-        ``logged_in`` is set once a message of it is settled: the server took
-        the session's credentials (set as well when the session ends).
-        """
+        """One relayer over one connection; true when the server refused our credentials."""
         from relay.relayer import ManagedRelayer
 
         def settled(item: Settled) -> None:
-            logged_in.set()
             self.result.settled.append(item)
             if item.message.state is MessageState.SENT:
                 self._sent_through.add(account.name)
@@ -500,7 +493,7 @@ class RelayingManager:
         if self._failure is not None:  # the flush failed while this batch was claimed
             manager.abandon()
             return False
-        relayer = ManagedRelayer(account, password, messages, manager)
+        relayer = ManagedRelayer(account, password, messages, manager, login_turns=login_turns)
         self._sessions[relayer] = (manager, asyncio.current_task())
         siblings = self._account_relayers.setdefault(account.name, set())
         siblings.add(relayer)

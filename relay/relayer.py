@@ -48,7 +48,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
@@ -63,13 +63,14 @@ from relay.report import (
     Stage,
     TransactionReport,
 )
-from relay.smtp.opening import open_session
+from relay.smtp.opening import open_until_auth
 from relay.smtp.pipelining import Command, Dialogue, Lockstep, Pipeline, envelope
 from relay.smtp.session import ServerOffer, Session, SessionLost
 from relay.smtp.transcript import Transcript
 from relay.states import Phase
 
 if TYPE_CHECKING:
+    from relay.login_turns import LoginTurns
     from relay.oauth.tokens import TokenSource
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")  # C0 controls and DEL: never in a command line
@@ -128,6 +129,10 @@ class ManagedRelayer:
     """Sends ``messages`` over one session to ``account``'s server, reporting to ``observer``.
 
     Create, ``await run()`` once; ``stop()`` from anywhere on the same loop.
+    With ``login_turns`` (shared by the account's sessions of one flush) the
+    session opens up to AUTH and logs in only when it is its turn; when the
+    credentials were refused on another session it says QUIT instead, and
+    hands every message back untouched.
     """
 
     def __init__(
@@ -136,15 +141,18 @@ class ManagedRelayer:
         password: str | TokenSource | None,
         messages: Sequence[OutgoingMessage],
         observer: RelayObserver,
+        *,
+        login_turns: LoginTurns | None = None,
     ) -> None:
         self._account = account
+        self._login_turns = login_turns
         self._password = password
         self._messages = tuple(messages)
         self._observer = observer
         self._transcript = Transcript()
         self._stopping = False
         self._aborting = False
-        self._opening: asyncio.Task[Session | SessionFailure] | None = None
+        self._opening: asyncio.Task[Session | SessionFailure | None] | None = None
         self._session: Session | None = None
         self._finished: set[int] = set()
         self._broken: int | None = None
@@ -227,9 +235,7 @@ class ManagedRelayer:
         def phase(value: Phase) -> None:
             self._observer.phase_changed(value, None)
 
-        self._opening = asyncio.create_task(
-            open_session(self._account, self._password, transcript=self._transcript, on_phase=phase)
-        )
+        self._opening = asyncio.create_task(self._opened(phase))
         try:
             await asyncio.wait({self._opening})
         finally:
@@ -240,6 +246,9 @@ class ManagedRelayer:
             self._end(None)
             return None
         result = self._opening.result()
+        if result is None:  # another session's login was refused: this one said QUIT
+            self._end(None)
+            return None
         if isinstance(result, SessionFailure):
             self._end(result)
             return None
@@ -248,6 +257,37 @@ class ManagedRelayer:
             self._end(None)
             return None
         return result
+
+    async def _opened(self, phase: Callable[[Phase], None]) -> Session | SessionFailure | None:
+        """Open up to AUTH, then log in when it is this session's turn (``login_turns``).
+
+        None when another session's credentials were refused: the server heard
+        QUIT instead of them, and the connection is closed.
+        """
+        opening = await open_until_auth(
+            self._account, self._password, transcript=self._transcript, on_phase=phase
+        )
+        if isinstance(opening, SessionFailure):
+            return opening
+        try:
+            if self._login_turns is None:
+                return await opening.authenticate()
+            async with self._login_turns.turn() as may_log_in:
+                if not may_log_in:
+                    self._transcript.note(
+                        "the server refused these credentials on another connection:"
+                        " not sending them again"
+                    )
+                    await opening.quit()
+                    return None
+                result = await opening.authenticate()
+                if isinstance(result, Session):
+                    self._login_turns.credentials_taken()
+                elif result.kind in (FailureKind.AUTH, FailureKind.SIGN_IN):
+                    self._login_turns.credentials_refused()
+                return result
+        finally:
+            opening.close()  # cancelled while waiting: once open, the Session owns it
 
     async def _send_all(self, session: Session) -> None:
         dialogue: Dialogue = (

@@ -19,6 +19,11 @@
 Certificates are always verified: against the system's trust store, or
 against the account's ``ca_file`` as the *only* trust anchor.
 
+``open_until_auth`` does steps 1 to 4 only and returns an ``Opening``,
+whose ``authenticate()`` does step 5: a flush opens an account's sessions
+side by side up to AUTH and lets one log in before the others
+(``relay.login_turns``), so a wrong password is tried once.
+
 It returns a ``relay.smtp.session.Session`` -- the connection handed over to
 our own ``Wire``, with what the server offered -- or a ``SessionFailure``
 saying, in words a person can act on, what went wrong and at which step; no
@@ -41,7 +46,7 @@ import ipaddress
 import re
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import aiosmtplib
@@ -78,8 +83,60 @@ async def open_session(
     (with a user name only) as they start. The transcript gets every line,
     credentials masked. Cancelling this coroutine closes the connection.
     """
+    opening = await open_until_auth(account, password, transcript=transcript, on_phase=on_phase)
+    if isinstance(opening, SessionFailure):
+        return opening
+    return await opening.authenticate()
+
+
+async def open_until_auth(
+    account: Account,
+    password: str | TokenSource | None,
+    *,
+    transcript: Transcript | None = None,
+    on_phase: PhaseCallback | None = None,
+) -> Opening | SessionFailure:
+    """Connect, secure and greet, up to AUTH: an ``Opening``, or why not.
+
+    As ``open_session`` but for the last step, which ``Opening.authenticate``
+    takes. Cancelling this coroutine closes the connection.
+    """
     opener = _Opener(account, password, transcript or Transcript(), on_phase)
-    return await opener.open()
+    failure = await opener.step(opener.open_until_auth)
+    return Opening(opener) if failure is None else failure
+
+
+class Opening:
+    """A connection opened up to AUTH: connected, greeted, EHLO, STARTTLS and EHLO again.
+
+    It ends by ``authenticate()`` (the ready ``Session``, or why not: then it
+    is closed) or by ``quit()``; ``close()`` drops it at once, and does nothing
+    once it became a ``Session``.
+    """
+
+    def __init__(self, opener: _Opener) -> None:
+        self._opener = opener
+        self._session: Session | None = None
+
+    async def authenticate(self) -> Session | SessionFailure:
+        """AUTH when the account has a user name; then the ready ``Session`` or why not."""
+        opener = self._opener
+        failure = await opener.step(opener.authenticate)
+        if failure is not None:
+            return failure
+        self._session = opener.session()
+        return self._session
+
+    async def quit(self) -> None:
+        """Say QUIT (waiting for its reply at most ``QUIT_TIMEOUT_S``), then close."""
+        try:
+            await self._opener.quit()
+        finally:
+            self._opener.close()
+
+    def close(self) -> None:
+        if self._session is None:
+            self._opener.close()
 
 
 class _Refused(Exception):
@@ -92,9 +149,9 @@ class _Refused(Exception):
 
 
 class _Opener:
-    """One opening, step by step (see the module's list); used once, by ``open_session``.
+    """One opening, step by step (see the module's list); used once, by ``open_until_auth``.
 
-    Each step raises ``_Refused`` with the failure in a person's words; ``open``
+    Each step raises ``_Refused`` with the failure in a person's words; ``step``
     turns that into the returned ``SessionFailure`` after a QUIT when the
     server can still hear one, and closes the connection on every way out
     that does not hand it to a ``Session``.
@@ -130,22 +187,28 @@ class _Opener:
     def _where(self) -> str:
         return f"{self.account.host}:{self.account.port}"
 
-    async def open(self) -> Session | SessionFailure:
+    async def step(self, step: Callable[[], Awaitable[None]]) -> SessionFailure | None:
+        """Run one step of the opening: None when it went through, or why it stopped.
+
+        A stopped opening says QUIT when the server can still hear it, and is
+        closed; cancelled (stop while opening), or on a bug, it is closed too.
+        """
         try:
-            return await self._open()
+            await step()
         except _Refused as refused:
             self.transcript.note(refused.failure.text)
             try:
                 if refused.polite:
-                    await self._quit()
+                    await self.quit()
             finally:
-                self._close()  # even when cancelled during that QUIT
+                self.close()  # even when cancelled during that QUIT
             return refused.failure
         except BaseException:
-            self._close()  # cancelled (stop while opening), or a bug
+            self.close()
             raise
+        return None
 
-    async def _open(self) -> Session:
+    async def open_until_auth(self) -> None:
         account = self.account
         self._phase(Phase.CONNECTING)
         context = await self._tls_context() if account.security is not Security.NONE else None
@@ -159,16 +222,21 @@ class _Opener:
             self._phase(Phase.SECURING)
             await self._starttls(context)
             await self._hello()
-        if account.user is not None:
+
+    async def authenticate(self) -> None:
+        if self.account.user is not None:
             self._phase(Phase.AUTHENTICATING)
-            await self._authenticate(account.user)
+            await self._authenticate(self.account.user)
+
+    def session(self) -> Session:
+        """The open session, once every step went through."""
         smtp = self._smtp
         assert smtp is not None and smtp.transport is not None
         offer = self._offer()
         self.transcript.pin()
         wire = Wire(smtp.transport)  # type: ignore[arg-type]  # a stream transport
         return Session(
-            account=account, offer=offer, transcript=self.transcript, smtp=smtp, wire=wire
+            account=self.account, offer=offer, transcript=self.transcript, smtp=smtp, wire=wire
         )
 
     def _phase(self, phase: Phase) -> None:
@@ -523,7 +591,7 @@ class _Opener:
             )
         return response
 
-    async def _quit(self) -> None:
+    async def quit(self) -> None:
         smtp = self._smtp
         if smtp is None or not smtp.is_connected:
             return
@@ -536,7 +604,7 @@ class _Opener:
             return
         self.transcript.server(response.code, response.message.split("\n"))
 
-    def _close(self) -> None:
+    def close(self) -> None:
         if self._smtp is not None:
             self._smtp.close()
         if self._sock is not None and (self._smtp is None or self._smtp.transport is None):
