@@ -77,13 +77,20 @@ def parser_for(args: Sequence[str]) -> argparse.ArgumentParser:
     ``outbox --help`` and an unknown command's error show of it. The options
     before a command are flags only (``--home`` was taken out before), so the
     first word that is not one names the command.
+
+    The default home is worked out (``platformdirs``: ~20 ms) only when
+    ``outbox``'s own help may be shown, the one text that names it: when a
+    flag comes before the command, or there is none.
     """
     command = next((arg for arg in args if not arg.startswith("-")), None)
     chosen = COMMANDS.get(command or "")
-    return _parser(frozenset({chosen[0]}) if chosen else frozenset())
+    flags_first = command is None or args.index(command) > 0
+    return _parser(
+        frozenset({chosen[0]}) if chosen else frozenset(), default_home_shown=flags_first
+    )
 
 
-def _parser(modules: frozenset[str]) -> argparse.ArgumentParser:
+def _parser(modules: frozenset[str], *, default_home_shown: bool = True) -> argparse.ArgumentParser:
     """The parser with the commands of ``modules`` in full, stand-ins for the rest."""
     import argparse
     import importlib
@@ -95,10 +102,11 @@ def _parser(modules: frozenset[str]) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"outbox {__version__}")
     from relay.home import HOME_ENV, default_home
 
+    default = default_home() if default_home_shown else "the user's data directory"
     parser.add_argument(
         "--home",
         metavar="DIR",
-        help=f"the outbox's data directory (default: ${HOME_ENV} if set, else {default_home()})",
+        help=f"the outbox's data directory (default: ${HOME_ENV} if set, else {default})",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     # Dispatched by hand before argparse (sendmail's flags are not argparse's): listed for --help.
