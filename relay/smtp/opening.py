@@ -136,7 +136,7 @@ class Opening:
 
     def close(self) -> None:
         if self._session is None:
-            self._opener.close()
+            self._opener.abort()
 
 
 class _Refused(Exception):
@@ -204,7 +204,7 @@ class _Opener:
                 self.close()  # even when cancelled during that QUIT
             return refused.failure
         except BaseException:
-            self.close()
+            self.abort()  # cancelled (stop while opening), or a bug
             raise
         return None
 
@@ -603,6 +603,17 @@ class _Opener:
         except (aiosmtplib.SMTPException, OSError):
             return
         self.transcript.server(response.code, response.message.split("\n"))
+
+    def abort(self) -> None:
+        """Drop the connection at once: a cancelled opening waits for no goodbye.
+
+        ``close`` on a TLS connection would first say goodbye in TLS and wait
+        for the server's (up to 30 s), leaving the socket open meanwhile.
+        """
+        transport = self._smtp.transport if self._smtp is not None else None
+        if isinstance(transport, asyncio.Transport):
+            transport.abort()
+        self.close()
 
     def close(self) -> None:
         if self._smtp is not None:

@@ -10,6 +10,7 @@ The server counts connections, AUTH commands, QUITs and connections closed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,8 @@ class CountingHandler(RecordingHandler):
     #: Whether every connection had said EHLO over TLS when each AUTH got its verdict.
     ready_at_auth: list[bool] = field(default_factory=list)
     refuse_auth: bool = False
+    #: Called once every session is ready, before the first AUTH gets its verdict.
+    on_ready: Callable[[], None] | None = None
     all_ready: asyncio.Event = field(default_factory=asyncio.Event)
     all_closed: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -73,6 +76,8 @@ class CountingHandler(RecordingHandler):
             self.ready_at_auth.append(False)
         else:
             self.ready_at_auth.append(True)
+        if self.on_ready is not None:
+            self.on_ready()
         if self.refuse_auth:
             return "535 5.7.8 Authentication credentials invalid"
         return MISSING  # aiosmtpd checks the password itself
@@ -103,8 +108,12 @@ class CountingSMTP(SMTP):
             self.counting.all_closed.set()
 
 
-async def flush(tmp_path: Path, certs: TestCertificates, *, refuse: bool) -> None:
-    """Flush 6 messages over 3 connections; check what the server saw, then the outbox."""
+async def flush(tmp_path: Path, certs: TestCertificates, *, auth: str) -> None:
+    """Flush 6 messages over 3 connections; check what the server saw, then the outbox.
+
+    ``auth``: the server "refuse"s or "take"s the password, or the flush is
+    stopped (``"stop"``) while the first session logs in and the others wait.
+    """
     outbox = Outbox.open(tmp_path / "home")
     ids = [
         outbox.add_message(
@@ -117,7 +126,7 @@ async def flush(tmp_path: Path, certs: TestCertificates, *, refuse: bool) -> Non
         ).id
         for n in range(2 * CONNECTIONS)
     ]
-    handler = CountingHandler(refuse_auth=refuse)
+    handler = CountingHandler(refuse_auth=auth == "refuse")
     options = ServerOptions(security=Security.STARTTLS, tls=certs, password=PASSWORD)
     context = options.context()
     kwargs = options.smtp_kwargs(context)
@@ -143,6 +152,8 @@ async def flush(tmp_path: Path, certs: TestCertificates, *, refuse: bool) -> Non
             policy=RetryPolicy(),
             clock=utc_now,
         )
+        if auth == "stop":
+            handler.on_ready = manager.stop
         result = await manager.run()
         # No session of the flush outlives it, and the server sees every connection end.
         assert engine_tasks() == []
@@ -155,7 +166,13 @@ async def flush(tmp_path: Path, certs: TestCertificates, *, refuse: bool) -> Non
     # Every connection was ready to log in (EHLO over TLS) before the first verdict.
     assert handler.ready_at_auth[0] is True
     states = [outbox.get(i).state for i in ids]
-    if refuse:
+    if auth == "stop":
+        # Stopped while logging in: every connection dropped, every message as it was.
+        assert handler.auths == 1
+        assert result.stopped
+        assert states == [MessageState.QUEUED] * len(ids)
+        assert handler.received == []
+    elif auth == "refuse":
         # Refused once: no other connection sent the password; each one said QUIT.
         assert handler.auths == 1
         assert handler.quits == CONNECTIONS
@@ -173,10 +190,16 @@ async def flush(tmp_path: Path, certs: TestCertificates, *, refuse: bool) -> Non
 async def test_a_refused_password_is_tried_once_and_every_waiting_session_quits(
     tmp_path: Path, certs: TestCertificates
 ) -> None:
-    await flush(tmp_path, certs, refuse=True)
+    await flush(tmp_path, certs, auth="refuse")
 
 
 async def test_a_taken_password_lets_every_session_log_in(
     tmp_path: Path, certs: TestCertificates
 ) -> None:
-    await flush(tmp_path, certs, refuse=False)
+    await flush(tmp_path, certs, auth="take")
+
+
+async def test_stopping_while_the_others_wait_to_log_in_ends_every_session(
+    tmp_path: Path, certs: TestCertificates
+) -> None:
+    await flush(tmp_path, certs, auth="stop")
