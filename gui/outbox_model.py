@@ -5,8 +5,9 @@ Rules this module keeps:
 - Rows are fed, never fetched: ``load_listed`` once (``relay.store.listing``, one
   query for the columns shown; the first rows, then ``append_listed`` for
   the rest, a page per turn of the event loop), then snapshots from engine events
-  (``EngineBridge``) or rows re-read after another process changed the store
-  (``reconcile_listed``). The model never reads the database.
+  (``EngineBridge``) or rows read after another process changed the store
+  (``apply_listed_changes``: only those that changed; ``reconcile_listed``: a
+  whole range re-read). The model never reads the database.
 - A message a flush claimed reads "waiting" until its own transaction runs
   (a session sends one at a time). For this process's flush the engine's
   events say when (``phase_reached``); for another process's, the rows read
@@ -430,6 +431,32 @@ class OutboxModel(QAbstractTableModel):
         changed, with the next batch applied at once.
         """
         self.apply_pending()
+        seen = self._merge_read(rows)
+        for message_id in self._row_of:
+            if (
+                message_id > after_id
+                and (up_to_id is None or message_id <= up_to_id)
+                and message_id not in seen
+            ):
+                self._pending[message_id] = None
+        self.apply_pending()
+
+    def apply_listed_changes(self, rows: Sequence[Listed], removed: Iterable[int]) -> None:
+        """Apply what changed in the store (``relay.store.listing.changes_since``): ``rows``
+        changed or new, ``removed`` deleted; only what differs, applied at once.
+
+        Every other row stays as it is, with its selection and place in the sort.
+        """
+        self.apply_pending()
+        self._merge_read(rows)
+        for message_id in removed:
+            if message_id in self._row_of or message_id in self._pending:
+                self._waiting.discard(message_id)
+                self._pending[message_id] = None
+        self.apply_pending()
+
+    def _merge_read(self, rows: Sequence[Listed]) -> set[int]:
+        """Buffer the rows read from the store that differ from those shown; their ids."""
         rows, waiting = _waiting_apart(list(rows))
         seen = set()
         for row in rows:
@@ -445,14 +472,7 @@ class OutboxModel(QAbstractTableModel):
                 else:
                     self._waiting.discard(message_id)
                 self._pending_progress.add(message_id)  # the State word changes
-        for message_id in self._row_of:
-            if (
-                message_id > after_id
-                and (up_to_id is None or message_id <= up_to_id)
-                and message_id not in seen
-            ):
-                self._pending[message_id] = None
-        self.apply_pending()
+        return seen
 
     def _progress_to_update(self, message_id: int) -> Progress | None:
         """The progress to update: the row's, or one held back until its row says "sending"."""

@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from relay.events import MessageSnapshot, Subscriber
     from relay.flush import FlushResult, RelayingManager
     from relay.message import ParsedMessage
-    from relay.store.listing import Listed
+    from relay.store.listing import Changes, Listed
 
 
 def store_path(home: Path) -> Path:
@@ -220,20 +220,43 @@ class Engine:
     def read_listed(self, *, after_id: int = 0, limit: int = -1) -> list[Listed]:
         """The table's rows (``relay.store.listing``): ids above ``after_id``, at most ``limit``.
 
-        Read on a connection of its own (opened at the first call), so a
-        long table read never holds up the store's writes; ``sqlite3.Error``
-        when the store cannot be read now (busy: try again later).
+        Read on a connection of its own (``table_reader``), so a long table
+        read never holds up the store's writes; ``sqlite3.Error`` when the
+        store cannot be read now (busy: try again later).
         """
         from relay.store.listing import list_messages
 
+        return list_messages(self.table_reader, after_id=after_id, limit=limit)
+
+    def read_first_listed(self, *, limit: int) -> tuple[int, list[Listed]]:
+        """The store's change number and the table's first ``limit`` rows, read together:
+        whatever changes after that number, ``read_changes`` from it reads."""
+        from relay.store.listing import last_change, list_messages
+
+        conn = self.table_reader
+        conn.execute("BEGIN")
+        try:
+            return last_change(conn), list_messages(conn, limit=limit)
+        finally:
+            conn.execute("COMMIT")
+
+    def read_changes(self, since: int, *, limit: int = -1) -> Changes | None:
+        """The table's rows added, changed or deleted after change number ``since``
+        (``relay.store.listing.changes_since``); None: read them all again."""
+        from relay.store.listing import changes_since
+
+        return changes_since(self.table_reader, since, limit=limit)
+
+    @property
+    def table_reader(self) -> sqlite3.Connection:
+        """The connection the table's rows are read on (opened at the first use)."""
         if self._reader is None:
             from relay.store.database import connect
 
             if self._closed:
                 raise sqlite3.ProgrammingError("the outbox is closed")
-
             self._reader = connect(self.outbox.path)
-        return list_messages(self._reader, after_id=after_id, limit=limit)
+        return self._reader
 
     # -- flushing -----------------------------------------------------------------------
 

@@ -35,7 +35,9 @@ Reading it (positions are the ``L_*`` constants):
 
 from __future__ import annotations
 
+import json
 import sqlite3
+from dataclasses import dataclass
 from typing import Final
 
 from relay.events import MessageSnapshot
@@ -91,6 +93,68 @@ def list_messages(conn: sqlite3.Connection, *, after_id: int = 0, limit: int = -
         _SELECT + " WHERE m.id > ? ORDER BY m.id LIMIT ?", (after_id, limit)
     ).fetchall()
     return [_fixed(row) for row in rows] if rows and _needs_fixing(rows) else rows
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What changed in the outbox after change number ``since`` (``changes_since``)."""
+
+    #: The messages changed or added, as they are now, in id order.
+    rows: list[Listed]
+    #: The ids of messages deleted (some may never have been seen: added, then deleted).
+    removed: list[int]
+    #: The change number these bring a reader to: its next ``since``.
+    through: int
+    #: Whether more changes wait beyond ``through`` (the ``limit`` was reached).
+    more: bool
+
+
+def last_change(conn: sqlite3.Connection) -> int:
+    """The outbox's change number now: what a reader that has just read everything passes to
+    ``changes_since`` next time. Read it in the same transaction as that reading."""
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM changes").fetchone()[0])
+
+
+def changes_since(conn: sqlite3.Connection, since: int, *, limit: int = -1) -> Changes | None:
+    """The messages added, changed or deleted after change number ``since``, from at most
+    ``limit`` entries of the change log (-1: all); None when the log no longer goes
+    back that far (read everything instead).
+
+    One read transaction, so the rows, the removals and the number agree. It
+    reads the log's entries after ``since`` and the rows of the messages they
+    name, no others: a window over 100,000 messages pays for the ten another
+    process changed, not for the 100,000 (``relay.store.database.note_changed``
+    keeps the log).
+    """
+    conn.execute("BEGIN")
+    try:
+        first = conn.execute("SELECT MIN(seq) FROM changes").fetchone()[0]
+        if first is not None and since < first - 1:
+            return None
+        log = conn.execute(
+            "SELECT seq, message_id FROM changes WHERE seq > ? ORDER BY seq LIMIT ?",
+            (since, limit),
+        ).fetchall()
+        ids = sorted({message_id for _, message_id in log})
+        rows = (
+            conn.execute(
+                _SELECT + " WHERE m.id IN (SELECT value FROM json_each(?)) ORDER BY m.id",
+                (json.dumps(ids),),
+            ).fetchall()
+            if ids
+            else []
+        )
+    finally:
+        conn.execute("COMMIT")
+    if rows and _needs_fixing(rows):
+        rows = [_fixed(row) for row in rows]
+    found = {row[L_ID] for row in rows}
+    return Changes(
+        rows,
+        [message_id for message_id in ids if message_id not in found],
+        log[-1][0] if log else since,
+        limit >= 0 and len(log) == limit,
+    )
 
 
 def listed(snapshot: MessageSnapshot) -> Listed:

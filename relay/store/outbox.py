@@ -47,6 +47,7 @@ from relay.store.database import (
     begin_immediate,
     connect,
     insert_message,
+    note_changed,
     record_drop_import,
     to_text,
 )
@@ -641,7 +642,7 @@ class Outbox:
             conn.execute("PRAGMA synchronous = NORMAL")
         try:
             with self._write():
-                return [
+                allowed = [
                     conn.execute(
                         f"UPDATE messages SET sending = {UNDER_WAY}"
                         " WHERE id = ? AND sending != 0 AND held = 0",
@@ -650,6 +651,8 @@ class Outbox:
                     == 1
                     for message_id in message_ids
                 ]
+                note_changed(conn, [i for i, ok in zip(message_ids, allowed, strict=True) if ok])
+                return allowed
         finally:
             if light:
                 conn.execute("PRAGMA synchronous = FULL")
@@ -765,6 +768,7 @@ class Outbox:
                 ],
             )
             self._rederive(message_id)
+            note_changed(conn, (message_id,))
             snapshot = self._snapshot(message_id)
         return snapshot
 
@@ -786,6 +790,7 @@ class Outbox:
                 if row[0]:
                     raise OutboxError(f"message {message_id} is being sent; stop the flush first")
             conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
+            note_changed(conn, ids)
         return ids
 
     # -- retention --------------------------------------------------------------
@@ -806,6 +811,7 @@ class Outbox:
                     (_to_text(sent_before),),
                 )
             ]
+            note_changed(conn, pruned)
         return sorted(pruned)
 
     def purge_sent(self, sent_before: datetime | None = None) -> list[int]:
@@ -818,6 +824,7 @@ class Outbox:
                     f"DELETE FROM messages AS m WHERE {_SENT_BEFORE} RETURNING id", (cutoff,)
                 )
             ]
+            note_changed(conn, ids)
         ids.sort()
         return ids
 
@@ -839,11 +846,12 @@ class Outbox:
     ) -> list[MessageSnapshot]:
         """Apply ``change`` to every message and re-derive its state: all or nothing."""
         ids = list(dict.fromkeys(message_ids))
-        with self._write():
+        with self._write() as conn:
             for message_id in ids:
                 self._require(message_id)
                 change(message_id)
                 self._rederive(message_id)
+            note_changed(conn, ids)
             snapshots = [self._snapshot(message_id) for message_id in ids]
         return snapshots
 
@@ -907,6 +915,7 @@ class Outbox:
                 if announce:
                     snapshots.append(_message_from_row(row._replace(state=state.value), owned))
             conn.executemany("UPDATE messages SET sending = 1, state = ? WHERE id = ?", states)
+            note_changed(conn, [message_id for _, message_id in states])
         if changed is not None:
             changed += snapshots
         return claimed
@@ -964,6 +973,7 @@ class Outbox:
             )
             where, param = _id_filter("id", ids)
             conn.execute(f"UPDATE messages SET attempts = attempts + 1 WHERE {where}", param)
+            note_changed(conn, ids)
         if len(returned) != len(starts):
             raise ValueError("start_attempts takes at most one attempt per message")
         return [returned[message_id] for message_id in ids]
@@ -1090,6 +1100,7 @@ class Outbox:
                 " sent_bytes = ?, transcript = ? WHERE id = ?",
                 attempt_updates,
             )
+            note_changed(conn, ids)
         return snapshots
 
     def release_claims(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
+from gui.app import create_main_window
 from gui.main_window import MainWindow
+from gui.outbox_model import Column
+from gui.store_resync import PAGE
 from relay.states import MessageState
-from tests.gui.driving import click_action, shown_state
+from tests.gui.driving import click_action, click_rows, row_of, shown_state
 from tests.gui.messages import enqueue, message_bytes
 from tests.gui.servers import GatedHandler
+from tests.gui.test_large_outbox import fill
 from tests.support.cli import outbox
 from tests.support.smtp_servers import RunningServer
 
@@ -104,3 +110,66 @@ def test_the_drop_folder_is_imported_when_the_window_starts(
     qtbot.waitUntil(lambda: shown_state(window, stored.id) == "queued")
     assert list(new.iterdir()) == []
     assert "Imported 1" in window.statusBar().currentMessage()
+
+
+class RowCounter:
+    """Counts every row read through a connection (its ``row_factory``), rows unchanged."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+
+    def __call__(self, cursor: sqlite3.Cursor, row: tuple[object, ...]) -> tuple[object, ...]:
+        self.rows += 1
+        return row
+
+
+def test_outside_changes_to_a_large_outbox_are_read_alone_and_keep_selection_and_sort(
+    qtbot: QtBot, home: Path, tmp_path: Path
+) -> None:
+    total = PAGE + 500  # more than a pass of the whole outbox reads at once
+    fill(home, total)
+    window = create_main_window(home)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: not window.resync.loading and window.model.rowCount() == total)
+    window.view.sortByColumn(Column.SUBJECT, Qt.SortOrder.DescendingOrder)
+    chosen, held, gone = 8, 9, 10  # subjects "Bulk 7", "Bulk 8", "Bulk 9"
+    click_rows(qtbot, window, chosen)
+    resets: list[None] = []
+    window.model.modelReset.connect(lambda: resets.append(None))
+    counter = RowCounter()
+    window.engine.table_reader.row_factory = counter
+
+    draft = tmp_path / "draft.eml"
+    draft.write_bytes(message_bytes("new@example.net", "Bulk 8 and a half"))
+    for args in (("hold", str(held)), ("delete", str(gone)), ("enqueue", str(draft))):
+        done = outbox(home, *args)
+        assert done.returncode == 0, done.stderr.decode()
+    added = total + 1
+    qtbot.waitUntil(
+        lambda: (
+            shown_state(window, held) == "held"
+            and shown_state(window, gone) is None
+            and shown_state(window, added) == "queued"
+        ),
+        timeout=5000,
+    )
+    qtbot.waitUntil(lambda: not window.resync.running)
+    # The three messages, their log entries and a number or two -- not 2,500 rows.
+    assert 0 < counter.rows < 20
+    assert window.selected_ids() == [chosen]
+    assert resets == []
+    proxy = window.view.model()
+    assert proxy.rowCount() == total
+
+    def in_sort_order() -> bool:
+        subjects = [
+            str(proxy.index(row, Column.SUBJECT).data()).casefold()
+            for row in range(proxy.rowCount())
+        ]
+        return subjects == sorted(subjects, reverse=True)
+
+    qtbot.waitUntil(in_sort_order, timeout=3000)  # the new row in its place
+    row = row_of(window, added)
+    assert row is not None and row_of(window, held) == row + 1  # just above "Bulk 8"
+    assert window.selected_ids() == [chosen]

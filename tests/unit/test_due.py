@@ -90,7 +90,7 @@ def test_a_schema_3_outbox_gains_account_pauses_and_keeps_its_scheduled_mail(
     import sqlite3
 
     from relay.home import ensure_home
-    from relay.store.database import DB_NAME, MIGRATIONS, insert_message
+    from relay.store.database import DB_NAME, MIGRATIONS, to_text
 
     home = tmp_path / "old"
     ensure_home(home)
@@ -101,8 +101,17 @@ def test_a_schema_3_outbox_gains_account_pauses_and_keeps_its_scheduled_mail(
             conn.executescript(script)
         conn.execute("PRAGMA user_version = 3")
         raw = b"From: a@example.org\r\nSubject: kept\r\n\r\nbody\r\n"
-        parsed = ParsedMessage("a@example.org", ("b@example.org",), raw, "kept")
-        insert_message(conn, parsed, account=None, now=NOW, not_before=AFTER)
+        # As that release stored it (today's insert_message also writes schema 5's log).
+        conn.execute(
+            "INSERT INTO messages (id, created_at, sender, subject, size, state,"
+            " next_attempt_at) VALUES (1, ?, 'a@example.org', 'kept', ?, 'queued', ?)",
+            (to_text(NOW), len(raw), to_text(AFTER)),
+        )
+        conn.execute("INSERT INTO bodies (message_id, raw) VALUES (1, ?)", (raw,))
+        conn.execute(
+            "INSERT INTO recipients (message_id, position, address, state)"
+            " VALUES (1, 0, 'b@example.org', 'pending')"
+        )
     finally:
         conn.close()
     with Outbox.open(home) as outbox:

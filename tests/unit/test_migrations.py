@@ -12,7 +12,7 @@ import pytest
 from relay.errors import OutboxError
 from relay.home import ensure_home
 from relay.message import parse_message
-from relay.store.database import DB_NAME, MIGRATIONS, insert_message
+from relay.store.database import DB_NAME, MIGRATIONS, to_text
 from relay.store.outbox import Outbox
 
 MESSAGE = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: old\r\n\r\nkept\r\n"
@@ -26,9 +26,29 @@ def first_release_store(home: Path) -> None:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.executescript(MIGRATIONS[0])
         conn.execute("PRAGMA user_version = 1")
-        insert_message(conn, parse_message(MESSAGE), account=None, now=datetime.now(UTC))
+        store_as_released(conn, MESSAGE)
     finally:
         conn.close()
+
+
+def store_as_released(conn: sqlite3.Connection, raw: bytes) -> int:
+    """Store a queued message as every release before the change log did; its id.
+
+    Not ``insert_message``: today's also writes the log, a table these schemas lack.
+    """
+    parsed = parse_message(raw)
+    message_id = conn.execute(
+        "INSERT INTO messages (created_at, sender, subject, size, state)"
+        " VALUES (?, ?, ?, ?, 'queued')",
+        (to_text(datetime.now(UTC)), parsed.sender, parsed.subject, len(raw)),
+    ).lastrowid
+    assert message_id is not None
+    conn.execute("INSERT INTO bodies (message_id, raw) VALUES (?, ?)", (message_id, raw))
+    conn.executemany(
+        "INSERT INTO recipients (message_id, position, address, state) VALUES (?, ?, ?, 'pending')",
+        [(message_id, position, address) for position, address in enumerate(parsed.recipients)],
+    )
+    return message_id
 
 
 def test_a_first_release_outbox_is_migrated_and_keeps_its_messages(tmp_path: Path) -> None:
