@@ -71,6 +71,11 @@ if TYPE_CHECKING:
 
 #: Due messages read per loop turn when a flush starts (about 5 ms of work each).
 SELECT_PAGE = 1000
+#: Messages claimed per transaction, one transaction per loop turn: a connection's
+#: batch (``max_messages_per_connection``, up to thousands) claimed in one went
+#: with ~28 us of CPU per message on the loop -- 70 ms for 2,500, 185 ms with a
+#: window's updates -- plus its commit.
+CLAIM_PAGE = 100
 
 AccountChooser = Callable[[MessageSnapshot], Account]
 #: An account's password: at once (the keyring), or awaited (a password command);
@@ -414,7 +419,7 @@ class RelayingManager:
                         batch = queue.get_nowait()
                     except asyncio.QueueEmpty:
                         return
-                    claimed = self._claim(batch)
+                    claimed = await self._claim_in_pages(batch)
                     if claimed and await self._run_session(account, password, claimed, login_turns):
                         refused.set()
             except Exception as exc:
@@ -424,6 +429,24 @@ class RelayingManager:
         async with asyncio.TaskGroup() as group:
             for _ in range(workers):
                 group.create_task(worker())
+
+    async def _claim_in_pages(self, batch: list[int]) -> list[OutgoingMessage]:
+        """Claim ``batch`` for one session, ``CLAIM_PAGE`` messages per turn of the loop.
+
+        Each page is its own transaction, and ``Outbox.claim`` skips what is
+        claimed already, so no message is claimed twice. A flush stopping or
+        failing meanwhile claims no further page; the session gets what was
+        claimed and hands it back (a stop) or leaves it to the recovery (a
+        failure), as it does a whole batch.
+        """
+        claimed: list[OutgoingMessage] = []
+        for start in range(0, len(batch), CLAIM_PAGE):
+            if start:
+                await asyncio.sleep(0)
+                if self._stopping or self._failure is not None:
+                    break
+            claimed += self._claim(batch[start : start + CLAIM_PAGE])
+        return claimed
 
     async def _password(self, account: Account) -> str | TokenSource | None:
         if not account.user:
