@@ -1,4 +1,4 @@
-"""A connection's batch is claimed a page per turn of the event loop, and still once.
+"""A connection's batch is claimed a page at a time, the event loop running between, and still once.
 
 The engine alone (``relay.flush.RelayingManager``) in the test's loop, with a
 real SMTP server on loopback and an account that takes thousands of messages
@@ -55,7 +55,7 @@ class Turns:
         await asyncio.gather(self._task, return_exceptions=True)
 
 
-async def test_a_large_batch_is_claimed_a_page_per_loop_turn_and_every_message_sent_once(
+async def test_a_large_batch_is_claimed_a_page_at_a_time_and_every_message_sent_once(
     tmp_path: Path,
 ) -> None:
     outbox = Outbox.open(tmp_path / "home")
