@@ -232,7 +232,8 @@ def bench_outside(processes: Processes, work: Path, large: Path) -> list[Row]:
             "6d",
             "window: event-loop stall meanwhile (10 ms timer)",
             f"worst {worst:.1f} ms, p99 {figures['p99_stall_ms']:.1f} ms"
-            f" (the loop busy at most {figures['worst_busy_ms']:.1f} ms between ticks)",
+            f" (the loop busy at most {figures['worst_busy_ms']:.1f} ms between ticks;"
+            f" {figures['gc_runs']} gc, longest {figures['gc_longest_ms']:.1f} ms)",
             "<= 16 ms",
             "",
             worst <= 16,
@@ -479,6 +480,7 @@ def child(mode: str, home: Path, result: Path, started: float) -> int:
         outside["cpu_before"] = time.process_time()
         outside["sent"] = MessageState.SENT
         passes[0] = 0
+        gc.callbacks.append(on_gc)
         tick()
         timer.start()
         process = outside["process"] = subprocess.Popen(
@@ -520,6 +522,9 @@ def child(mode: str, home: Path, result: Path, started: float) -> int:
         figures["p99_stall_ms"] = stalls[min(len(stalls) - 1, int(len(stalls) * 0.99))][0]
         figures["worst_at"] = [[round(at, 3), round(ms, 1)] for ms, at in stalls[:-6:-1]]
         figures["worst_busy_ms"] = _worst_busy_ms(ticks_cpu)
+        gc.callbacks.remove(on_gc)
+        figures["gc_runs"] = len(pauses)
+        figures["gc_longest_ms"] = max(pauses, default=0.0) * 1000
         loop.stop()
 
     first_paint = FirstPaint()
