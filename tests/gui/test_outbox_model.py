@@ -28,6 +28,7 @@ from gui.outbox_model import (
 )
 from relay.events import MessageSnapshot, RecipientSnapshot
 from relay.states import MessageState, RecipientState
+from relay.store.listing import listed
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
@@ -113,6 +114,31 @@ def test_the_model_stays_valid_through_every_kind_of_change(
     qtmodeltester.check(proxy)
     assert sorted(ids_of(model)) == [1, 7]
     assert ids_of(proxy) == [7]
+
+
+def test_changes_read_from_the_store_insert_update_and_remove_only_their_rows(
+    model: OutboxModel, qtmodeltester: ModelTester
+) -> None:
+    proxy = OutboxFilter(model)
+    model.load([snapshot(i) for i in range(1, 6)])
+    proxy.sort(Column.SUBJECT, Qt.SortOrder.DescendingOrder)
+    changed: list[tuple[int, int]] = []
+    model.dataChanged.connect(lambda a, b: changed.append((a.row(), b.row())))
+    events: list[str] = []
+    model.modelReset.connect(lambda: events.append("reset"))
+    model.rowsInserted.connect(lambda *_: events.append("inserted"))
+    model.rowsRemoved.connect(lambda *_: events.append("removed"))
+    model.apply_listed_changes(
+        [listed(snapshot(2, MessageState.HELD)), listed(snapshot(3)), listed(snapshot(7))],
+        removed=[4, 99],  # 99: added and deleted before it was ever read
+    )
+    qtmodeltester.check(model)
+    qtmodeltester.check(proxy)
+    assert events == ["removed", "inserted"]  # never a reset
+    assert [model.row_of(2)] == [row for row, _ in changed]  # 3 read back unchanged: left alone
+    assert sorted(ids_of(model)) == [1, 2, 3, 5, 7]
+    assert model.state_of(2) is MessageState.HELD
+    assert model.counts()[MessageState.HELD] == 1 and model.counts()[MessageState.QUEUED] == 4
 
 
 def test_events_are_shown_in_one_batch_on_the_next_tick_not_one_redraw_each(
