@@ -20,14 +20,25 @@ What it writes, and when, is what makes the outbox crash-safe:
   announced (events, the flush's lines) only after it, so nothing a person
   was shown can be lost, and a crash leaves at most the message in flight
   on each connection for recovery to call *uncertain*.
+
+How a write is made, in three verbs: the manager *takes* what its next
+commit holds (``AttemptManager.take_rows``: plain rows, decided on the event
+loop), ``write_rows`` *writes* the rows of one or more managers in one
+commit, and the manager is told the commit is *durable*
+(``AttemptManager.rows_written``), which keeps the attempt ids it opened and
+announces what it settled. A manager on its own writes its rows at once; a
+flush's sessions share a ``CommitGroup``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 
 from relay.events import (
     AttemptStarted,
@@ -81,24 +92,180 @@ NOT_TRIED = "not tried: the connection closed before this message's turn"
 #: What a message held after it was claimed, before its transaction started, is told.
 HELD_BACK = "held before its transaction started: not sent"
 
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class CommitRows:
+    """What one manager's next commit writes: plain rows, decided on the event loop.
+
+    Nothing in them refers to the manager, so ``write_rows`` may write them
+    on any connection.
+    """
+
+    #: Attempt rows to open: final-dot records, and attempts that settle unopened.
+    starts: list[AttemptStart] = field(default_factory=list)
+    #: Attempt rows already open whose final dot is leaving: (attempt id, accepted).
+    final_dots: list[tuple[int, Sequence[str]]] = field(default_factory=list)
+    #: Settlements; one whose ``attempt_id`` is None closes the attempt ``starts`` opens.
+    ends: list[AttemptEnd] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenRows:
+    """What the store gave back for one ``CommitRows``."""
+
+    attempt_ids: list[int]  # one per start, in order
+    snapshots: list[MessageSnapshot]  # one per end, in order
+
+
+def write_rows(
+    outbox: Outbox, shares: Sequence[CommitRows], may_start: Sequence[int] = ()
+) -> tuple[list[WrittenRows], list[bool]]:
+    """Write every share, and mark ``may_start``'s transactions under way, in one commit.
+
+    Returns what each share wrote and, for each of ``may_start``, whether it
+    may go (``Outbox.start_transactions``). Without shares only the marks are
+    written, in a commit that need not be synced (see there). A few
+    statements in all, however many sessions share the commit.
+    """
+    if not shares:
+        return [], outbox.start_transactions(may_start)
+    with outbox.batch():
+        starts = [start for share in shares for start in share.starts]
+        attempt_ids = outbox.start_attempts(starts)
+        opened = {start.message_id: i for start, i in zip(starts, attempt_ids, strict=True)}
+        for share in shares:
+            for attempt_id, accepted in share.final_dots:
+                outbox.mark_data_completed(attempt_id, accepted)
+        ends = [
+            end
+            if end.attempt_id is not None
+            else replace(end, attempt_id=opened.get(end.message_id))
+            for share in shares
+            for end in share.ends
+        ]
+        snapshots = outbox.finish_attempts(ends)
+        allowed = outbox.start_transactions(may_start)
+    written = []
+    for share in shares:
+        written.append(WrittenRows(attempt_ids[: len(share.starts)], snapshots[: len(share.ends)]))
+        attempt_ids = attempt_ids[len(share.starts) :]
+        snapshots = snapshots[len(share.ends) :]
+    return written, allowed
+
+
+@dataclass(frozen=True, slots=True)
+class _Joined(Generic[T]):
+    """A session waiting for the group's next commit: its final dot, or its next start."""
+
+    manager: AttemptManager
+    message_id: int
+    future: asyncio.Future[T]
+
+
+def _cancel_all(joined: Iterable[_Joined[Any]]) -> None:
+    """Every joiner hears its session has ended: nothing of it goes on the wire."""
+    for item in joined:
+        item.future.cancel()
+
+
+def _fail_all(joined: Iterable[_Joined[Any]], exc: BaseException) -> None:
+    """Every joiner still waiting hears why the commit was not made."""
+    for item in joined:
+        if not item.future.done():
+            item.future.set_exception(exc)
+
+
+#: The name of the thread that makes a ``CommitGroup``'s commits.
+WRITER_THREAD = "outbox-commit"
+
+
+class CommitWriter:
+    """One thread, with a connection of its own (``Outbox.twin``), that makes commits.
+
+    SQLite and the fsync release the GIL, so the event loop goes on (a
+    window repaints, other sessions read their replies) while a commit is
+    synced. It takes plain rows (``write_rows``); the connection is opened
+    in the thread on its first commit and closed there by ``close``, which
+    joins the thread.
+    """
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self._twin: Outbox | None = None  # the thread's alone
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WRITER_THREAD)
+
+    def write(
+        self, shares: list[CommitRows], may_start: list[int]
+    ) -> Future[tuple[list[WrittenRows], list[bool]]]:
+        """``write_rows`` in the thread; the future is done once the commit is durable."""
+        return self._thread.submit(self._write, shares, may_start)
+
+    def _write(
+        self, shares: list[CommitRows], may_start: list[int]
+    ) -> tuple[list[WrittenRows], list[bool]]:
+        if self._twin is None:
+            self._twin = self._outbox.twin()
+        return write_rows(self._twin, shares, may_start)
+
+    def close(self) -> None:
+        """Close the thread's connection and join the thread (after what was handed over)."""
+        self._thread.submit(self._close_twin)
+        self._thread.shutdown(wait=True)
+
+    def _close_twin(self) -> None:
+        if self._twin is not None:
+            self._twin.close()
+            self._twin = None
+
+
+@dataclass(slots=True)
+class _InFlight:
+    """A commit handed to the writer thread and not yet known durable on the loop."""
+
+    final_dots: list[_Joined[None]]
+    starts: list[_Joined[bool]]
+    managers: list[AttemptManager]
+    rows: list[CommitRows]
+    done: Future[tuple[list[WrittenRows], list[bool]]]
+
 
 class CommitGroup:
-    """One commit for the ``data_completed`` records of all of a flush's sessions.
+    """One commit for the final-dot records of all of a flush's sessions, synced off the loop.
 
     The final dot must wait for a durable record (see ``data_completed``), and
     an fsync costs more than the rest of a small message's CPU. The commit is
     made once an event-loop turn passes in which nobody new joined, so the
     sessions that reach their final dot at about the same time share it: with
     four connections, four records (and the verdicts that ride along) for one
-    fsync. Each joiner's future is done after the commit; what was settled is
-    announced after that, as always.
+    fsync.
+
+    The loop gathers the rows (``AttemptManager.take_rows``) and hands them
+    to a ``CommitWriter``; it goes on while SQLite writes and syncs them.
+    Only once the commit is durable, back on the loop, are its events
+    published, each joiner's future done (the final dot may leave) and what
+    was settled announced -- the order a commit made on the loop had. One
+    commit is in flight at a time: who joins meanwhile shares the next, whose
+    rows are taken once the last is durable (so each manager decides on
+    what is on disk). A manager that must write on the loop first waits for
+    the commit in flight (``finish_in_flight``). ``close`` ends it all; a
+    flush calls it however it ends, so no writer thread outlives it.
     """
 
     def __init__(self, outbox: Outbox) -> None:
         self._outbox = outbox
-        self._waiting: list[tuple[AttemptManager, int, asyncio.Future[None]]] = []
-        self._starts: list[tuple[AttemptManager, int, asyncio.Future[bool]]] = []
+        self._final_dots: list[_Joined[None]] = []
+        self._starts: list[_Joined[bool]] = []
+        self._settling: list[AttemptManager] = []  # settlements only (``join_settlements``)
         self._seen = 0
+        self._writer: CommitWriter | None = None
+        self._in_flight: _InFlight | None = None
+
+    @property
+    def committing(self) -> bool:
+        """Whether a commit is in the writer thread's hands now."""
+        return self._in_flight is not None
 
     def join_start(self, manager: AttemptManager, message_id: int) -> asyncio.Future[bool]:
         """Have the next commit mark ``message_id``'s transaction as under way, unless
@@ -107,101 +274,169 @@ class CommitGroup:
         With PIPELINING the next message's group goes out with a final dot, so
         the question rides on that dot's commit: no commit of its own.
         """
-        loop = asyncio.get_running_loop()
-        if not self._waiting and not self._starts:
-            loop.call_soon(self._commit)
-        future: asyncio.Future[bool] = loop.create_future()
-        self._starts.append((manager, message_id, future))
-        return future
+        return self._join(self._starts, manager, message_id)
 
-    def join(self, manager: AttemptManager, message_id: int) -> asyncio.Future[None]:
-        """Have ``manager`` record ``message_id``'s final dot in the next commit.
+    def join_final_dot(self, manager: AttemptManager, message_id: int) -> asyncio.Future[None]:
+        """Have the next commit record that ``message_id``'s final dot is leaving.
 
-        The future is done once the record is on disk.
+        The future is done once the record is on disk, with whatever
+        ``manager`` had waiting for a commit.
         """
-        loop = asyncio.get_running_loop()
-        if not self._waiting and not self._starts:
-            loop.call_soon(self._commit)
-        future: asyncio.Future[None] = loop.create_future()
-        self._waiting.append((manager, message_id, future))
+        return self._join(self._final_dots, manager, message_id)
+
+    def join_settlements(self, manager: AttemptManager) -> None:
+        """Have the next commit write what ``manager`` has waiting for one.
+
+        Nobody awaits it: a failure is told to the manager (``write_failed``).
+        """
+        self._schedule()
+        if manager not in self._settling:
+            self._settling.append(manager)
+
+    def _join(
+        self, joined: list[_Joined[T]], manager: AttemptManager, message_id: int
+    ) -> asyncio.Future[T]:
+        self._schedule()
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        joined.append(_Joined(manager, message_id, future))
         return future
+
+    def _schedule(self) -> None:
+        if not (self._final_dots or self._starts or self._settling or self._in_flight):
+            asyncio.get_running_loop().call_soon(self._commit)
 
     def _commit(self) -> None:
-        if len(self._waiting) + len(self._starts) != self._seen:
+        if self._in_flight is not None:
+            return  # the next commit is gathered once this one is durable (``_written``)
+        joined = len(self._final_dots) + len(self._starts) + len(self._settling)
+        if joined != self._seen:
             # Someone joined during the last turn: give the others one more turn
             # to reach their dot too. Each session joins once per commit, so
             # this waits at most one turn per session.
-            self._seen = len(self._waiting) + len(self._starts)
+            self._seen = joined
             asyncio.get_running_loop().call_soon(self._commit)
             return
         self._seen = 0
-        waiting, self._waiting = self._waiting, []
-        starting, self._starts = self._starts, []
-        for manager, _, future in waiting:
-            if manager.abandoned:  # its flush ended on an error: nothing more of it is written
-                future.cancel()
-        for manager, _, asked in starting:
-            if manager.abandoned:
-                asked.cancel()
-        waiting = [item for item in waiting if not item[0].abandoned]
-        starting = [item for item in starting if not item[0].abandoned]
-        if not waiting and not starting:
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Take every joiner's rows and hand them to the writer thread as one commit."""
+        final_dots, self._final_dots = _still_wanted(self._final_dots), []
+        starts, self._starts = _still_wanted(self._starts), []
+        settling, self._settling = self._settling, []
+        shares: dict[AttemptManager, list[int]] = {}
+        for dot in final_dots:
+            shares.setdefault(dot.manager, []).append(dot.message_id)
+        for manager in settling:
+            if not manager.abandoned:
+                shares.setdefault(manager, [])
+        managers = list(shares)
+        rows = [manager.take_rows(shares[manager]) for manager in managers]
+        kept = [
+            i for i, (m, r) in enumerate(zip(managers, rows, strict=True)) if shares[m] or r.ends
+        ]
+        managers, rows = [managers[i] for i in kept], [rows[i] for i in kept]
+        if not managers and not starts:
             return
-        if not waiting:  # only starts: a commit of their own, which need not be synced
-            try:
-                allowed = self._outbox.start_transactions([i for _, i, _ in starting])
-            except Exception as exc:
-                for _, _, asked in starting:
-                    if not asked.done():
-                        asked.set_exception(exc)
-                return
-            for (_, _, asked), may in zip(starting, allowed, strict=True):
-                if not asked.done():
-                    asked.set_result(may)
-            return
-        allowed = []
-        ends: list[AttemptEnd] = []
-        owners: list[AttemptManager] = []
-        starts: list[AttemptStart] = []
-        starters: list[AttemptManager] = []
+        if self._writer is None:
+            self._writer = CommitWriter(self._outbox)
+        done = self._writer.write(rows, [start.message_id for start in starts])
+        flight = _InFlight(final_dots, starts, managers, rows, done)
+        self._in_flight = flight
         try:
-            with self._outbox.batch():
-                for manager, message_id, _ in waiting:
-                    settling, start = manager._record_completion(message_id, defer_start=True)
-                    ends += settling
-                    owners += [manager] * len(settling)
-                    if start is not None:
-                        starts.append(start)
-                        starters.append(manager)
-                # Every session's records and verdicts in one go: a few statements in all.
-                ids = self._outbox.start_attempts(starts)
-                for manager, start, attempt_id in zip(starters, starts, ids, strict=True):
-                    manager._attempt_ids[start.message_id] = attempt_id
-                snapshots = self._outbox.finish_attempts(ends)
-                allowed = self._outbox.start_transactions([i for _, i, _ in starting])
-        except Exception as exc:  # nothing was committed: every joiner hears why
-            for _, _, future in waiting:
-                if not future.done():
-                    future.set_exception(exc)
-            for _, _, asked in starting:
-                if not asked.done():
-                    asked.set_exception(exc)
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop to come back to: ``finish_in_flight`` finishes it
+
+        def durable(_: object) -> None:  # in the writer thread
+            with contextlib.suppress(RuntimeError):  # the loop is closed: ``close`` saw to it
+                loop.call_soon_threadsafe(self._written, flight)
+
+        done.add_done_callback(durable)
+
+    def _written(self, flight: _InFlight) -> None:
+        if self._in_flight is not flight:
+            return  # finished already (``finish_in_flight``)
+        self._in_flight = None
+        self._finish(flight)
+        if self._final_dots or self._starts or self._settling:
+            asyncio.get_running_loop().call_soon(self._commit)
+
+    def finish_in_flight(self) -> None:
+        """Wait (blocking) for the commit in flight and finish it, as the loop would.
+
+        For a manager about to write on the loop: nothing of it is then
+        half-way to disk, and its attempt ids are known.
+        """
+        flight = self._in_flight
+        if flight is None:
             return
-        for (_, _, asked), may in zip(starting, allowed, strict=True):
-            if not asked.done():
-                asked.set_result(may)
-        for _, _, future in waiting:
-            if not future.done():  # cancelled: the session is ending anyway
-                future.set_result(None)
-        for owner, snapshot in zip(owners, snapshots, strict=True):
-            owner._publish_changed([snapshot])
-        for owner, snapshot, end in zip(owners, snapshots, ends, strict=True):
-            owner._announce([Settled(snapshot, end.outcome, end.error)])
+        wait([flight.done])
+        self._in_flight = None
+        self._finish(flight)
+        if self._final_dots or self._starts or self._settling:
+            with contextlib.suppress(RuntimeError):  # no loop: ``close`` cancels them
+                asyncio.get_running_loop().call_soon(self._commit)
+
+    def _finish(self, flight: _InFlight) -> None:
+        """The commit is durable (or failed): publish, let the dots go, announce."""
+        try:
+            written, allowed = flight.done.result()
+        except Exception as exc:  # nothing was committed: every joiner hears why
+            _fail_all([*flight.final_dots, *flight.starts], exc)
+            for manager in flight.managers:
+                manager.write_failed(exc)
+            return
+        for start, may in zip(flight.starts, allowed, strict=True):
+            if not start.future.done():
+                start.future.set_result(may)
+        for dot in flight.final_dots:
+            if not dot.future.done():  # cancelled: the session is ending anyway
+                dot.future.set_result(None)
+        for manager, share, done in zip(flight.managers, flight.rows, written, strict=True):
+            manager.rows_written(share, done)
+
+    def close(self) -> None:
+        """Write what is waiting, then stop the writer thread (joined). For a flush's end.
+
+        The commit in flight is finished, and the settlements that joined
+        since are written and announced (their sessions ended). Final dots
+        and starts that joined since are not: their sessions have ended, so
+        nothing of theirs goes on the wire.
+        """
+        try:
+            self.finish_in_flight()
+            _cancel_all([*self._final_dots, *self._starts])
+            self._final_dots, self._starts = [], []
+            if self._settling:
+                self._hand_over()
+                self.finish_in_flight()
+        finally:
+            self._final_dots, self._starts, self._settling = [], [], []
+            if self._writer is not None:
+                self._writer.close()
+                self._writer = None
+
+
+def _still_wanted(joined: list[_Joined[T]]) -> list[_Joined[T]]:
+    """The joiners whose session still waits: an abandoned one's is cancelled.
+
+    A manager abandoned (its flush ended on an error) writes nothing more;
+    a joiner whose future is already done (its session was cancelled) will
+    not send what it asked about.
+    """
+    wanted = []
+    for item in joined:
+        if item.manager.abandoned:
+            item.future.cancel()
+        elif not item.future.done():
+            wanted.append(item)
+    return wanted
 
 
 @dataclass(frozen=True, slots=True)
 class _Settlement:
-    """A transaction's verdicts, decided, waiting for the next commit."""
+    """A transaction's verdicts, waiting for the next commit (decided when it is taken)."""
 
     message_id: int
     verdicts: dict[str, Verdict]
@@ -256,6 +491,7 @@ class AttemptManager:
 
     @property
     def abandoned(self) -> bool:
+        """Whether the flush ended on an error: this manager writes nothing more."""
         return self._abandoned
 
     def abandon(self) -> None:
@@ -309,7 +545,7 @@ class AttemptManager:
         return answer
 
     def transaction_started(self, message_id: int) -> None:
-        # Written with the first change that must last (see ``_write_attempt``).
+        # Written with the first change that must last (see ``take_rows``).
         self._transacted.add(message_id)
         self._started_at[message_id] = self._clock()
         self._accepted[message_id] = []
@@ -336,39 +572,9 @@ class AttemptManager:
         if self._abandoned:  # the session is being cancelled: the dot must not leave
             raise asyncio.CancelledError()
         if self._commits is not None:
-            return self._commits.join(self, message_id)
-        with self._outbox.batch():
-            ends, _ = self._record_completion(message_id)
-            snapshots = self._outbox.finish_attempts(ends)
-        self._publish_changed(snapshots)
-        self._announce(_settled_for_good(snapshots, ends))
+            return self._commits.join_final_dot(self, message_id)
+        self._write(self.take_rows([message_id]))
         return None
-
-    def _record_completion(
-        self, message_id: int, *, defer_start: bool = False
-    ) -> tuple[list[AttemptEnd], AttemptStart | None]:
-        """``data_completed``'s record, inside the caller's batch.
-
-        Returns the settlements that waited for this commit, their attempt
-        rows written and their verdicts decided: the caller writes them with
-        ``finish_attempts`` in the same batch. With ``defer_start`` a new
-        attempt row is not written but returned, for the caller to write with
-        others' (``Outbox.start_attempts``) and put its id in ``_attempt_ids``.
-        """
-        ends = self._unwritten_ends()
-        if message_id in self._started_at or message_id in self._attempt_ids:
-            accepted = self._accepted.get(message_id, [])
-            started_at = self._started_at.pop(message_id, None)
-            if started_at is not None:  # the attempt row is written already marked
-                start = AttemptStart(
-                    message_id, self._account, self._server, started_at, data_completed=accepted
-                )
-                if defer_start:
-                    return ends, start
-                (self._attempt_ids[message_id],) = self._outbox.start_attempts([start])
-            else:
-                self._outbox.mark_data_completed(self._attempt_ids[message_id], accepted)
-        return ends, None
 
     def transaction_finished(self, report: TransactionReport) -> None:
         message_id = report.message_id
@@ -415,21 +621,35 @@ class AttemptManager:
         # A relayer that was stopped hands back what it never started: untouched.
         if self._abandoned:
             return
-        self.write_now()
+        if self._commits is not None and self._unwritten:
+            self._cancel_timer()
+            self._commits.join_settlements(self)  # off the loop, announced once durable
+        else:
+            self.write_now()
         self._release_unfinished()
 
     def write_now(self) -> None:
-        """Write every settled outcome still waiting for a commit (one commit)."""
+        """Write every settled outcome still waiting for a commit (one commit, on the loop)."""
+        self._cancel_timer()
+        if self._abandoned or not self._unwritten:
+            return
+        self._write(self.take_rows())
+
+    def write_failed(self, exc: Exception) -> None:
+        """A commit that held this session's settlements failed: nothing of it was written.
+
+        Told to whoever runs the session (``on_write_failed``): raised from a
+        loop callback, it would only reach the event loop's log, and the
+        session would go on as if its outcomes were recorded.
+        """
+        if self._on_write_failed is None:
+            raise exc
+        self._on_write_failed(exc)
+
+    def _cancel_timer(self) -> None:
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
-        if self._abandoned or not self._unwritten:
-            return
-        with self._outbox.batch():
-            ends = self._unwritten_ends()
-            snapshots = self._outbox.finish_attempts(ends)
-        self._publish_changed(snapshots)
-        self._announce(_settled_for_good(snapshots, ends))
 
     def session_failed(
         self, failure: SessionFailure, unfinished: Sequence[int], transcript: str
@@ -449,6 +669,7 @@ class AttemptManager:
             self._release_unfinished()
             return
         not_tried = []
+        deferred = CommitRows()
         for message_id in unfinished:
             if (
                 message_id in self._finished
@@ -462,13 +683,16 @@ class AttemptManager:
                 not_tried.append(message_id)
                 continue
             self._started_at.setdefault(message_id, self._clock())
-            self._write_attempt(message_id)
             verdicts = {
                 address: Verdict(RecipientState.DEFERRED, failure.text)
                 for address in self._owed[message_id]
             }
-            self._announce([self._settle(message_id, verdicts, transcript=transcript)])
+            self._take_settlement(deferred, _Settlement(message_id, verdicts, (), 0, transcript))
+        if deferred.ends:
+            self._write(deferred)
         if not_tried:
+            if self._commits is not None:
+                self._commits.finish_in_flight()
             snapshots = self._outbox.hand_back(not_tried, NOT_TRIED)
             self._publish_changed(snapshots)
             self._finished.update(not_tried)
@@ -499,14 +723,67 @@ class AttemptManager:
 
     # -- writing ------------------------------------------------------------------------
 
-    def _write_attempt(self, message_id: int) -> int | None:
-        """The attempt row of a started transaction, inserted now if it is not yet."""
-        started_at = self._started_at.pop(message_id, None)
+    def take_rows(self, final_dots: Sequence[int] = ()) -> CommitRows:
+        """What this session's next commit writes; taken, so nothing is written twice.
+
+        Every settlement waiting for a commit, decided now, and the records
+        that the final dots of ``final_dots`` are leaving (with the recipients
+        the server accepted). Write them with ``write_rows``, then tell
+        ``rows_written``.
+        """
+        rows = CommitRows()
+        unwritten, self._unwritten = self._unwritten, []
+        for item in unwritten:
+            self._take_settlement(rows, item)
+        for message_id in final_dots:
+            accepted = list(self._accepted.get(message_id, ()))  # a copy: the writer's own
+            started_at = self._started_at.pop(message_id, None)
+            if started_at is not None:  # the attempt row is written already marked
+                rows.starts.append(
+                    AttemptStart(
+                        message_id, self._account, self._server, started_at, data_completed=accepted
+                    )
+                )
+            elif message_id in self._attempt_ids:
+                rows.final_dots.append((self._attempt_ids[message_id], accepted))
+        return rows
+
+    def rows_written(self, rows: CommitRows, written: WrittenRows) -> None:
+        """The commit holding ``rows`` is durable: keep the attempts it opened, publish
+        what it changed, announce what it settled.
+
+        A continued message (``keep_claim``) is not settled yet: not announced.
+        """
+        for start, attempt_id in zip(rows.starts, written.attempt_ids, strict=True):
+            self._attempt_ids[start.message_id] = attempt_id
+        self._publish_changed(written.snapshots)
+        self._announce(
+            [
+                Settled(snapshot, end.outcome, end.error)
+                for snapshot, end in zip(written.snapshots, rows.ends, strict=True)
+                if not end.keep_claim
+            ]
+        )
+
+    def _write(self, rows: CommitRows) -> None:
+        """``rows`` in a commit of their own, made now on the loop; then announced.
+
+        The group's commit in flight is finished first: nothing of this
+        session is then half-way to disk, and the attempts it opened are known.
+        """
+        if self._commits is not None:
+            self._commits.finish_in_flight()
+        (written,), _ = write_rows(self._outbox, [rows])
+        self.rows_written(rows, written)
+
+    def _take_settlement(self, rows: CommitRows, item: _Settlement) -> None:
+        """Add ``item``'s end, decided, to ``rows``: with its attempt row if not open yet."""
+        started_at = self._started_at.pop(item.message_id, None)
         if started_at is not None:
-            self._attempt_ids[message_id] = self._outbox.start_attempt(
-                message_id, account=self._account, server=self._server, now=started_at
+            rows.starts.append(
+                AttemptStart(item.message_id, self._account, self._server, started_at)
             )
-        return self._attempt_ids.get(message_id)
+        rows.ends.append(self._decide(item, opening=started_at is not None))
 
     def _write_soon(self) -> None:
         """Group settled outcomes into one commit: the next durable write, or ``GROUP_S``.
@@ -525,35 +802,17 @@ class AttemptManager:
             self._write_timer = loop.call_later(GROUP_S, self._write_later)
 
     def _write_later(self) -> None:
-        """``write_now`` from the timer: a failure goes to whoever runs the session.
-
-        Raised from a timer callback, it would only reach the event loop's
-        log, and the session would go on as if its outcomes were recorded.
-        """
+        """``write_now`` from the timer (or the group's next commit): a failure goes to
+        whoever runs the session (``write_failed``)."""
+        self._write_timer = None
+        if self._commits is not None:
+            if not self._abandoned and self._unwritten:
+                self._commits.join_settlements(self)
+            return
         try:
             self.write_now()
         except Exception as exc:
-            if self._on_write_failed is None:
-                raise
-            self._on_write_failed(exc)
-
-    def _unwritten_ends(self) -> list[AttemptEnd]:
-        """The settlements waiting for a commit, decided, their attempt rows written."""
-        unwritten, self._unwritten = self._unwritten, []
-        ends = []
-        for item in unwritten:
-            self._write_attempt(item.message_id)
-            ends.append(
-                self._decide(
-                    item.message_id,
-                    item.verdicts,
-                    replies=item.replies,
-                    sent_bytes=item.sent_bytes,
-                    transcript=item.transcript,
-                    keep_claim=item.keep_claim,
-                )
-            )
-        return ends
+            self.write_failed(exc)
 
     def _publish_changed(self, snapshots: Iterable[MessageSnapshot]) -> None:
         """Tell the bus what a commit changed; only ever after that commit returned."""
@@ -568,34 +827,13 @@ class AttemptManager:
 
     # -- deciding -------------------------------------------------------------------
 
-    def _settle(
-        self,
-        message_id: int,
-        verdicts: dict[str, Verdict],
-        *,
-        replies: Sequence[AttemptReply] = (),
-        sent_bytes: int = 0,
-        transcript: str = "",
-    ) -> Settled:
-        """Write a message's verdicts (its events follow the commit); ``_announce`` the result."""
-        end = self._decide(
-            message_id, verdicts, replies=replies, sent_bytes=sent_bytes, transcript=transcript
-        )
-        (snapshot,) = self._outbox.finish_attempts([end])
-        self._publish_changed([snapshot])
-        return Settled(snapshot, end.outcome, end.error)
+    def _decide(self, item: _Settlement, *, opening: bool) -> AttemptEnd:
+        """The policy applied to a message's verdicts: what ``finish_attempts`` writes.
 
-    def _decide(
-        self,
-        message_id: int,
-        verdicts: dict[str, Verdict],
-        *,
-        replies: Sequence[AttemptReply] = (),
-        sent_bytes: int = 0,
-        transcript: str = "",
-        keep_claim: bool = False,
-    ) -> AttemptEnd:
-        """The policy applied to a message's verdicts: what ``finish_attempts`` writes."""
+        ``opening``: the attempt row opens in the same commit (not counted yet).
+        """
+        message_id, verdicts, keep_claim = item.message_id, item.verdicts, item.keep_claim
+        attempt_id = None if opening else self._attempt_ids.get(message_id)
         now = self._clock()
         deferred = any(v.state is RecipientState.DEFERRED for v in verdicts.values())
         if deferred and self._policy.expired(self._outbox.deferred_since(message_id), now):
@@ -603,7 +841,7 @@ class AttemptManager:
             deferred = False
         next_attempt_at = None
         if deferred:
-            attempts = self._outbox.get(message_id).attempts
+            attempts = self._outbox.get(message_id).attempts + int(opening)
             next_attempt_at = self._policy.next_attempt_at(attempts, now)
             if self.pause is not None and self.pause.until > next_attempt_at:
                 next_attempt_at = self.pause.until
@@ -613,21 +851,23 @@ class AttemptManager:
             self._finished.add(message_id)
         return AttemptEnd(
             message_id,
-            self._attempt_ids.get(message_id),
+            attempt_id,
             verdicts,
             outcome=attempt_outcome(verdicts),
             error=error,
             next_attempt_at=next_attempt_at,
             now=now,
-            replies=replies,
-            sent_bytes=sent_bytes,
-            transcript=transcript,
+            replies=item.replies,
+            sent_bytes=item.sent_bytes,
+            transcript=item.transcript,
             keep_claim=keep_claim,
         )
 
     def _release_unfinished(self) -> None:
         rest = [message_id for message_id in self._owed if message_id not in self._finished]
         if rest:
+            if self._commits is not None:
+                self._commits.finish_in_flight()
             snapshots = self._outbox.release_claims(rest)
             self._publish_changed(snapshots)
             self._finished.update(rest)
@@ -638,17 +878,6 @@ class AttemptManager:
                     if snapshot.id in self._held_back
                 ]
             )
-
-
-def _settled_for_good(
-    snapshots: Sequence[MessageSnapshot], ends: Sequence[AttemptEnd]
-) -> list[Settled]:
-    """What the written ``ends`` settled for good (a continued message is not yet)."""
-    return [
-        Settled(snapshot, end.outcome, end.error)
-        for snapshot, end in zip(snapshots, ends, strict=True)
-        if not end.keep_claim
-    ]
 
 
 def recover_interrupted(outbox: Outbox, clock: Clock) -> list[MessageSnapshot]:

@@ -20,6 +20,10 @@ session of it has ended, however it ends:
   that opens the next flush: after the final dot *uncertain*, otherwise owed
   again. Nothing is sent twice behind anyone's back;
 - a cancelled ``run()`` cancels its sessions and waits for them too.
+
+Either way, and when all goes well, the sessions' shared commits
+(``CommitGroup``) are finished and their writer thread joined before
+``run()`` returns or raises.
 """
 
 from __future__ import annotations
@@ -289,6 +293,12 @@ class RelayingManager:
                 for account, msgs in groups.values():
                     sessions.create_task(self._run_account(account, msgs))
         finally:
+            # The last commits, and the writer thread joined: none outlives the flush.
+            try:
+                self._commits.close()
+            except Exception as exc:
+                if self._failure is None:
+                    self._failure = exc
             errors = list(self.result.errors)
             if self._failure is not None:
                 self._settle_after_failure()

@@ -149,9 +149,12 @@ class Outbox:
     ) -> None:
         self.path = path
         self._conn = connect(path, busy_timeout_s=busy_timeout_s)
+        self._busy_timeout_s = busy_timeout_s
         self._max_busy_wait_s = max(busy_timeout_s, max_busy_wait_s)
         self._in_batch = False
         self._checkpointer: Checkpointer | None = None
+        #: Another ``Outbox``'s checkpointer, nudged by this one's commits (``twin``).
+        self._nudged: Checkpointer | None = None
 
     # -- life cycle -----------------------------------------------------------
 
@@ -200,9 +203,25 @@ class Outbox:
             )
         return self._checkpointer
 
+    def twin(self) -> Outbox:
+        """A second connection to the same file, for a writer thread (``relay.attempts``).
+
+        Open it in the thread that uses it. It waits for locks as this one
+        does, and leaves checkpoints to this one's checkpointer (and nudges it).
+        """
+        other = Outbox(
+            self.path, busy_timeout_s=self._busy_timeout_s, max_busy_wait_s=self._max_busy_wait_s
+        )
+        checkpointer = self._checkpointer or self._nudged
+        if checkpointer is not None:
+            other._conn.execute("PRAGMA wal_autocheckpoint = 0")
+            other._nudged = checkpointer
+        return other
+
     def _committed(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.nudge()
+        checkpointer = self._checkpointer or self._nudged
+        if checkpointer is not None:
+            checkpointer.nudge()
 
     def __enter__(self) -> Self:
         return self

@@ -29,7 +29,9 @@ from tests.reliability.conftest import DB_NAME, add_account, note
 from tests.support.cli import outbox
 from tests.support.smtp_servers import threaded_smtp_server
 
-CALL = re.compile(r"^\d+ +(?P<name>\w+)\((?P<fd>\d+)(?:<(?P<path>[^>]*)>)?(?P<rest>.*)$")
+CALL = re.compile(r"^(?P<pid>\d+) +(?P<name>\w+)\((?P<fd>\d+)(?:<(?P<path>[^>]*)>)?(?P<rest>.*)$")
+#: A call of another thread that strace printed in two parts, this one its end.
+RESUMED = re.compile(r"^(?P<pid>\d+) +<\.\.\. (?P<name>\w+) resumed>")
 
 
 @dataclass
@@ -71,23 +73,37 @@ def traced(home: Path, *args: str, input: bytes | None = None, trace: Path) -> i
 
 
 def announcements(trace: Path, printed_on: int, pattern: str) -> list[Announcement]:
-    """Each print on fd ``printed_on`` matching ``pattern``; fails if the WAL was dirty then."""
-    dirty = False
+    """Each print on fd ``printed_on`` matching ``pattern``; fails if the WAL was dirty then.
+
+    A sync covers the WAL writes made before it began, and only once it has
+    returned: with commits synced on a thread of their own, strace prints a
+    sync that another thread's calls interrupt in two parts (``<unfinished
+    ...>``, then ``<... fdatasync resumed>``).
+    """
     wal_writes = 0
+    synced = 0  # WAL writes a finished sync covers
+    syncing: dict[str, int] = {}  # thread -> WAL writes before its unfinished sync
     found = []
     for line in trace.read_text(errors="replace").splitlines():
+        resumed = RESUMED.match(line)
+        if resumed is not None:
+            if resumed["pid"] in syncing and resumed["name"] in ("fsync", "fdatasync"):
+                synced = max(synced, syncing.pop(resumed["pid"]))
+            continue
         match = CALL.match(line)
         if match is None:
             continue
         name, fd, path = match["name"], int(match["fd"]), match["path"] or ""
         if path.endswith(f"{DB_NAME}-wal"):
             if name in ("write", "pwrite64"):
-                dirty = True
                 wal_writes += 1
             elif name in ("fsync", "fdatasync"):
-                dirty = False
+                if "<unfinished ...>" in match["rest"]:
+                    syncing[match["pid"]] = wal_writes
+                else:
+                    synced = max(synced, wal_writes)
         elif name == "write" and fd == printed_on and re.search(pattern, match["rest"]):
-            assert not dirty, f"announced before the WAL was synced: {line}"
+            assert synced == wal_writes, f"announced before the WAL was synced: {line}"
             found.append(Announcement(match["rest"], wal_writes))
     return found
 

@@ -8,6 +8,8 @@ from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from relay.attempts import AttemptManager, CommitGroup, Settled
 from relay.events import Event, EventBus, MessageChanged
 from relay.policy import RetryPolicy
@@ -44,7 +46,7 @@ def durable_completions(path: Path) -> int:
 
 
 def test_final_dot_records_of_four_sessions_share_one_commit_made_before_any_dot(
-    outbox: Outbox,
+    outbox: Outbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ids = [enqueue(outbox, f"r{n}@example.org") for n in range(4)]
     commits_made: list[str] = []
@@ -62,12 +64,22 @@ def test_final_dot_records_of_four_sessions_share_one_commit_made_before_any_dot
         # Where the relayer writes the dot: the record must already be on disk.
         seen_at_dot.append(durable_completions(outbox.path.parent / DB_NAME))
 
-    async def main() -> None:
-        managers = [session(outbox, i, group, settled) for i in ids]
-        outbox._conn.set_trace_callback(
+    def traced_twin(self: Outbox) -> Outbox:  # the writer thread's connection
+        twin = open_twin(self)
+        twin._conn.set_trace_callback(
             lambda sql: commits_made.append(sql) if sql.strip().upper() == "COMMIT" else None
         )
-        await asyncio.gather(*(final_dot(m, i) for m, i in zip(managers, ids, strict=True)))
+        return twin
+
+    open_twin = Outbox.twin
+    monkeypatch.setattr(Outbox, "twin", traced_twin)
+
+    async def main() -> None:
+        managers = [session(outbox, i, group, settled) for i in ids]
+        try:
+            await asyncio.gather(*(final_dot(m, i) for m, i in zip(managers, ids, strict=True)))
+        finally:
+            group.close()
 
     asyncio.run(main())
     assert commits_made == ["COMMIT"]
@@ -114,6 +126,7 @@ def test_a_verdict_waiting_for_a_commit_rides_with_the_next_final_dot_record(
                 )
             )
         manager.session_finished("")
+        group.close()  # as a flush ends: what waits is written, the writer thread joined
 
     asyncio.run(main())
     assert [s.message.state for s in settled] == [MessageState.SENT, MessageState.SENT]
@@ -167,8 +180,10 @@ def test_settled_messages_are_published_on_the_managers_bus_once_on_disk(
                 )
             )
         manager.session_finished("")
+        group.close()  # as a flush ends
 
     asyncio.run(main())
     # The first verdict rode with the second final dot's group commit; the last
-    # was written when the session finished. Each was heard once it was on disk.
+    # was written as the session finished (with the group's last commit, when
+    # the flush ends). Each was heard once it was on disk.
     assert heard == [(first, "sent", "sent"), (second, "sent", "sent")]
