@@ -89,6 +89,8 @@ _AUTH_CHOICES: tuple[tuple[str, Provider | None], ...] = (
 
 
 class AccountsDialog(QDialog):
+    """The Accounts dialog: a list of accounts and a form to add, change, test or remove one."""
+
     #: config.toml changed (an account added, changed or removed).
     accounts_changed = Signal()
     #: A connection test ended: its text (what the server offered, or why it failed).

@@ -199,6 +199,8 @@ def make_application() -> QApplication:
 
 @dataclass
 class OpenedWindow:
+    """What ``open_window`` set up: the qasync loop, the GUI-thread collector and the window."""
+
     loop: QEventLoop
     window: MainWindow
     collector: GuiThreadCollector

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
+    """One attachment as the detail pane lists it: its file name, MIME type and decoded size."""
+
     name: str
     content_type: str
     size: int

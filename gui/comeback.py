@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class ComebackWatch(QObject):
+    """Says when the network came back or the machine woke, so deferred mail can go at once."""
+
     #: The network is back, or the machine woke: ``"network"`` or ``"wake"``.
     came_back = Signal(str)
 

@@ -109,6 +109,8 @@ def message_preview(raw: bytes) -> tuple[str, str, list[Attachment]]:
 
 
 class DetailPane(QWidget):
+    """The selected message: its headers, text, recipients with their replies, and attempts."""
+
     def __init__(self, outbox: Outbox, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("detail_pane")

@@ -21,6 +21,8 @@ NO_MESSAGE = "The outbox is empty.\n\nDrop .eml files here, or click Add Message
 
 
 class EmptyHint(QWidget):
+    """The empty table's hint: the first step still to take, with an Add an account button."""
+
     #: "Add an account" was pressed.
     add_account_requested = Signal()
 

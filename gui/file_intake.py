@@ -20,6 +20,8 @@ from relay.message import MAX_MESSAGE_OCTETS, parse_message
 
 @dataclass(slots=True)
 class AddResult:
+    """What ``add_files`` did: the ids of the messages stored, and each refused file with why."""
+
     added: list[int] = field(default_factory=list)
     refused: list[tuple[Path, str]] = field(default_factory=list)
 

@@ -22,6 +22,8 @@ WINDOW_S = 5.0
 
 @dataclass(frozen=True, slots=True)
 class ProgressFigures:
+    """One reading of a flush's progress: messages and bytes done of total, and their rates."""
+
     total_messages: int
     done_messages: int
     total_bytes: int
@@ -31,6 +33,8 @@ class ProgressFigures:
 
 
 class FlushProgress:
+    """Counts a flush's messages and bytes as its events arrive; rates over a recent window."""
+
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.active = False

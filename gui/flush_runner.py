@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 
 class FlushRunner(QObject):
+    """Runs the window's flushes one at a time, holding the flush lock until no session runs."""
+
     #: A flush of this window started (True) or ended (False).
     running_changed = Signal(bool)
     #: Another process started (True) or ended (False) holding the flush lock.

@@ -26,6 +26,8 @@ INTERVAL_MS = 1000
 
 
 class GuiThreadCollector(QObject):
+    """Python's garbage collector, run by a timer on the GUI thread, freezing what survives."""
+
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._was_enabled = gc.isenabled()

@@ -125,6 +125,8 @@ _DEFAULT_WIDTHS = {
 
 
 class MainWindow(QMainWindow):
+    """The main window: the outbox table, the toolbar and menus, the detail pane, the status bar."""
+
     def __init__(
         self,
         engine: Engine,

@@ -70,6 +70,8 @@ def editable_copy(raw: bytes, recipients: Sequence[str], named: Sequence[str]) -
 
 @dataclass
 class _Edit:
+    """One Open in Editor under way: the copy's file, the editor's process and what to keep."""
+
     message_id: int
     folder: Path
     path: Path

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 
 class DesktopNotifier(QObject):
+    """Sends desktop notifications over D-Bus and reports a click on their Retry or Show."""
+
     #: A person clicked "Retry": the ``list[int]`` of the notification's message ids.
     retry_requested = Signal(list)
     #: A person clicked "Show" (or the notification itself): its message ids.

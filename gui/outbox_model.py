@@ -86,6 +86,8 @@ ModelIndex = QModelIndex | QPersistentModelIndex
 
 
 class Column(IntEnum):
+    """The table's columns, in the order they are shown."""
+
     STATE = 0
     RECIPIENTS = 1
     SUBJECT = 2

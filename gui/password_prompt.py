@@ -29,6 +29,8 @@ from relay.errors import OutboxError
 
 
 class PasswordPrompt(QDialog):
+    """Asks for an account's password after the server refused it, and keeps it in the keyring."""
+
     #: The new password is in the keyring: (account name).
     password_saved = Signal(str)
 

@@ -23,6 +23,8 @@ from relay.sizes import size_text
 
 
 class ProgressDelegate(QStyledItemDelegate):
+    """Paints a message's progress cell as a bar while it is sent, the usual way otherwise."""
+
     def paint(
         self,
         painter: QPainter,

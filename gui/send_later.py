@@ -27,6 +27,8 @@ DEFAULT_DELAY = timedelta(hours=1)
 
 
 class SendLaterDialog(QDialog):
+    """Picks the date and time before which the selected messages are not sent."""
+
     #: The moment chosen: an aware ``datetime``.
     chosen = Signal(object)
 

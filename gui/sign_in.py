@@ -30,6 +30,8 @@ def open_in_system_browser(url: str) -> None:
 
 
 class BrowserSignIn(QObject):
+    """Runs one account's OAuth2 browser sign-in as a task on the window's loop."""
+
     #: The sign-in ended: (account name, "" when signed in, else why not).
     finished = Signal(str, str)
 

@@ -22,6 +22,8 @@ from relay.accounts import Account
 
 
 class SignInPrompt(QDialog):
+    """Asks a person to sign an OAuth2 account in again once its grant is gone."""
+
     #: The account is signed in again: (account name).
     signed_in = Signal(str)
 

@@ -24,6 +24,8 @@ NOTICE_MS = 8000
 
 
 class StatusPanel(QObject):
+    """The status bar's parts: counts per state, the flush's progress, paused accounts, notices."""
+
     def __init__(self, bar: QStatusBar) -> None:
         super().__init__(bar)
         self._bar = bar

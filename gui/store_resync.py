@@ -40,6 +40,11 @@ RETRY_MS = 500
 
 
 class StoreResync(QObject):
+    """Reads the store's rows into the table through the engine, page by page.
+
+    At start-up all of them; after another process wrote, only what changed.
+    """
+
     #: A pass ended (the model matches the store as read).
     finished = Signal()
     #: The last rows of the start-up's load are in the model.

@@ -21,6 +21,8 @@ INTERVAL_MS = 500
 
 
 class StoreWatcher(QObject):
+    """Checks once a second whether another process committed to the store."""
+
     #: Another process committed a change since the last check.
     changed = Signal()
 

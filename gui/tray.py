@@ -38,6 +38,8 @@ def failure_text(event: FlushFinished) -> str | None:
 
 
 class OutboxTray(QObject):
+    """The tray icon: its menu, a tooltip with what waits or failed, and balloons where needed."""
+
     #: A notification was raised: (title, text).
     notified = Signal(str, str)
 
