@@ -29,7 +29,7 @@ from relay.accounts import save_accounts
 from relay.message import parse_message
 from relay.states import MessageState
 from relay.store.outbox import Outbox
-from tests.gui.servers import FirstReplyHeld, GatedHandler, gated_server
+from tests.support.gated_servers import FirstReplyHeld, GatedHandler
 from tests.support.smtp_servers import RunningServer
 from tests.support.store_lock import write_lock_held
 
@@ -45,20 +45,6 @@ relay.store.database.BUSY_TIMEOUT_S = {BUSY_TIMEOUT_S}
 from relay.cli import main
 sys.exit(main(sys.argv[1:]))
 """
-
-
-@pytest.fixture
-def fast() -> Iterator[tuple[RunningServer, GatedHandler]]:
-    handler = GatedHandler(gated=True)
-    with gated_server(handler) as server:
-        yield server, handler
-
-
-@pytest.fixture
-def slow() -> Iterator[tuple[RunningServer, FirstReplyHeld]]:
-    handler = FirstReplyHeld()
-    with gated_server(handler) as server:
-        yield server, handler
 
 
 @pytest.fixture

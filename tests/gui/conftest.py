@@ -28,7 +28,12 @@ from pytestqt.qtbot import QtBot
 from gui.app import create_main_window
 from gui.main_window import MainWindow
 from relay.accounts import Account, save_accounts
-from tests.gui.servers import GatedHandler, gated_server
+from tests.support.gated_servers import (  # noqa: F401 (fixtures: fast, slow)
+    GatedHandler,
+    fast,
+    gated_server,
+    slow,
+)
 from tests.support.keyrings import MemoryKeyring
 from tests.support.smtp_servers import RunningServer
 

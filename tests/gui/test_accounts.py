@@ -20,7 +20,7 @@ from relay.message import parse_message
 from relay.states import MessageState
 from tests.gui.driving import click_action, click_button, modal, shown_state
 from tests.gui.messages import enqueue, message_bytes
-from tests.gui.servers import GatedHandler, gated_server
+from tests.support.gated_servers import GatedHandler, gated_server
 from tests.support.keyrings import MemoryKeyring, stored_key
 from tests.support.smtp_servers import USER, RunningServer
 

@@ -21,7 +21,7 @@ from relay.states import MessageState
 from relay.store.outbox import utc_now
 from tests.gui.driving import click_action, shown_state
 from tests.gui.messages import enqueue, message_bytes
-from tests.gui.servers import GatedHandler
+from tests.support.gated_servers import GatedHandler
 from tests.support.smtp_servers import RunningServer
 
 FLUSH_TIMEOUT_MS = 30_000

@@ -19,7 +19,7 @@ from relay.states import MessageState
 from tests.gui.conftest import OFFSCREEN_NOISE
 from tests.gui.driving import click_action, shown_state
 from tests.gui.messages import enqueue
-from tests.gui.servers import GatedHandler
+from tests.support.gated_servers import GatedHandler
 from tests.support.notification_server import NotificationServer, running_notification_server
 from tests.support.smtp_servers import RunningServer
 

@@ -21,7 +21,7 @@ from tests.gui.driving import (
     shown_state,
 )
 from tests.gui.messages import enqueue
-from tests.gui.servers import GatedHandler
+from tests.support.gated_servers import GatedHandler
 from tests.support.smtp_servers import RunningServer
 
 FLUSH_TIMEOUT_MS = 30_000

@@ -18,9 +18,9 @@ from gui.store_resync import PAGE
 from relay.states import MessageState
 from tests.gui.driving import click_action, click_rows, row_of, shown_state
 from tests.gui.messages import enqueue, message_bytes
-from tests.gui.servers import GatedHandler
 from tests.gui.test_large_outbox import fill
 from tests.support.cli import outbox
+from tests.support.gated_servers import GatedHandler
 from tests.support.smtp_servers import RunningServer
 
 WITHIN_A_SECOND_MS = 1000

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Iterator
 from email import message_from_bytes
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from relay.message import parse_message
 from relay.states import MessageState
 from tests.gui.driving import click_action, modal, shown_state
 from tests.gui.messages import message_bytes
-from tests.gui.servers import FirstReplyHeld, GatedHandler, gated_server
+from tests.support.gated_servers import FirstReplyHeld, GatedHandler
 from tests.support.smtp_servers import RunningServer
 from tests.support.store_lock import write_lock_held
 
@@ -42,20 +41,6 @@ BUSY_TIMEOUT_S = 0.5  # the store's busy timeout in this test: the lock is held 
 def short_busy_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """The window's store gives up on a held lock after half a second, not a minute."""
     monkeypatch.setattr(relay.store.database, "BUSY_TIMEOUT_S", BUSY_TIMEOUT_S)
-
-
-@pytest.fixture
-def fast() -> Iterator[tuple[RunningServer, GatedHandler]]:
-    handler = GatedHandler(gated=True)
-    with gated_server(handler) as server:
-        yield server, handler
-
-
-@pytest.fixture
-def slow() -> Iterator[tuple[RunningServer, FirstReplyHeld]]:
-    handler = FirstReplyHeld()
-    with gated_server(handler) as server:
-        yield server, handler
 
 
 def add(window: MainWindow, account: str, subject: str) -> int:

@@ -19,9 +19,9 @@ from gui.main_window import MainWindow
 from relay.states import MessageState
 from tests.gui.driving import click_action, shown_state
 from tests.gui.messages import enqueue
-from tests.gui.servers import GatedHandler
 from tests.gui.test_window_flush import FLUSH_TIMEOUT_MS, states_seen
 from tests.support.cli import listed, outbox
+from tests.support.gated_servers import GatedHandler
 from tests.support.smtp_servers import RunningServer
 
 #: The window re-reads the store within a second of another process's commit.

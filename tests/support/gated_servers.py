@@ -1,8 +1,9 @@
-"""A real aiosmtpd server on its own thread for the window's tests, with a gate.
+"""A real aiosmtpd server on its own thread, with a gate, for a flush on another loop.
 
-The window runs the engine on the Qt loop, so the server runs on a thread and
-loop of its own (``tests.support.smtp_servers`` records what it received; this
-module adds two ways to hold a message in flight, without any sleep):
+The window runs the engine on the Qt loop, and ``outbox flush`` runs in a
+process of its own, so the server runs on a thread and loop of its own
+(``tests.support.smtp_servers`` records what it received; this module adds
+ways to hold a message in flight, without any sleep):
 
 - ``gated``: each message's end of data waits until the test lets it through,
   so the test sees a message *sending*, its bytes all out, awaiting the
@@ -13,6 +14,10 @@ module adds two ways to hold a message in flight, without any sleep):
   *part* sent until it thaws the server;
 - ``FirstReplyHeld``: only the first message's verdict waits for the gate (a
   slow server, while a later connection is served at once).
+
+The fixtures ``fast`` and ``slow`` are the two servers of the store-error
+stories (the window's and the command line's): import them into the test
+module that uses them.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
@@ -157,3 +163,19 @@ def gated_server(
             chosen.open_gate()
             chosen.thaw()
         controller.stop()
+
+
+@pytest.fixture
+def fast() -> Iterator[tuple[RunningServer, GatedHandler]]:
+    """A server that holds each verdict at its gate, until the test opens it."""
+    handler = GatedHandler(gated=True)
+    with gated_server(handler) as server:
+        yield server, handler
+
+
+@pytest.fixture
+def slow() -> Iterator[tuple[RunningServer, FirstReplyHeld]]:
+    """A server that holds only its first verdict (one slow session), until the gate opens."""
+    handler = FirstReplyHeld()
+    with gated_server(handler) as server:
+        yield server, handler
