@@ -95,9 +95,51 @@ def test_the_one_door_to_the_window_imports_it_inside_its_command() -> None:
 
 
 def test_the_relayer_and_the_smtp_package_never_import_the_store() -> None:
-    """The relayer reports; only the attempt manager writes (relay.report.RelayObserver)."""
+    """The relayer reports; only the attempt manager writes and publishes (RelayObserver)."""
     paths = sources("relay/relayer.py", "relay/smtp/*.py")
-    assert violations(paths, "relay.store", "sqlite3") == []
+    assert violations(paths, "relay.store", "sqlite3", "relay.events", "relay.attempts") == []
+
+
+#: Pure rules and plain values: no I/O of their own, a clock is a parameter.
+PURE = (
+    "relay.address",
+    "relay.config_values",
+    "relay.dsn",
+    "relay.errors",
+    "relay.policy",
+    "relay.report",
+    "relay.schedule",
+    "relay.sizes",
+    "relay.states",
+    "relay.throttle",
+    "relay.visible",
+)
+
+#: What would give a pure module I/O, a network or a clock of its own.
+IMPURE = (
+    "sqlite3",
+    "socket",
+    "ssl",
+    "asyncio",
+    "subprocess",
+    "time",
+    "aiosmtplib",
+    "keyring",
+    "httpx",
+    "authlib",
+)
+
+
+def test_pure_rules_import_only_pure_rules_and_the_standard_library() -> None:
+    paths = [ROOT / (name.replace(".", "/") + ".py") for name in PURE]
+    impure_relay = [
+        f"{path.relative_to(ROOT)}: {name}"
+        for path in paths
+        for name in imported_modules(path)
+        if within(name, "relay") and not within(name, *PURE)
+    ]
+    assert impure_relay == []
+    assert violations(paths, *IMPURE, *QT) == []
 
 
 @pytest.mark.xfail(
