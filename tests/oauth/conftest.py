@@ -6,12 +6,11 @@ Time is a ``FakeClock`` the test moves: tokens expire by it, nobody sleeps.
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Iterator
 
 import pytest
 
+from tests.support.async_tests import pytest_pyfunc_call  # noqa: F401 (the hook)
 from tests.support.oauth_server import AuthorizationServerRunning, serving
 
 
@@ -26,17 +25,6 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    function = pyfuncitem.obj
-    if not inspect.iscoroutinefunction(function):
-        return None
-    wanted = inspect.signature(function).parameters
-    kwargs = {name: pyfuncitem.funcargs[name] for name in wanted}
-    asyncio.run(function(**kwargs))
-    return True
 
 
 @pytest.fixture

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from pathlib import Path
 
 import pytest
 
+from tests.support.async_tests import pytest_pyfunc_call  # noqa: F401 (the hook)
 from tests.support.smtp_servers import TestCertificates
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
-    """Run an ``async def`` test with ``asyncio.run`` (no asyncio plugin in this project)."""
-    function = pyfuncitem.obj
-    if not inspect.iscoroutinefunction(function):
-        return None
-    wanted = inspect.signature(function).parameters
-    kwargs = {name: pyfuncitem.funcargs[name] for name in wanted}
-    asyncio.run(function(**kwargs))
-    return True
 
 
 @pytest.fixture(scope="session")
