@@ -2,7 +2,8 @@
 
 A file moved or renamed without its documents following fails here, not in a
 reader's hands: every path under one of the project's top-level folders named
-in README.md, RELIABILITY.md and docs/*.md must exist, and so must the target
+in README.md, RELIABILITY.md, packaging/README.md and docs/*.md must
+exist, and so must the target
 of every relative Markdown link.
 """
 
@@ -22,7 +23,14 @@ AHEAD = pytest.mark.xfail(
 
 ROOT = Path(__file__).resolve().parents[2]
 
-DOCUMENTS = sorted([ROOT / "README.md", ROOT / "RELIABILITY.md", *(ROOT / "docs").glob("*.md")])
+DOCUMENTS = sorted(
+    [
+        ROOT / "README.md",
+        ROOT / "RELIABILITY.md",
+        ROOT / "packaging" / "README.md",
+        *(ROOT / "docs").glob("*.md"),
+    ]
+)
 
 #: A path under one of the project's folders, as prose and tables name it:
 #: ``relay/smtp/wire.py``, ``tests/unit/``, ``tests/flush/test_dsn.py::test_x``.
