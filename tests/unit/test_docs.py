@@ -2,9 +2,8 @@
 
 A file moved or renamed without its documents following fails here, not in a
 reader's hands: every path under one of the project's top-level folders named
-in README.md, RELIABILITY.md, packaging/README.md and docs/*.md must
-exist, and so must the target
-of every relative Markdown link.
+in README.md, RELIABILITY.md, packaging/README.md and docs/*.md must exist,
+and so must the target of every relative Markdown link.
 """
 
 from __future__ import annotations
