@@ -1,0 +1,1 @@
+"""The commands of ``outbox``, one module each, each with ``register(subparsers)``."""
