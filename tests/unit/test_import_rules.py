@@ -100,6 +100,20 @@ def test_the_relayer_and_the_smtp_package_never_import_the_store() -> None:
     assert violations(paths, "relay.store", "sqlite3", "relay.events", "relay.attempts") == []
 
 
+def test_the_store_never_imports_the_layers_above_it() -> None:
+    """The store stores: it neither sends, nor decides, nor knows who drives it."""
+    above = (
+        "relay.engine",
+        "relay.flush",
+        "relay.attempts",
+        "relay.relayer",
+        "relay.smtp",
+        "relay.commands",
+        "relay.cli",
+    )
+    assert violations(sources("relay/store/*.py"), *above) == []
+
+
 #: Pure rules and plain values: no I/O of their own, a clock is a parameter.
 PURE = (
     "relay.address",
