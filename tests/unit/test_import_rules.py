@@ -114,6 +114,16 @@ def test_the_store_never_imports_the_layers_above_it() -> None:
     assert violations(sources("relay/store/*.py"), *above) == []
 
 
+def test_the_store_publishes_nothing() -> None:
+    """Snapshots are the store's to make; the bus is the engine's (relay/engine.py)."""
+    for path in sources("relay/store/*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module == "relay.events":
+                names = {alias.name for alias in node.names}
+                assert "EventBus" not in names, path.relative_to(ROOT)
+            assert not (isinstance(node, ast.Attribute) and node.attr == "publish"), path
+
+
 #: Pure rules and plain values: no I/O of their own, a clock is a parameter.
 PURE = (
     "relay.address",
