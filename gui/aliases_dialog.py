@@ -47,6 +47,8 @@ EXPLANATION = (
 
 
 class AliasesDialog(QDialog):
+    """File → Aliases…: the aliases in a table, and fields to set or remove one."""
+
     #: An alias was stored or removed.
     aliases_changed = Signal()
 
