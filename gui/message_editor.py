@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import sqlite3
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from PySide6.QtWidgets import QWidget
 
 from gui.confirm import ask, tell
 from relay.address import domain_key
-from relay.engine import Engine
+from relay.engine import Engine, StoreError
 from relay.errors import ConfigError, InvalidMessage, OutboxError
 from relay.localnames import LocalNames
 from relay.machineproblems import explain
@@ -218,9 +217,9 @@ class MessageEditor(QObject):
                     local=edit.local,
                 )
             self._engine.replace(message_id, parsed)
-        except (OutboxError, sqlite3.Error) as exc:
+        except (OutboxError, StoreError) as exc:
             reason = str(exc)
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, StoreError):
                 problem = explain(exc, store=self._outbox.path, home=self._home)
                 if problem is None:
                     raise

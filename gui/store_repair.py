@@ -14,11 +14,11 @@ Both dialogs run with ``exec()``: nothing else runs yet (no qasync loop).
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from PySide6.QtWidgets import QMessageBox
 
+from relay.engine import StoreError
 from relay.machineproblems import explain
 
 TITLE = "Outbox cannot open its outbox"
@@ -72,7 +72,7 @@ def _repair(home: Path) -> tuple[str, bool]:
             " repair once it is done.",
             False,
         )
-    except (OSError, sqlite3.Error) as exc:
+    except (OSError, StoreError) as exc:
         problem = explain(exc, store=store_path(home), home=home)
         return (str(problem) if problem is not None else f"the repair failed: {exc}", False)
     text = (

@@ -25,12 +25,10 @@ change made while a pass runs starts another pass when it ends.
 
 from __future__ import annotations
 
-import sqlite3
-
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from gui.outbox_model import OutboxModel
-from relay.engine import Engine
+from relay.engine import Engine, StoreError
 from relay.store.listing import L_ID
 
 FIRST_PAGE = 1000
@@ -113,7 +111,7 @@ class StoreResync(QObject):
             more = (
                 self._full_page(engine) if self._after is not None else self._changes_page(engine)
             )
-        except sqlite3.Error:
+        except StoreError:
             self._timer.start(RETRY_MS)  # busy: this page again in a moment
             return
         if more:
@@ -156,7 +154,7 @@ class StoreResync(QObject):
     def _load_next_page(self, engine: Engine, after: int) -> None:
         try:
             rows = engine.read_listed(after_id=after, limit=LOAD_PAGE)
-        except sqlite3.Error:
+        except StoreError:
             self._timer.start(RETRY_MS)  # busy: this page again in a moment
             return
         complete = len(rows) < LOAD_PAGE

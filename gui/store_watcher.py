@@ -11,10 +11,9 @@ pragma on an open connection: cheap enough to run twice a second forever.
 
 from __future__ import annotations
 
-import sqlite3
-
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from relay.engine import StoreError
 from relay.store.outbox import Outbox
 
 INTERVAL_MS = 500
@@ -42,7 +41,7 @@ class StoreWatcher(QObject):
         """Look now; true (and ``changed`` emitted) when another process wrote."""
         try:
             version = self._outbox.data_version()
-        except sqlite3.Error:
+        except StoreError:
             return False  # busy or closing: the next tick looks again
         if version == self._version:
             return False

@@ -60,6 +60,12 @@ if TYPE_CHECKING:
     from relay.store.listing import Changes, Listed
 
 
+#: What the store raises when its file cannot be read or written (locked by another
+#: program, a full disk, an I/O error, a damaged file). The window names this, not the
+#: database library: what the store is built on stays the store's business.
+StoreError = sqlite3.Error
+
+
 def store_path(home: Path) -> Path:
     """The store's file in ``home`` (to name it in a message about it)."""
     return home / DB_NAME

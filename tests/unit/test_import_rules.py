@@ -12,8 +12,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 
 #: Qt and the loop that runs asyncio on it.
@@ -199,12 +197,6 @@ def test_the_window_never_opens_the_store_file_itself() -> None:
     assert [place for path in paths for place in sqlite_connects(path)] == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the window still catches sqlite3.Error itself (gui/message_editor.py,"
-    " gui/store_repair.py, gui/store_resync.py, gui/store_watcher.py): the engine gives"
-    " store errors no name of its own",
-)
 def test_the_window_never_imports_sqlite() -> None:
     assert violations(sources("gui/**/*.py"), "sqlite3") == []
 
