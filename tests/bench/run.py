@@ -44,7 +44,11 @@ ignores the directory). What it does:
    6. the window (``window.py``, in a fresh process each): time from process
       start to the first painted rows of 100,000 messages, its peak resident
       memory, and the worst event-loop stall (10 ms timer) during a flush of
-      10,000 started with its Send all;
+      10,000 started with its Send all, while another process flushes 1,000
+      of 100,000 and while claiming 2,500 messages per connection; each stall
+      beside its floor in the same run (the same timer on a bare qasync loop
+      under the same flush load, and one garbage collection of the window's
+      heap);
    7. small messages first, over every connection: ``outbox flush`` of 2
       messages of 10 MB queued before 16 of 20 KB, on an account with its
       defaults (2 connections, up to 100 messages each), through a proxy

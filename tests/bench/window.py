@@ -44,6 +44,25 @@ configuration directories, and writes its figures as JSON to ``RESULT``.
     worst stall of a timer tick that overlaps a claim (the worst of the whole
     flush beside it).
 
+Floors, measured in the same run beside the figures they explain (rows with no
+target): what this machine allows a loop, without the window's own work.
+
+6cf. The flush of 6c (a fresh outbox of the same size, the same account, the
+    same sink) as ``outbox flush`` pinned to the window's core, and beside it
+    a bare qasync loop (a ``QApplication``, no window) with the same 10 ms
+    timer on that core: its stalls are the scheduler's share alone.
+6g. One collection of the window's heap over the 100,000 rows of 6a, timed in
+    6a's process once every row is loaded: the youngest generation and a full
+    one as the window runs them (``gui.garbage`` keeps what survives frozen),
+    and a full one of every object, unfrozen (what the window does once, when
+    idle, after a flush).
+6df. The next 1,000 messages of 6d's outbox flushed the same way (another
+    process, the sink's core) while the bare loop ticks on the window's core:
+    its CPU against the flush's (what the 10 ms timer costs by itself), and
+    its stalls.
+6ef. The flush of 6e (5,000 messages, 2,500 per connection) as ``outbox
+    flush`` on the window's core, the bare loop ticking beside it.
+
 The outboxes are filled straight through ``relay.store.database.insert_message``
 in one transaction with ``synchronous = OFF`` (filling is not measured).
 """
@@ -72,6 +91,8 @@ CLAIM_PER_CONNECTION = 2500
 CLAIMED_IN_ALL = 2 * CLAIM_PER_CONNECTION
 #: The environment variable naming the core the other process of 6d runs on.
 OTHER_CORE = "OUTBOX_BENCH_OTHER_CORE"
+#: The environment variable holding a floor's load: the command line, as JSON.
+FLOOR_LOAD = "OUTBOX_BENCH_FLOOR_LOAD"
 
 
 # -- the bench's side ------------------------------------------------------------------------
@@ -140,7 +161,14 @@ def fill_outbox(
     return home
 
 
-def run_child(processes: Processes, mode: str, home: Path, work: Path, core: str) -> dict[str, Any]:
+def run_child(
+    processes: Processes,
+    mode: str,
+    home: Path,
+    work: Path,
+    core: str,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Run the window process in ``mode``; its figures (times from the bench's start of it)."""
     from tests.bench.run import PYTHON, SINK_CORE, pinned
 
@@ -154,6 +182,7 @@ def run_child(processes: Processes, mode: str, home: Path, work: Path, core: str
         "XDG_CONFIG_HOME": str(config),
         "XDG_RUNTIME_DIR": str(config),
         OTHER_CORE: SINK_CORE,
+        **(extra_env or {}),
     }
     started = time.time()
     process = processes.start(
@@ -180,6 +209,37 @@ def run_child(processes: Processes, mode: str, home: Path, work: Path, core: str
     return figures
 
 
+def run_floor(
+    processes: Processes, work: Path, name: str, load: list[str], core: str
+) -> dict[str, Any]:
+    """A floor's figures: the 10 ms timer on a bare qasync loop (no window) pinned to
+    ``core`` while ``load`` (a flush, already pinned) runs in a process of its own."""
+    figures = run_child(processes, "bare", work, work, core, {FLOOR_LOAD: json.dumps(load)})
+    print(f"floor, {name}: {json.dumps(figures)}", flush=True)
+    return figures
+
+
+def _flush_command(core: str, home: Path, *ids: str) -> list[str]:
+    from tests.bench.run import PYTHON, pinned
+
+    return pinned(core, PYTHON, "-m", "relay.cli", "--home", str(home), "flush", *ids)
+
+
+def _floor_row(number: str, load: str, floor: dict[str, Any]) -> Row:
+    from tests.bench.run import Row
+
+    return Row(
+        number,
+        f"floor: 10 ms timer on a bare qasync loop while {load}",
+        f"worst {floor['worst_stall_ms']:.1f} ms, p99 {floor['p99_stall_ms']:.1f} ms"
+        f" (the loop busy at most {floor['worst_busy_ms']:.1f} ms between ticks;"
+        f" flush {floor['load_s']:.1f} s)",
+        "(no target)",
+        "",
+        None,
+    )
+
+
 def bench_window(
     processes: Processes, work: Path, port: int, *, big: int = 100_000, flushed: int = 10_000
 ) -> list[Row]:
@@ -193,6 +253,13 @@ def bench_window(
     worst, p99 = flush["worst_stall_ms"], flush["p99_stall_ms"]
     print(f"window, open {big:,}: {json.dumps(opened)}", flush=True)
     print(f"window, flush {flushed:,}: {json.dumps(flush)}", flush=True)
+    # 6c's floor: the same flush (same outbox, same account, to the same sink) as
+    # `outbox flush` on the window's core, and a bare loop's timer there: what the
+    # scheduler alone takes from a loop that does nothing while this load runs.
+    again = fill_outbox(work / f"home-window-floor-{flushed}", port, flushed, 2048)
+    flush_floor = run_floor(
+        processes, work, "flush", _flush_command(CLIENT_CORE, again), CLIENT_CORE
+    )
     return [
         *_opening_rows(opened, big),
         Row(
@@ -204,6 +271,8 @@ def bench_window(
             "",
             worst < 16 and p99 < 5,
         ),
+        _floor_row("6cf", f"`outbox flush` of {flushed:,} runs on its core", flush_floor),
+        _gc_row(opened, big),
         *bench_outside(processes, work, large),
         *bench_claims(processes, work, port),
     ]
@@ -211,10 +280,18 @@ def bench_window(
 
 def bench_outside(processes: Processes, work: Path, large: Path) -> list[Row]:
     """6d: the window over ``large`` (every message queued) while another process flushes."""
-    from tests.bench.run import CLIENT_CORE, Row
+    from tests.bench.run import CLIENT_CORE, SINK_CORE, Row
 
     figures = run_child(processes, "outside", large, work, CLIENT_CORE)
     print(f"window, another process flushes {OUTSIDE_FLUSHED:,}: {json.dumps(figures)}", flush=True)
+    # 6d's floor: the next 1,000 of the same outbox flushed the same way (on the sink's
+    # core), and a bare loop's timer on the window's core: the CPU a 10 ms timer costs
+    # by itself beside that flush's, and the stalls the machine gives a loop that waits.
+    ids = [str(i) for i in range(OUTSIDE_FLUSHED + 1, 2 * OUTSIDE_FLUSHED + 1)]
+    floor = run_floor(
+        processes, work, "outside", _flush_command(SINK_CORE, large, *ids), CLIENT_CORE
+    )
+    floor_share = floor["cpu_s"] / floor["load_cpu_s"]
     share = figures["window_cpu_s"] / figures["flush_cpu_s"]
     worst = figures["worst_stall_ms"]
     return [
@@ -238,6 +315,17 @@ def bench_outside(processes: Processes, work: Path, large: Path) -> list[Row]:
             "",
             worst <= 16,
         ),
+        Row(
+            "6df",
+            f"floor: bare qasync loop's CPU (10 ms timer) while another process flushes"
+            f" {OUTSIDE_FLUSHED:,}",
+            f"{floor_share:.1%} of the flush's ({floor['cpu_s']:.3f} s vs"
+            f" {floor['load_cpu_s']:.3f} s)",
+            "(no target)",
+            "",
+            None,
+        ),
+        _floor_row("6df", f"another process flushes {OUTSIDE_FLUSHED:,} of them", floor),
     ]
 
 
@@ -254,6 +342,17 @@ def bench_claims(processes: Processes, work: Path, port: int) -> list[Row]:
     )
     figures = run_child(processes, "claim", home, work, CLIENT_CORE)
     print(f"window, claims of {CLAIM_PER_CONNECTION:,}: {json.dumps(figures)}", flush=True)
+    # 6e's floor: the same claims (same outbox, 2,500 per connection) made by `outbox
+    # flush` on the window's core, and a bare loop's timer there: the stall the
+    # scheduler alone gives while those claims and their sends run.
+    again = fill_outbox(
+        work / f"home-window-claims-floor-{CLAIMED_IN_ALL}",
+        port,
+        CLAIMED_IN_ALL,
+        2048,
+        per_connection=CLAIM_PER_CONNECTION,
+    )
+    floor = run_floor(processes, work, "claim", _flush_command(CLIENT_CORE, again), CLIENT_CORE)
     worst = figures["claim_stall_ms"]
     return [
         Row(
@@ -269,7 +368,25 @@ def bench_claims(processes: Processes, work: Path, port: int) -> list[Row]:
             "",
             worst <= 16,
         ),
+        _floor_row("6ef", f"`outbox flush` claims {CLAIM_PER_CONNECTION:,} per connection", floor),
     ]
+
+
+def _gc_row(opened: dict[str, Any], big: int) -> Row:
+    """The garbage collector's floor: one collection of the window's heap over ``big`` rows,
+    timed in 6a's process once every row was loaded (after 6b's memory was read)."""
+    from tests.bench.run import Row
+
+    return Row(
+        "6g",
+        f"floor: one gc collection of the window's heap, {big:,} rows",
+        f"every object (unfrozen, {opened['gc_objects']:,}) {opened['gc_full_ms']:.1f} ms;"
+        " as the window runs it (start-up and survivors frozen):"
+        f" full {opened['gc_frozen_ms']:.2f} ms, youngest {opened['gc_young_ms']:.2f} ms",
+        "(no target)",
+        "",
+        None,
+    )
 
 
 def _opening_rows(opened: dict[str, Any], big: int) -> list[Row]:
@@ -358,6 +475,7 @@ def child(mode: str, home: Path, result: Path, started: float) -> int:
         rss, hwm = _memory_kb()
         figures["rss_kb"], figures["hwm_kb"] = rss, hwm
         if mode == "open":
+            _time_collections(figures)
             loop.stop()
         elif mode == "outside":
             start_outside()
@@ -540,6 +658,99 @@ def child(mode: str, home: Path, result: Path, started: float) -> int:
     return 0 if "error" not in figures else 1
 
 
+def _time_collections(figures: dict[str, Any]) -> None:
+    """How long the garbage collector takes over this heap: the youngest generation and a
+    full collection as the window runs them (what start-up and earlier full collections
+    left is frozen, ``gui.garbage``), and a full one of every object, unfrozen."""
+    import gc
+
+    for name, collect in (
+        ("gc_young_ms", lambda: gc.collect(0)),
+        ("gc_frozen_ms", lambda: gc.collect(2)),
+    ):
+        began = time.perf_counter()
+        collect()
+        figures[name] = (time.perf_counter() - began) * 1000
+    gc.unfreeze()
+    began = time.perf_counter()
+    gc.collect()
+    figures["gc_full_ms"] = (time.perf_counter() - began) * 1000
+    figures["gc_objects"] = len(gc.get_objects())
+    gc.freeze()
+
+
+def bare_child(result: Path) -> int:
+    """A floor: the 10 ms timer on a bare qasync loop (no window, nothing else to do) while
+    the command in ``FLOOR_LOAD`` runs in another process; stalls and CPU as in 6c/6d."""
+    import asyncio
+    import gc
+    import threading
+
+    import qasync
+    from PySide6.QtCore import Qt as _Qt
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    load: list[str] = json.loads(os.environ[FLOOR_LOAD])
+    app = QApplication([sys.argv[0]])
+    loop = qasync.QEventLoop(app)
+    asyncio.set_event_loop(loop)
+    gc.freeze()  # as the window does with what start-up made
+    figures: dict[str, Any] = {}
+    ticks: list[float] = []
+    ticks_cpu: list[float] = []
+
+    def tick() -> None:
+        ticks.append(time.perf_counter())
+        ticks_cpu.append(time.thread_time())
+
+    timer = QTimer()
+    timer.setTimerType(_Qt.TimerType.PreciseTimer)
+    timer.setInterval(TICK_MS)
+    timer.timeout.connect(tick)
+    errors_path = result.parent / "floor-load.err"
+    began: dict[str, float] = {}
+
+    def start() -> None:
+        began["cpu"], began["wall"] = time.process_time(), time.perf_counter()
+        tick()
+        timer.start()
+        with errors_path.open("wb") as errors:
+            process = subprocess.Popen(
+                load, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors
+            )
+
+        def wait() -> None:  # blocked in wait4, not polling: no CPU of the loop's
+            _, status, usage = os.wait4(process.pid, 0)
+            loop.call_soon_threadsafe(done, status, usage)
+
+        threading.Thread(target=wait, daemon=True).start()
+
+    def done(status: int, usage: Any) -> None:
+        timer.stop()
+        tick()
+        stalls = _stalls(ticks)
+        figures["cpu_s"] = time.process_time() - began["cpu"]
+        figures["load_s"] = time.perf_counter() - began["wall"]
+        figures["load_cpu_s"] = usage.ru_utime + usage.ru_stime
+        figures["ticks"] = len(ticks)
+        figures["worst_stall_ms"] = stalls[-1][0]
+        figures["p99_stall_ms"] = stalls[min(len(stalls) - 1, int(len(stalls) * 0.99))][0]
+        figures["worst_busy_ms"] = _worst_busy_ms(ticks_cpu)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            tail = errors_path.read_bytes()[-2000:].decode("utf-8", "replace")
+            figures["error"] = f"the load exited {code}: {tail}"
+        loop.stop()
+
+    QTimer.singleShot(int(SETTLE_S * 1000), start)
+    with loop:
+        loop.run_forever()
+    asyncio.set_event_loop(None)
+    result.write_text(json.dumps(figures))
+    return 0 if "error" not in figures else 1
+
+
 def _worst_busy_ms(ticks_cpu: list[float]) -> float:
     """The most CPU the loop's thread spent between two ticks (ms)."""
     return max(((b - a) * 1000 for a, b in pairwise(ticks_cpu)), default=0.0)
@@ -551,4 +762,6 @@ def _stalls(ticks: list[float]) -> list[tuple[float, float]]:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "bare":
+        sys.exit(bare_child(Path(sys.argv[3])))
     sys.exit(child(sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), float(sys.argv[4])))
