@@ -737,6 +737,7 @@ def bare_child(result: Path) -> int:
         figures["worst_stall_ms"] = stalls[-1][0]
         figures["p99_stall_ms"] = stalls[min(len(stalls) - 1, int(len(stalls) * 0.99))][0]
         figures["worst_busy_ms"] = _worst_busy_ms(ticks_cpu)
+        figures["worst_at"] = [[round(at, 3), round(ms, 1)] for ms, at in stalls[:-6:-1]]
         code = os.waitstatus_to_exitcode(status)
         if code != 0:
             tail = errors_path.read_bytes()[-2000:].decode("utf-8", "replace")
