@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from queue import Empty, SimpleQueue
 from typing import Any, Generic, TypeVar
 
 from relay.events import (
@@ -180,44 +181,69 @@ def _fail_all(joined: Iterable[_Joined[Any]], exc: BaseException) -> None:
 #: The name of the thread that makes a ``CommitGroup``'s commits.
 WRITER_THREAD = "outbox-commit"
 
+#: What ``write_rows`` returned for one commit, or what it raised.
+Outcome = tuple[list[WrittenRows], list[bool]] | BaseException
+#: A commit handed to the writer thread: the shares, the marks, the loop to tell.
+_Commit = tuple[list[CommitRows], list[int], asyncio.AbstractEventLoop | None]
+
 
 class CommitWriter:
     """One thread, with a connection of its own (``Outbox.twin``), that makes commits.
 
     SQLite and the fsync release the GIL, so the event loop goes on (a
     window repaints, other sessions read their replies) while a commit is
-    synced. It takes plain rows (``write_rows``); the connection is opened
-    in the thread on its first commit and closed there by ``close``, which
-    joins the thread.
+    synced. It takes plain rows (``write_rows``) and makes the commits in
+    the order they were handed over. Once one is durable (or failed) its
+    outcome is put on ``outcomes`` and, if the commit came with a loop,
+    ``written`` is called there: one wake-up of the loop per commit. The
+    connection is opened in the thread on its first commit and closed there
+    by ``close``, which joins the thread.
     """
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, written: Callable[[], None]) -> None:
         self._outbox = outbox
-        self._twin: Outbox | None = None  # the thread's alone
-        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix=WRITER_THREAD)
+        self._written = written
+        self._commits: SimpleQueue[_Commit | None] = SimpleQueue()
+        #: Each commit's outcome, in order, once it is durable (or failed).
+        self.outcomes: SimpleQueue[Outcome] = SimpleQueue()
+        # A daemon: a process ending without ``close`` is not held up by it. A
+        # commit cut short there is one a crash would cut; nothing of it was announced.
+        self._thread = threading.Thread(target=self._run, name=WRITER_THREAD, daemon=True)
+        self._thread.start()
 
     def write(
-        self, shares: list[CommitRows], may_start: list[int]
-    ) -> Future[tuple[list[WrittenRows], list[bool]]]:
-        """``write_rows`` in the thread; the future is done once the commit is durable."""
-        return self._thread.submit(self._write, shares, may_start)
+        self,
+        shares: list[CommitRows],
+        may_start: list[int],
+        loop: asyncio.AbstractEventLoop | None,
+    ) -> None:
+        """Have the thread ``write_rows``; ``written`` is called in ``loop`` once it is durable."""
+        self._commits.put((shares, may_start, loop))
 
-    def _write(
-        self, shares: list[CommitRows], may_start: list[int]
-    ) -> tuple[list[WrittenRows], list[bool]]:
-        if self._twin is None:
-            self._twin = self._outbox.twin()
-        return write_rows(self._twin, shares, may_start)
+    def _run(self) -> None:
+        twin: Outbox | None = None
+        try:
+            while (commit := self._commits.get()) is not None:
+                shares, may_start, loop = commit
+                outcome: Outcome
+                try:
+                    if twin is None:
+                        twin = self._outbox.twin()
+                    outcome = write_rows(twin, shares, may_start)
+                except BaseException as exc:  # told on the loop, where it is handled
+                    outcome = exc
+                self.outcomes.put(outcome)
+                if loop is not None:
+                    with contextlib.suppress(RuntimeError):  # closed: ``close`` saw to it
+                        loop.call_soon_threadsafe(self._written)
+        finally:
+            if twin is not None:
+                twin.close()
 
     def close(self) -> None:
         """Close the thread's connection and join the thread (after what was handed over)."""
-        self._thread.submit(self._close_twin)
-        self._thread.shutdown(wait=True)
-
-    def _close_twin(self) -> None:
-        if self._twin is not None:
-            self._twin.close()
-            self._twin = None
+        self._commits.put(None)
+        self._thread.join()
 
 
 @dataclass(slots=True)
@@ -228,7 +254,6 @@ class _InFlight:
     starts: list[_Joined[bool]]
     managers: list[AttemptManager]
     rows: list[CommitRows]
-    done: Future[tuple[list[WrittenRows], list[bool]]]
 
 
 class CommitGroup:
@@ -339,26 +364,25 @@ class CommitGroup:
         if not managers and not starts:
             return
         if self._writer is None:
-            self._writer = CommitWriter(self._outbox)
-        done = self._writer.write(rows, [start.message_id for start in starts])
-        flight = _InFlight(final_dots, starts, managers, rows, done)
-        self._in_flight = flight
+            self._writer = CommitWriter(self._outbox, self._written)
         try:
-            loop = asyncio.get_running_loop()
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
-            return  # no loop to come back to: ``finish_in_flight`` finishes it
+            loop = None  # no loop to come back to: ``finish_in_flight`` finishes it
+        self._in_flight = _InFlight(final_dots, starts, managers, rows)
+        self._writer.write(rows, [start.message_id for start in starts], loop)
 
-        def durable(_: object) -> None:  # in the writer thread
-            with contextlib.suppress(RuntimeError):  # the loop is closed: ``close`` saw to it
-                loop.call_soon_threadsafe(self._written, flight)
-
-        done.add_done_callback(durable)
-
-    def _written(self, flight: _InFlight) -> None:
-        if self._in_flight is not flight:
+    def _written(self) -> None:
+        """The writer thread's wake-up: the commit in flight is durable (or failed)."""
+        flight, writer = self._in_flight, self._writer
+        if flight is None or writer is None:
             return  # finished already (``finish_in_flight``)
+        try:
+            outcome = writer.outcomes.get_nowait()
+        except Empty:
+            return  # finished already, and the commit now in flight is not yet durable
         self._in_flight = None
-        self._finish(flight)
+        self._finish(flight, outcome)
         if self._final_dots or self._starts or self._settling:
             asyncio.get_running_loop().call_soon(self._commit)
 
@@ -368,25 +392,26 @@ class CommitGroup:
         For a manager about to write on the loop: nothing of it is then
         half-way to disk, and its attempt ids are known.
         """
-        flight = self._in_flight
-        if flight is None:
+        flight, writer = self._in_flight, self._writer
+        if flight is None or writer is None:
             return
-        wait([flight.done])
+        outcome = writer.outcomes.get()
         self._in_flight = None
-        self._finish(flight)
+        self._finish(flight, outcome)
         if self._final_dots or self._starts or self._settling:
             with contextlib.suppress(RuntimeError):  # no loop: ``close`` cancels them
                 asyncio.get_running_loop().call_soon(self._commit)
 
-    def _finish(self, flight: _InFlight) -> None:
+    def _finish(self, flight: _InFlight, outcome: Outcome) -> None:
         """The commit is durable (or failed): publish, let the dots go, announce."""
-        try:
-            written, allowed = flight.done.result()
-        except Exception as exc:  # nothing was committed: every joiner hears why
-            _fail_all([*flight.final_dots, *flight.starts], exc)
+        if isinstance(outcome, Exception):  # nothing was committed: every joiner hears why
+            _fail_all([*flight.final_dots, *flight.starts], outcome)
             for manager in flight.managers:
-                manager.write_failed(exc)
+                manager.write_failed(outcome)
             return
+        if isinstance(outcome, BaseException):
+            raise outcome
+        written, allowed = outcome
         for start, may in zip(flight.starts, allowed, strict=True):
             if not start.future.done():
                 start.future.set_result(may)

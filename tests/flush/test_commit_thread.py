@@ -112,7 +112,7 @@ async def all_sent(tmp_path: Path, writers_opened: list[str]) -> None:
     assert [s.message.state for s in result.settled] == [MessageState.SENT] * 6
     assert [outbox.get(i).state for i in ids] == [MessageState.SENT] * 6
     # The final dots' records were committed in the writer thread, alive while they left.
-    assert writers_opened == [f"{WRITER_THREAD}_0"]
+    assert writers_opened == [WRITER_THREAD]
     assert seen_during and all(n == 1 for n in seen_during)
     assert writer_threads() == []
     outbox.close()
@@ -143,7 +143,7 @@ async def cancelled(tmp_path: Path, writers_opened: list[str]) -> None:
         flush.cancel()
         with pytest.raises(asyncio.CancelledError):
             await flush
-    assert writers_opened == [f"{WRITER_THREAD}_0"]
+    assert writers_opened == [WRITER_THREAD]
     assert writer_threads() == []
     assert outbox.get(ids[0]).state is not MessageState.SENT  # no verdict came
     outbox.close()
@@ -204,7 +204,7 @@ async def store_failed(
             assert [m for m in server.messages if m.complete] == []
     assert reason in str(raised.value)
     assert raised.value.exit_code == exit_code  # 75 busy, 74 otherwise
-    assert writers_opened == [f"{WRITER_THREAD}_0"]  # the failed commit was the writer's
+    assert writers_opened == [WRITER_THREAD]  # the failed commit was the writer's
     assert writer_threads() == []
     # Nothing was lost: the next flush sends every message once.
     async with FaultServer() as server:
@@ -262,7 +262,7 @@ def test_the_loop_runs_while_a_commit_waits_for_another_process(
             group.close()
 
     asyncio.run(main())
-    assert writers_opened == [f"{WRITER_THREAD}_0"]
+    assert writers_opened == [WRITER_THREAD]
 
 
 def durable_final_dots(db: Path) -> int:
