@@ -261,7 +261,10 @@ def test_the_loop_runs_while_a_commit_waits_for_another_process(
         finally:
             group.close()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    finally:
+        outbox.close()
     assert writers_opened == [WRITER_THREAD]
 
 

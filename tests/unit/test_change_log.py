@@ -4,7 +4,7 @@ store holds, after every kind of write, without reading the messages that did no
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,11 +27,23 @@ def message(to: str, subject: str = "Hello") -> bytes:
     return f"From: a@example.org\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nbody\r\n".encode()
 
 
+_readers: list[Reader] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_readers() -> Iterator[None]:
+    """Every reader's connection is closed when its test ends, passed or failed."""
+    yield
+    while _readers:
+        _readers.pop().conn.close()
+
+
 class Reader:
     """What the window keeps: the rows it read, and the change number it stands at."""
 
     def __init__(self, path: Path) -> None:
         self.conn = connect(path)
+        _readers.append(self)
         self.conn.execute("BEGIN")
         self.since = last_change(self.conn)
         self.rows = {row[L_ID]: row for row in list_messages(self.conn)}
