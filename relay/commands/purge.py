@@ -48,6 +48,6 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
     with open_engine(args.home) as engine:
         cutoff = None if args.older_than is None else days_ago(utc_now(), args.older_than)
-        removed = engine.outbox.purge_sent(cutoff)
+        removed = engine.purge_sent(cutoff)
     print(f"removed {len(removed)} sent message{'s' if len(removed) != 1 else ''}")
     return 0
