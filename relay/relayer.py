@@ -425,7 +425,6 @@ class ManagedRelayer:
             observer.data_progressed(message.id, sent_bytes, message.size)
 
         def completing() -> Awaitable[None] | None:
-            tx.data_completed = True
             recorded = observer.data_completed(message.id)
             if following.message is None:
                 return recorded
@@ -441,6 +440,11 @@ class ManagedRelayer:
         await session.send_data(
             message.body, progressed=progressed, completing=completing, then=then
         )
+        # Only now has the final dot left. The durable record came first (a
+        # crash while it was written must count as "may have it"), but a session
+        # lost while that record was awaited never sent the dot: deferred, not
+        # uncertain.
+        tx.data_completed = True
         observer.phase_changed(Phase.AWAITING_VERDICT, message.id)
 
     async def _transact(

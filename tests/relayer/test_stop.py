@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import pytest
 
+from relay.policy import recipient_verdicts
 from relay.relayer import ManagedRelayer
 from relay.report import FailureKind
-from relay.states import Phase
+from relay.states import Phase, RecipientState
 from tests.relayer.messages import large_body, message
 from tests.relayer.observer import RecordingObserver
 from tests.support.fault_server import SILENCE, FaultServer
@@ -94,6 +96,49 @@ async def test_abort_after_the_final_dot_reports_the_data_as_completed() -> None
     assert report.connection_error is not None
     assert "after the end of the data" in report.connection_error.text
     assert observer.ended == "finished" and observer.started == [1]
+
+
+class RecordingSlowly(RecordingObserver):
+    """Writes the "data completed" record as the attempt manager does: awaited.
+
+    ``while_recording`` runs in the middle of that wait, the moment a real
+    commit on the writer thread leaves the loop free.
+    """
+
+    def __init__(self, while_recording: Callable[[], None]) -> None:
+        super().__init__()
+        self._while_recording = while_recording
+
+    def data_completed(self, message_id: int) -> Awaitable[None]:  # type: ignore[override]
+        super().data_completed(message_id)
+
+        async def recording() -> None:
+            await asyncio.sleep(0)
+            self._while_recording()
+            await asyncio.sleep(0)
+
+        return recording()
+
+
+async def test_a_session_lost_while_the_final_dot_waits_for_its_record_never_sent_it() -> None:
+    relayer: ManagedRelayer | None = None
+
+    def abort() -> None:
+        assert relayer is not None
+        relayer.stop(abort=True)
+
+    async with FaultServer() as server:
+        observer = RecordingSlowly(abort)
+        relayer = ManagedRelayer(server.account(), None, MESSAGES, observer)
+        await relayer.run()
+    assert observer.completed == [1]  # the record was asked for ...
+    report = observer.reports[1]
+    assert not report.data_completed  # ... but the dot never left: deferred, not uncertain
+    assert report.connection_error is not None
+    assert report.connection_error.text == "stopped: the transaction was aborted"
+    verdict = recipient_verdicts(report, ["a@example.net"])["a@example.net"]
+    assert verdict.state is RecipientState.DEFERRED
+    assert not any(m.complete for m in server.messages)
 
 
 async def test_cancelling_run_still_reports_the_transaction_in_flight() -> None:
