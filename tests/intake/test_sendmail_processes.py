@@ -73,7 +73,9 @@ print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
 
 HEAVY = ("asyncio", "aiosmtplib", "PySide6", "qasync", "gui", "keyring", "ssl", "tomllib",
          # ~13 ms between them (typing with what it pulls in; dataclasses with inspect)
-         "typing", "dataclasses", "inspect")  # fmt: skip
+         "typing", "dataclasses", "inspect",
+         # ~3 ms: only the keyring's home id needs a uuid (and uuid loads platform)
+         "uuid", "platform")  # fmt: skip
 
 
 @pytest.mark.parametrize(
