@@ -49,6 +49,11 @@ from relay.smtp.wire import Wire, WireClosed, WireError, WireGarbled, WireTimeou
 QUIT_TIMEOUT_S = 5.0
 #: How often ``Session.send_data`` reports progress while the kernel is not taking data.
 PROGRESS_INTERVAL_S = 0.25
+#: The longest ``Session.send_data`` keeps the event loop while the kernel takes every
+#: chunk at once: then it lets the rest of the application run (a window must not freeze).
+#: Not after every chunk: a turn of the loop costs about as much as a quarter of a
+#: 64 KiB chunk's own work (measured: 0.25 ms per MB of a 50 MB message).
+LOOP_TURN_S = 0.001
 #: Reply text kept in a ``Reply`` (the transcript keeps its own, also bounded).
 MAX_REPLY_TEXT = 2000
 
@@ -307,6 +312,8 @@ class Session:
         completing: Callable[[], Awaitable[None] | None],
         then: Then | None,
     ) -> None:
+        loop = asyncio.get_running_loop()
+        turn_at = loop.time() + LOOP_TURN_S
         reported = 0
         for chunk in chunks:
             if chunk.last:
@@ -340,6 +347,9 @@ class Session:
                 raise self._lost_in_data(exc, reported, total) from None
             reported = chunk.end
             progressed(reported)
+            if loop.time() >= turn_at:
+                await asyncio.sleep(0)  # the rest of the application runs (LOOP_TURN_S)
+                turn_at = loop.time() + LOOP_TURN_S
 
     async def quit(self) -> None:
         """Say QUIT (briefly waiting for its reply) and close; never raises."""
@@ -397,9 +407,7 @@ class Session:
         loop = asyncio.get_running_loop()
         stall_s = self.account.command_timeout_s
         deadline = loop.time() + stall_s
-        waited = False
         while not await self._wire.wait_writable(PROGRESS_INTERVAL_S):
-            waited = True
             estimate = max(reported, written - self._wire.buffered_bytes)
             if estimate > reported:
                 deadline = loop.time() + stall_s
@@ -407,10 +415,6 @@ class Session:
             progressed(reported)
             if loop.time() >= deadline:
                 raise WireTimeout(f"{self.account.host} took no message data for {stall_s:g} s")
-        if not waited:
-            # Let the rest of the application run between chunks even when
-            # the kernel takes everything at once (a window must not freeze).
-            await asyncio.sleep(0)
         return reported
 
     def _lost_in_data(self, exc: WireError, sent: int, total: int) -> SessionLost:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from typing import Any
 
-from relay.accounts import Account
+from relay.accounts import Account, Security
 from relay.relayer import ManagedRelayer
 from relay.report import FailureKind, OutgoingMessage
+from relay.smtp.session import ServerOffer, Session
+from relay.smtp.transcript import Transcript
 from tests.relayer.messages import large_body, message
 from tests.relayer.observer import RecordingObserver
 from tests.support.fault_server import FaultServer
@@ -59,3 +63,50 @@ async def test_a_server_that_stops_taking_data_longer_than_the_timeout_ends_the_
     assert observer.failure is not None and observer.failure.kind is FailureKind.TIMEOUT
     assert 0 < report.sent_bytes < len(body)
     assert [m.complete for m in server.messages] == []
+
+
+class KernelTakesEverything:
+    """A wire whose every write is taken at once, so the session never waits to write.
+
+    A real socket cannot promise that for 32 MB (its buffers fill, and the
+    waiting lets the loop turn anyway): this stands in for the wire only.
+    """
+
+    closed = False
+    buffered_bytes = 0
+
+    def __init__(self) -> None:
+        self.written = 0
+
+    def write(self, data: bytes, *, replies: int = 0) -> None:
+        self.written += len(data)
+
+    async def wait_writable(self, timeout_s: float) -> bool:
+        return True
+
+
+async def test_the_application_runs_while_the_kernel_takes_every_chunk_at_once() -> None:
+    body = large_body(32 * 1024 * 1024)
+    wire: Any = KernelTakesEverything()
+    offer = ServerOffer("127.0.0.1", 25, "127.0.0.1", "220 ready", esmtp=True)
+    account = Account(name="a", host="127.0.0.1", port=25, security=Security.NONE)
+    smtp: Any = None  # not used while sending data
+    session = Session(account=account, offer=offer, transcript=Transcript(), smtp=smtp, wire=wire)
+    turns = 0
+    sending = True
+
+    async def another_task() -> None:
+        nonlocal turns
+        while sending:
+            turns += 1
+            await asyncio.sleep(0)  # one turn of the loop, and again
+
+    task = asyncio.create_task(another_task())
+    await asyncio.sleep(0)
+    before = turns
+    await session.send_data(body, progressed=lambda sent: None, completing=lambda: None)
+    during = turns - before
+    sending = False
+    await task
+    assert wire.written >= len(body)
+    assert during >= 1  # 512 chunks: the loop turned at least every LOOP_TURN_S
