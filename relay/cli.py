@@ -78,9 +78,10 @@ def parser_for(args: Sequence[str]) -> argparse.ArgumentParser:
     before a command are flags only (``--home`` was taken out before), so the
     first word that is not one names the command.
 
-    The default home is worked out (``platformdirs``: ~20 ms) only when
-    ``outbox``'s own help may be shown, the one text that names it: when a
-    flag comes before the command, or there is none.
+    The default home is worked out (``platformdirs`` where ``relay.home`` does
+    not answer itself: ~20 ms) only when ``outbox``'s own help may be shown,
+    the one text that names it: when a flag comes before the command, or there
+    is none.
     """
     command = next((arg for arg in args if not arg.startswith("-")), None)
     chosen = COMMANDS.get(command or "")

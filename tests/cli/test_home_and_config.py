@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from relay.errors import ConfigError
-from relay.home import ensure_home
+from relay.home import default_home, ensure_home
 from tests.support.cli import outbox
 
 MESSAGE = b"From: ann@example.org\r\nTo: bob@example.org\r\nSubject: hi\r\n\r\nhello\r\n"
@@ -17,6 +17,44 @@ MESSAGE = b"From: ann@example.org\r\nTo: bob@example.org\r\nSubject: hi\r\n\r\nh
 
 def mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.parametrize(
+    ("xdg_data_home", "home"),
+    [
+        (None, "/home/ann"),
+        (None, "/home/ann/"),
+        (None, "/"),
+        ("", "/home/ann"),
+        ("/data/ann", "/home/ann"),
+        ("/data/ann/", "/home/ann"),
+        ("relative/data", "/home/ann"),
+        (" ", "/home/ann"),
+        (None, "relative/ann"),
+        (None, None),
+    ],
+)
+def test_the_default_home_is_platformdirs_user_data_dir(
+    monkeypatch: pytest.MonkeyPatch, xdg_data_home: str | None, home: str | None
+) -> None:
+    """``default_home`` answers the everyday Linux cases itself: exactly as platformdirs would."""
+    from platformdirs import user_data_dir
+
+    for name, value in (("XDG_DATA_HOME", xdg_data_home), ("HOME", home)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+    def outcome(find: object) -> object:
+        try:
+            return find()  # type: ignore[operator]
+        except Exception:  # no usable HOME: both must give up
+            return "no home"
+
+    ours = outcome(default_home)
+    theirs = outcome(lambda: Path(user_data_dir("outbox", appauthor=False)))
+    assert ours == theirs
 
 
 def test_a_new_home_and_its_missing_parents_are_made_private(tmp_path: Path) -> None:

@@ -130,3 +130,31 @@ def test_cron_mail_with_local_names_stays_off_the_network_stack(home: Path) -> N
     assert loaded.isdisjoint(network), sorted(loaded & network)
     (stored,) = stored_messages(home)
     assert stored.recipients == ("admin@example.net",)
+
+
+DEFAULT_HOME_PROBE = """
+import io, json, sys
+from relay.cli import main
+sys.stdin = io.TextIOWrapper(io.BytesIO(sys.argv[1].encode()))
+code = main(["sendmail", "-t"])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def test_sendmail_without_home_finds_the_default_home_without_platformdirs(
+    tmp_path: Path,
+) -> None:
+    """What cron and mail clients run: no --home, no OUTBOX_HOME; ~10 ms of imports saved."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OUTBOX_HOME", "XDG_DATA_HOME")}
+    env["HOME"] = str(tmp_path)
+    message = "From: Ann <a@example.org>\nTo: b@example.org\nSubject: s\n\nx\n"
+    done = subprocess.run(
+        [sys.executable, "-c", DEFAULT_HOME_PROBE, message],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["code"] == 0
+    assert "platformdirs" not in {name.split(".")[0] for name in report["modules"]}
+    (stored,) = stored_messages(tmp_path / ".local" / "share" / "outbox")
+    assert stored.recipients == ("b@example.org",)
