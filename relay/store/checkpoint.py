@@ -24,8 +24,9 @@ kept that size while any connection stayed open. So:
 - when the log holds more than ``restart_bytes`` (4 MB), the PASSIVE
   checkpoint is followed by a RESTART one, which takes the write lock for as
   long as it copies the few frames committed meanwhile and then lets the
-  next commit write the log from its start (``relay.store.database`` sets
-  ``journal_size_limit``, so that commit also cuts the file back). A writer
+  next commit write the log from its start, over the blocks it already has
+  (``relay.store.database`` sets ``journal_size_limit`` above the size a
+  restart keeps, so only a log that outgrew it is cut back). A writer
   waits for it (a few milliseconds); it waits for readers at most
   ``restart_wait_s``, then gives up until the next time, so a long read (a
   large body being sent) never holds a commit up for long;
