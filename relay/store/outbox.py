@@ -152,6 +152,8 @@ class Outbox:
         self._busy_timeout_s = busy_timeout_s
         self._max_busy_wait_s = max(busy_timeout_s, max_busy_wait_s)
         self._in_batch = False
+        #: Inside a batch, the messages it changed, logged once each when it commits.
+        self._batch_changed: dict[int, None] = {}
         self._checkpointer: Checkpointer | None = None
         #: Another ``Outbox``'s checkpointer, nudged by this one's commits (``twin``).
         self._nudged: Checkpointer | None = None
@@ -252,11 +254,14 @@ class Outbox:
         self._in_batch = True
         try:
             yield
+            if self._batch_changed:
+                note_changed(conn, list(self._batch_changed))
         except BaseException:
-            self._in_batch = False
             conn.execute("ROLLBACK")
             raise
-        self._in_batch = False
+        finally:
+            self._in_batch = False
+            self._batch_changed.clear()
         conn.execute("COMMIT")
         self._committed()
 
@@ -274,6 +279,18 @@ class Outbox:
             yield
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(previous)}")
+
+    def _note_changed(self, conn: sqlite3.Connection, message_ids: Sequence[int]) -> None:
+        """``note_changed``; inside a batch, once a message, when the batch commits.
+
+        A reader sees a commit whole, so one entry a message tells it all: a
+        flush's group commit (attempts opened, ended, next transactions
+        started) logs each message once rather than up to three times.
+        """
+        if self._in_batch:
+            self._batch_changed.update(dict.fromkeys(message_ids))
+        else:
+            note_changed(conn, message_ids)
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -670,7 +687,7 @@ class Outbox:
                 == 1
                 for message_id in message_ids
             ]
-            note_changed(conn, [i for i, ok in zip(message_ids, allowed, strict=True) if ok])
+            self._note_changed(conn, [i for i, ok in zip(message_ids, allowed, strict=True) if ok])
             return allowed
 
     @contextmanager
@@ -803,7 +820,7 @@ class Outbox:
                 ],
             )
             self._rederive(message_id)
-            note_changed(conn, (message_id,))
+            self._note_changed(conn, (message_id,))
             snapshot = self._snapshot(message_id)
         return snapshot
 
@@ -825,7 +842,7 @@ class Outbox:
                 if row[0]:
                     raise OutboxError(f"message {message_id} is being sent; stop the flush first")
             conn.executemany("DELETE FROM messages WHERE id = ?", [(i,) for i in ids])
-            note_changed(conn, ids)
+            self._note_changed(conn, ids)
         return ids
 
     # -- retention --------------------------------------------------------------
@@ -846,7 +863,7 @@ class Outbox:
                     (_to_text(sent_before),),
                 )
             ]
-            note_changed(conn, pruned)
+            self._note_changed(conn, pruned)
         return sorted(pruned)
 
     def purge_sent(self, sent_before: datetime | None = None) -> list[int]:
@@ -859,7 +876,7 @@ class Outbox:
                     f"DELETE FROM messages AS m WHERE {_SENT_BEFORE} RETURNING id", (cutoff,)
                 )
             ]
-            note_changed(conn, ids)
+            self._note_changed(conn, ids)
         ids.sort()
         return ids
 
@@ -886,7 +903,7 @@ class Outbox:
                 self._require(message_id)
                 change(message_id)
                 self._rederive(message_id)
-            note_changed(conn, ids)
+            self._note_changed(conn, ids)
             snapshots = [self._snapshot(message_id) for message_id in ids]
         return snapshots
 
@@ -958,7 +975,7 @@ class Outbox:
                 if announce:
                     snapshots.append(_message_from_row(row._replace(state=state.value), owned))
             conn.executemany("UPDATE messages SET sending = 1, state = ? WHERE id = ?", states)
-            note_changed(conn, [message_id for _, message_id in states])
+            self._note_changed(conn, [message_id for _, message_id in states])
         if changed is not None:
             changed += snapshots
         return claimed
@@ -1016,7 +1033,7 @@ class Outbox:
             )
             where, param = _id_filter("id", ids)
             conn.execute(f"UPDATE messages SET attempts = attempts + 1 WHERE {where}", param)
-            note_changed(conn, ids)
+            self._note_changed(conn, ids)
         if len(returned) != len(starts):
             raise ValueError("start_attempts takes at most one attempt per message")
         return [returned[message_id] for message_id in ids]
@@ -1143,7 +1160,7 @@ class Outbox:
                 " sent_bytes = ?, transcript = ? WHERE id = ?",
                 attempt_updates,
             )
-            note_changed(conn, ids)
+            self._note_changed(conn, ids)
         return snapshots
 
     def release_claims(self, message_ids: Sequence[int]) -> list[MessageSnapshot]:
