@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import signal
 import sys
 import time
@@ -233,6 +234,10 @@ def cmd_flush(args: argparse.Namespace) -> int:
                 loop.add_signal_handler(signal.SIGTERM, interrupted)
                 await flush.run(ids, due_only=args.due)
 
+            # What start-up made (modules, the account, the engine) lives as long as
+            # the process: full collections during the flush need not walk it again
+            # (one walk was ~16 ms of a 4,000-message flush). The window does the same.
+            gc.freeze()
             aborted = False
             try:
                 asyncio.run(run())
