@@ -54,7 +54,6 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QSplitter,
-    QTableView,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -77,6 +76,7 @@ from gui.message_editor import EDITABLE, MessageEditor
 from gui.message_export import choose_target, save_eml
 from gui.notifications import DesktopNotifier
 from gui.outbox_model import Column, OutboxFilter, OutboxModel, RowMessage
+from gui.outbox_view import OutboxView
 from gui.password_prompt import PasswordPrompt
 from gui.progress_delegate import ProgressDelegate
 from gui.sign_in_prompt import SignInPrompt
@@ -357,7 +357,7 @@ class MainWindow(QMainWindow):
         )
 
     def _build_view(self) -> None:
-        view = QTableView()
+        view = OutboxView()
         view.setObjectName("outbox_view")
         view.setAccessibleName("Messages in the outbox")
         view.setModel(self.proxy)
