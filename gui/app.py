@@ -249,7 +249,9 @@ def open_window(app: QApplication, home: Path) -> OpenedWindow:
     windows.append(window)
     # Objects made at start-up live as long as the app: keep the collector off them.
     QTimer.singleShot(0, gc.freeze)
-    # After a flush, in a quiet moment, look for cycles among what was frozen meanwhile.
+    # After a flush, in a quiet moment, look for cycles among what was frozen meanwhile;
+    # and only while none runs when the full generation comes due.
+    collector.quiet = lambda: not window.runner.running
     window.runner.finished.connect(
         lambda _result: QTimer.singleShot(COLLECT_AFTER_FLUSH_MS, collector.collect_everything)
     )

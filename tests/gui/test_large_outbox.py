@@ -202,3 +202,50 @@ def test_a_full_collection_freezes_its_survivors_until_everything_is_collected(
     finally:
         collector.stop()
         gc.unfreeze()
+
+
+def test_a_young_collection_freezes_its_survivors_so_the_next_walks_only_newer_objects(
+    qtbot: QtBot,
+) -> None:
+    collector = GuiThreadCollector()
+    try:
+        gc.collect()
+        gc.freeze()
+        kept: list[object] = []
+        kept.append(kept)  # a survivor of the next young collection
+        for _ in range(gc.get_threshold()[0] + 10):
+            garbage: list[object] = []
+            garbage.append(garbage)
+        del garbage
+        assert collector.collect() > 0  # a young collection: the dropped cycles
+        assert not any(obj is kept for obj in gc.get_objects())  # frozen, walked no more
+        del kept
+        for _ in range(gc.get_threshold()[0] + 10):
+            [].append(None)
+        gc.collect(0)  # what the collector would do now: the frozen cycle is not found
+        assert collector.collect_everything() == 1  # found when everything is looked at
+    finally:
+        collector.stop()
+        gc.unfreeze()
+
+
+def test_the_full_generation_looks_at_frozen_objects_only_while_quiet(qtbot: QtBot) -> None:
+    collector = GuiThreadCollector()
+    sending = [True]
+    collector.quiet = lambda: not sending[0]
+    try:
+        gc.collect()
+        cycle: list[object] = []
+        cycle.append(cycle)
+        gc.freeze()
+        del cycle  # garbage, frozen
+        for _ in range(gc.get_threshold()[2] + 1):
+            gc.collect(1)
+        assert collector.collect() == 0  # a flush runs: no pause of a full look
+        for _ in range(gc.get_threshold()[2] + 1):
+            gc.collect(1)
+        sending[0] = False
+        assert collector.collect() == 1  # quiet: the frozen cycle is found
+    finally:
+        collector.stop()
+        gc.unfreeze()
