@@ -56,6 +56,10 @@ target): what this machine allows a loop, without the window's own work.
     generation and a full one as the window runs them (``gui.garbage`` keeps
     what survives frozen), and a full one of every object, unfrozen (what the
     window does once, when idle, after a flush).
+6p. One repaint of the table's rows on screen, timed in 6a's process once
+    every row is loaded (the loop thread's CPU, median of 20): what a pass of
+    6d that changes rows on screen costs beside reading the changes. A change
+    of rows off screen repaints nothing (``gui.outbox_view``).
 6df. The next 1,000 messages of 6d's outbox flushed the same way (another
     process, the sink's core) while the bare loop ticks on the window's core:
     its CPU against the flush's (what the 10 ms timer costs by itself), and
@@ -277,6 +281,17 @@ def bench_window(
         _gc_row("6cg", flush, f"{flushed:,} rows, after that flush"),
         # The same of 6a's 100,000 rows, loaded and idle: the heap 6d's window holds.
         _gc_row("6g", opened, f"{big:,} rows, loaded"),
+        # What repainting the rows on screen costs, once: a pass of 6d whose rows are on
+        # screen (the first of them are the ones flushed) repaints them.
+        Row(
+            "6p",
+            f"floor: one repaint of the table's rows on screen, {big:,} rows loaded",
+            f"{opened['repaint_ms']:.1f} ms of CPU ({opened['repaint_rows']} rows of 9 columns;"
+            " median of 20)",
+            "(no target)",
+            "",
+            None,
+        ),
         *bench_outside(processes, work, large),
         *bench_claims(processes, work, port),
     ]
@@ -479,6 +494,7 @@ def child(mode: str, home: Path, result: Path, started: float) -> int:
         rss, hwm = _memory_kb()
         figures["rss_kb"], figures["hwm_kb"] = rss, hwm
         if mode == "open":
+            _time_repaints(figures, view.viewport())
             _time_collections(figures)
             loop.stop()
         elif mode == "outside":
@@ -662,6 +678,20 @@ def child(mode: str, home: Path, result: Path, started: float) -> int:
         figures["error"] = f"{figures.get('sent')} of {figures.get('total')} sent"
     result.write_text(json.dumps(figures))
     return 0 if "error" not in figures else 1
+
+
+def _time_repaints(figures: dict[str, Any], viewport: Any) -> None:
+    """What one repaint of the table's rows on screen costs the loop (CPU, median of 20):
+    what a pass that changes rows on screen cannot do without."""
+    import statistics
+
+    times = []
+    for _ in range(20):
+        began = time.thread_time()
+        viewport.repaint()
+        times.append((time.thread_time() - began) * 1000)
+    figures["repaint_ms"] = statistics.median(times)
+    figures["repaint_rows"] = viewport.parent().rowAt(viewport.height() - 1) + 1
 
 
 def _time_collections(figures: dict[str, Any]) -> None:
