@@ -73,19 +73,22 @@ UNSENT = frozenset(
 if TYPE_CHECKING:
     from relay.oauth.tokens import TokenSource
 
-#: Due messages read per loop turn when a flush starts (about 5 ms of work each).
-SELECT_PAGE = 1000
+#: Due messages read per loop turn when a flush starts (about 4 ms of work each on
+#: the window's loop; pages of 1,000 took 8-9 ms, and two ran between a 10 ms
+#: timer's ticks). The pages are paced by ``PAGE_PAUSE_S``, as claims are.
+SELECT_PAGE = 500
 #: Messages claimed per transaction, the loop free between two: a connection's
 #: batch (``max_messages_per_connection``, up to thousands) claimed in one went
 #: with ~28 us of CPU per message on the loop -- 70 ms for 2,500, 185 ms with a
 #: window's updates -- plus its commit.
 CLAIM_PAGE = 100
-#: The pause between two pages: a timer, not the next turn (``sleep(0)``). On the
-#: window's loop (qasync) every ready callback is a zero timer, and two sessions'
-#: pages -- or one's next -- ran back to back before a 10 ms timer got its turn
-#: (16-17 ms of claiming between two ticks, against 5-7 with the pause; measured,
-#: tests/bench/window.py figure 6e). 25 pages cost a session 50 ms.
-CLAIM_PAUSE_S = 0.002
+#: The pause between two pages (of claims, and of the due messages read at the
+#: start): a timer, not the next turn (``sleep(0)``). On the window's loop (qasync)
+#: every ready callback is a zero timer, and two sessions' pages -- or one's next --
+#: ran back to back before a 10 ms timer got its turn (16-17 ms of claiming between
+#: two ticks, against 5-7 with the pause; measured, tests/bench/window.py figure
+#: 6e). 25 pages cost a session 50 ms.
+PAGE_PAUSE_S = 0.002
 
 AccountChooser = Callable[[MessageSnapshot], Account]
 #: An account's password: at once (the keyring), or awaited (a password command);
@@ -368,7 +371,7 @@ class RelayingManager:
             selected: list[MessageSnapshot] = []
             for start in range(0, len(due), SELECT_PAGE):
                 if start:
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(PAGE_PAUSE_S)
                 selected += self._outbox.snapshots(due[start : start + SELECT_PAGE])
             return selected
         chosen = []
@@ -448,7 +451,7 @@ class RelayingManager:
 
     async def _claim_in_pages(self, batch: list[int]) -> list[OutgoingMessage]:
         """Claim ``batch`` for one session, ``CLAIM_PAGE`` messages at a time, the loop
-        free for ``CLAIM_PAUSE_S`` between pages.
+        free for ``PAGE_PAUSE_S`` between pages.
 
         Each page is its own transaction, and ``Outbox.claim`` skips what is
         claimed already, so no message is claimed twice. A flush stopping or
@@ -459,7 +462,7 @@ class RelayingManager:
         claimed: list[OutgoingMessage] = []
         for start in range(0, len(batch), CLAIM_PAGE):
             if start:
-                await asyncio.sleep(CLAIM_PAUSE_S)
+                await asyncio.sleep(PAGE_PAUSE_S)
                 if self._stopping or self._failure is not None:
                     break
             claimed += self._claim(batch[start : start + CLAIM_PAGE])

@@ -11,10 +11,11 @@ message went exactly once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
-from relay.events import Event, MessageChanged
-from relay.flush import CLAIM_PAGE, RelayingManager
+from relay.events import Event, MessageChanged, MessageSnapshot
+from relay.flush import CLAIM_PAGE, SELECT_PAGE, RelayingManager
 from relay.message import ParsedMessage
 from relay.policy import RetryPolicy
 from relay.states import MessageState
@@ -121,4 +122,38 @@ async def test_a_flush_stopped_while_claiming_claims_no_more_and_hands_back_what
     assert outbox.waiting_ids() == set()
     assert {outbox.get(i).state for i in ids} == {MessageState.QUEUED}
     assert {outbox.get(i).attempts for i in ids} == {0}
+    outbox.close()
+
+
+async def test_a_timer_due_while_the_due_messages_are_read_runs_before_their_next_page(
+    tmp_path: Path,
+) -> None:
+    """Between two pages of the due messages the flush waits on a timer, not the next
+    turn: a timer that came due meanwhile (a window's repaint, its 10 ms tick) runs
+    first, instead of after the page that was already queued in front of it."""
+    outbox = Outbox.open(tmp_path / "home")
+    add(outbox, 2 * SELECT_PAGE + 1)
+    loop = asyncio.get_running_loop()
+    pages_read: list[int] = []
+    pages_when_timer_ran: list[int] = []
+    snapshots = outbox.snapshots
+
+    def counted(ids: Sequence[int]) -> list[MessageSnapshot]:
+        pages_read.append(len(ids))
+        if len(pages_read) == 1:  # a timer comes due while the first page is read
+            loop.call_later(0, lambda: pages_when_timer_ran.append(len(pages_read)))
+        return snapshots(ids)
+
+    outbox.snapshots = counted  # type: ignore[method-assign]
+    manager = RelayingManager(
+        outbox,
+        choose_account=lambda _message: None,  # type: ignore[arg-type,return-value]
+        password_for=lambda _account: None,
+        policy=RetryPolicy(),
+        clock=utc_now,
+    )
+    selected = await manager._select(None, utc_now())
+    assert len(selected) == 2 * SELECT_PAGE + 1
+    assert pages_read == [SELECT_PAGE, SELECT_PAGE, 1]
+    assert pages_when_timer_ran == [1]
     outbox.close()
