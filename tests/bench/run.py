@@ -36,7 +36,8 @@ ignores the directory). What it does:
       that of ``floor.py`` with its SQLite journal in the same run (row 3s,
       no target: the same less a 1-message flush's CPU, the part that does
       not grow with the count), and per MB for a 50 MB message (less the CPU
-      of flushing one small message);
+      of flushing one small message; each the least of ``CPU_RUNS`` flushes,
+      as start-up alone varies by tens of ms between processes);
    4. peak resident memory of flushing one 50 MB message less that of
       flushing one small message;
    5. median wall time of ``outbox sendmail -t`` as a fresh process (30 calls),
@@ -365,6 +366,8 @@ class Throughput:
 
 #: Figure 1: the flush's rate against floor.py's with its SQLite journal, same run.
 FLOOR_RATE_TARGET = 0.6
+#: Figures 3s, 3b and 4 take the least CPU of this many one-message flushes of each size.
+CPU_RUNS = 3
 #: Figure 3a: the flush's CPU per message against floor.py's (SQLite journal), same run.
 FLOOR_CPU_TARGET = 2.0
 
@@ -507,9 +510,22 @@ def bench_cpu_and_memory(
     processes: Processes, work: Path, port: int, throughput: Throughput | None
 ) -> list[Row]:
     rows: list[Row] = []
-    small = make_home(work, port, 1, 2048, connections=1)
-    base = flush(processes, small)
-    check_sent(base, small, 1, "small flush")
+
+    def least_cpu(size: int, what: str) -> Run:
+        # One message's flush is mostly start-up, whose CPU varies by tens of ms from
+        # one process to the next -- as much as 3b's whole difference (50 MB at
+        # ~1 ms/MB): the least of a few runs is the repeatable figure.
+        runs = []
+        for attempt in range(CPU_RUNS):
+            directory = work / f"{what}-{attempt}"
+            directory.mkdir()
+            home = make_home(directory, port, 1, size, connections=1)
+            run = flush(processes, home)
+            check_sent(run, home, 1, what)
+            runs.append(run)
+        return min(runs, key=lambda run: run.cpu_s)
+
+    base = least_cpu(2048, "small-flush")
     if throughput is not None:
 
         def per_thousand(run: Run) -> float:
@@ -537,20 +553,18 @@ def bench_cpu_and_memory(
                 "that CPU less a 1-message flush's (start-up, store, session)",
                 f"{marginal:.3f} s per 1,000 ({marginal / floor_cpu:.2f}x floor.py's whole)",
                 "(no target)",
-                f"a 1-message flush: {base.cpu_s:.3f} s",
+                f"a 1-message flush: {base.cpu_s:.3f} s (least of {CPU_RUNS})",
                 None,
             )
         )
-    big = make_home(work, port, 1, 50 * 1024 * 1024, connections=1)
-    large = flush(processes, big)
-    check_sent(large, big, 1, "50 MB flush")
+    large = least_cpu(50 * 1024 * 1024, "large-flush")
     per_mb = (large.cpu_s - base.cpu_s) / 50 * 1000
     growth_mb = (large.max_rss_kb - base.max_rss_kb) / 1024
     rows.append(
         Row(
             "3b",
             "CPU per MB, one 50 MB message",
-            f"{per_mb:.1f} ms",
+            f"{per_mb:.1f} ms (least CPU of {CPU_RUNS} flushes, less a 1-message one's)",
             "<= 2 ms",
             "",
             per_mb <= 2.0,
