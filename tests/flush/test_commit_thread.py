@@ -25,17 +25,15 @@ from pathlib import Path
 
 import pytest
 
-from relay.attempts import WRITER_THREAD, AttemptManager, CommitGroup, Settled
+from relay.attempts import WRITER_THREAD, CommitGroup, Settled
 from relay.errors import StoreFailed
 from relay.events import AttemptStarted, Event, EventBus, PhaseChanged
-from relay.flush import RelayingManager
-from relay.message import ParsedMessage
-from relay.policy import RetryPolicy
-from relay.report import Reply, SessionInfo, Stage
+from relay.report import Reply, Stage
 from relay.states import MessageState, Phase
-from relay.store.outbox import Outbox, utc_now
+from relay.store.outbox import Outbox
 from tests.flush.test_flush_store_errors import disk_full, small_disk  # noqa: F401
 from tests.support.fault_server import SILENCE, FaultServer
+from tests.support.flushes import flush_through, queue_notes, session_in_transaction
 from tests.support.store_lock import write_lock_held
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -61,32 +59,17 @@ def writers_opened(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     assert writer_threads() == []
 
 
-def add(outbox: Outbox, count: int) -> list[int]:
-    return [
-        outbox.add_message(
-            ParsedMessage(
-                "a@example.org",
-                (f"r{n}@example.net",),
-                f"From: a@example.org\r\nSubject: {n}\r\n\r\nhi\r\n".encode(),
-                str(n),
-            )
-        ).id
-        for n in range(count)
-    ]
-
-
-def flush_of(
-    outbox: Outbox, server: FaultServer, bus: EventBus | None = None, **account: object
-) -> RelayingManager:
-    chosen = server.account(**account)
-    return RelayingManager(
-        outbox,
-        choose_account=lambda _message: chosen,
-        password_for=lambda _account: None,
-        policy=RetryPolicy(),
-        clock=utc_now,
-        bus=bus,
+def at_each_final_dot(act: Callable[[], None]) -> EventBus:
+    """A bus that calls ``act`` whenever a session has sent a final dot (awaits its verdict)."""
+    bus = EventBus()
+    bus.subscribe(
+        lambda event: (
+            act()
+            if isinstance(event, PhaseChanged) and event.phase is Phase.AWAITING_VERDICT
+            else None
+        )
     )
+    return bus
 
 
 def test_a_flush_that_sends_everything_joins_its_writer_thread(
@@ -97,18 +80,11 @@ def test_a_flush_that_sends_everything_joins_its_writer_thread(
 
 async def all_sent(tmp_path: Path, writers_opened: list[str]) -> None:
     outbox = Outbox.open(tmp_path / "home")
-    ids = add(outbox, 6)
+    ids = queue_notes(outbox, 6)
     seen_during: list[int] = []
-    bus = EventBus()
-    bus.subscribe(
-        lambda event: (
-            seen_during.append(len(writer_threads()))
-            if isinstance(event, PhaseChanged) and event.phase is Phase.AWAITING_VERDICT
-            else None
-        )
-    )
+    bus = at_each_final_dot(lambda: seen_during.append(len(writer_threads())))
     async with FaultServer() as server:
-        result = await flush_of(outbox, server, bus, max_connections=2).run()
+        result = await flush_through(outbox, server.account(max_connections=2), bus=bus).run()
     assert [s.message.state for s in result.settled] == [MessageState.SENT] * 6
     assert [outbox.get(i).state for i in ids] == [MessageState.SENT] * 6
     # The final dots' records were committed in the writer thread, alive while they left.
@@ -126,18 +102,13 @@ def test_a_cancelled_flush_joins_its_writer_thread(
 
 async def cancelled(tmp_path: Path, writers_opened: list[str]) -> None:
     outbox = Outbox.open(tmp_path / "home")
-    ids = add(outbox, 2)
+    ids = queue_notes(outbox, 2)
     awaiting = asyncio.Event()
-    bus = EventBus()
-    bus.subscribe(
-        lambda event: (
-            awaiting.set()
-            if isinstance(event, PhaseChanged) and event.phase is Phase.AWAITING_VERDICT
-            else None
-        )
-    )
+    bus = at_each_final_dot(awaiting.set)
     async with FaultServer(end_of_data=SILENCE) as server:
-        flush = asyncio.ensure_future(flush_of(outbox, server, bus, data_timeout_s=60.0).run())
+        flush = asyncio.ensure_future(
+            flush_through(outbox, server.account(data_timeout_s=60.0), bus=bus).run()
+        )
         await asyncio.wait_for(awaiting.wait(), WAIT_S)  # past a final dot: the writer ran
         assert len(writer_threads()) == 1
         flush.cancel()
@@ -193,13 +164,13 @@ async def store_failed(
     writers_opened: list[str],
 ) -> None:
     outbox = Outbox.open(home, busy_timeout_s=0.5)
-    ids = add(outbox, 3)
+    ids = queue_notes(outbox, 3)
     bus = EventBus()
     with ExitStack() as stack:
         store_fault_strikes_at_first_transaction(outbox, bus, strike, stack)
         async with FaultServer() as server:
             with pytest.raises(StoreFailed) as raised:
-                await flush_of(outbox, server, bus, max_connections=1).run()
+                await flush_through(outbox, server.account(max_connections=1), bus=bus).run()
             # No final dot left without its record.
             assert [m for m in server.messages if m.complete] == []
     assert reason in str(raised.value)
@@ -208,7 +179,7 @@ async def store_failed(
     assert writer_threads() == []
     # Nothing was lost: the next flush sends every message once.
     async with FaultServer() as server:
-        await flush_of(outbox, server).run()
+        await flush_through(outbox, server.account()).run()
         assert len(server.messages) == 3
     assert [outbox.get(i).state for i in ids] == [MessageState.SENT] * 3
     outbox.close()
@@ -225,22 +196,12 @@ def test_the_loop_runs_while_a_commit_waits_for_another_process(
     waits, and the final dot's future is done only once the record is on disk.
     """
     outbox = Outbox.open(tmp_path / "home", busy_timeout_s=20.0)
-    (message_id,) = add(outbox, 1)
+    (message_id,) = queue_notes(outbox, 1)
     group = CommitGroup(outbox)
     settled: list[Settled] = []
 
     async def main() -> None:
-        manager = AttemptManager(
-            outbox,
-            outbox.claim([message_id]),
-            account="work",
-            policy=RetryPolicy(),
-            clock=lambda: NOW,
-            on_settled=settled.append,
-            commits=group,
-        )
-        manager.session_started(SessionInfo("work", "127.0.0.1", 2525), [message_id])
-        manager.transaction_started(message_id)
+        manager = session_in_transaction(outbox, message_id, group, settled, lambda: NOW)
         manager.recipient_replied(message_id, "r0@example.net", Reply(Stage.RCPT, 250, "ok"))
         try:
             with write_lock_held(outbox.path):

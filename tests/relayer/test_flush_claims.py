@@ -16,27 +16,13 @@ from pathlib import Path
 
 from relay.events import Event, MessageChanged, MessageSnapshot
 from relay.flush import CLAIM_PAGE, SELECT_PAGE, RelayingManager
-from relay.message import ParsedMessage
 from relay.policy import RetryPolicy
 from relay.states import MessageState
 from relay.store.outbox import Outbox, utc_now
 from tests.support.fault_server import FaultServer
+from tests.support.flushes import flush_through, queue_notes
 
 COUNT = 2 * CLAIM_PAGE + 7  # three pages, the last one short
-
-
-def add(outbox: Outbox, count: int) -> list[int]:
-    return [
-        outbox.add_message(
-            ParsedMessage(
-                "a@example.org",
-                (f"r{n}@example.net",),
-                f"From: a@example.org\r\nSubject: {n}\r\n\r\nhi\r\n".encode(),
-                str(n),
-            )
-        ).id
-        for n in range(count)
-    ]
 
 
 class Turns:
@@ -60,7 +46,7 @@ async def test_a_large_batch_is_claimed_a_page_at_a_time_and_every_message_sent_
     tmp_path: Path,
 ) -> None:
     outbox = Outbox.open(tmp_path / "home")
-    ids = add(outbox, COUNT)
+    ids = queue_notes(outbox, COUNT)
     # The loop turn at which each message was claimed (its "sending" event).
     claimed_at: dict[int, int] = {}
     turns = Turns()
@@ -71,13 +57,7 @@ async def test_a_large_batch_is_claimed_a_page_at_a_time_and_every_message_sent_
 
     async with FaultServer() as server:
         account = server.account(max_connections=1, max_messages_per_connection=5000)
-        manager = RelayingManager(
-            outbox,
-            choose_account=lambda _message: account,
-            password_for=lambda _account: None,
-            policy=RetryPolicy(),
-            clock=utc_now,
-        )
+        manager = flush_through(outbox, account)
         manager.bus.subscribe(note_claim)
         result = await manager.run()
     await turns.stop()
@@ -96,16 +76,10 @@ async def test_a_flush_stopped_while_claiming_claims_no_more_and_hands_back_what
     tmp_path: Path,
 ) -> None:
     outbox = Outbox.open(tmp_path / "home")
-    ids = add(outbox, COUNT)
+    ids = queue_notes(outbox, COUNT)
     async with FaultServer() as server:
         account = server.account(max_connections=1, max_messages_per_connection=5000)
-        manager = RelayingManager(
-            outbox,
-            choose_account=lambda _message: account,
-            password_for=lambda _account: None,
-            policy=RetryPolicy(),
-            clock=utc_now,
-        )
+        manager = flush_through(outbox, account)
         claimed: list[int] = []
 
         def stop_after_the_first_page(event: Event) -> None:
@@ -132,7 +106,7 @@ async def test_a_timer_due_while_the_due_messages_are_read_runs_before_their_nex
     turn: a timer that came due meanwhile (a window's repaint, its 10 ms tick) runs
     first, instead of after the page that was already queued in front of it."""
     outbox = Outbox.open(tmp_path / "home")
-    add(outbox, 2 * SELECT_PAGE + 1)
+    queue_notes(outbox, 2 * SELECT_PAGE + 1)
     loop = asyncio.get_running_loop()
     pages_read: list[int] = []
     pages_when_timer_ran: list[int] = []
@@ -144,7 +118,7 @@ async def test_a_timer_due_while_the_due_messages_are_read_runs_before_their_nex
             loop.call_later(0, lambda: pages_when_timer_ran.append(len(pages_read)))
         return snapshots(ids)
 
-    outbox.snapshots = counted  # type: ignore[method-assign]
+    outbox.snapshots = counted  # type: ignore[method-assign,assignment]
     manager = RelayingManager(
         outbox,
         choose_account=lambda _message: None,  # type: ignore[arg-type,return-value]

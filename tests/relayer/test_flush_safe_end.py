@@ -21,6 +21,7 @@ from relay.policy import RetryPolicy
 from relay.states import MessageState, Phase
 from relay.store.outbox import Outbox, utc_now
 from tests.support.fault_server import SILENCE, FaultServer
+from tests.support.flushes import flush_through, queue_notes
 
 
 class Bug(Exception):
@@ -91,20 +92,6 @@ async def test_a_bug_in_one_session_cancels_the_other_and_waits_for_it(tmp_path:
     outbox.close()
 
 
-def add(outbox: Outbox, count: int) -> list[int]:
-    return [
-        outbox.add_message(
-            ParsedMessage(
-                "a@example.org",
-                (f"r{n}@example.net",),
-                f"From: a@example.org\r\nSubject: {n}\r\n\r\nhi\r\n".encode(),
-                str(n),
-            )
-        ).id
-        for n in range(count)
-    ]
-
-
 @pytest.mark.parametrize(
     ("reply", "logins"),
     [("535 5.7.8 Authentication credentials invalid", 1), ("235 2.7.0 OK", 2)],
@@ -113,16 +100,10 @@ async def test_a_password_is_tried_on_one_connection_before_the_others_send_it(
     tmp_path: Path, reply: str, logins: int
 ) -> None:
     outbox = Outbox.open(tmp_path / "home")
-    ids = add(outbox, 4)
+    ids = queue_notes(outbox, 4)
     async with FaultServer(auth_mechanisms=("PLAIN",), auth=reply) as server:
         account = server.account(user="ann", max_connections=2)
-        manager = RelayingManager(
-            outbox,
-            choose_account=lambda _message: account,
-            password_for=lambda _account: "secret",
-            policy=RetryPolicy(),
-            clock=utc_now,
-        )
+        manager = flush_through(outbox, account, password="secret")
         result = await manager.run()
     # Every connection the account allows opens; a refused password is tried
     # once per flush, not once per connection, and each connection says QUIT.

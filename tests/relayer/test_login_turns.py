@@ -18,12 +18,10 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 
 from relay.accounts import Account, Security
-from relay.flush import RelayingManager
-from relay.message import ParsedMessage
-from relay.policy import RetryPolicy
 from relay.states import MessageState
-from relay.store.outbox import Outbox, utc_now
+from relay.store.outbox import Outbox
 from tests.relayer.test_flush_safe_end import engine_tasks
+from tests.support.flushes import flush_through, queue_notes
 from tests.support.smtp_servers import (
     HOST,
     USER,
@@ -115,17 +113,7 @@ async def flush(tmp_path: Path, certs: TestCertificates, *, auth: str) -> None:
     stopped (``"stop"``) while the first session logs in and the others wait.
     """
     outbox = Outbox.open(tmp_path / "home")
-    ids = [
-        outbox.add_message(
-            ParsedMessage(
-                "a@example.org",
-                (f"r{n}@example.net",),
-                f"From: a@example.org\r\nSubject: {n}\r\n\r\nhi\r\n".encode(),
-                str(n),
-            )
-        ).id
-        for n in range(2 * CONNECTIONS)
-    ]
+    ids = queue_notes(outbox, 2 * CONNECTIONS)
     handler = CountingHandler(refuse_auth=auth == "refuse")
     options = ServerOptions(security=Security.STARTTLS, tls=certs, password=PASSWORD)
     context = options.context()
@@ -145,13 +133,7 @@ async def flush(tmp_path: Path, certs: TestCertificates, *, auth: str) -> None:
             command_timeout_s=10.0,
             data_timeout_s=10.0,
         )
-        manager = RelayingManager(
-            outbox,
-            choose_account=lambda _message: account,
-            password_for=lambda _account: PASSWORD,
-            policy=RetryPolicy(),
-            clock=utc_now,
-        )
+        manager = flush_through(outbox, account, password=PASSWORD)
         if auth == "stop":
             handler.on_ready = manager.stop
         result = await manager.run()

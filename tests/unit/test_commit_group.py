@@ -17,6 +17,7 @@ from relay.report import Reply, SessionInfo, Stage, TransactionReport
 from relay.states import MessageState
 from relay.store.database import DB_NAME
 from relay.store.outbox import Outbox
+from tests.support.flushes import session_in_transaction
 from tests.unit.conftest import enqueue
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -25,18 +26,7 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 def session(
     outbox: Outbox, message_id: int, commits: CommitGroup, settled: list[Settled]
 ) -> AttemptManager:
-    manager = AttemptManager(
-        outbox,
-        outbox.claim([message_id]),
-        account="work",
-        policy=RetryPolicy(),
-        clock=lambda: NOW,
-        on_settled=settled.append,
-        commits=commits,
-    )
-    manager.session_started(SessionInfo("work", "127.0.0.1", 2525), [message_id])
-    manager.transaction_started(message_id)
-    return manager
+    return session_in_transaction(outbox, message_id, commits, settled, lambda: NOW)
 
 
 def durable_completions(path: Path) -> int:
