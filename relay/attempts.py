@@ -180,6 +180,10 @@ def _fail_all(joined: Iterable[_Joined[Any]], exc: BaseException) -> None:
 
 #: The name of the thread that makes a ``CommitGroup``'s commits.
 WRITER_THREAD = "outbox-commit"
+#: The longest a commit waits for the group's other sessions to join it (``CommitGroup``).
+HOLD_S = 0.002
+#: After a wait that ran out, this many commits go without waiting before the next try.
+HOLD_RETRY_AFTER = 8
 
 #: What ``write_rows`` returned for one commit, or what it raised.
 Outcome = tuple[list[WrittenRows], list[bool]] | BaseException
@@ -276,21 +280,38 @@ class CommitGroup:
     what is on disk). A manager that must write on the loop first waits for
     the commit in flight (``finish_in_flight``). ``close`` ends it all; a
     flush calls it however it ends, so no writer thread outlives it.
+
+    Its *members* are the sessions that joined it and have not ended. With
+    one commit in flight at a time, four sessions left to themselves settle
+    into two groups taking turns, each commit carrying two dots; so a commit
+    waits (at most ``hold_s``) until every member has joined, and the four
+    share one. A wait is worth it only while the members keep step: when one
+    runs out (sessions far apart, as over a slow network), the next
+    ``HOLD_RETRY_AFTER`` commits go without waiting.
     """
 
-    def __init__(self, outbox: Outbox) -> None:
+    def __init__(self, outbox: Outbox, *, hold_s: float = HOLD_S) -> None:
         self._outbox = outbox
+        self._hold_s = hold_s
         self._final_dots: list[_Joined[None]] = []
         self._starts: list[_Joined[bool]] = []
         self._settling: list[AttemptManager] = []  # settlements only (``join_settlements``)
         self._seen = 0
         self._writer: CommitWriter | None = None
         self._in_flight: _InFlight | None = None
+        self._members: dict[AttemptManager, None] = {}  # in the order they joined
+        self._hold: asyncio.TimerHandle | None = None
+        self._unheld = 0  # commits still to go without waiting (a wait ran out)
 
     @property
     def committing(self) -> bool:
         """Whether a commit is in the writer thread's hands now."""
         return self._in_flight is not None
+
+    @property
+    def holding(self) -> bool:
+        """Whether the next commit is waiting for a member to join it."""
+        return self._hold is not None
 
     def join_start(self, manager: AttemptManager, message_id: int) -> asyncio.Future[bool]:
         """Have the next commit mark ``message_id``'s transaction as under way, unless
@@ -317,6 +338,7 @@ class CommitGroup:
         self._schedule()
         if manager not in self._settling:
             self._settling.append(manager)
+        self._joined(manager)
 
     def _join(
         self, joined: list[_Joined[T]], manager: AttemptManager, message_id: int
@@ -324,15 +346,42 @@ class CommitGroup:
         self._schedule()
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         joined.append(_Joined(manager, message_id, future))
+        self._joined(manager)
         return future
+
+    def leave(self, manager: AttemptManager) -> None:
+        """``manager``'s session has ended: no commit waits for it any more."""
+        self._members.pop(manager, None)
+        self._wait_no_longer()
+
+    def _joined(self, manager: AttemptManager) -> None:
+        self._members[manager] = None
+        self._wait_no_longer()
+
+    def _wait_no_longer(self) -> None:
+        """If the next commit waits for its members and none is missing, it goes now."""
+        if self._hold is not None and not self._missing():
+            self._hold.cancel()
+            self._hold = None
+            asyncio.get_running_loop().call_soon(self._commit)
+
+    def _missing(self) -> bool:
+        """Whether a member still in session has not joined the next commit."""
+        joined = {dot.manager for dot in self._final_dots}
+        joined.update(start.manager for start in self._starts)
+        joined.update(self._settling)
+        for manager in list(self._members):
+            if manager.abandoned or manager.session_over:
+                del self._members[manager]
+        return any(manager not in joined for manager in self._members)
 
     def _schedule(self) -> None:
         if not (self._final_dots or self._starts or self._settling or self._in_flight):
             asyncio.get_running_loop().call_soon(self._commit)
 
     def _commit(self) -> None:
-        if self._in_flight is not None:
-            return  # the next commit is gathered once this one is durable (``_written``)
+        if self._in_flight is not None or self._hold is not None:
+            return  # the in-flight commit's ``_written``, or the hold, comes back here
         joined = len(self._final_dots) + len(self._starts) + len(self._settling)
         if joined != self._seen:
             # Someone joined during the last turn: give the others one more turn
@@ -341,6 +390,18 @@ class CommitGroup:
             self._seen = joined
             asyncio.get_running_loop().call_soon(self._commit)
             return
+        if (self._final_dots or self._starts) and self._missing():
+            if self._unheld == 0:
+                self._hold = asyncio.get_running_loop().call_later(self._hold_s, self._hold_ran_out)
+                return
+            self._unheld -= 1
+        self._seen = 0
+        self._hand_over()
+
+    def _hold_ran_out(self) -> None:
+        """A member did not join in time: commit without it, and stop waiting for a while."""
+        self._hold = None
+        self._unheld = HOLD_RETRY_AFTER
         self._seen = 0
         self._hand_over()
 
@@ -429,6 +490,9 @@ class CommitGroup:
         and starts that joined since are not: their sessions have ended, so
         nothing of theirs goes on the wire.
         """
+        if self._hold is not None:
+            self._hold.cancel()
+            self._hold = None
         try:
             self.finish_in_flight()
             _cancel_all([*self._final_dots, *self._starts])
@@ -492,6 +556,7 @@ class AttemptManager:
         self._outbox = outbox
         self._on_write_failed = on_write_failed
         self._abandoned = False
+        self._session_over = False
         self._on_throttled = on_throttled
         #: Set when a reply throttled the account (``relay.throttle``): the pause recorded.
         self.pause: AccountPause | None = None
@@ -518,6 +583,12 @@ class AttemptManager:
     def abandoned(self) -> bool:
         """Whether the flush ended on an error: this manager writes nothing more."""
         return self._abandoned
+
+    @property
+    def session_over(self) -> bool:
+        """Whether its session has ended (finished or failed): it joins no more commits
+        but with what its end left to write."""
+        return self._session_over
 
     def abandon(self) -> None:
         """Write nothing more, as if the process had been killed here.
@@ -643,6 +714,7 @@ class AttemptManager:
         self._write_soon()
 
     def session_finished(self, transcript: str) -> None:
+        self._end_session()
         # A relayer that was stopped hands back what it never started: untouched.
         if self._abandoned:
             return
@@ -652,6 +724,11 @@ class AttemptManager:
         else:
             self.write_now()
         self._release_unfinished()
+
+    def _end_session(self) -> None:
+        self._session_over = True
+        if self._commits is not None:
+            self._commits.leave(self)
 
     def write_now(self) -> None:
         """Write every settled outcome still waiting for a commit (one commit, on the loop)."""
@@ -679,6 +756,7 @@ class AttemptManager:
     def session_failed(
         self, failure: SessionFailure, unfinished: Sequence[int], transcript: str
     ) -> None:
+        self._end_session()
         if self._abandoned:
             return
         self.write_now()
