@@ -35,7 +35,10 @@ ignores the directory). What it does:
    3. CPU (user + system) of the flush per 1,000 messages, at most twice
       that of ``floor.py`` with its SQLite journal in the same run (row 3s,
       no target: the same less a 1-message flush's CPU, the part that does
-      not grow with the count), and per MB for a 50 MB message (less the CPU
+      not grow with the count; row 3r, a floor: the CPU of the flush's records
+      alone, ``records_only.py``, the same attempt-manager calls and group
+      commits for as many messages with no wire), and per MB for a 50 MB
+      message (less the CPU
       of flushing one small message; each the least of ``CPU_RUNS`` flushes,
       as start-up alone varies by tens of ms between processes);
    4. peak resident memory of flushing one 50 MB message less that of
@@ -506,6 +509,21 @@ def _with_port(account: Account, port: int) -> Account:
     return replace(account, port=port)
 
 
+def records_only_cpu(processes: Processes, work: Path, port: int, count: int) -> float:
+    """CPU per 1,000 messages of ``records_only.py`` over ``count`` queued 2 KB messages."""
+    directory = work / "records-only"
+    directory.mkdir()
+    home = make_home(directory, port, count, 2048, connections=4)
+    run = processes.run(pinned(CLIENT_CORE, PYTHON, "-m", "tests.bench.records_only", str(home)))
+    words = run.stderr.split()
+    if run.returncode != 0 or "records:" not in words:
+        raise SystemExit(f"records_only.py failed ({run.returncode}): {run.stderr[-2000:]}")
+    sent, cpu_s = int(words[words.index("records:") + 1]), float(words[-2])
+    if sent != count or sent_count(home) != count:
+        raise SystemExit(f"records_only.py recorded {sent} of {count} messages as sent")
+    return cpu_s / count * 1000
+
+
 def bench_cpu_and_memory(
     processes: Processes, work: Path, port: int, throughput: Throughput | None
 ) -> list[Row]:
@@ -554,6 +572,18 @@ def bench_cpu_and_memory(
                 f"{marginal:.3f} s per 1,000 ({marginal / floor_cpu:.2f}x floor.py's whole)",
                 "(no target)",
                 f"a 1-message flush: {base.cpu_s:.3f} s (least of {CPU_RUNS})",
+                None,
+            )
+        )
+        records = records_only_cpu(processes, work, port, throughput.count)
+        rows.append(
+            Row(
+                "3r",
+                "floor: the flush's records alone (store, attempts, group commits; no wire)",
+                f"{records:.3f} s per 1,000 ({records / floor_cpu:.2f}x floor.py's whole,"
+                f" {records / marginal:.0%} of 3s)",
+                "(no target)",
+                "records_only.py: the same calls, 4 sessions, replies made up",
                 None,
             )
         )
