@@ -34,9 +34,13 @@ class TurnCounter:
     #: the server's time to answer).
     server_waited_s: float = 0.0
     server_answers: int = 0
+    #: Summed over the turns: how late the proxy passed on the server's bytes the
+    #: client answered (its timer fired late), which ``client_waited_s`` includes.
+    client_late_s: float = 0.0
     _last_from_server: bool = True  # the greeting comes first: the first command is a turn
     _server_at: float | None = None
     _client_at: float | None = None
+    _released_late_s: float = 0.0
 
     def client_sent(self, size: int) -> None:
         now = self._stamp(size)
@@ -45,9 +49,14 @@ class TurnCounter:
             self._last_from_server = False
             if self._server_at is not None:
                 self.client_waited_s += now - self._server_at
+                self.client_late_s += self._released_late_s
         if size:
             self._client_at = now
         self.client_bytes += size
+
+    def released_to_client(self, late_s: float) -> None:
+        """The proxy passed bytes of the server on to the client ``late_s`` after their time."""
+        self._released_late_s = late_s
 
     def server_sent(self, size: int) -> None:
         now = self._stamp(size)
@@ -81,6 +90,10 @@ class Tee:
         for counter in self._counters:
             counter.server_sent(size)
 
+    def released_to_client(self, late_s: float) -> None:
+        for counter in self._counters:
+            counter.released_to_client(late_s)
+
 
 class DelayProxy(LoopbackServer):
     """``async with DelayProxy(target_port, delay_s)``: listen on 127.0.0.1:``port``.
@@ -105,7 +118,7 @@ class DelayProxy(LoopbackServer):
         try:
             await asyncio.gather(
                 self._pipe(reader, up_writer, both.client_sent),
-                self._pipe(up_reader, writer, both.server_sent),
+                self._pipe(up_reader, writer, both.server_sent, both.released_to_client),
                 return_exceptions=True,
             )
         finally:
@@ -116,6 +129,7 @@ class DelayProxy(LoopbackServer):
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         count: Callable[[int], None],
+        released: Callable[[float], None] | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
@@ -126,6 +140,8 @@ class DelayProxy(LoopbackServer):
                 wait = due - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
+                if released is not None:
+                    released(max(0.0, loop.time() - due))
                 if not data:
                     with contextlib.suppress(OSError):
                         writer.write_eof()
