@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from gui.outbox_model import Column, OutboxFilter, OutboxModel
 from gui.outbox_view import OutboxView
 from relay.states import MessageState
-from tests.gui.test_outbox_model import snapshot
-
-
-class RowCountingModel(OutboxModel):
-    """An outbox model that remembers which rows a paint asked it about."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rows_asked: set[int] = set()
-
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole) -> object:
-        self.rows_asked.add(index.row())
-        return super().data(index, role)
+from tests.gui.test_outbox_model import RowCountingModel, snapshot
 
 
 def shown_table(qtbot: QtBot, count: int) -> tuple[RowCountingModel, OutboxView]:

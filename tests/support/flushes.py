@@ -2,8 +2,8 @@
 
 The relayer, flush and commit tests each need a few messages in a real
 outbox and a ``RelayingManager`` that sends them all through the account of
-a test server -- or, a level lower, one ``AttemptManager`` in the middle of
-a transaction. Written once here.
+a test server -- or, a level lower, an ``AttemptManager`` whose session has
+claimed its messages, or is in the middle of a transaction. Written once here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,13 @@ from collections.abc import Callable
 from datetime import datetime
 
 from relay.accounts import Account
-from relay.attempts import AttemptManager, CommitGroup, Settled
+from relay.attempts import (
+    AttemptManager,
+    CommitGroup,
+    Settled,
+    SettledCallback,
+    WriteFailedCallback,
+)
 from relay.events import EventBus
 from relay.flush import RelayingManager
 from relay.message import ParsedMessage
@@ -54,6 +60,30 @@ def flush_through(
     )
 
 
+def claimed_session(
+    outbox: Outbox,
+    message_ids: list[int],
+    clock: Callable[[], datetime],
+    *,
+    commits: CommitGroup | None = None,
+    on_settled: SettledCallback | None = None,
+    on_write_failed: WriteFailedCallback | None = None,
+) -> AttemptManager:
+    """An attempt manager of account "work" that claimed ``message_ids``, its session started."""
+    manager = AttemptManager(
+        outbox,
+        outbox.claim(message_ids),
+        account="work",
+        policy=RetryPolicy(),
+        clock=clock,
+        on_settled=on_settled,
+        commits=commits,
+        on_write_failed=on_write_failed,
+    )
+    manager.session_started(SessionInfo("work", "127.0.0.1", 2525), message_ids)
+    return manager
+
+
 def session_in_transaction(
     outbox: Outbox,
     message_id: int,
@@ -62,15 +92,8 @@ def session_in_transaction(
     clock: Callable[[], datetime],
 ) -> AttemptManager:
     """An attempt manager that claimed ``message_id`` and started its transaction."""
-    manager = AttemptManager(
-        outbox,
-        outbox.claim([message_id]),
-        account="work",
-        policy=RetryPolicy(),
-        clock=clock,
-        on_settled=settled.append,
-        commits=commits,
+    manager = claimed_session(
+        outbox, [message_id], clock, commits=commits, on_settled=settled.append
     )
-    manager.session_started(SessionInfo("work", "127.0.0.1", 2525), [message_id])
     manager.transaction_started(message_id)
     return manager

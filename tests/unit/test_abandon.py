@@ -14,27 +14,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from relay.attempts import AttemptManager, Settled, recover_interrupted
-from relay.policy import RetryPolicy
-from relay.report import FailureKind, Reply, SessionFailure, SessionInfo, Stage, TransactionReport
+from relay.attempts import Settled, recover_interrupted
+from relay.report import FailureKind, Reply, SessionFailure, Stage, TransactionReport
 from relay.states import MessageState
 from relay.store.outbox import Outbox
+from tests.support.flushes import claimed_session
 from tests.unit.conftest import enqueue
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
-
-
-def session(outbox: Outbox, ids: list[int], **kw: object) -> AttemptManager:
-    manager = AttemptManager(
-        outbox,
-        outbox.claim(ids),
-        account="work",
-        policy=RetryPolicy(),
-        clock=lambda: NOW,
-        **kw,  # type: ignore[arg-type]
-    )
-    manager.session_started(SessionInfo("work", "127.0.0.1", 2525), ids)
-    return manager
 
 
 def accepted(message_id: int, address: str) -> TransactionReport:
@@ -54,7 +41,7 @@ def test_an_abandoned_manager_writes_nothing_and_no_final_dot_leaves(outbox: Out
     settled: list[Settled] = []
 
     async def flush_that_fails() -> None:
-        m = session(outbox, [first, second, third], on_settled=settled.append)
+        m = claimed_session(outbox, [first, second, third], lambda: NOW, on_settled=settled.append)
         m.transaction_started(first)
         m.recipient_replied(first, "a@example.net", Reply(Stage.RCPT, 250, "ok"))
         assert m.data_completed(first) is None  # on disk: the dot may leave
@@ -91,7 +78,7 @@ def test_a_grouped_write_that_fails_is_told_to_the_session_not_the_loop(outbox: 
             failures.append(exc)
             told.set()
 
-        m = session(outbox, [message], on_write_failed=write_failed)
+        m = claimed_session(outbox, [message], lambda: NOW, on_write_failed=write_failed)
         m.transaction_started(message)
         m.data_completed(message)
         other = sqlite3.connect(outbox.path, isolation_level=None)

@@ -15,9 +15,9 @@ from datetime import UTC, datetime
 import pytest
 
 from relay.attempts import AttemptManager, CommitGroup
-from relay.policy import RetryPolicy
-from relay.report import Reply, SessionInfo, Stage
+from relay.report import Reply, Stage
 from relay.store.outbox import Outbox
+from tests.support.flushes import claimed_session
 from tests.unit.conftest import enqueue
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -44,20 +44,15 @@ def commits_made(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 def sessions(outbox: Outbox, group: CommitGroup, count: int, each: int) -> list[AttemptManager]:
     """``count`` sessions of the group, each with ``each`` messages claimed."""
-    managers = []
-    for _ in range(count):
-        ids = [enqueue(outbox, "b@example.org") for _ in range(each)]
-        manager = AttemptManager(
+    return [
+        claimed_session(
             outbox,
-            outbox.claim(ids),
-            account="work",
-            policy=RetryPolicy(),
-            clock=lambda: NOW,
+            [enqueue(outbox, "b@example.org") for _ in range(each)],
+            lambda: NOW,
             commits=group,
         )
-        manager.session_started(SessionInfo("work", "127.0.0.1", 2525), ids)
-        managers.append(manager)
-    return managers
+        for _ in range(count)
+    ]
 
 
 def final_dot(manager: AttemptManager, message_id: int) -> Awaitable[None]:
@@ -77,6 +72,19 @@ async def turns(count: int) -> None:
     """Let the event loop turn ``count`` times (no time passes by design)."""
     for _ in range(count):
         await asyncio.sleep(0)
+
+
+async def one_waiting(
+    outbox: Outbox, group: CommitGroup, each: int
+) -> tuple[AttemptManager, AttemptManager, Awaitable[None]]:
+    """Two members whose first dots shared a commit, and the first one's next dot, whose
+    commit now waits for the other: (first, other, the record of that dot)."""
+    steady, other = sessions(outbox, group, 2, each)
+    await asyncio.gather(final_dot(steady, claimed(steady)[0]), final_dot(other, claimed(other)[0]))
+    late = final_dot(steady, claimed(steady)[1])
+    await turns(5)
+    assert group.holding  # waiting for ``other``
+    return steady, other, late
 
 
 def test_sessions_reaching_their_dots_turns_apart_still_share_one_commit(
@@ -109,13 +117,7 @@ def test_a_member_that_does_not_come_holds_a_commit_no_longer_than_the_hold(
     group = CommitGroup(outbox, hold_s=0.5)
 
     async def main() -> None:
-        steady, absent = sessions(outbox, group, 2, 3)
-        await asyncio.gather(
-            final_dot(steady, claimed(steady)[0]), final_dot(absent, claimed(absent)[0])
-        )
-        late = final_dot(steady, claimed(steady)[1])
-        await turns(5)
-        assert group.holding  # waiting for ``absent``, which never comes
+        steady, _absent, late = await one_waiting(outbox, group, 3)  # it never comes
         await asyncio.wait_for(late, 10)
         # The wait ran out: the next commit goes without waiting for ``absent``.
         again = asyncio.ensure_future(final_dot(steady, claimed(steady)[2]))
@@ -137,13 +139,7 @@ def test_a_commit_waiting_for_a_member_goes_as_soon_as_that_session_ends(
     group = CommitGroup(outbox, hold_s=FOREVER_S)
 
     async def main() -> None:
-        steady, ending = sessions(outbox, group, 2, 2)
-        await asyncio.gather(
-            final_dot(steady, claimed(steady)[0]), final_dot(ending, claimed(ending)[0])
-        )
-        late = final_dot(steady, claimed(steady)[1])
-        await turns(5)
-        assert group.holding
+        _steady, ending, late = await one_waiting(outbox, group, 2)
         ending.session_finished("")  # its second message never started: handed back
         await asyncio.wait_for(late, 10)
 
