@@ -3,7 +3,8 @@
 ``open_session`` connects to an account's server and gets it ready for mail:
 
 1. TCP connect (our own, so a refusal, a DNS failure and a timeout each get
-   their own words; TCP_NODELAY set), within ``connect_timeout_s``;
+   their own words; TCP_NODELAY set), to each of the host's addresses in
+   turn until one answers, each within ``connect_timeout_s``;
 2. implicit TLS (``Security.TLS``) and the greeting, through aiosmtplib;
 3. EHLO, or HELO when the server refuses EHLO;
 4. STARTTLS for ``Security.STARTTLS`` -- *required*: a server that does not
@@ -264,31 +265,25 @@ class _Opener:
             ) from None
 
     async def _connect(self) -> None:
+        """Connect to the first of the host's addresses that answers.
+
+        Each address gets ``connect_timeout_s`` of its own, as Postfix's
+        ``smtp_connect_timeout`` does: one address that swallows the
+        connection (an AAAA record over a broken IPv6 route) must not use up
+        the time of the next, or the mail would wait for ever behind it.
+        """
         account = self.account
         loop = asyncio.get_running_loop()
+        timeout_s = account.connect_timeout_s
         errors: list[OSError] = []
         try:
-            async with asyncio.timeout(account.connect_timeout_s):
+            async with asyncio.timeout(timeout_s):
                 infos = await loop.getaddrinfo(account.host, account.port, type=socket.SOCK_STREAM)
-                for family, kind, proto, _, address in infos:
-                    sock = socket.socket(family, kind, proto)
-                    try:
-                        sock.setblocking(False)
-                        await loop.sock_connect(sock, address)
-                    except OSError as exc:
-                        sock.close()
-                        errors.append(exc)
-                        continue
-                    except BaseException:
-                        sock.close()
-                        raise
-                    self._sock = sock
-                    break
         except TimeoutError:
             raise _Refused(
                 SessionFailure(
                     FailureKind.CONNECT,
-                    f"timed out connecting to {self._where} after {account.connect_timeout_s:g} s",
+                    f"timed out finding the server {account.host} after {timeout_s:g} s",
                 )
             ) from None
         except socket.gaierror as exc:
@@ -298,6 +293,21 @@ class _Opener:
                     f"cannot find the server {account.host}: {exc.strerror or exc}",
                 )
             ) from None
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                async with asyncio.timeout(timeout_s):
+                    await loop.sock_connect(sock, address)
+            except OSError as exc:  # TimeoutError included
+                sock.close()
+                errors.append(exc)
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            self._sock = sock
+            break
         if self._sock is None:
             first = errors[0] if errors else OSError("no address")
             if isinstance(first, ConnectionRefusedError):
@@ -305,6 +315,8 @@ class _Opener:
                     f"{self._where} refused the connection"
                     " (is the server running, is the port right?)"
                 )
+            elif isinstance(first, TimeoutError):
+                text = f"timed out connecting to {self._where} after {timeout_s:g} s"
             else:
                 text = f"cannot connect to {self._where}: {_os_reason(first)}"
             raise _Refused(SessionFailure(FailureKind.CONNECT, text))

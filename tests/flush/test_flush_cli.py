@@ -148,6 +148,46 @@ def test_a_refused_connection_defers_everything_and_exits_75(home: Path) -> None
     assert "refused" in listed(home)[0]["last_error"]
 
 
+def test_a_host_whose_first_address_swallows_the_connection_is_reached_at_its_next(
+    home: Path, tmp_path: Path
+) -> None:
+    """A name with an AAAA record over a broken route and a working A record.
+
+    The name resolves, in a private mount namespace's ``/etc/hosts``, to ::1
+    first -- a listener whose backlog is full, so a connection to it hangs as
+    a blackholed one does -- and then to 127.0.0.1, where the server is. Each
+    address has the connect timeout of its own, so the mail goes.
+    """
+    import socket
+
+    if os.geteuid() != 0 or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("needs root and mount namespaces (unshare -m) for a private /etc/hosts")
+    with threaded_fault_server() as server:
+        try:
+            hole = socket.socket(socket.AF_INET6)
+            hole.bind(("::1", server.port))
+        except OSError as exc:
+            pytest.skip(f"no IPv6 loopback here: {exc}")
+        with hole, socket.socket(socket.AF_INET6) as filler:
+            hole.listen(0)
+            filler.connect(("::1", server.port))  # fills the backlog: the next SYN waits
+            hosts = tmp_path / "hosts"
+            hosts.write_text("::1 mail.outbox-test.invalid\n127.0.0.1 mail.outbox-test.invalid\n")
+            done = outbox(home, "account", "add", "test", "--host", "mail.outbox-test.invalid",
+                          "--port", str(server.port), "--security", "none",
+                          "--connect-timeout", "2")  # fmt: skip
+            assert done.returncode == 0, done.stderr.decode()
+            mid = enqueue(home, message(1))
+            flushed = subprocess.run(
+                ["unshare", "-m", "sh", "-c", f'mount --bind "{hosts}" /etc/hosts && exec "$@"',
+                 "sh", sys.executable, "-m", "relay.cli", "--home", str(home), "flush"],
+                capture_output=True, timeout=60,
+            )  # fmt: skip
+        assert flushed.returncode == 0, flushed.stderr.decode()
+        assert len(server.messages) == 1
+    assert states(home) == {mid: "sent"}
+
+
 def test_a_lost_reply_after_the_final_dot_is_uncertain_and_never_resent_unasked(
     home: Path,
 ) -> None:
