@@ -175,6 +175,16 @@ class FlushResult:
         return 0
 
 
+class _SessionEnd(Enum):
+    """How one session of a flush ended, for its worker."""
+
+    DONE = "done"
+    #: The server refused the credentials (or the sign-in): no more sessions.
+    REFUSED = "refused"
+    #: Turned away at the greeting while another session was open: its batch waits.
+    TURNED_AWAY = "turned away"
+
+
 class RelayingManager:
     """Runs one flush. Create, ``await run()``; ``stop()`` from anywhere on the loop."""
 
@@ -439,8 +449,16 @@ class RelayingManager:
                     except asyncio.QueueEmpty:
                         return
                     claimed = await self._claim_in_pages(batch)
-                    if claimed and await self._run_session(account, password, claimed, login_turns):
+                    if not claimed:
+                        continue
+                    ended = await self._run_session(account, password, claimed, login_turns)
+                    if ended is _SessionEnd.REFUSED:
                         refused.set()
+                    elif ended is _SessionEnd.TURNED_AWAY:
+                        # The server takes no more connections than are open: the
+                        # batch waits for a session that ends, and this worker stops.
+                        queue.put_nowait(batch)
+                        return
             except Exception as exc:
                 self._fail(exc)
 
@@ -510,8 +528,8 @@ class RelayingManager:
         password: str | TokenSource | None,
         messages: list[OutgoingMessage],
         login_turns: LoginTurns,
-    ) -> bool:
-        """One relayer over one connection; true when the server refused our credentials."""
+    ) -> _SessionEnd:
+        """One relayer over one connection; how it ended."""
         from relay.relayer import ManagedRelayer
 
         def settled(item: Settled) -> None:
@@ -535,10 +553,25 @@ class RelayingManager:
         )
         if self._failure is not None:  # the flush failed while this batch was claimed
             manager.abandon()
-            return False
-        relayer = ManagedRelayer(account, password, messages, manager, login_turns=login_turns)
-        self._sessions[relayer] = (manager, asyncio.current_task())
+            return _SessionEnd.DONE
         siblings = self._account_relayers.setdefault(account.name, set())
+
+        async def others_open() -> bool:
+            for other in list(siblings):
+                opened = getattr(other, "opened", None)
+                if other is not relayer and opened is not None and await opened():
+                    return True
+            return False
+
+        relayer = ManagedRelayer(
+            account,
+            password,
+            messages,
+            manager,
+            login_turns=login_turns,
+            others_open=others_open,
+        )
+        self._sessions[relayer] = (manager, asyncio.current_task())
         siblings.add(relayer)
         try:
             if self._stopping or account.name in self.result.paused:
@@ -553,7 +586,7 @@ class RelayingManager:
             siblings.discard(relayer)
         if manager.auth_failure is not None and manager.auth_failure.kind is FailureKind.SIGN_IN:
             self._sign_in_needed(account, manager.auth_failure.text, published=True)
-            return True
+            return _SessionEnd.REFUSED
         if manager.auth_failure is not None:
             self.result.auth_refused = True
             self.result.needs_person.add(account.name)
@@ -571,8 +604,10 @@ class RelayingManager:
                     account=account.name,
                 )
             )
-            return True
-        return False
+            return _SessionEnd.REFUSED
+        if relayer.turned_away:
+            return _SessionEnd.TURNED_AWAY
+        return _SessionEnd.DONE
 
     def _end_pauses(self, pauses: dict[str, AccountPause]) -> None:
         """Mail went through a paused account again: its series of pauses is over.

@@ -37,6 +37,16 @@ transaction in flight is reported with what is known (its
 have it), then ``session_failed`` names every message not finished.
 ``run()`` never raises for anything the network or the server does.
 
+A server that turns a new connection away at its greeting (``421``: Postfix's
+``smtpd_client_connection_count_limit``, Exim's ``smtp_accept_max_per_host``)
+while another session of the same account opened and is still sending
+(``others_open``, which waits for an opening under way to end) limits
+connections, not mail: that session hands its messages back untouched
+(``turned_away``, ``session_finished``) for the open one to take, and no reply
+of it is reported -- a 421 ``4.7.0`` would otherwise pause the whole account as
+a rate limit (``relay.throttle``), the open session included. When every
+session is turned away, none is open: each fails as any 421 greeting does.
+
 Stopping: ``stop()`` lets the transaction in flight finish, sends QUIT and
 hands the rest back untouched (``session_finished``); ``stop(abort=True)``
 drops the connection at once and reports the transaction in flight as it
@@ -143,9 +153,13 @@ class ManagedRelayer:
         observer: RelayObserver,
         *,
         login_turns: LoginTurns | None = None,
+        others_open: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         self._account = account
         self._login_turns = login_turns
+        self._others_open = others_open
+        #: The server turned this session away at its greeting while another was open.
+        self.turned_away = False
         self._password = password
         self._messages = tuple(messages)
         self._observer = observer
@@ -167,6 +181,17 @@ class ManagedRelayer:
     @property
     def transcript(self) -> Transcript:
         return self._transcript
+
+    async def opened(self) -> bool:
+        """Whether this session opened and has not ended; waits for its opening to end."""
+        opening = self._opening
+        if opening is None or self._ended:
+            return False
+        if not opening.done():
+            await asyncio.wait({opening})
+        if opening.cancelled() or opening.exception() is not None:
+            return False
+        return isinstance(opening.result(), Session) and not self._ended
 
     def stop(self, *, abort: bool = False) -> None:
         """Start no new transaction; with ``abort``, also drop the connection now.
@@ -250,6 +275,14 @@ class ManagedRelayer:
             self._end(None)
             return None
         if isinstance(result, SessionFailure):
+            if await self._is_turned_away(result):
+                self.turned_away = True
+                self._transcript.note(
+                    "turned away while another connection to the server is open:"
+                    " its messages are handed back for that one"
+                )
+                self._end(None)
+                return None
             self._end(result)
             return None
         if self._stopping:  # stop() while opening: nothing was started
@@ -257,6 +290,13 @@ class ManagedRelayer:
             self._end(None)
             return None
         return result
+
+    async def _is_turned_away(self, failure: SessionFailure) -> bool:
+        """A 421 greeting while another session of the account is open (module docstring)."""
+        reply = failure.reply
+        if reply is None or reply.stage is not Stage.GREETING or reply.code != 421:
+            return False
+        return self._others_open is not None and await self._others_open()
 
     async def _opened(self, phase: Callable[[Phase], None]) -> Session | SessionFailure | None:
         """Open up to AUTH, then log in when it is this session's turn (``login_turns``).

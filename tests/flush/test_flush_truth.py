@@ -230,3 +230,28 @@ def test_a_real_postfix_limited_to_100_recipients_delivers_300_once_each(home: P
     assert states(home) == {mid: "sent", after: "sent"}
     # Postfix took 100 a transaction: three transactions, each one attempt of the message.
     assert len(show(home, mid)["attempt_history"]) == 3  # type: ignore[arg-type]
+
+
+def test_a_real_postfix_taking_one_connection_per_client_gets_everything_over_it(
+    home: Path,
+) -> None:
+    """Postfix's ``smtpd_client_connection_count_limit = 1`` turns the account's second
+    connection away at the greeting (``421 4.7.0 … too many connections``) while the
+    first sends. That limits connections, not mail: the open session takes the other's
+    messages, nothing is paused, deferred or sent twice."""
+    from tests.support.postfix_server import postfix_server
+
+    # Loopback is in mynetworks, which the limits exempt unless told otherwise.
+    limit = {"smtpd_client_connection_count_limit": "1", "smtpd_client_event_limit_exceptions": ""}
+    with postfix_server(**limit) as postfix:
+        add_account(home, postfix.port, "--max-connections", "2")
+        ids = [enqueue(home, message(n, to=f"r{n}@example.net")) for n in range(6)]
+        done = outbox(home, "flush")
+        assert done.returncode == 0, done.stderr.decode()
+        postfix.wait_until(lambda: len(postfix.delivered_to()) >= 6)
+        delivered = postfix.delivered_to()
+        log = postfix.log()
+    assert "Connection concurrency limit exceeded" in log  # the second was turned away
+    assert sorted(delivered) == sorted(f"r{n}@example.net" for n in range(6))  # once each
+    assert states(home) == dict.fromkeys(ids, "sent")
+    assert all(show(home, mid)["attempts"] == 1 for mid in ids)
