@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ipaddress
 import re
 import socket
@@ -188,6 +189,16 @@ class _Opener:
     def _where(self) -> str:
         return f"{self.account.host}:{self.account.port}"
 
+    @property
+    def _server_name(self) -> str:
+        """The host to resolve and to verify the certificate for: an address literal
+        written in brackets (``[::1]``, as in URLs) without them, else the host."""
+        host = self.account.host
+        if host.startswith("[") and host.endswith("]"):
+            with contextlib.suppress(ValueError):
+                return str(ipaddress.ip_address(host[1:-1]))
+        return host
+
     async def step(self, step: Callable[[], Awaitable[None]]) -> SessionFailure | None:
         """Run one step of the opening: None when it went through, or why it stopped.
 
@@ -278,7 +289,9 @@ class _Opener:
         errors: list[OSError] = []
         try:
             async with asyncio.timeout(timeout_s):
-                infos = await loop.getaddrinfo(account.host, account.port, type=socket.SOCK_STREAM)
+                infos = await loop.getaddrinfo(
+                    self._server_name, account.port, type=socket.SOCK_STREAM
+                )
         except TimeoutError:
             raise _Refused(
                 SessionFailure(
@@ -332,7 +345,7 @@ class _Opener:
         implicit_tls = account.security is Security.TLS
         assert self._sock is not None
         self._smtp = aiosmtplib.SMTP(
-            hostname=account.host,
+            hostname=self._server_name,
             sock=self._sock,
             use_tls=implicit_tls,
             start_tls=False,
@@ -409,7 +422,7 @@ class _Opener:
         try:
             response = await smtp.starttls(
                 tls_context=context,
-                server_hostname=host,
+                server_hostname=self._server_name,
                 timeout=self.account.command_timeout_s,
             )
         except aiosmtplib.SMTPResponseException as exc:

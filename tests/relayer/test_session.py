@@ -104,6 +104,24 @@ async def test_implicit_tls_secures_the_session_from_the_first_byte(
     assert "TLS established" in observer.transcript
 
 
+@pytest.mark.parametrize("security", [Security.STARTTLS, Security.TLS])
+async def test_an_ipv6_address_in_brackets_is_reached_and_its_certificate_verified(
+    certs: TestCertificates, security: Security
+) -> None:
+    """``[::1]`` is how an address literal is written in a URL, and the config takes it."""
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    context = certs.server_context("::1")
+    async with smtp_server(host="::1", security=security, tls=certs, tls_context=context) as server:
+        observer = await relay(server.account(host="[::1]"), None, message(1, "a@example.net"))
+    assert observer.ended == "finished", observer.failure
+    assert len(server.received) == 1
+    assert "TLS established" in observer.transcript
+
+
 async def test_the_server_offer_is_printable_for_account_test(certs: TestCertificates) -> None:
     async with smtp_server(security=Security.STARTTLS, tls=certs, password=PASSWORD) as server:
         session = await open_session(server.account(), PASSWORD)

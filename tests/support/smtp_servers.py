@@ -11,10 +11,10 @@ Options: ``security`` (``Security.NONE`` plain, ``STARTTLS``, ``TLS``
 implicit), ``tls`` (a ``TestCertificates``; the server's certificate is for
 127.0.0.1 and localhost unless ``cert`` says otherwise), ``password`` (offers
 AUTH with ``USER`` and that password; ``mechanisms`` limits which),
-``smtputf8``, ``size_limit``. Every server records what it received in its
-``RecordingHandler`` -- envelopes and the message bytes exactly as un-stuffed
-by the server -- and ``server.account(...)`` builds an ``Account`` that points
-at it. Servers stop when their block ends.
+``smtputf8``, ``size_limit``, ``host`` (where ``smtp_server`` listens). Every
+server records what it received in its ``RecordingHandler`` -- envelopes and
+the message bytes exactly as un-stuffed by the server -- and
+``server.account(...)`` builds an ``Account`` that points at it. Servers stop when their block ends.
 """
 
 from __future__ import annotations
@@ -194,6 +194,7 @@ class ServerOptions:
     smtputf8: bool = True
     size_limit: int | None = 32 * 1024 * 1024
     handler: RecordingHandler | None = None
+    host: str = HOST  # where ``smtp_server`` listens (``::1`` for IPv6)
 
     def context(self) -> ssl.SSLContext | None:
         if self.security is Security.NONE:
@@ -245,14 +246,14 @@ async def smtp_server(**options: Any) -> AsyncIterator[RunningServer]:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(
         lambda: SMTP(handler, loop=loop, **kwargs),
-        HOST,
+        opts.host,
         0,
         ssl=context if opts.security is Security.TLS else None,
     )
     port = server.sockets[0].getsockname()[1]
     try:
         yield RunningServer(
-            HOST,
+            opts.host,
             port,
             opts.security,
             handler,
