@@ -21,8 +21,11 @@ takes ``now`` and the local time zone. The replies, by enhanced status code
 |                                                   |       | temporarily deferred (Yahoo)      |
 | 454 4.7.0, except to STARTTLS (there: "TLS not    | rate  | Too many login attempts (Gmail)   |
 | available now", RFC 3207)                         |       |                                   |
-| 421/451/454 4.7.x with "too many", "rate",        | rate  | 451 4.7.1 Too many messages, slow |
-| "limit", "exceeded" or "throttl"                  |       | down (Postfix policy, Exim ACLs)  |
+| 421/450/451/454 4.7.x with "too many", "too      | rate  | 451 4.7.1 Too many messages, slow |
+| much", "rate", "limit", "exceeded" or "throttl"   |       | down (Postfix policy, Exim ACLs); |
+|                                                   |       | 450 4.7.1 Error: too much mail    |
+|                                                   |       | from … (Postfix's own client rate |
+|                                                   |       | limits)                           |
 
 Not throttling, though they look alike: ``452 4.5.3`` (too many recipients
 for one transaction: the relayer sends the rest later), ``450 4.2.1`` (one
@@ -89,7 +92,7 @@ HINT_MIN_S = 60.0
 HINT_MAX_S = 2 * DAY_S
 
 _ENHANCED = re.compile(r"^\s*([245])\.(\d{1,3})\.(\d{1,3})\b")
-_RATE_WORDS = re.compile(r"too many|rate|limit|exceeded|throttl", re.IGNORECASE)
+_RATE_WORDS = re.compile(r"too many|too much|rate|limit|exceeded|throttl", re.IGNORECASE)
 _DAILY_WORDS = re.compile(
     r"\bdaily\b.*\b(limit|quota)|SubmissionQuotaExceeded", re.IGNORECASE | re.DOTALL
 )
@@ -110,7 +113,7 @@ def throttle_of(reply: Reply) -> Throttle | None:
     hint = _hint_s(text)
     if status == ("5", "4", "5") or _DAILY_WORDS.search(text):
         return Throttle(Limit.DAILY, str(reply), hint)
-    if reply.code not in (421, 451, 454) or status is None or status[:2] != ("4", "7"):
+    if reply.code not in (421, 450, 451, 454) or status is None or status[:2] != ("4", "7"):
         return None
     if reply.code == 454 and reply.stage is Stage.STARTTLS:
         return None  # RFC 3207: TLS not available for a passing reason, not a limit

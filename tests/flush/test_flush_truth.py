@@ -255,3 +255,23 @@ def test_a_real_postfix_taking_one_connection_per_client_gets_everything_over_it
     assert sorted(delivered) == sorted(f"r{n}@example.net" for n in range(6))  # once each
     assert states(home) == dict.fromkeys(ids, "sent")
     assert all(show(home, mid)["attempts"] == 1 for mid in ids)
+
+
+def test_a_real_postfixs_own_message_rate_limit_pauses_the_account(home: Path) -> None:
+    """``smtpd_client_message_rate_limit = 2`` answers the third MAIL ``450 4.7.1 Error:
+    too much mail from …``: the account pauses, and the rest wait untried rather than
+    each earning its own refusal (and back-off) from a server that counts them."""
+    from tests.support.postfix_server import postfix_server
+
+    limit = {"smtpd_client_message_rate_limit": "2", "smtpd_client_event_limit_exceptions": ""}
+    with postfix_server(**limit) as postfix:
+        add_account(home, postfix.port, "--max-connections", "1")
+        ids = [enqueue(home, message(n, to=f"r{n}@example.net")) for n in range(5)]
+        done = outbox(home, "flush")
+        log = postfix.log()
+    assert done.returncode == 75
+    assert "paused until" in done.stderr.decode()
+    assert "Message delivery request rate limit exceeded" in log
+    assert [states(home)[mid] for mid in ids[:2]] == ["sent", "sent"]
+    # The third got the refusal; the other two were not tried against the limit.
+    assert [show(home, mid)["attempts"] for mid in ids[3:]] == [0, 0]

@@ -43,6 +43,9 @@ GMAIL_DAILY = "5.4.5 Daily user sending limit exceeded."
         # Postfix policy daemons and Exim ratelimit ACLs.
         (Stage.RCPT, 451, "4.7.1 Too many messages, slow down", Limit.RATE),
         (Stage.MAIL, 451, "4.7.1 Sending rate limit exceeded", Limit.RATE),
+        # Postfix's own client limits (smtpd_client_message_rate_limit, …_recipient_…).
+        (Stage.MAIL, 450, "4.7.1 Error: too much mail from 127.0.0.1", Limit.RATE),
+        (Stage.RCPT, 450, "4.7.1 Error: too many recipients from 127.0.0.1", Limit.RATE),
         # Microsoft 365 / Outlook.com daily recipient quota.
         (
             Stage.END_OF_DATA,
@@ -74,6 +77,8 @@ def test_a_provider_throttling_reply_pauses_the_account(
             " rate that prevents additional messages from being delivered",
         ),  # one mailbox
         (Stage.RCPT, 451, "4.7.1 Greylisted, please try again in 300 seconds"),
+        (Stage.RCPT, 450, "4.7.1 Client host rejected: cannot find your hostname, [192.0.2.1]"),
+        (Stage.RCPT, 450, "4.7.1 <b@example.net>: Recipient address rejected: greylisted"),
         (Stage.STARTTLS, 454, "4.7.0 TLS not available due to local problem"),
         (Stage.RCPT, 550, "5.1.1 The email account that you tried to reach does not exist"),
         (Stage.AUTH, 535, "5.7.8 Username and Password not accepted"),
