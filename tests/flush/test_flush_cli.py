@@ -188,6 +188,20 @@ def test_a_host_whose_first_address_swallows_the_connection_is_reached_at_its_ne
     assert states(home) == {mid: "sent"}
 
 
+def test_a_server_taking_one_connection_gets_every_message_over_it_in_one_flush(
+    home: Path,
+) -> None:
+    with threaded_fault_server(max_clients=1) as server:
+        add_account(home, server.port, "--max-connections", "2")
+        ids = [enqueue(home, message(n)) for n in range(6)]
+        done = outbox(home, "flush")
+        assert done.returncode == 0, done.stderr.decode()
+        assert server.turned_away >= 1  # the second connection was refused at its greeting
+        assert len(server.messages) == 6
+    assert states(home) == dict.fromkeys(ids, "sent")
+    assert [item["attempts"] for item in listed(home)] == [1] * 6
+
+
 def test_a_lost_reply_after_the_final_dot_is_uncertain_and_never_resent_unasked(
     home: Path,
 ) -> None:

@@ -20,7 +20,8 @@ data; ``stall_data`` stops reading it for a while. STARTTLS is offered when
 instead); PIPELINING is just an entry in ``extensions`` -- the server reads
 and answers commands in order, so a pipelining client works. ``pipelined``
 counts the commands that were already waiting when the server went to read
-them (0 for a lock-step client). With ``enforce_order`` the server keeps
+them (0 for a lock-step client); ``max_clients`` caps the connections open at
+once (``turned_away`` counts the ones refused). With ``enforce_order`` the server keeps
 RFC 5321's order as a real one does: RCPT without an accepted MAIL gets
 ``503``, DATA without an accepted RCPT gets ``554`` (a pipelining client sends
 them anyway).
@@ -98,6 +99,9 @@ class Faults:
     rset: Response = "250 2.0.0 OK"
     quit: Response = "221 2.0.0 Bye"
     enforce_order: bool = False
+    #: Connections open at once; one more is greeted ``421 4.7.0 … too many connections``
+    #: and closed, as Postfix's ``smtpd_client_connection_count_limit`` does.
+    max_clients: int | None = None
 
 
 @dataclass
@@ -212,6 +216,8 @@ class FaultServer(LoopbackServer):
         self.commands: list[str] = []
         self.messages: list[ReceivedData] = []
         self.connections = 0
+        self.turned_away = 0  # connections refused for ``max_clients``
+        self._open = 0
         self.pipelined = 0
 
     def account(self, **changes: Any) -> Account:
@@ -239,8 +245,17 @@ class FaultServer(LoopbackServer):
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         connection = _Connection(reader, writer)
-        await connection.respond(self.faults.greeting)
-        await self._converse(connection)
+        limit = self.faults.max_clients
+        if limit is not None and self._open >= limit:
+            self.turned_away += 1
+            await connection.respond("421 4.7.0 fault.test Error: too many connections")
+            return
+        self._open += 1
+        try:
+            await connection.respond(self.faults.greeting)
+            await self._converse(connection)
+        finally:
+            self._open -= 1
 
     async def _converse(self, connection: _Connection) -> None:
         faults = self.faults
