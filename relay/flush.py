@@ -590,7 +590,11 @@ class RelayingManager:
         if manager.auth_failure is not None:
             self.result.auth_refused = True
             self.result.needs_person.add(account.name)
-            if account.oauth2 is not None:
+            if manager.auth_failure.reply is None:
+                # No AUTH exchange took place (none offered, or none Outbox speaks):
+                # the server never judged the credentials, so they are not what to fix.
+                fix = f"`outbox account test {account.name}` shows what the server offers"
+            elif account.oauth2 is not None:
                 fix = f"sign in again with `outbox account login {account.name}`"
             elif account.password_command is not None:
                 fix = "fix what its password command prints"

@@ -260,6 +260,21 @@ def test_refused_credentials_stop_the_flush_and_leave_messages_queued(
         assert server.received == []
 
 
+@pytest.mark.parametrize("mechanisms", [(), ("CRAM-MD5",)])
+def test_a_server_that_never_asks_for_the_password_is_not_said_to_refuse_it(
+    home: Path, mechanisms: tuple[str, ...]
+) -> None:
+    with threaded_fault_server(auth_mechanisms=mechanisms) as server:
+        add_account(home, server.port, "--user", USER, "--password-command", "echo s3cret")
+        enqueue(home, message(1))
+        done = outbox(home, "flush")
+    assert done.returncode == 1
+    (line,) = done.stderr.decode().splitlines()
+    assert "password" not in line.split(";")[-1], line  # the hint names no password to fix
+    assert "`outbox account test test` shows what the server offers" in line
+    assert states(home) == {"1": "queued"}
+
+
 def test_flush_without_an_account_is_a_clear_error(home: Path) -> None:
     enqueue(home, message(1))
     done = outbox(home, "flush")
