@@ -644,14 +644,17 @@ def _probe(account: Account, password: Any, *, show_transcript: bool) -> int:
         print(transcript.render(), file=sys.stderr)
     if isinstance(outcome, SessionFailure):
         print(f"outbox: account {account.name}: {outcome.text}", file=sys.stderr)
+        if outcome.reply is not None and outcome.reply.temporary:
+            return 75  # the server said "not now" (454 to AUTH or STARTTLS, a 4xx greeting)
         return _TEST_EXIT_CODES.get(outcome.kind.value, 1)
     print(outcome)
     print("nothing was sent")
     return 0
 
 
-# ``account test`` exits like ``flush``: 75 when trying again later may work,
-# 1 when a person has to change something (credentials, TLS, the server's answers).
+# ``account test`` exits like ``flush``: 75 when trying again later may work (and
+# whenever the server's reply was a 4xx), 1 when a person has to change something
+# (credentials, TLS, the server's answers).
 _TEST_EXIT_CODES = {
     "connect": 75,
     "timeout": 75,

@@ -127,6 +127,24 @@ def test_a_server_that_is_not_there_is_a_temporary_failure(outbox: RunOutbox) ->
     assert line.startswith(f"outbox: account gone: 127.0.0.1:{port} refused the connection")
 
 
+def test_a_454_to_auth_is_a_temporary_failure(outbox: RunOutbox) -> None:
+    from tests.support.fault_server import threaded_fault_server
+
+    not_now = "454 4.7.0 Temporary authentication failure"
+    with threaded_fault_server(auth_mechanisms=("PLAIN",), auth=not_now) as server:
+        done = outbox(
+            "account", "add", "busy", "--host", "127.0.0.1", "--port", str(server.port),
+            "--security", "none", "--user", USER, "--password-command", "echo x",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+        done = outbox("account", "test", "busy")
+
+    assert done.returncode == 75, done.stderr
+    [line] = done.stderr.splitlines()
+    assert line.endswith(not_now)
+
+
 def test_an_account_whose_password_is_missing_says_how_to_set_it(
     outbox: RunOutbox, keyring_file: Path
 ) -> None:
