@@ -72,6 +72,7 @@ UNSENT = frozenset(
 )
 if TYPE_CHECKING:
     from relay.oauth.tokens import TokenSource
+    from relay.relayer import ManagedRelayer
 
 #: Due messages read per loop turn when a flush starts (about 4 ms of work each on
 #: the window's loop; pages of 1,000 took 8-9 ms, and two ran between a 10 ms
@@ -212,7 +213,7 @@ class RelayingManager:
         self._sessions: dict[object, tuple[AttemptManager, asyncio.Task[object] | None]] = {}
         self._failure: Exception | None = None
         self._commits = CommitGroup(outbox)  # the sessions' final-dot records share commits
-        self._account_relayers: dict[str, set[object]] = {}
+        self._account_relayers: dict[str, set[ManagedRelayer]] = {}
         self._sent_through: set[str] = set()
         self.result = FlushResult()
 
@@ -558,8 +559,7 @@ class RelayingManager:
 
         async def others_open() -> bool:
             for other in list(siblings):
-                opened = getattr(other, "opened", None)
-                if other is not relayer and opened is not None and await opened():
+                if other is not relayer and await other.opened():
                     return True
             return False
 
@@ -630,9 +630,7 @@ class RelayingManager:
         """A provider throttled ``account``: its sessions finish what is in flight and stop."""
         self.result.paused[account] = pause
         for relayer in list(self._account_relayers.get(account, ())):
-            stop = getattr(relayer, "stop", None)
-            if stop is not None:
-                stop()
+            relayer.stop()
 
     def _sign_in_needed(self, account: Account, text: str, *, published: bool = False) -> None:
         """The account's mail stays queued and the flush stops for it: one line says why."""
