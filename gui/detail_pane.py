@@ -37,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from gui.attachments import Attachment, attachments
 from gui.command_hints import for_window
+from gui.display_text import as_tooltip
 from gui.local_time import exact_text, moment_text
 from gui.recipient_menu import COPY_ROLE, add_copy_actions
 from relay.errors import BodyPruned, NoSuchMessage
@@ -288,7 +289,7 @@ class DetailPane(QWidget):
         for recipient in message.recipients:
             reply = visible(recipient.reply or "")
             item = QTreeWidgetItem([visible(recipient.address), recipient.state.value, reply])
-            item.setToolTip(2, reply)
+            item.setToolTip(2, as_tooltip(reply))
             # Copy Reply: every line of it, each line's invisible characters escaped.
             lines = (recipient.reply or "").splitlines()
             item.setData(2, COPY_ROLE, "\n".join(visible(line, keep="\t") for line in lines))
@@ -325,7 +326,7 @@ class DetailPane(QWidget):
             )
             item.setData(0, Qt.ItemDataRole.UserRole, attempt.id)
             item.setToolTip(0, exact_text(attempt.started_at))
-            item.setToolTip(6, visible(for_window(attempt.error or "")))
+            item.setToolTip(6, as_tooltip(visible(for_window(attempt.error or ""))))
             self.attempts.addTopLevelItem(item)
             if attempt.id == current_id:
                 chosen = item

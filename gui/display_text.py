@@ -8,6 +8,8 @@ zero-width character shows as its escape, as on the command line.
 
 from __future__ import annotations
 
+from PySide6.QtGui import Qt
+
 from relay.events import MessageSnapshot
 from relay.states import MessageState, RecipientState
 from relay.visible import visible
@@ -62,6 +64,19 @@ def last_result_text(message: MessageSnapshot) -> str:
         if recipient.reply and recipient.state is not RecipientState.PENDING:
             return _one_line(recipient.reply)
     return ""
+
+
+def as_tooltip(text: str) -> str:
+    """``text`` made safe for a tooltip, which Qt shows as HTML when it looks like HTML.
+
+    A tooltip has no text format of its own: Qt guesses (``Qt.mightBeRichText``),
+    so a subject, an address or a server's reply such as ``<h1>Invoice</h1>``
+    would show as a heading, and ``<img>`` or ``<a>`` as an image or a link.
+    Text that would be taken for HTML is escaped into HTML that shows it as typed.
+    """
+    if not Qt.mightBeRichText(text):
+        return text
+    return Qt.convertFromPlainText(text, Qt.WhiteSpaceMode.WhiteSpacePre)
 
 
 def _one_line(text: str) -> str:

@@ -55,6 +55,7 @@ from PySide6.QtCore import (
     Signal,
 )
 
+from gui.display_text import as_tooltip
 from gui.icons import state_icon
 from gui.local_time import exact_text, moment_text
 from relay.events import MessageSnapshot
@@ -763,7 +764,8 @@ class OutboxModel(QAbstractTableModel):
         if role == STATE_ROLE:
             return _STATES[shown[L_STATE]]
         if role == Qt.ItemDataRole.ToolTipRole:
-            return _tooltip(shown, column)
+            tip = _tooltip(shown, column)
+            return None if tip is None else as_tooltip(tip)
         if role == Qt.ItemDataRole.TextAlignmentRole:
             return _CELL_ALIGNMENT[column]
         return None

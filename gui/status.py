@@ -9,7 +9,7 @@ times a second while a flush runs, not on every engine event.
 
 from __future__ import annotations
 
-from PySide6.QtCore import QObject, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QLabel, QProgressBar, QStatusBar
 
 from gui.command_hints import for_window
@@ -32,6 +32,7 @@ class StatusPanel(QObject):
         self.progress = FlushProgress()
 
         self.lock_label = QLabel()
+        self.lock_label.setTextFormat(Qt.TextFormat.PlainText)
         self.lock_label.setObjectName("status_lock")
         self.lock_label.setAccessibleName("Flush lock")
         self.lock_label.hide()
@@ -39,13 +40,16 @@ class StatusPanel(QObject):
 
         # Permanent: a notice must not hide it (it stays true for hours).
         self.pause_label = QLabel()
+        self.pause_label.setTextFormat(Qt.TextFormat.PlainText)
         self.pause_label.setObjectName("status_pauses")
         self.pause_label.setAccessibleName("Paused accounts")
         self.pause_label.hide()
         bar.addPermanentWidget(self.pause_label)
         #: A server that could not be reached (or secured) in the last flush, with its account:
         #: prominent and kept until the next flush, where "2 deferred" alone would hide it.
+        #: Its text quotes the server (a greeting it refused with): plain, never HTML.
         self.server_label = QLabel()
+        self.server_label.setTextFormat(Qt.TextFormat.PlainText)
         self.server_label.setObjectName("status_server")
         self.server_label.setAccessibleName("Server problem")
         self.server_label.setStyleSheet("color: #dc2626; font-weight: bold")
@@ -56,6 +60,7 @@ class StatusPanel(QObject):
         self._stopping = False
 
         self.flush_label = QLabel()
+        self.flush_label.setTextFormat(Qt.TextFormat.PlainText)
         self.flush_label.setObjectName("status_flush")
         self.flush_label.setAccessibleName("Flush progress")
         self.flush_bar = QProgressBar()
@@ -71,6 +76,7 @@ class StatusPanel(QObject):
         bar.addPermanentWidget(self.flush_bar)
 
         self.counts_label = QLabel()
+        self.counts_label.setTextFormat(Qt.TextFormat.PlainText)
         self.counts_label.setObjectName("status_counts")
         self.counts_label.setAccessibleName("Messages per state")
         bar.addPermanentWidget(self.counts_label)
