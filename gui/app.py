@@ -3,9 +3,9 @@
 ``create_main_window(home)`` builds the window over the outbox at ``home``
 without starting any loop: the caller owns the QApplication and the qasync
 loop (tests do). ``main(home)`` is the program: it checks there is a display
-to open a window on and, on X11, that the libraries Qt's xcb plug-in loads are
-installed (``gui.platform_check``; Qt would abort with a message about
-plug-ins either way), creates the
+to open a window on, on X11 that the libraries Qt's xcb plug-in loads are
+installed, and that the display opens (``gui.platform_check``; Qt would abort
+with a message about plug-ins otherwise), creates the
 application and a qasync loop, shows the window and runs until it closes. The
 engine runs on that loop; there are no threads for SMTP.
 """
@@ -106,9 +106,10 @@ def main(home: Path, files: Sequence[Path] = (), *, hidden: bool = False) -> int
     """
     if not has_display():
         raise NoDisplay()
-    from gui.platform_check import check_xcb_libraries
+    from gui.platform_check import check_display, check_xcb_libraries
 
     check_xcb_libraries()
+    check_display()
 
     from PySide6.QtCore import QTimer
 

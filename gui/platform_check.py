@@ -12,6 +12,13 @@ system's own loader (``dlopen`` through ctypes: the same search, the
 ``LD_LIBRARY_PATH`` and ``ld.so.cache``, as Qt's plug-in loader), and names
 the Debian packages that hold the missing ones in one line.
 
+Qt aborts the same way when the display it is given cannot be opened: a
+``DISPLAY`` left over from a session that ended (an X server that is gone, an
+ssh login without forwarding), one this user may not use, or a
+``WAYLAND_DISPLAY`` whose socket nobody listens on. ``check_display`` opens
+the display first as Qt would (``xcb_connect`` from the same libxcb; a
+connection to the Wayland socket) and says so in one line instead.
+
 Nothing here imports Qt. The loader is injectable (``can_load``), which is
 how the tests name a library missing without uninstalling it.
 """
@@ -19,6 +26,7 @@ how the tests name a library missing without uninstalling it.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -65,6 +73,18 @@ class MissingQtLibraries(OutboxError):
         )
 
 
+class DisplayUnreachable(OutboxError):
+    """The display the environment names cannot be opened: Qt would abort."""
+
+    exit_code = EX_UNAVAILABLE
+
+    def __init__(self, why: str) -> None:
+        super().__init__(
+            f"the window cannot open its display: {why}; use the command line (outbox --help),"
+            " or set QT_QPA_PLATFORM=offscreen"
+        )
+
+
 def will_use_xcb(environ: Mapping[str, str] | None = None, platform: str | None = None) -> bool:
     """Whether Qt will pick its xcb (X11) platform plug-in in this environment.
 
@@ -101,6 +121,90 @@ def check_xcb_libraries(
     missing = missing_xcb_packages(can_load)
     if missing:
         raise MissingQtLibraries(missing)
+
+
+def check_display(
+    environ: Mapping[str, str] | None = None,
+    *,
+    x_opens: Callable[[str], bool] | None = None,
+) -> None:
+    """Raise ``DisplayUnreachable`` if no platform Qt would try can open its display.
+
+    Qt tries the platforms ``QT_QPA_PLATFORM`` lists, in order (``wayland;xcb``),
+    or its own choice: X11 (``will_use_xcb``), else Wayland and then X11. A
+    platform without a display of its own (``offscreen``, ``vnc``…) always starts.
+    Call it after ``check_xcb_libraries``: the X check loads libxcb.
+    """
+    env = os.environ if environ is None else environ
+    if not sys.platform.startswith("linux"):
+        return
+    chosen = env.get("QT_QPA_PLATFORM", "").strip()
+    if chosen:
+        platforms = [p.split(":", 1)[0].strip() for p in chosen.split(";") if p.strip()]
+    elif will_use_xcb(env):
+        platforms = ["xcb"]
+    elif env.get("WAYLAND_DISPLAY"):
+        platforms = ["wayland", "xcb"]
+    else:
+        return  # gui.app's NoDisplay says so
+    reasons = []
+    for platform in platforms:
+        if platform == "xcb":
+            display = env.get("DISPLAY", "")
+            if display and (x_opens or _x_opens)(display):
+                return
+            reasons.append(_nobody_on(f"DISPLAY={display}") if display else _NO_X_DISPLAY)
+        elif platform.startswith("wayland"):
+            name = env.get("WAYLAND_DISPLAY") or "wayland-0"  # libwayland's default
+            if _wayland_opens(name, env.get("XDG_RUNTIME_DIR", "")):
+                return
+            reasons.append(_nobody_on(f"WAYLAND_DISPLAY={name}"))
+        else:
+            return
+    if reasons:
+        raise DisplayUnreachable(reasons[0])
+
+
+_NO_X_DISPLAY = "QT_QPA_PLATFORM asks for X11 (xcb) and DISPLAY is not set"
+
+
+def _nobody_on(display: str) -> str:
+    return (
+        f"nothing on {display} lets this user in (a display left over from a session that"
+        " ended, or another user's)"
+    )
+
+
+def _x_opens(display: str) -> bool:
+    """Whether libxcb connects to ``display`` (authorisation included), as Qt's plug-in does."""
+    import ctypes
+
+    try:
+        xcb = ctypes.CDLL("libxcb.so.1")
+    except OSError:
+        return True  # no libxcb: check_xcb_libraries names the package
+    xcb.xcb_connect.restype = ctypes.c_void_p
+    xcb.xcb_connect.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+    xcb.xcb_connection_has_error.argtypes = [ctypes.c_void_p]
+    xcb.xcb_disconnect.argtypes = [ctypes.c_void_p]
+    connection = xcb.xcb_connect(display.encode() if display else None, None)
+    try:
+        return bool(connection) and xcb.xcb_connection_has_error(connection) == 0
+    finally:
+        xcb.xcb_disconnect(connection)  # also for the error connection xcb hands back
+
+
+def _wayland_opens(name: str, runtime_dir: str) -> bool:
+    """Whether a Wayland compositor listens on ``name`` (a socket in ``XDG_RUNTIME_DIR``)."""
+    path = name if name.startswith("/") else os.path.join(runtime_dir, name)
+    if not runtime_dir and not name.startswith("/"):
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
 
 
 def _can_load(name: str) -> bool:

@@ -13,6 +13,9 @@ what is real:
   really cannot load it -- what a machine without ``libxcb-cursor0`` looks
   like -- and ``outbox gui`` on a real X display must say so in one line
   instead of Qt aborting.
+
+A display that cannot be opened (an X server that has ended, a Wayland socket
+nobody listens on) must be said in one line too, before Qt aborts on it.
 """
 
 from __future__ import annotations
@@ -29,7 +32,9 @@ import pytest
 from gui.platform_check import (
     EX_UNAVAILABLE,
     XCB_LIBRARIES,
+    DisplayUnreachable,
     MissingQtLibraries,
+    check_display,
     check_xcb_libraries,
     missing_xcb_packages,
     will_use_xcb,
@@ -55,6 +60,13 @@ def x_display() -> Iterator[str]:
         pytest.skip(reason)
     with xvfb.running_xvfb() as display:
         yield display
+
+
+def outbox_gui(home: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "relay.cli", "--home", str(home), "gui"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=120,
+    )  # fmt: skip
 
 
 def x_env(display: str) -> dict[str, str]:
@@ -152,3 +164,70 @@ def test_without_libxcb_cursor_the_window_says_which_package_instead_of_aborting
         " (or use the command line: outbox --help)"
     ]
     assert "libxcb-cursor.so.0" in XCB_LIBRARIES
+
+
+NO_DISPLAY_ADVICE = "; use the command line (outbox --help), or set QT_QPA_PLATFORM=offscreen"
+
+
+def test_a_display_whose_x_server_has_ended_is_said_in_one_line_not_a_qt_abort(
+    tmp_path: Path,
+) -> None:
+    if xvfb.missing():
+        pytest.skip("needs Xvfb (Debian: apt-get install xvfb)")
+    with xvfb.running_xvfb() as display:
+        pass  # the X server ends here: DISPLAY names a display nobody serves any more
+
+    done = outbox_gui(tmp_path / "home", x_env(display))
+
+    assert done.returncode == EX_UNAVAILABLE, done.stderr
+    assert done.stderr.splitlines() == [
+        f"outbox: the window cannot open its display: nothing on DISPLAY={display} lets this"
+        " user in (a display left over from a session that ended, or another user's)"
+        + NO_DISPLAY_ADVICE
+    ]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Wayland is Linux's")
+def test_a_wayland_socket_nobody_listens_on_is_said_in_one_line_not_a_qt_abort(
+    tmp_path: Path,
+) -> None:
+    socket_path = tmp_path / "wayland-0"  # a compositor that has ended: nothing listens
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "DISPLAY")}
+    env.update(WAYLAND_DISPLAY=str(socket_path), XDG_SESSION_TYPE="wayland", PYTHONPATH=str(REPO))
+
+    done = outbox_gui(tmp_path / "home", env)
+
+    assert done.returncode == EX_UNAVAILABLE, done.stderr
+    assert done.stderr.splitlines() == [
+        f"outbox: the window cannot open its display: nothing on WAYLAND_DISPLAY={socket_path}"
+        " lets this user in (a display left over from a session that ended, or another user's)"
+        + NO_DISPLAY_ADVICE
+    ]
+
+
+@pytest.mark.parametrize(
+    ("env", "x_server", "refused"),
+    [
+        ({"DISPLAY": ":5"}, False, True),
+        ({"DISPLAY": ":5"}, True, False),
+        ({"QT_QPA_PLATFORM": "xcb"}, True, True),  # no DISPLAY at all
+        ({"QT_QPA_PLATFORM": "xcb;offscreen", "DISPLAY": ":5"}, False, False),  # Qt falls back
+        ({"QT_QPA_PLATFORM": "offscreen", "DISPLAY": ":5"}, False, False),
+        ({"QT_QPA_PLATFORM": "wayland"}, True, True),  # no compositor
+        ({"QT_QPA_PLATFORM": "wayland;xcb", "DISPLAY": ":5"}, True, False),
+        ({"WAYLAND_DISPLAY": "wayland-9"}, True, True),  # Wayland, then X11 without DISPLAY
+        ({"WAYLAND_DISPLAY": "wayland-9", "DISPLAY": ":5"}, True, False),  # X11 first
+        ({}, False, False),  # no display named at all: gui.app's NoDisplay says so
+    ],
+)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="X11 and Wayland are Linux's")
+def test_the_display_check_refuses_only_when_every_platform_qt_would_try_fails(
+    env: dict[str, str], x_server: bool, refused: bool, tmp_path: Path
+) -> None:
+    env = {"XDG_RUNTIME_DIR": str(tmp_path), **env}  # no compositor listens in there
+    try:
+        check_display(env, x_opens=lambda display: x_server)
+    except DisplayUnreachable:
+        assert refused
+    else:
+        assert not refused

@@ -16,7 +16,7 @@ from PySide6.QtCore import QEvent, QObject, QTimer
 from PySide6.QtGui import QGuiApplication
 
 from gui.app import make_application, open_window
-from gui.platform_check import check_xcb_libraries
+from gui.platform_check import check_display, check_xcb_libraries
 
 
 class _FirstExposure(QObject):
@@ -34,6 +34,7 @@ class _FirstExposure(QObject):
 
 def run(home: Path) -> int:
     check_xcb_libraries()
+    check_display()
     app = make_application()
     started = open_window(app, home)
     window = started.window
