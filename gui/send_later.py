@@ -41,9 +41,10 @@ class SendLaterDialog(QDialog):
         self.when.setAccessibleName("Send no earlier than")
         self.when.setCalendarPopup(True)
         self.when.setDisplayFormat(picker_format())
-        local_now = now.astimezone()
-        self.when.setMinimumDateTime(_qt_local(local_now))
-        self.when.setDateTime(_qt_local((local_now + DEFAULT_DELAY).replace(minute=0)))
+        self._now = now
+        self.when.setMinimumDateTime(_qt_local(now))
+        # An hour on in real time, down to its hour on the local clock (whose offset may differ).
+        self.when.setDateTime(_qt_local((now + DEFAULT_DELAY).astimezone().replace(minute=0)))
         label = QLabel(
             f"Send {'this message' if count == 1 else f'these {count} messages'} no earlier than:"
         )
@@ -63,11 +64,20 @@ class SendLaterDialog(QDialog):
         layout.addWidget(buttons)
 
     def moment(self) -> datetime:
-        """The chosen local time, aware, on a whole minute."""
+        """The chosen local time, aware, on a whole minute.
+
+        A time the clock shows twice (the hour it goes back, 02:00-03:00 in
+        Berlin in October) is its first showing, unless that was already past
+        when the dialog opened: at 02:10 after the change, "02:45" means in 35
+        minutes, not 25 minutes ago.
+        """
         shown = self.when.dateTime()  # local wall-clock time
         day, clock = shown.date(), shown.time()
         naive = datetime(day.year(), day.month(), day.day(), clock.hour(), clock.minute())
-        return naive.astimezone()
+        first, second = naive.astimezone(), naive.replace(fold=1).astimezone()
+        if first < second and first < self._now:
+            return second
+        return first
 
     def accept(self) -> None:
         self.chosen.emit(self.moment())
@@ -75,5 +85,11 @@ class SendLaterDialog(QDialog):
 
 
 def _qt_local(moment: datetime) -> QDateTime:
-    """``moment`` (aware, local) as Qt's local date-time, to the minute."""
-    return QDateTime(moment.year, moment.month, moment.day, moment.hour, moment.minute, 0)
+    """``moment`` as Qt's local date-time, to the minute, from its local wall-clock fields.
+
+    In the hour the clock goes back Qt takes those for the first of the two
+    times they name: the picker then lets a person pick any time of that hour,
+    and ``moment`` tells which one is meant.
+    """
+    local = moment.astimezone()
+    return QDateTime(local.year, local.month, local.day, local.hour, local.minute, 0)

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
-from PySide6.QtCore import QDateTime
+import pytest
+from PySide6.QtCore import QDate, QDateTime, QTime
 from PySide6.QtWidgets import QDateTimeEdit
 from pytestqt.qtbot import QtBot
 
 from gui.main_window import MainWindow
 from gui.outbox_model import Column
+from gui.send_later import SendLaterDialog
 from relay.states import MessageState
 from tests.gui.driving import click_action, click_button, click_rows, modal, shown, shown_state
 from tests.gui.messages import enqueue
@@ -64,3 +68,39 @@ def test_the_picker_starts_in_the_future_and_refuses_the_past(
     assert picker.dateTime() >= now.addSecs(-60)  # clamped to the minimum: now
     click_button(qtbot, dialog, "send_later_cancel")
     assert window.outbox.get(message).next_attempt_at is None
+
+
+@pytest.fixture
+def berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The local time zone is Europe/Berlin (clocks go back at 03:00 CEST on 2026-10-25)."""
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        # 02:10 CET, after the clocks went back: 02:45 comes again in 35 minutes.
+        (datetime(2026, 10, 25, 1, 10, tzinfo=UTC), datetime(2026, 10, 25, 1, 45, tzinfo=UTC)),
+        # 02:10 CEST, before: 02:45 is its first showing, in 35 minutes too.
+        (datetime(2026, 10, 25, 0, 10, tzinfo=UTC), datetime(2026, 10, 25, 0, 45, tzinfo=UTC)),
+    ],
+)
+def test_a_time_the_clock_shows_twice_is_the_next_one_to_come(
+    qtbot: QtBot, berlin: None, now: datetime, expected: datetime
+) -> None:
+    dialog = SendLaterDialog(1, now)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    picker = dialog.findChild(QDateTimeEdit, "send_later_when")
+    assert picker is not None
+    picker.setDateTime(QDateTime(QDate(2026, 10, 25), QTime(2, 45)))
+    assert picker.time() == QTime(2, 45)
+
+    with qtbot.waitSignal(dialog.chosen) as chosen:
+        click_button(qtbot, dialog, "send_later_accept")
+
+    assert chosen.args == [expected]
