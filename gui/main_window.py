@@ -143,6 +143,8 @@ class MainWindow(QMainWindow):
         self._quitting = False
         self._close_when_stopped = False
         self._send_again_after_flush = False
+        #: Messages a person asked to send again while a flush ran (a notification's Retry).
+        self._retry_after_flush: list[int] = []
         self._prompts: dict[str, PasswordPrompt | SignInPrompt] = {}
         self._refused_accounts: set[str] = set()
         self._selected: list[int] = []
@@ -661,6 +663,12 @@ class MainWindow(QMainWindow):
         except OutboxError as exc:
             self.status.notice(str(exc))
             return
+        if self.runner.running:
+            # The flush under way chose its messages when it began: these go after it,
+            # or they would wait, queued, for a click nobody knows is needed.
+            self._retry_after_flush += [i for i in ids if i not in self._retry_after_flush]
+            self.status.notice(f"Sending {_messages(len(ids))} again after this flush…")
+            return
         if self.runner.start(ids):
             self.status.notice(f"Sending {_messages(len(ids))} again…")
 
@@ -1012,10 +1020,11 @@ class MainWindow(QMainWindow):
         if self._close_when_stopped:
             self.close()
             return
+        again, self._retry_after_flush = self._retry_after_flush, []
         if self._send_again_after_flush:
             self._refused_accounts.clear()
             self._send_again_after_flush = False
-            self.flush_all()
+            self.flush_all()  # what was retried meanwhile is queued: it goes too
             return
         # A refused password has its own prompt; the rest is worth a word.
         refused, self._refused_accounts = self._refused_accounts, set()
@@ -1035,6 +1044,9 @@ class MainWindow(QMainWindow):
                 text="Some messages could not be sent:",
                 detail="\n".join(problems[:20]),
             )
+        # Unless a person pressed Stop: then they stay queued, as Stop leaves the rest.
+        if again and not result.stopped and self.runner.start(again):
+            self.status.notice(f"Sending {_messages(len(again))} again…")
 
     def _on_runner_problem(self, text: str) -> None:
         text = for_window(text)

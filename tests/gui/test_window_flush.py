@@ -223,6 +223,42 @@ def test_send_again_on_an_uncertain_message_warns_first_and_then_sends(
     assert [r.rcpt_tos for r in server.received] == [("dora@example.net",)]
 
 
+def test_send_again_confirmed_while_a_flush_runs_sends_it_after_that_flush(
+    window: MainWindow, qtbot: QtBot, server: RunningServer, handler: GatedHandler
+) -> None:
+    message = enqueue(window.outbox, "dora@example.net", "Did it arrive?")
+    outbox = window.outbox  # left uncertain by a process that died after the final dot
+    outbox.claim([message])
+    attempt = outbox.start_attempt(message, account="test", server="elsewhere:25")
+    outbox.mark_data_completed(attempt, ["dora@example.net"])
+    window.runner.probe_lock()
+    from relay.attempts import recover_interrupted
+    from relay.store.outbox import utc_now
+
+    recover_interrupted(outbox, utc_now)
+    other = enqueue(window.outbox, "emil@example.net", "Another one")
+    qtbot.waitUntil(lambda: shown_state(window, message) == "uncertain")
+    qtbot.waitUntil(lambda: shown_state(window, other) == "queued")
+    click_rows(qtbot, window, message)
+    click_action(qtbot, window, window.action_retry)
+    box = modal(qtbot, "confirm_send_again")
+    # While the question is open, Send All from the tray's menu starts a flush.
+    handler.gated = True
+    window.action_flush.trigger()
+    qtbot.waitUntil(handler.waiting.is_set, timeout=FLUSH_TIMEOUT_MS)
+
+    click_button(qtbot, box, "accept")
+    assert window.statusBar().currentMessage() == "Sending 1 message again after this flush…"
+    with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
+        handler.open_gate()
+
+    qtbot.waitUntil(lambda: shown_state(window, message) == "sent", timeout=FLUSH_TIMEOUT_MS)
+    assert sorted(r.rcpt_tos for r in server.received) == [
+        ("dora@example.net",),
+        ("emil@example.net",),
+    ]
+
+
 def test_hold_keeps_a_message_out_of_send_all_until_released(
     window: MainWindow, qtbot: QtBot, server: RunningServer
 ) -> None:
