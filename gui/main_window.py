@@ -103,6 +103,8 @@ from relay.states import MessageState, Phase, RecipientState
 from relay.store.outbox import utc_now
 
 NOTIFY_SETTING = "notifications/enabled"
+STOP_TIP = "Finish the messages in flight and send nothing more"
+STOP_NOW_TIP = "Drop the connections now; a message whose data all went out is marked uncertain"
 RETRYABLE = frozenset({MessageState.DEFERRED, MessageState.FAILED, MessageState.UNCERTAIN})
 SENDABLE = frozenset({MessageState.QUEUED, MessageState.DEFERRED})
 SCHEDULABLE = frozenset({MessageState.QUEUED, MessageState.DEFERRED, MessageState.HELD})
@@ -233,7 +235,7 @@ class MainWindow(QMainWindow):
             "Stop",
             "stop",
             "Ctrl+.",
-            "Finish the messages in flight and send nothing more",
+            STOP_TIP,
         )
         self.action_retry = self._action(
             "action_retry",
@@ -560,8 +562,7 @@ class MainWindow(QMainWindow):
 
         self.action_flush.triggered.connect(self.flush_all)
         self.action_flush_selected.triggered.connect(self.flush_selected)
-        self.action_stop.triggered.connect(self.runner.stop)
-        self.action_stop.triggered.connect(self.status.on_stopping)
+        self.action_stop.triggered.connect(self.stop_flush)
         self.action_retry.triggered.connect(self.retry_selected)
         self.action_send_later.triggered.connect(self.send_later_selected)
         self.action_retry_failed.triggered.connect(self.retry_failed)
@@ -603,6 +604,17 @@ class MainWindow(QMainWindow):
         ids = [m.id for m in self.selected_messages() if m.state in SENDABLE]
         if ids and self.runner.start(ids):
             self.status.notice(f"Sending {_messages(len(ids))}…")
+
+    def stop_flush(self) -> None:
+        """Stop: finish what is in flight. Again while it stops (a server that does not
+        answer can keep it for minutes): drop the connections now, as a second Ctrl-C
+        does on the command line; a message whose data had all gone out is uncertain."""
+        if self.runner.stopping:
+            self.runner.abort()
+            self.status.notice("Dropping the connections…")
+            return
+        self.runner.stop()
+        self.status.on_stopping()
 
     def retry_selected(self) -> None:
         self._retry_rows(self.selected_messages())
@@ -879,7 +891,12 @@ class MainWindow(QMainWindow):
         due = due or (free and counts[MessageState.SENDING] > 0)
         self.action_flush.setEnabled(free and due)
         self.action_flush_selected.setEnabled(free and bool(states & SENDABLE))
-        self.action_stop.setEnabled(running and not self.runner.stopping)
+        self.action_stop.setEnabled(running)
+        stopping = self.runner.stopping
+        self.action_stop.setText("Stop Now" if stopping else "Stop")
+        tip = STOP_NOW_TIP if stopping else STOP_TIP
+        self.action_stop.setToolTip(tip)
+        self.action_stop.setStatusTip(tip)
         self.action_retry.setEnabled(free and bool(states & RETRYABLE))
         self.action_retry.setText("Send Again…" if uncertain else "Retry")
         self.action_retry_failed.setEnabled(free and counts[MessageState.FAILED] > 0)

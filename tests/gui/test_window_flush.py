@@ -6,10 +6,15 @@ what the outbox holds, and what the server received.
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+
 from pytestqt.qtbot import QtBot
 
+from gui.app import create_main_window
 from gui.main_window import MainWindow
 from gui.outbox_model import Column
+from relay.accounts import save_accounts
 from relay.states import MessageState, RecipientState
 from tests.gui.driving import (
     click_action,
@@ -21,6 +26,8 @@ from tests.gui.driving import (
     shown_state,
 )
 from tests.gui.messages import enqueue
+from tests.gui.test_window_store_errors import engine_tasks
+from tests.support.fault_server import SILENCE, threaded_fault_server
 from tests.support.gated_servers import GatedHandler
 from tests.support.smtp_servers import RunningServer
 
@@ -149,7 +156,7 @@ def test_stop_in_the_middle_finishes_the_message_in_flight_and_loses_nothing(
     qtbot.waitUntil(handler.waiting.is_set, timeout=FLUSH_TIMEOUT_MS)
     qtbot.waitUntil(lambda: shown_state(window, ids[0]) == "sending")
     click_action(qtbot, window, window.action_stop)
-    assert not window.action_stop.isEnabled()  # stopping already
+    assert window.action_stop.text() == "Stop Now"  # stopping already: again drops it
     # The status bar says so, not a stale "Sending 0 of 5".
     assert window.status.flush_label.text().startswith("Stopping after the messages in flight")
     with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
@@ -169,6 +176,37 @@ def test_stop_in_the_middle_finishes_the_message_in_flight_and_loses_nothing(
         click_action(qtbot, window, window.action_flush)
     qtbot.waitUntil(lambda: all(shown_state(window, i) == "sent" for i in ids))
     assert sorted(r.rcpt_tos[0] for r in server.received) == [f"r{i}@example.net" for i in range(5)]
+
+
+def test_stop_again_drops_a_server_that_never_answers_and_the_message_is_uncertain(
+    qtbot: QtBot, loop: asyncio.AbstractEventLoop, home: Path
+) -> None:
+    # The final dot goes out and no reply ever comes: Stop alone would wait out
+    # the data timeout (ten minutes by default) for the verdict.
+    with threaded_fault_server(end_of_data=SILENCE) as server:
+        account = server.account(name="silent", max_connections=1, data_timeout_s=600.0)
+        save_accounts(home, [account])
+        window = create_main_window(home)
+        qtbot.addWidget(window)
+        window.show()
+        first = enqueue(window.outbox, "ann@example.net", "Into the void")
+        second = enqueue(window.outbox, "bob@example.net", "Behind it")
+        qtbot.waitUntil(lambda: shown_state(window, second) == "queued")
+
+        click_action(qtbot, window, window.action_flush)
+        qtbot.waitUntil(lambda: any(m.complete for m in server.messages), timeout=10_000)
+        click_action(qtbot, window, window.action_stop)
+        assert window.runner.running
+        assert window.action_stop.text() == "Stop Now"
+        with qtbot.waitSignal(window.runner.finished, timeout=10_000):
+            click_action(qtbot, window, window.action_stop)
+
+        assert engine_tasks(loop) == []  # no session of the flush runs on
+        qtbot.waitUntil(lambda: shown_state(window, first) == "uncertain")
+        assert window.outbox.get(first).state is MessageState.UNCERTAIN
+        assert window.outbox.get(second).state is MessageState.QUEUED
+        assert [m.rcpt_tos for m in server.messages] == [["ann@example.net"]]
+        assert window.action_stop.text() == "Stop" and not window.action_stop.isEnabled()
 
 
 def test_send_selected_sends_only_the_selection(
