@@ -27,6 +27,7 @@ from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
+    QSizePolicy,
     QSplitter,
     QTabWidget,
     QTreeWidget,
@@ -127,6 +128,9 @@ class DetailPane(QWidget):
         self.title.setObjectName("detail_title")
         self.title.setTextFormat(Qt.TextFormat.PlainText)
         self.title.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # A label asks for the width of its whole line: a subject of thousands of
+        # characters would widen the window past any screen. It shows what fits.
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         font = self.title.font()
         font.setBold(True)
         self.title.setFont(font)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import QEvent
+from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
 from gui.main_window import MainWindow
+from relay.message import parse_message
 from tests.gui.driving import click_rows
 from tests.gui.messages import enqueue
 
@@ -49,3 +52,21 @@ def test_the_detail_pane_shows_five_recipients_and_the_whole_server_column(
     assert header.sectionSize(SERVER_COLUMN) >= attempts.fontMetrics().horizontalAdvance(
         "smtp.example.org:587"
     )
+
+
+def test_a_very_long_subject_does_not_widen_the_window(window: MainWindow, qtbot: QtBot) -> None:
+    # Folded over many lines, as RFC 5322 allows: 5,400 characters once unfolded.
+    subject = "\r\n ".join(["A subject that goes on and on"] * 180)
+    raw = f"From: a@example.org\r\nTo: b@example.net\r\nSubject: {subject}\r\n\r\nHi.\r\n"
+    message_id = window.outbox.add_message(parse_message(raw.encode())).id
+    window.resize(900, 600)
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: window.model.rowCount() == 1)
+
+    click_rows(qtbot, window, message_id)
+
+    qtbot.waitUntil(lambda: window.detail.title.text().endswith("goes on and on"))
+    for _level in range(10):  # each layout asks its parent's in turn: let them all catch up
+        QApplication.sendPostedEvents(None, QEvent.Type.LayoutRequest)
+    assert window.width() == 900
+    assert window.minimumSizeHint().width() < 900  # it can still be made narrower
