@@ -6,6 +6,10 @@ under qasync, and ``open()`` leaves the loop (and a running flush) alone. The
 answer arrives through the ``on_accept`` callback. Tests find the box as
 ``QApplication.activeModalWidget()`` or by its object name and click its
 buttons.
+
+A box's text, its informative text included, is plain text: it quotes file
+names, headers and servers' replies, which Qt would show as HTML when they
+look like it (a dropped file's ``From: <h1>Your bank</h1>`` as a heading).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ def ask(
     """Show the question; call ``on_accept`` if the person clicks ``accept_text``."""
     box = QMessageBox(parent)
     box.setObjectName(name)
+    box.setTextFormat(Qt.TextFormat.PlainText)
     box.setIcon(QMessageBox.Icon.Warning if warning else QMessageBox.Icon.Question)
     box.setWindowTitle(title)
     box.setText(text)
@@ -58,6 +63,7 @@ def tell(parent: QWidget, *, name: str, title: str, text: str, detail: str = "")
     """A non-blocking warning with one OK button."""
     box = QMessageBox(parent)
     box.setObjectName(name)
+    box.setTextFormat(Qt.TextFormat.PlainText)
     box.setIcon(QMessageBox.Icon.Warning)
     box.setWindowTitle(title)
     box.setText(for_window(text))
@@ -89,6 +95,7 @@ def ask_to_save(
     """Save, Discard or Cancel for unsaved changes; Cancel (the default) does nothing."""
     box = QMessageBox(parent)
     box.setObjectName(name)
+    box.setTextFormat(Qt.TextFormat.PlainText)
     box.setIcon(QMessageBox.Icon.Question)
     box.setWindowTitle("Unsaved changes")
     box.setText(text)

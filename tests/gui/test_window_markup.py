@@ -1,11 +1,13 @@
 """Text from outside shows as typed: a subject, an address or a server's reply is never HTML.
 
-Qt shows a label's text and every tooltip as HTML when it
+Qt shows a label's text, a message box's and every tooltip as HTML when it
 looks like HTML (``Qt.mightBeRichText``: a known tag on its first line). A
 subject ``<h1>URGENT</h1>`` would then be a heading, ``<img src=…>`` an image
 and ``<a href=…>`` a link. Here a hostile subject, and a server
 whose greeting is markup, go through a flush started from the window; then
 every label and every tooltip the application shows is read as Qt draws it.
+A message file refused when dropped on the window has its header quoted in
+the box that says why.
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from gui.app import create_main_window
 from gui.main_window import MainWindow
 from relay.accounts import save_accounts
 from relay.message import parse_message
-from tests.gui.driving import click_action, click_rows, shown_state
+from tests.gui.driving import click_action, click_rows, modal, shown_state
 from tests.gui.messages import message_bytes
+from tests.gui.test_window import drop
 from tests.support.fault_server import threaded_fault_server
 
 SUBJECT = '<h1>URGENT</h1> pay <a href="http://evil.example/">here</a>'
@@ -92,3 +95,21 @@ def test_a_hostile_subject_and_server_greeting_show_as_typed_not_as_html(
         assert len(hostile) >= 5  # + the last result's, each recipient's reply, the attempt's
         for text, shown in hostile:
             assert "<h1>" in shown, f"drawn as HTML: {text!r} shows as {shown!r}"
+
+
+def test_a_refused_file_whose_header_is_markup_is_explained_as_typed(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    hostile = tmp_path / "invoice.eml"
+    hostile.write_bytes(
+        b"From: <h1>Your bank</h1> <bank@example.org>\r\nTo: you@example.net\r\n"
+        b"Subject: Invoice\r\n\r\nPay.\r\n"
+    )
+    drop(window, [hostile])
+
+    box = modal(qtbot, "add_refused")
+    label = box.findChild(QLabel, "qt_msgbox_informativelabel")
+    assert label is not None
+    assert label.text().startswith('invoice.eml: bad address list "<h1>Your bank</h1>')
+    assert as_drawn(label.text(), label.textFormat()) == label.text()
+    box.close()
