@@ -36,8 +36,13 @@ def save_eml(outbox: Outbox, message_id: int, target: Path) -> None:
 
 
 def suggested_name(message_id: int, subject: str) -> str:
-    """``Q3 report.eml``: the subject without characters file systems refuse, or the id."""
-    cleaned = " ".join(re.sub(r'[\x00-\x1f/\\:*?"<>|]', " ", subject).split())
+    """``Q3 report.eml``: the subject without characters file systems refuse, or the id.
+
+    Invisible characters go too: a bidirectional override in a subject would
+    make ``invoice\\u202efdp.exe.eml`` show as ``invoicelme.exe.pdf``.
+    """
+    printable = "".join(c if c.isprintable() else " " for c in subject)
+    cleaned = " ".join(re.sub(r'[/\\:*?"<>|]', " ", printable).split())
     cleaned = cleaned.strip(" .")[:80].strip()
     return f"{cleaned or f'message {message_id}'}.eml"
 

@@ -75,3 +75,5 @@ def test_save_as_eml_writes_the_stored_bytes(
 def test_a_suggested_file_name_is_the_subject_made_safe() -> None:
     assert suggested_name(7, "Re: a/b \x07 <c>") == "Re a b c.eml"
     assert suggested_name(7, "  ...  ") == "message 7.eml"
+    # A bidirectional override would show "invoice\u202efdp.exe.eml" as "invoicelme.exe.pdf".
+    assert suggested_name(7, "invoice\u202efdp.exe\u200b") == "invoice fdp.exe.eml"
