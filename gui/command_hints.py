@@ -60,6 +60,8 @@ def _instead(match: re.Match[str]) -> str:
             return f"by ticking “Default account” in {ACCOUNTS}"
         if "--address" in command:
             return f"in {ACCOUNTS} (Own address)"
+        if command.startswith("outbox account test"):
+            return f"Test Connection in {ACCOUNTS}"
         return f"in {ACCOUNTS}"
     # A command the window has no place for: named as a thing to do, not typed.
     return "from Outbox's command line" if verb else "Outbox's command line"

@@ -961,6 +961,8 @@ class MainWindow(QMainWindow):
         )
 
     def _on_authentication_refused(self, event: AuthenticationRefused) -> None:
+        if not event.judged:
+            return  # no password was tried: the flush's problems say what the server offers
         self._refused_accounts.add(event.account)
         # Called inside the engine's task: open the prompt from the Qt loop instead.
         QTimer.singleShot(0, lambda: self._ask_password(event.account, event.reply))

@@ -768,7 +768,9 @@ class AttemptManager:
             unfinished = [m for m in unfinished if m in self._started_at]
         if failure.kind in (FailureKind.AUTH, FailureKind.SIGN_IN):
             self.auth_failure = failure
-            self._bus.publish(AuthenticationRefused(self._account, failure.text))
+            self._bus.publish(
+                AuthenticationRefused(self._account, failure.text, judged=failure.reply is not None)
+            )
             self._release_unfinished()
             return
         not_tried = []

@@ -123,8 +123,16 @@ class FlushFinished:
 
 @dataclass(frozen=True, slots=True)
 class AuthenticationRefused:
+    """The server did not let ``account`` in; ``reply`` says why.
+
+    ``judged`` is false when no AUTH exchange took place (the server offers
+    no authentication, or none Outbox speaks): the credentials were never
+    tried, so asking for another password would not help.
+    """
+
     account: str
     reply: str
+    judged: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from relay.message import parse_message
 from relay.states import MessageState
 from tests.gui.driving import click_action, click_button, modal, shown_state
 from tests.gui.messages import enqueue, message_bytes
+from tests.support.fault_server import threaded_fault_server
 from tests.support.gated_servers import GatedHandler, gated_server
 from tests.support.keyrings import MemoryKeyring, stored_key
 from tests.support.smtp_servers import USER, RunningServer
@@ -368,3 +369,35 @@ def test_a_refused_password_is_left_to_its_prompt_and_the_other_problems_are_tol
     assert "account test" not in told  # its password prompt says that one
     assert window.findChild(QWidget, "password_prompt") is not None
     assert window.outbox.get(message).state is MessageState.QUEUED
+
+
+@pytest.mark.parametrize("mechanisms", [(), ("CRAM-MD5",)])
+def test_a_server_that_never_asks_for_the_password_gets_no_password_prompt(
+    qtbot: QtBot,
+    loop: asyncio.AbstractEventLoop,
+    home: Path,
+    memory_keyring: MemoryKeyring,
+    mechanisms: tuple[str, ...],
+) -> None:
+    """No AUTH the window speaks: a new password would not help; Test Connection shows why."""
+    with threaded_fault_server(auth_mechanisms=mechanisms) as server:
+        save_accounts(home, [server.account(name="test", user=USER, default=True)])
+        memory_keyring.set_password(*stored_key(home, "test"), PASSWORD)
+        window: MainWindow = create_main_window(home)
+        qtbot.addWidget(window)
+        window.show()
+        message = enqueue(window.outbox, "hal@example.net", "Never asked for")
+        qtbot.waitUntil(lambda: shown_state(window, message) == "queued")
+
+        with qtbot.waitSignal(window.runner.finished, timeout=30_000):
+            click_action(qtbot, window, window.action_flush)
+
+        problems = modal(qtbot, "flush_problems")
+        assert isinstance(problems, QMessageBox)
+        assert "Test Connection in File → Accounts… shows what the server offers" in (
+            problems.informativeText()
+        )
+        assert window.findChild(QWidget, "password_prompt") is None
+        assert window.outbox.get(message).state is MessageState.QUEUED
+        assert server.messages == []
+        assert "AUTH" not in server.verbs()
