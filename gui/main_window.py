@@ -155,6 +155,8 @@ class MainWindow(QMainWindow):
         self._selected_states: Counter[MessageState] = Counter()
         self._selected_shown: dict[int, MessageState | None] = {}
         self._selected_uncertain: set[int] = set()
+        #: Selected rows a flush claimed whose turn has not come: they can still be held.
+        self._selected_waiting: set[int] = set()
         self._icons: dict[QAction, str] = {}  # redrawn in the new colours when the theme changes
 
         self.setObjectName("main_window")
@@ -726,7 +728,12 @@ class MainWindow(QMainWindow):
                 first = False
 
     def hold_selected(self) -> None:
-        ids = [m.id for m in self.selected_messages() if m.state in HOLDABLE]
+        # A waiting message is held before its turn comes: the flush hands it back.
+        ids = [
+            m.id
+            for m in self.selected_messages()
+            if m.state in HOLDABLE or self.model.is_waiting(m.id)
+        ]
         self._command(lambda: self.engine.hold(ids), f"Held {_messages(len(ids))}.")
 
     def release_selected(self) -> None:
@@ -900,7 +907,7 @@ class MainWindow(QMainWindow):
         self.action_retry.setEnabled(free and bool(states & RETRYABLE))
         self.action_retry.setText("Send Again…" if uncertain else "Retry")
         self.action_retry_failed.setEnabled(free and counts[MessageState.FAILED] > 0)
-        self.action_hold.setEnabled(bool(states & HOLDABLE))
+        self.action_hold.setEnabled(bool(states & HOLDABLE or self._selected_waiting))
         self.action_send_later.setEnabled(bool(states & SCHEDULABLE))
         self.action_release.setEnabled(MessageState.HELD in states)
         self.action_delete.setEnabled(bool(states - {MessageState.SENDING}))
@@ -1109,6 +1116,7 @@ class MainWindow(QMainWindow):
         self._selected_states = Counter()
         self._selected_shown = {}
         self._selected_uncertain = set()
+        self._selected_waiting = set()
         self._note_selected(self._selected)
         self.update_actions()
 
@@ -1123,8 +1131,13 @@ class MainWindow(QMainWindow):
             shown[message_id] = state
             if state is None:
                 self._selected_uncertain.discard(message_id)
+                self._selected_waiting.discard(message_id)
                 continue
             counts[state] += 1
+            if model.is_waiting(message_id):
+                self._selected_waiting.add(message_id)
+            else:
+                self._selected_waiting.discard(message_id)
             if state in RETRYABLE and model.has_uncertain_recipient(message_id):
                 self._selected_uncertain.add(message_id)
             else:

@@ -700,6 +700,10 @@ class OutboxModel(QAbstractTableModel):
         recipients = unpack_recipients(self._rows[row][L_RECIPIENTS])
         return any(state == _UNCERTAIN for _, state in recipients)
 
+    def is_waiting(self, message_id: int) -> bool:
+        """Whether a flush claimed the message and its own transaction has not started."""
+        return message_id in self._waiting
+
     def state_of(self, message_id: int) -> MessageState | None:
         row = self._row_of.get(message_id)
         return None if row is None else _STATES[self._rows[row][L_STATE]]

@@ -17,7 +17,7 @@ from pytestqt.qtbot import QtBot
 
 from gui.main_window import MainWindow
 from relay.states import MessageState
-from tests.gui.driving import click_action, shown_state
+from tests.gui.driving import click_action, click_rows, shown_state
 from tests.gui.messages import enqueue
 from tests.gui.test_window_flush import FLUSH_TIMEOUT_MS, states_seen
 from tests.support.cli import listed, outbox
@@ -50,6 +50,32 @@ def test_messages_claimed_behind_the_one_being_sent_read_waiting(
     qtbot.waitUntil(lambda: all(shown_state(window, i) == "sent" for i in ids))
     assert last_states[0] == "waiting" and last_states[-1] == "sent"
     assert len(server.received) == 3
+
+
+def test_a_waiting_message_can_be_held_and_is_not_sent(
+    window: MainWindow, qtbot: QtBot, server: RunningServer, handler: GatedHandler
+) -> None:
+    """Hold on a row whose turn has not come: the flush hands it back, held, unsent."""
+    ids = [enqueue(window.outbox, f"r{i}@example.net", f"Number {i}") for i in range(3)]
+    qtbot.waitUntil(lambda: all(shown_state(window, i) == "queued" for i in ids))
+    handler.gated = True
+
+    click_action(qtbot, window, window.action_flush)
+    qtbot.waitUntil(handler.waiting.is_set, timeout=FLUSH_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: shown_state(window, ids[0]) == "sending")
+    qtbot.waitUntil(lambda: shown_state(window, ids[2]) == "waiting")
+    click_rows(qtbot, window, ids[0])
+    assert not window.action_hold.isEnabled()  # its transaction runs: too late
+    click_rows(qtbot, window, ids[2])
+    assert window.action_hold.isEnabled()
+    click_action(qtbot, window, window.action_hold)
+
+    handler.gated = False
+    with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
+        handler.open_gate()
+    qtbot.waitUntil(lambda: shown_state(window, ids[2]) == "held")
+    assert [r.rcpt_tos for r in server.received] == [("r0@example.net",), ("r1@example.net",)]
+    assert window.outbox.get(ids[2]).state is MessageState.HELD
 
 
 def test_a_stopped_flush_says_how_many_messages_are_not_sent_yet(
