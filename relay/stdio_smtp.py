@@ -330,10 +330,14 @@ def serve_stdio(home: Path, *, account: str | None = None) -> int:
         stored = store_or_drop(home, parsed, account=account)  # durable either way
         return stored if isinstance(stored, int) else f"drop/new/{stored.name}"
 
+    from relay.commands.sendmail import standard_stream_problem
+
     dialogue = SmtpDialogue(store, local)
-    reader = sys.stdin.buffer
-    writer = sys.stdout.buffer
     try:
+        if sys.stdin is None or sys.stdout is None:  # descriptor 0 or 1 closed
+            raise OSError(9, f"standard {'input' if sys.stdin is None else 'output'} is closed")
+        reader = sys.stdin.buffer
+        writer = sys.stdout.buffer
         writer.write(dialogue.greeting())
         writer.flush()
         _converse(dialogue, reader, writer)
@@ -343,6 +347,10 @@ def serve_stdio(home: Path, *, account: str | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+    except OSError as exc:
+        # Only reading and writing the dialogue raise here: storing turns its own
+        # failures into 451 replies. What was answered 250 is stored.
+        raise standard_stream_problem("speak SMTP on standard input and output", exc) from None
     return 0
 
 

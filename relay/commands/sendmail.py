@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import sys
 
-from relay.errors import UsageError
+from relay.errors import OutboxError, UsageError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs `outbox sendmail` start-up
 if TYPE_CHECKING:
@@ -411,7 +411,7 @@ def deliver(invocation: Invocation, home: str | None, *, store: bool = True) -> 
     from relay.localnames import LocalNames
     from relay.message import MAX_MESSAGE_OCTETS, parse_message
 
-    data = sys.stdin.buffer.read(MAX_MESSAGE_OCTETS + 1)
+    data = read_standard_input(MAX_MESSAGE_OCTETS + 1)
     if not invocation.ignore_dots:
         data = truncate_at_dot(data)
     resolved = resolve_home(home)
@@ -439,6 +439,28 @@ def deliver(invocation: Invocation, home: str | None, *, store: bool = True) -> 
 
     store_or_drop(resolved, parsed, account=invocation.account, dsn=invocation.dsn())
     return 0
+
+
+def read_standard_input(limit: int) -> bytes:
+    """Up to ``limit`` bytes of standard input, the message.
+
+    A daemon may start us with descriptor 0 closed (Python then has no
+    ``sys.stdin``) or opened for writing only: that is one line naming standard
+    input and exit 74, not a traceback or a line blaming "a file of the outbox".
+    """
+    try:
+        if sys.stdin is None:
+            raise OSError(9, "it is closed")  # EBADF
+        return sys.stdin.buffer.read(limit)
+    except OSError as exc:
+        raise standard_stream_problem("read the message from standard input", exc) from None
+
+
+def standard_stream_problem(what: str, exc: OSError) -> OutboxError:
+    """``exc``, raised on standard input or output, as one line (EX_IOERR)."""
+    from relay.machineproblems import MachineProblem
+
+    return MachineProblem(f"cannot {what}: {exc.strerror or exc}")
 
 
 def verify(invocation: Invocation, home: str | None) -> int:

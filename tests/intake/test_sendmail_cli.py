@@ -295,3 +295,36 @@ def test_bad_input_exits_65_with_one_clear_line_and_stores_nothing(
     assert stderr.startswith(f"outbox: {text}")
     assert stderr.count("\n") == 1 and "Traceback" not in stderr
     assert stored_messages(home) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "redirect", "text"),
+    [
+        (["b@example.org"], "<&-", "cannot read the message from standard input: it is closed"),
+        (
+            ["b@example.org"],
+            "0>/dev/null",
+            "cannot read the message from standard input: Bad file descriptor",
+        ),
+        (
+            ["-bs"],
+            "<&-",
+            "cannot speak SMTP on standard input and output: standard input is closed",
+        ),
+        (
+            ["-bs"],
+            ">&- </dev/null",
+            "cannot speak SMTP on standard input and output: standard output is closed",
+        ),
+    ],
+)
+def test_a_closed_or_unreadable_standard_input_is_one_line_and_exit_74(
+    home: Path, args: list[str], redirect: str, text: str
+) -> None:
+    # Daemons may start sendmail with descriptor 0 (or 1) closed; a real shell closes it.
+    command = [sys.executable, "-m", "relay.cli", "--home", str(home), "sendmail", *args]
+    done = subprocess.run(
+        ["sh", "-c", f'exec "$@" {redirect}', "sh", *command], capture_output=True, timeout=60
+    )
+    assert (done.returncode, done.stderr.decode()) == (74, f"outbox: {text}\n")
+    assert stored_messages(home) == []
