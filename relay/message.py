@@ -15,7 +15,11 @@ reason. The rules, in the order they are checked:
    (RFC 5322 §2.2), or a continuation line starting with a space or tab that
    follows one. Anything else is "not an e-mail message". An input that starts
    with an empty line has no header fields at all; that is allowed, the
-   missing ones are added.
+   missing ones are added. With ``text_ends_header`` (``outbox sendmail``,
+   ``sendmail -bs``), a line that is neither ends the header instead, as it
+   does for sendmail and Postfix, and the empty line the message lacked is
+   put before it: ``echo "disk full" | sendmail root`` is a message whose body
+   is ``disk full``.
 4. No line may be longer than 998 octets (RFC 5322 §2.1.1) and none may hold a
    NUL; errors give the line number as the input counted it.
 5. The envelope, as sendmail builds it:
@@ -184,6 +188,7 @@ def parse_message(
     full_name: str | None = None,
     now: datetime | None = None,
     local: LocalNames | None = None,
+    text_ends_header: bool = False,
 ) -> ParsedMessage:
     """Check ``data`` and derive its envelope; see the module's rules.
 
@@ -193,6 +198,8 @@ def parse_message(
     (sendmail -t); ``full_name`` goes into a From field we have to add;
     ``now`` is the Date we add (default: the local time now). With ``local``,
     names without ``@domain`` are allowed and resolved through it (rule 7).
+    ``text_ends_header``: a line that is not a header field starts the body
+    (rule 3), as sendmail reads its input.
     """
     if len(data) > MAX_MESSAGE_OCTETS:
         raise InvalidMessage(f"message larger than {MAX_MESSAGE_OCTETS // (1024 * 1024)} MiB")
@@ -208,7 +215,7 @@ def parse_message(
         if not b"".join(lines).strip():
             raise InvalidMessage("empty message")
 
-    fields, body_start = _split_header(lines, first_number)
+    fields, body_start = _split_header(lines, first_number, text_ends_header)
     _check_lines(lines, first_number)
     allow_local = local is not None
 
@@ -277,6 +284,8 @@ def parse_message(
 
     out: list[bytes] = [line for field in kept for line in field.lines]
     out.extend(added)
+    if body_start < len(lines) and lines[body_start] != b"":
+        out.append(b"")  # the header ended at a line of text (text_ends_header)
     out.extend(lines[body_start:])
     raw = b"".join(line + b"\r\n" for line in out)
 
@@ -292,15 +301,20 @@ def parse_message(
     )
 
 
-def _split_header(lines: list[bytes], first_number: int) -> tuple[list[_Field], int]:
+def _split_header(
+    lines: list[bytes], first_number: int, text_ends_header: bool = False
+) -> tuple[list[_Field], int]:
     """The header fields, and the index of the first line after the header
-    (the empty separator line, which stays with the body, or ``len(lines)``)."""
+    (the empty separator line, which stays with the body, or ``len(lines)``;
+    with ``text_ends_header``, also the first line that is not a header field)."""
     fields: list[_Field] = []
     for index, line in enumerate(lines):
         if line == b"":
             return fields, index
         number = first_number + index
         if line[:1] in _WSP:
+            if not fields and text_ends_header:
+                return fields, index
             if not fields:
                 raise InvalidMessage(
                     f"not an e-mail message: line {number} is indented but follows no header field"
@@ -308,6 +322,8 @@ def _split_header(lines: list[bytes], first_number: int) -> tuple[list[_Field], 
             fields[-1].lines.append(line)
             continue
         match = _FIELD_NAME.match(line)
+        if match is None and text_ends_header:
+            return fields, index
         if match is None:
             hint = " (the header ends at the first empty line)" if fields else ""
             raise InvalidMessage(

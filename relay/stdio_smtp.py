@@ -325,7 +325,12 @@ def serve_stdio(home: Path, *, account: str | None = None) -> int:
 
     def store(sender: str, recipients: list[str], data: bytes) -> int | str:
         parsed = parse_message(
-            data, sender=sender, recipients=recipients, from_headers=False, local=local
+            data,
+            sender=sender,
+            recipients=recipients,
+            from_headers=False,
+            local=local,
+            text_ends_header=True,
         )
         stored = store_or_drop(home, parsed, account=account)  # durable either way
         return stored if isinstance(stored, int) else f"drop/new/{stored.name}"

@@ -426,6 +426,7 @@ def deliver(invocation: Invocation, home: str | None, *, store: bool = True) -> 
         from_headers=invocation.read_recipients,
         full_name=invocation.full_name,
         local=LocalNames(resolved, account=invocation.account),
+        text_ends_header=True,
     )
 
     if not store:

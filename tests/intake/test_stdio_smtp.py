@@ -230,6 +230,20 @@ def test_local_names_in_the_dialogue_become_the_account_address_and_the_alias(
     assert message.raw.endswith("\r\n\r\ndéjà vu\r\n".encode())
 
 
+def test_data_without_a_header_is_the_body_as_sendmail_takes_it(home: Path) -> None:
+    add_account(home)
+    script = b"HELO x\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org>\r\nDATA\r\nhello\r\n.\r\n"
+    done = subprocess.run(
+        [sys.executable, "-m", "relay.cli", "--home", str(home), "sendmail", "-bs"],
+        input=script, capture_output=True, timeout=60,
+    )  # fmt: skip
+    assert (done.returncode, done.stderr) == (0, b"")
+    assert b"\r\n250 2.0.0 Ok: queued as 1\r\n" in done.stdout
+    (message,) = stored_messages(home)
+    assert message.raw.startswith(b"From: a@x.org\r\nDate: ")
+    assert message.raw.endswith(b"\r\n\r\nhello\r\n")
+
+
 def test_a_message_is_stored_before_its_250_is_written(home: Path) -> None:
     add_account(home)
     process = bs_process(home)
@@ -277,7 +291,7 @@ def test_garbage_on_standard_input_gets_replies_and_never_a_traceback(home: Path
     garbage = (
         b"\xff\xfe\x00\r\n" + b"A" * 5000 + b"\r\nMAIL FROM:<\x00@x>\r\nHELO \xff\r\n"
         b"MAIL FROM:<a@x.org>\r\nRCPT TO:<b@y.org\r\nRCPT TO:<\xc3\xa4@y.org>\r\n"
-        b"RCPT TO:<b@y.org>\r\nDATA\r\nnot a header\r\n.\r\nQUIT"
+        b"RCPT TO:<b@y.org>\r\nDATA\r\nSubject: a NUL\x00\r\n.\r\nQUIT"
     )
     done = subprocess.run(
         [sys.executable, "-m", "relay.cli", "--home", str(home), "sendmail", "-bs"],

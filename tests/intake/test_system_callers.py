@@ -164,6 +164,25 @@ def test_logwatch_style_from_keeps_its_name(machine: Machine) -> None:
     assert header_lines(received.body)[0] == b"From: Logwatch <me@example.org>"
 
 
+def test_a_script_piping_plain_text_sends_it_as_the_body(machine: Machine) -> None:
+    # The oldest sendmail idiom: no header at all, or a Subject and no empty line after it.
+    # sendmail and Postfix take the first line that is not a header field as the body's.
+    script = (
+        'echo "disk full on /srv" | sendmail root'
+        ' && printf "Subject: nightly\\nall 3 backups done\\n" | sendmail -i root'
+    )
+    done = machine.run(["sh", "-c", script])
+    assert (done.returncode, done.stderr) == (0, b"")
+
+    received = sorted(machine.flushed(), key=lambda r: b"nightly" in r.body)
+    assert [(r.mail_from, r.rcpt_tos) for r in received] == [(ADDRESS, ("admin@example.net",))] * 2
+    plain, subject = received
+    assert header_lines(plain.body)[0] == b"From: me@example.org"
+    assert plain.body.endswith(b"\r\n\r\ndisk full on /srv\r\n")
+    assert header_lines(subject.body)[0] == b"Subject: nightly"
+    assert subject.body.endswith(b"\r\n\r\nall 3 backups done\r\n")
+
+
 def test_without_an_address_the_error_says_to_set_one_and_nothing_is_stored(
     machine: Machine,
 ) -> None:
