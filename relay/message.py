@@ -21,7 +21,13 @@ reason. The rules, in the order they are checked:
    put before it: ``echo "disk full" | sendmail root`` is a message whose body
    is ``disk full``.
 4. No line may be longer than 998 octets (RFC 5322 §2.1.1) and none may hold a
-   NUL; errors give the line number as the input counted it.
+   NUL; errors give the line number as the input counted it. With
+   ``fold_long_lines`` (``outbox sendmail``: cron's and atd's job output,
+   ``mail(1)``, scripts) a longer line is broken instead, as sendmail and
+   Postfix break it rather than lose the mail: a header field is folded at
+   its last space or tab within the limit (else a space is inserted at the
+   break, as Postfix does), a body line is cut at the limit, never inside a
+   UTF-8 character.
 5. The envelope, as sendmail builds it:
 
    - sender: the explicit one; else the single address of From; else, when
@@ -189,6 +195,7 @@ def parse_message(
     now: datetime | None = None,
     local: LocalNames | None = None,
     text_ends_header: bool = False,
+    fold_long_lines: bool = False,
 ) -> ParsedMessage:
     """Check ``data`` and derive its envelope; see the module's rules.
 
@@ -199,7 +206,8 @@ def parse_message(
     ``now`` is the Date we add (default: the local time now). With ``local``,
     names without ``@domain`` are allowed and resolved through it (rule 7).
     ``text_ends_header``: a line that is not a header field starts the body
-    (rule 3), as sendmail reads its input.
+    (rule 3), as sendmail reads its input. ``fold_long_lines``: a line over
+    998 octets is broken rather than refused (rule 4).
     """
     if len(data) > MAX_MESSAGE_OCTETS:
         raise InvalidMessage(f"message larger than {MAX_MESSAGE_OCTETS // (1024 * 1024)} MiB")
@@ -216,7 +224,12 @@ def parse_message(
             raise InvalidMessage("empty message")
 
     fields, body_start = _split_header(lines, first_number, text_ends_header)
-    _check_lines(lines, first_number)
+    _check_lines(lines, first_number, long_lines_allowed=fold_long_lines)
+    body = lines[body_start:]
+    if fold_long_lines:
+        for field in fields:
+            field.lines = [piece for line in field.lines for piece in _fold_header_line(line)]
+        body = [piece for line in body for piece in _break_body_line(line)]
     allow_local = local is not None
 
     if sender == "":
@@ -284,9 +297,9 @@ def parse_message(
 
     out: list[bytes] = [line for field in kept for line in field.lines]
     out.extend(added)
-    if body_start < len(lines) and lines[body_start] != b"":
+    if body and body[0] != b"":
         out.append(b"")  # the header ended at a line of text (text_ends_header)
-    out.extend(lines[body_start:])
+    out.extend(body)
     raw = b"".join(line + b"\r\n" for line in out)
 
     subject = next((_display(field.value()) for field in fields if field.key == "subject"), "")
@@ -333,8 +346,10 @@ def _split_header(
     return fields, len(lines)
 
 
-def _check_lines(lines: list[bytes], first_number: int) -> None:
-    if lines and max(map(len, lines)) > MAX_LINE_OCTETS:
+def _check_lines(
+    lines: list[bytes], first_number: int, *, long_lines_allowed: bool = False
+) -> None:
+    if not long_lines_allowed and lines and max(map(len, lines)) > MAX_LINE_OCTETS:
         for index, line in enumerate(lines):
             if len(line) > MAX_LINE_OCTETS:
                 raise InvalidMessage(
@@ -344,6 +359,56 @@ def _check_lines(lines: list[bytes], first_number: int) -> None:
     for index, line in enumerate(lines):
         if b"\0" in line:
             raise InvalidMessage(f"line {first_number + index} contains a NUL byte")
+
+
+def _fold_header_line(line: bytes) -> list[bytes]:
+    """A header line as physical lines of at most 998 octets (RFC 5322 §2.2.3).
+
+    Each break goes before the last space or tab that leaves neither piece
+    blank, so the unfolded value is unchanged; in a run of 998 octets without
+    one, after its last comma (an address list written without spaces, where
+    the space added is harmless); else the run is cut at the limit and the
+    rest starts with an inserted space (Postfix's way).
+    """
+    pieces: list[bytes] = []
+    if len(line) > MAX_LINE_OCTETS:
+        line = line.rstrip(b" \t")  # so that no piece is blank, which could end the header
+    while len(line) > MAX_LINE_OCTETS:
+        cut = max(
+            line.rfind(b" ", 1, MAX_LINE_OCTETS + 1), line.rfind(b"\t", 1, MAX_LINE_OCTETS + 1)
+        )
+        comma = line.rfind(b",", 0, MAX_LINE_OCTETS)
+        if cut > 0 and line[:cut].strip() and line[cut:].strip():
+            pieces.append(line[:cut])
+            line = line[cut:]
+        elif comma > 0:  # an address list written without spaces: a space after a comma
+            pieces.append(line[: comma + 1])
+            line = b" " + line[comma + 1 :]
+        else:
+            cut = _utf8_boundary(line, MAX_LINE_OCTETS)
+            pieces.append(line[:cut])
+            line = b" " + line[cut:]
+    pieces.append(line)
+    return pieces
+
+
+def _break_body_line(line: bytes) -> list[bytes]:
+    """A body line as lines of at most 998 octets, cut where the limit falls."""
+    pieces: list[bytes] = []
+    while len(line) > MAX_LINE_OCTETS:
+        cut = _utf8_boundary(line, MAX_LINE_OCTETS)
+        pieces.append(line[:cut])
+        line = line[cut:]
+    pieces.append(line)
+    return pieces
+
+
+def _utf8_boundary(line: bytes, limit: int) -> int:
+    """``limit``, or up to three octets less so as not to split a UTF-8 character."""
+    cut = limit
+    while cut > limit - 3 and 0x80 <= line[cut] <= 0xBF:
+        cut -= 1
+    return cut
 
 
 def _sender_from_header(fields: list[_Field], allow_local: bool) -> str | None:

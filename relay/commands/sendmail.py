@@ -427,6 +427,7 @@ def deliver(invocation: Invocation, home: str | None, *, store: bool = True) -> 
         full_name=invocation.full_name,
         local=LocalNames(resolved, account=invocation.account),
         text_ends_header=True,
+        fold_long_lines=True,
     )
 
     if not store:

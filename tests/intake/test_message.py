@@ -508,3 +508,41 @@ def test_refusal_messages_escape_what_they_quote() -> None:
     text = refusal(BASIC, recipients=["a\x1b[31m@example.org"])
     assert "\x1b" not in text
     assert '"a\\x1b[31m@example.org"' in text
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # Folded before the last space within 998 octets: unfolding gives the line back.
+        (
+            b"Subject:" + b" word" * 300,
+            [b"Subject:" + b" word" * 198, b" word" * 102],
+        ),
+        # No space to fold at: cut at 998 and the rest starts with a space (Postfix's way).
+        (b"Subject: " + b"y" * 1200, [b"Subject:", b" " + b"y" * 997, b" " + b"y" * 203]),
+    ],
+)
+def test_fold_long_lines_folds_a_long_header_field(line: bytes, expected: list[bytes]) -> None:
+    parsed = parse(
+        b"From: a@example.org\nTo: b@example.org\n" + line + b"\n\nx\n", fold_long_lines=True
+    )
+    header = parsed.raw.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+    assert header[2 : 2 + len(expected)] == expected
+
+
+def test_fold_long_lines_keeps_an_address_list_without_spaces_whole() -> None:
+    addresses = tuple(f"user{n}@example.org" for n in range(80))  # 1,598 octets, no space
+    data = b"From: a@example.org\nTo:" + ",".join(addresses).encode() + b"\n\nx\n"
+    parsed = parse(data, fold_long_lines=True)
+    assert parsed.recipients == addresses
+    assert max(map(len, parsed.raw.split(b"\r\n"))) <= 998
+
+
+def test_fold_long_lines_cuts_body_lines_between_utf8_characters() -> None:
+    text = "x" + "é" * 1000  # a 2-octet character straddles octet 998
+    parsed = parse(
+        b"From: a@example.org\nTo: b@example.org\n\n" + text.encode() + b"\n", fold_long_lines=True
+    )
+    body = parsed.raw.split(b"\r\n\r\n", 1)[1].split(b"\r\n")[:-1]
+    assert [len(line) for line in body] == [997, 998, 6]
+    assert "".join(line.decode("utf-8") for line in body) == text

@@ -143,6 +143,32 @@ def test_cron_mail_reaches_the_server_from_the_account_with_its_display_name(
     assert "BODY=8BITMIME" in received.mail_options
 
 
+def test_cron_output_with_lines_over_998_octets_is_folded_not_lost(machine: Machine) -> None:
+    # cron never retries: a refused message is a job's output gone for good. sendmail and
+    # Postfix break such lines; so does Outbox, within RFC 5322's 998 octets.
+    command = " ".join(["/usr/bin/rsync --archive /srv/data/"] * 40)  # 1,479 octets
+    output = "é" * 700 + "\n" + "x" * 2500 + "\n"  # 1,400 and 2,500 octets
+    message = (
+        f"From: root (Cron Daemon)\nTo: root\nSubject: Cron <root@host> {command}\n"
+        "Content-Type: text/plain; charset=UTF-8\nContent-Transfer-Encoding: 8bit\n\n"
+        f"{output}"
+    ).encode()
+    done = machine.run(
+        [machine.sendmail, "-FCronDaemon", "-i", "-B8BITMIME", "-oem", "root"], message
+    )
+    assert (done.returncode, done.stderr) == (0, b"")
+
+    (received,) = machine.flushed()
+    lines = received.body.split(b"\r\n")
+    assert max(map(len, lines)) <= 998
+    header, body = received.body.split(b"\r\n\r\n", 1)
+    # The Subject is folded at spaces: unfolded, it is what cron wrote.
+    assert f"Subject: Cron <root@host> {command}".encode() in header.replace(b"\r\n ", b" ")
+    # The body's lines are cut, never inside a UTF-8 character: joined, they are the output.
+    assert all(isinstance(line.decode("utf-8"), str) for line in body.split(b"\r\n"))
+    assert body.replace(b"\r\n", b"") == output.replace("\n", "").encode()
+
+
 def test_at_job_output_without_from_gets_the_account_address(machine: Machine) -> None:
     # atd: sendmail -i USER, a Subject and To, no From.
     message = b"Subject: Output from your job        7\nTo: root\n\nhello from at\n"
