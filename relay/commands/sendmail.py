@@ -411,7 +411,7 @@ def deliver(invocation: Invocation, home: str | None, *, store: bool = True) -> 
     from relay.localnames import LocalNames
     from relay.message import MAX_MESSAGE_OCTETS, parse_message
 
-    data = read_standard_input(MAX_MESSAGE_OCTETS + 1)
+    data = read_standard_input(MAX_MESSAGE_OCTETS + 1, until_dot=not invocation.ignore_dots)
     if not invocation.ignore_dots:
         data = truncate_at_dot(data)
     resolved = resolve_home(home)
@@ -443,8 +443,14 @@ def deliver(invocation: Invocation, home: str | None, *, store: bool = True) -> 
     return 0
 
 
-def read_standard_input(limit: int) -> bytes:
+def read_standard_input(limit: int, *, until_dot: bool = False) -> bytes:
     """Up to ``limit`` bytes of standard input, the message.
+
+    ``until_dot`` (no ``-i``): reading stops at a line holding a single ``.``,
+    as sendmail's does, so that a person typing the message at a terminal, or
+    a program that keeps the pipe open until sendmail exits, is not left
+    waiting for an end of input that never comes. (``truncate_at_dot`` then
+    finds that line's other spellings, ending in a bare CR or the input.)
 
     A daemon may start us with descriptor 0 closed (Python then has no
     ``sys.stdin``) or opened for writing only: that is one line naming standard
@@ -453,7 +459,17 @@ def read_standard_input(limit: int) -> bytes:
     try:
         if sys.stdin is None:
             raise OSError(9, "it is closed")  # EBADF
-        return sys.stdin.buffer.read(limit)
+        if not until_dot:
+            return sys.stdin.buffer.read(limit)
+        lines: list[bytes] = []
+        size = 0
+        while size < limit:
+            line = sys.stdin.buffer.readline(limit - size)
+            if not line or line in (b".\n", b".\r\n"):
+                break
+            lines.append(line)
+            size += len(line)
+        return b"".join(lines)
     except OSError as exc:
         raise standard_stream_problem("read the message from standard input", exc) from None
 

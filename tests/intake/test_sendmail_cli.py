@@ -87,6 +87,31 @@ def test_a_lone_dot_line_ends_the_message_unless_dash_i(home: Path) -> None:
     assert kept_oi.raw.endswith(b"\r\n\r\nHi Bob\r\n.\r\nthis is after the dot\r\n")
 
 
+def test_the_lone_dot_ends_the_input_while_the_caller_keeps_it_open(home: Path) -> None:
+    # A person typing at a terminal, or a program that closes its end of the pipe only once
+    # sendmail has exited: sendmail stops reading at the dot, and so must we.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "relay.cli", "--home", str(home), "sendmail", "-t"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdin is not None
+    process.stdin.write(MESSAGE + b".\r\n")
+    process.stdin.flush()  # and not closed
+    try:
+        code = process.wait(timeout=30)  # not communicate(): it would close standard input
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+        pytest.fail("sendmail kept reading after the lone dot")
+    assert process.stdout is not None and process.stderr is not None
+    assert (code, process.stdout.read(), process.stderr.read()) == (0, b"", b"")
+    process.stdin.close()
+    process.stdout.close()
+    process.stderr.close()
+    (message,) = stored_messages(home)
+    assert message.raw.endswith(b"\r\n\r\nHi Bob\r\n")
+
+
 def test_a_dot_inside_a_line_or_two_dots_do_not_end_the_message(home: Path) -> None:
     data = MESSAGE + b"..\n. \n.x\nend\n"
     assert_silent_success(sendmail(home, "-t", input=data))
