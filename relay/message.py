@@ -48,7 +48,8 @@ reason. The rules, in the order they are checked:
    ``needs_smtputf8`` is set when an envelope address is UTF-8, ``eight_bit``
    when any byte of what is stored is (body or header alike).
 6. Bcc and Resent-Bcc fields (with their continuation lines) are removed from
-   what is stored, whether or not their addresses were used. Missing From
+   what is stored, whether or not their addresses were used, and so is
+   Return-Path (RFC 5321 §4.4: the delivering server writes it). Missing From
    (built from the envelope sender and ``full_name``), Date and Message-ID
    fields are added at the end of the header section. An explicit sender of
    ``""`` is the null reverse-path (``MAIL FROM:<>``, bounces and
@@ -106,7 +107,10 @@ _WSP = (b" ", b"\t")
 
 _RESENT_RECIPIENT_FIELDS = ("resent-to", "resent-cc", "resent-bcc")
 _RECIPIENT_FIELDS = ("to", "cc", "bcc")
-_STRIPPED_FIELDS = frozenset({"bcc", "resent-bcc"})
+# Return-Path is the final delivery's record of the envelope sender: "A message-originating
+# SMTP system SHOULD NOT send a message that already contains" one (RFC 5321 §4.4), and
+# sendmail and Postfix drop it; scripts add it believing it sets the sender (it does not).
+_STRIPPED_FIELDS = frozenset({"bcc", "resent-bcc", "return-path"})
 
 # Header defects that do not make an address list ambiguous: obsolete but
 # well-defined syntax, and non-ASCII (which check_address judges itself).

@@ -1,7 +1,7 @@
 """Property tests: every input is either stored exactly as it will be sent, or refused.
 
 "Stored as it will be sent" means: CRLF line endings only, no bare CR or LF,
-no line over 998 octets, no Bcc or Resent-Bcc field, a From, a Date and a
+no line over 998 octets, no Bcc, Resent-Bcc or Return-Path field, a From, a Date and a
 Message-ID, a well-formed header section, the body unchanged but for its
 line endings, and an envelope whose every address is one
 ``relay.address`` accepts. "Refused" means InvalidMessage; any other
@@ -94,6 +94,7 @@ FIELD_NAMES = st.sampled_from(
         "Message-ID",
         "X-Mailer",
         "Received",
+        "Return-Path",
     ]
 )
 RANDOM_FIELD_NAMES = st.text(
@@ -172,7 +173,7 @@ def assert_ready_to_send(parsed: ParsedMessage, data: bytes) -> None:
         match = FIELD_LINE.match(line)
         assert match is not None, f"not a header field: {line!r}"
         names.append(match.group()[:-1].lower())
-    assert b"bcc" not in names and b"resent-bcc" not in names
+    assert not {b"bcc", b"resent-bcc", b"return-path"} & set(names)
     for required in (b"from", b"date", b"message-id"):
         assert required in names
     assert parsed.recipients, "an envelope with no recipient"

@@ -319,6 +319,33 @@ def test_git_send_email_patch_arrives_byte_for_byte(machine: Machine, tmp_path: 
     assert b"\r\n+one\r\n+.\r\n+two\r\n" in received.body
 
 
+def test_php_mail_with_a_return_path_header_sends_it_as_the_envelope_only(
+    machine: Machine, tmp_path: Path
+) -> None:
+    # PHP's mail() pipes to sendmail_path ("sendmail -t -i"); scripts often add a
+    # Return-Path header and pass the bounce address as -f. A message-originating system
+    # should not send a Return-Path (RFC 5321 §4.4): the delivering server writes it.
+    php = need("php")
+    script = tmp_path / "mail.php"
+    script.write_text(
+        "<?php\n"
+        "$ok = mail('Bob <bob@example.net>, root', 'Invoice', \"Hello\\n.\\nBye\\n\",\n"
+        "  ['From' => 'Shop <shop@example.org>', 'Return-Path' => '<bounce@example.org>',\n"
+        "   'Bcc' => 'audit@example.net'], '-fbounce@example.org');\n"
+        "exit($ok ? 0 : 1);\n"
+    )
+    done = machine.run([php, "-n", "-d", f"sendmail_path={machine.sendmail} -t -i", str(script)])
+    assert (done.returncode, done.stderr) == (0, b""), done.stdout
+
+    (received,) = machine.flushed()
+    assert received.mail_from == "bounce@example.org"
+    assert received.rcpt_tos == ("bob@example.net", "admin@example.net", "audit@example.net")
+    headers = header_lines(received.body)
+    assert b"From: Shop <shop@example.org>" in headers
+    assert not [h for h in headers if h.lower().startswith((b"return-path:", b"bcc:"))]
+    assert received.body.endswith(b"\r\n\r\nHello\r\n.\r\nBye\r\n\r\n")
+
+
 # -- the other faces of sendmail ---------------------------------------------------------
 
 
