@@ -232,6 +232,11 @@ def parse_message(
     body = lines[body_start:]
     if fold_long_lines:
         for field in fields:
+            if len(field.name) >= MAX_LINE_OCTETS:  # no room for the colon: nothing to fold at
+                raise InvalidMessage(
+                    f"line {field.line_number} is longer than {MAX_LINE_OCTETS} octets"
+                    f" ({len(field.lines[0])})"
+                )
             field.lines = [piece for line in field.lines for piece in _fold_header_line(line)]
         body = [piece for line in body for piece in _break_body_line(line)]
     allow_local = local is not None

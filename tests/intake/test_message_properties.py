@@ -268,6 +268,8 @@ def test_a_stored_message_parses_back_to_itself(data: bytes) -> None:
 )
 @example(b"plain text\n", 0, "a" * 900)
 @example(b"Subject: s\n\nx\n", 1, "a " * 450 + "\t" * 600)
+@example(b"X" * 998 + b": x\n\nx\n", 0, "a" * 900)
+@example(b"X" * 997 + b": x\n\nx\n", 0, "a" * 900)
 def test_the_sendmail_way_stores_ready_to_send_and_parses_back_strictly(
     data: bytes, where: int, long_text: str
 ) -> None:
@@ -279,7 +281,11 @@ def test_the_sendmail_way_stores_ready_to_send_and_parses_back_strictly(
     elif where == 2:
         data = data + long_line + b"\n"
     parsed = parse_or_refuse(
-        data, recipients=["x@example.org"], text_ends_header=True, fold_long_lines=True
+        data,
+        sender="a@example.org",
+        recipients=["x@example.org"],
+        text_ends_header=True,
+        fold_long_lines=True,
     )
     if parsed is None:
         return
