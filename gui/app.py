@@ -170,6 +170,7 @@ def show_problem_dialog(text: str) -> None:
     ``exec()`` is safe here: no qasync loop runs yet. The same line goes to
     standard error, for a person who started the window from a terminal.
     """
+    from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QMessageBox
 
     from gui.command_hints import for_window
@@ -177,6 +178,7 @@ def show_problem_dialog(text: str) -> None:
     print(f"outbox: {text}", file=sys.stderr)  # the terminal's words: commands stay
     box = QMessageBox(QMessageBox.Icon.Critical, APPLICATION_NAME, "Outbox cannot open its outbox")
     box.setObjectName("machine_problem")
+    box.setTextFormat(Qt.TextFormat.PlainText)  # paths and the system's words, as typed
     box.setInformativeText(for_window(text))
     box.exec()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from relay.engine import StoreError
@@ -35,6 +36,7 @@ def offer_repair(home: Path, problem: str, application: str) -> bool:
     what = problem.partition(_COMMANDS)[0]
     box = QMessageBox(QMessageBox.Icon.Critical, application, TITLE)
     box.setObjectName("machine_problem")
+    box.setTextFormat(Qt.TextFormat.PlainText)  # paths and SQLite's words, shown as typed
     box.setInformativeText(f"{what}.\n\n{OFFER}")
     repair = box.addButton("Repair", QMessageBox.ButtonRole.AcceptRole)
     repair.setObjectName("repair_store")
@@ -52,6 +54,7 @@ def offer_repair(home: Path, problem: str, application: str) -> bool:
         "The outbox is repaired" if repaired else "The outbox is not repaired",
     )
     done.setObjectName("store_repaired" if repaired else "store_not_repaired")
+    done.setTextFormat(Qt.TextFormat.PlainText)
     done.setInformativeText(text)
     done.exec()
     return repaired

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QAbstractButton, QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
@@ -37,12 +37,20 @@ def answer(steps: list[Callable[[], bool]]) -> None:
     QTimer.singleShot(0, tick)
 
 
+def read_plain(box: QMessageBox, seen: list[str]) -> None:
+    """Note what ``box`` says; it must show it as typed (a path may hold ``<b>``)."""
+    if box.textFormat() is not Qt.TextFormat.PlainText:
+        box.done(0)  # let the program go on, then fail
+        raise AssertionError(f"{box.objectName()} would read its text as HTML")
+    seen.append(box.informativeText())
+
+
 def click_in(name: str, button: str, seen: list[str]) -> Callable[[], bool]:
     def step() -> bool:
         box = QApplication.activeModalWidget()
         if not (isinstance(box, QMessageBox) and box.objectName() == name and box.isVisible()):
             return False
-        seen.append(box.informativeText())
+        read_plain(box, seen)
         found = box.findChild(QAbstractButton, button)
         if found is None:
             box.done(0)  # let the program go on, then fail
@@ -89,7 +97,7 @@ def _ok(name: str, seen: list[str]) -> Callable[[], bool]:
         box = QApplication.activeModalWidget()
         if not (isinstance(box, QMessageBox) and box.objectName() == name and box.isVisible()):
             return False
-        seen.append(box.informativeText())
+        read_plain(box, seen)
         box.done(0)
         return True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 from pytestqt.qtbot import QtBot
 
@@ -85,3 +85,25 @@ def test_a_damaged_store_at_start_up_is_a_dialog_and_exit_74(qtbot: QtBot, tmp_p
     assert str(home / DB_NAME) in text and "damaged" in text and "Repair" in text
     assert "`outbox" not in text  # a button to click, not a command to type
     assert (home / DB_NAME).read_bytes() == b"not a database\n" * 100
+
+
+def test_a_store_that_cannot_be_opened_is_told_as_typed(qtbot: QtBot, tmp_path: Path) -> None:
+    """The dialog shows the path as it is, markup and all, not as HTML."""
+    home = tmp_path / "<h1>mail"
+    home.mkdir(mode=0o700)
+    (home / DB_NAME).symlink_to(home / DB_NAME)  # a link to itself: it cannot be opened
+    seen: list[tuple[Qt.TextFormat, str]] = []
+
+    def close_the_dialog() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox) and box.objectName() == "machine_problem":
+            seen.append((box.textFormat(), box.informativeText()))
+            box.done(0)
+        else:
+            QTimer.singleShot(20, close_the_dialog)
+
+    QTimer.singleShot(0, close_the_dialog)
+    assert main(home) != 0
+    ((text_format, text),) = seen
+    assert text_format is Qt.TextFormat.PlainText
+    assert str(home) in text
