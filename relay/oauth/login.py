@@ -32,11 +32,13 @@ from dataclasses import dataclass
 from relay.errors import OutboxError
 from relay.oauth.providers import Endpoints, check_endpoint_url
 from relay.oauth.tokens import (
+    TOKEN_TIMEOUT_S,
     PendingAuthorization,
     SignInNeeded,
     TokenEndpointUnavailable,
     TokenRefused,
     TokenSource,
+    mask_secrets,
     request_token,
 )
 
@@ -135,9 +137,16 @@ async def request_device_code(
     if client_secret:
         form["client_secret"] = client_secret
     try:
-        async with httpx2.AsyncClient(timeout=30.0, follow_redirects=False) as http:
+        async with (
+            asyncio.timeout(TOKEN_TIMEOUT_S),  # the whole answer, not each read
+            httpx2.AsyncClient(timeout=TOKEN_TIMEOUT_S, follow_redirects=False) as http,
+        ):
             response = await http.post(url, data=form, headers={"Accept": "application/json"})
         data = response.json()
+    except TimeoutError:
+        raise TokenEndpointUnavailable(
+            f"account {account_name}: {url} did not answer within {TOKEN_TIMEOUT_S:g} s"
+        ) from None
     except httpx2.HTTPError as exc:
         raise TokenEndpointUnavailable(
             f"account {account_name}: cannot reach {url} ({type(exc).__name__})"
@@ -150,9 +159,8 @@ async def request_device_code(
         error = data.get("error", "no device code") if isinstance(data, dict) else "no JSON object"
         description = data.get("error_description", "") if isinstance(data, dict) else ""
         said = f"{error}: {description}" if description else str(error)
-        raise SignInFailed(
-            f"account {account_name}: the device sign-in was refused ({' '.join(said.split())})"
-        )
+        said = mask_secrets(" ".join(said.split()), [client_secret or ""])[:300]
+        raise SignInFailed(f"account {account_name}: the device sign-in was refused ({said})")
     # Google says verification_url, the RFC verification_uri.
     uri = str(data.get("verification_uri") or data.get("verification_url") or "")
     complete = data.get("verification_uri_complete")
@@ -181,7 +189,8 @@ async def sign_in_with_device(
     show(shown)
     deadline = monotonic_s() + shown.expires_in_s
     while True:
-        await sleep(interval_s)
+        # The server's interval (or slow_down's growth) never outlasts the code.
+        await sleep(max(0.0, min(interval_s, deadline - monotonic_s())))
         try:
             token = await request_token(
                 endpoints,

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,8 +49,10 @@ if TYPE_CHECKING:
 REFRESH_MARGIN_S = 60.0
 #: Assumed lifetime when the endpoint gives no ``expires_in``.
 DEFAULT_LIFETIME_S = 300.0
-#: Time allowed for one request to the token endpoint.
+#: Time allowed for one request to the token endpoint, its whole answer included.
 TOKEN_TIMEOUT_S = 30.0
+#: Fields of a token request that are secret.
+_SECRET_FIELDS = frozenset({"refresh_token", "code", "code_verifier", "device_code"})
 
 
 class SignInNeeded(OutboxError):
@@ -125,10 +127,7 @@ class TokenSource:
             return self._access_token
 
     def mask(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "****")
-        return text
+        return mask_secrets(text, self.secrets)
 
     def _locked(self) -> asyncio.Lock:
         if self._lock is None:
@@ -192,21 +191,33 @@ async def request_token(
     url = check_endpoint_url(endpoints.token_url, f"account {account_name}: the OAuth2 token URL")
     grant_type = form["grant_type"]
     rest = {k: v for k, v in form.items() if k != "grant_type"}
+    # What was sent (a token, a code, its verifier, the client secret) never
+    # comes back in our text, whatever the endpoint echoes.
+    sent = [v for k, v in rest.items() if k in _SECRET_FIELDS] + [client_secret or ""]
+
+    def hide(text: str) -> str:
+        return mask_secrets(mask(text), sent)
+
     try:
-        async with AsyncOAuth2Client(
-            client_id=endpoints.client_id,
-            client_secret=client_secret,
-            token_endpoint_auth_method="client_secret_post" if client_secret else "none",
-            timeout=timeout_s,
-            follow_redirects=False,
-        ) as client:
+        # httpx's timeout bounds each read, not the answer: an endpoint that
+        # sends a byte now and then would hold the flush for ever.
+        async with (
+            asyncio.timeout(timeout_s),
+            AsyncOAuth2Client(
+                client_id=endpoints.client_id,
+                client_secret=client_secret,
+                token_endpoint_auth_method="client_secret_post" if client_secret else "none",
+                timeout=timeout_s,
+                follow_redirects=False,
+            ) as client,
+        ):
             if grant_type == "refresh_token":
                 token = await client.refresh_token(url, refresh_token=rest["refresh_token"])
             else:
                 token = await client.fetch_token(url, grant_type=grant_type, **rest)
     except OAuthError as exc:
         error = str(exc.error or "error")
-        description = mask(" ".join(str(exc.description or "").split()))[:300]
+        description = hide(" ".join(str(exc.description or "").split()))[:300]
         said = f"{error}: {description}" if description else error
         if error in ("authorization_pending", "slow_down"):
             raise PendingAuthorization(error) from None
@@ -215,7 +226,7 @@ async def request_token(
         raise TokenRefused(
             f"account {account_name}: {_host(url)} refused the token request: {said}"
         ) from None
-    except httpx2.TimeoutException:
+    except (httpx2.TimeoutException, TimeoutError):
         raise TokenEndpointUnavailable(
             f"account {account_name}: {_host(url)} did not answer the token request"
             f" within {timeout_s:g} s"
@@ -228,12 +239,12 @@ async def request_token(
     except httpx2.HTTPError as exc:
         raise TokenEndpointUnavailable(
             f"account {account_name}: cannot reach {_host(url)} for a token:"
-            f" {mask(type(exc).__name__ + ': ' + str(exc))[:200]}"
+            f" {hide(type(exc).__name__ + ': ' + str(exc))[:200]}"
         ) from None
     except ValueError as exc:  # not a JSON object
         raise TokenEndpointUnavailable(
             f"account {account_name}: {_host(url)} answered the token request with"
-            f" something that is not a token ({mask(str(exc))[:200]})"
+            f" something that is not a token ({hide(str(exc))[:200]})"
         ) from None
     return dict(token)
 
@@ -269,6 +280,22 @@ class PendingAuthorization(Exception):
     def __init__(self, error: str) -> None:
         super().__init__(error)
         self.error = error
+
+
+def mask_secrets(text: str, secrets: Iterable[str]) -> str:
+    """``text`` with each secret replaced by ``****``, as sent and as a form encodes it.
+
+    An endpoint that echoes its request echoes the form: Google's refresh
+    tokens (``1//0g…``) and client secrets with ``/``, ``+`` or ``=`` come
+    back percent-encoded there.
+    """
+    from urllib.parse import quote, quote_plus
+
+    for secret in secrets:
+        if secret:
+            for form in {secret, quote_plus(secret), quote(secret, safe="")}:
+                text = text.replace(form, "****")
+    return text
 
 
 def _host(url: str) -> str:

@@ -1,0 +1,136 @@
+"""Token and device endpoints that answer as a broken or hostile server might.
+
+Each endpoint is a real HTTP server on 127.0.0.1 (``tests.support.token_endpoint``)
+and Outbox's real client code talks to it; what is checked is that every wait
+stays bounded and that nothing secret comes back in an error's text, whatever
+the endpoint echoes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import quote, quote_plus
+
+import pytest
+
+from relay.oauth.login import SignInFailed, request_device_code, sign_in_with_device
+from relay.oauth.providers import Endpoints
+from relay.oauth.tokens import TokenEndpointUnavailable, TokenRefused, TokenSource
+from tests.support.token_endpoint import (
+    Answer,
+    echo_as_error,
+    reply_json,
+    serving_endpoint,
+    trickling,
+)
+
+CLIENT_SECRET = "GOCSPX-s3cr/t+client=="
+#: Google's refresh tokens start with ``1//``: a form URL-encodes them.
+REFRESH_TOKEN = "1//0gRefresh+Token/With=Slashes"
+
+
+def endpoints_at(base: str) -> Endpoints:
+    return Endpoints(
+        client_id="outbox-test-client",
+        authorize_url=f"{base}/authorize",
+        token_url=f"{base}/token",
+        device_url=f"{base}/device",
+        scope="smtp",
+    )
+
+
+def shows_no_secret(text: str, *secrets: str) -> bool:
+    forms = {form for s in secrets for form in (s, quote(s, safe=""), quote_plus(s))}
+    return not any(form in text for form in forms)
+
+
+async def test_a_token_endpoint_that_trickles_its_answer_is_given_up_on_in_time() -> None:
+    loop = asyncio.get_running_loop()
+    async with serving_endpoint(trickling(0.05)) as base:
+        source = TokenSource("work", endpoints_at(base), REFRESH_TOKEN, timeout_s=0.5)
+        started = loop.time()
+        with pytest.raises(TokenEndpointUnavailable, match=r"within 0\.5 s"):
+            await source.access_token()
+        # Each byte comes well within the timeout; the whole answer would take 10 s.
+        assert loop.time() - started < 5
+
+
+async def test_a_refresh_echoed_url_encoded_shows_neither_token_nor_client_secret() -> None:
+    async with serving_endpoint(echo_as_error) as base:
+        source = TokenSource("work", endpoints_at(base), REFRESH_TOKEN, client_secret=CLIENT_SECRET)
+        with pytest.raises(TokenRefused) as refused:
+            await source.access_token()
+    said = str(refused.value)
+    assert "server_error" in said
+    assert shows_no_secret(said, REFRESH_TOKEN, CLIENT_SECRET), said
+
+
+async def test_a_device_endpoint_echoing_the_request_does_not_show_the_client_secret() -> None:
+    async with serving_endpoint(echo_as_error) as base:
+        with pytest.raises(SignInFailed) as failed:
+            await request_device_code(
+                endpoints_at(base), account_name="work", client_secret=CLIENT_SECRET
+            )
+    said = str(failed.value)
+    assert "server_error" in said
+    assert shows_no_secret(said, CLIENT_SECRET), said
+
+
+def device_then(token_answer: str, interval: float, expires_in: float) -> Answer:
+    """An endpoint giving a device code, then ``token_answer`` as the token error."""
+
+    async def answer(path: str, body: str, writer: asyncio.StreamWriter) -> None:
+        if path == "/device":
+            await reply_json(
+                writer,
+                200,
+                {
+                    "device_code": "the-device-code",
+                    "user_code": "WDJB-MJHT",
+                    "verification_uri": "https://example.test/device",
+                    "expires_in": expires_in,
+                    "interval": interval,
+                },
+            )
+        elif token_answer == "echo":
+            await echo_as_error(path, body, writer)
+        else:
+            await reply_json(writer, 400, {"error": token_answer})
+
+    return answer
+
+
+async def test_a_device_token_error_echoing_the_request_does_not_show_the_client_secret() -> None:
+    async with serving_endpoint(device_then("echo", 1, 600)) as base:
+        with pytest.raises(SignInFailed) as failed:
+            await sign_in_with_device(
+                endpoints_at(base),
+                account_name="work",
+                show=lambda code: None,
+                client_secret=CLIENT_SECRET,
+                sleep=lambda s: asyncio.sleep(0),
+            )
+    said = str(failed.value)
+    assert "server_error" in said
+    assert shows_no_secret(said, CLIENT_SECRET), said
+
+
+async def test_a_device_sign_in_waits_no_longer_than_its_code_lives_whatever_the_interval() -> None:
+    clock = [0.0]
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock[0] += seconds
+
+    # An interval of a day for a code that lives 30 s, then slow_down on every poll.
+    async with serving_endpoint(device_then("slow_down", 86_400, 30)) as base:
+        with pytest.raises(SignInFailed, match="expired"):
+            await sign_in_with_device(
+                endpoints_at(base),
+                account_name="work",
+                show=lambda code: None,
+                sleep=sleep,
+                monotonic_s=lambda: clock[0],
+            )
+    assert sum(slept) <= 30
