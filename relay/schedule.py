@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 from relay.errors import UsageError
 from relay.throttle import AccountPause
@@ -54,18 +54,45 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo | None = None) -> datetim
         except ValueError:
             parsed = None
         if parsed is not None:
-            moment = parsed if parsed.tzinfo is not None else _local(parsed, tz)
+            try:
+                moment = parsed if parsed.tzinfo is not None else _local(parsed, tz)
+            except (OverflowError, ValueError):  # year 1 or 9999 shifted out of range
+                raise _out_of_range(text) from None
     if moment is None:
         raise UsageError(f"--at {text!r} is not a time Outbox understands: {WHEN_FORMS}")
-    return _whole_second_up(moment)
+    try:
+        return _whole_second_up(moment)
+    except OverflowError:
+        raise _out_of_range(text) from None
+
+
+def _out_of_range(text: str) -> UsageError:
+    return UsageError(f"--at {text!r} is out of the range of dates Outbox keeps")
 
 
 def _local(naive: datetime, tz: tzinfo | None) -> datetime:
-    return naive.replace(tzinfo=tz) if tz is not None else naive.astimezone()
+    """``naive`` as a local time; one the clock skips is read as after the jump.
+
+    A wall time that comes twice (autumn) is its first. One that never comes
+    (spring, 02:30 in Berlin) must not make the message go before it: a
+    ``zoneinfo`` zone reads it after the jump (PEP 495), but the system's
+    own zone (``astimezone()`` of a naive time) reads it an hour *before*,
+    so that case takes the later of its two readings.
+    """
+    if tz is not None:
+        return naive.replace(tzinfo=tz)
+    first = naive.astimezone()
+    if first.astimezone(UTC).astimezone().replace(tzinfo=None) != naive:  # skipped
+        return max(first, naive.replace(fold=1).astimezone())
+    return first
 
 
 def _whole_second_up(moment: datetime) -> datetime:
-    """The store keeps whole seconds: round up, so nothing goes before the time named."""
+    """The store keeps whole seconds: round up, so nothing goes before the time named.
+
+    Raises ``OverflowError`` for a moment the store (in UTC) cannot hold.
+    """
+    moment.astimezone(UTC)
     if moment.microsecond:
         return moment.replace(microsecond=0) + timedelta(seconds=1)
     return moment

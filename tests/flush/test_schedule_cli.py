@@ -41,6 +41,30 @@ def test_a_bad_when_is_refused_clearly_and_stores_nothing(home: Path, when: str)
     assert listed(home) == []
 
 
+@pytest.mark.parametrize(
+    "when",
+    ["9999-12-31 23:59", "0001-01-01 00:00", "9999-12-31T23:59:59.5Z", "0001-01-01T00:30+01:00"],
+)
+def test_a_when_beyond_the_calendar_is_refused_clearly_and_stores_nothing(
+    home: Path, when: str
+) -> None:
+    done = outbox(home, "enqueue", "--at", when, "-", input=message(1), env={"TZ": "Europe/Berlin"})
+    assert done.returncode == 64, done.stderr.decode()
+    assert "out of the range" in done.stderr.decode()
+    assert listed(home) == []
+
+
+def test_a_local_time_the_clock_skips_is_read_as_after_the_jump_never_before(home: Path) -> None:
+    # Berlin skips 02:00-03:00 on 2027-03-28; it repeats 02:00-03:00 on 2027-10-31.
+    berlin = {"TZ": "Europe/Berlin"}
+    for when in ("2027-03-28 02:30", "2027-10-31 02:30"):
+        done = outbox(home, "enqueue", "--at", when, "-", input=message(1), env=berlin)
+        assert done.returncode == 0, done.stderr.decode()
+    skipped, twice = (item["next_attempt"] for item in listed(home))
+    assert skipped == "2027-03-28T01:30:00+00:00"  # 03:30 CEST, not 01:30 CET
+    assert twice == "2027-10-31T00:30:00+00:00"  # the first 02:30 (CEST)
+
+
 def test_a_message_sent_later_waits_for_its_time_unless_named(home: Path) -> None:
     when = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
     with threaded_smtp_server() as server:
