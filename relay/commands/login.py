@@ -67,7 +67,7 @@ def run_login(args: argparse.Namespace) -> int:
         sign_in_with_device,
     )
     from relay.oauth.providers import endpoints
-    from relay.oauth.store import get_client_secret, store_refresh_token
+    from relay.oauth.store import get_client_secret, is_token_text, store_refresh_token
 
     home = resolve_home(args.home)
     account = find_account(load_accounts(home), args.name)
@@ -84,9 +84,12 @@ def run_login(args: argparse.Namespace) -> int:
     )
 
     if args.refresh_token_stdin:
-        given = sys.stdin.read().strip()
-        if not given or any(c.isspace() for c in given):
-            raise UsageError("the refresh token on standard input is empty or spans words")
+        given = sys.stdin.buffer.read().decode("utf-8", "replace").strip()
+        if not is_token_text(given):
+            raise UsageError(
+                "the refresh token on standard input is empty, spans words or holds"
+                " characters other than printable ASCII"
+            )
         job = check_refresh_token(where, given, account_name=account.name, client_secret=secret)
     elif args.device:
 

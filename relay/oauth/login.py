@@ -239,7 +239,14 @@ async def check_refresh_token(
 
 
 def _refresh_token_of(token: dict[str, object], account_name: str) -> str:
+    from relay.oauth.store import is_token_text
+
     refresh = token.get("refresh_token")
+    if isinstance(refresh, str) and refresh and not is_token_text(refresh):
+        raise SignInFailed(
+            f"account {account_name}: the provider answered with a refresh token that is"
+            " not one (not printable ASCII); nothing was stored"
+        )
     if not isinstance(refresh, str) or not refresh:
         raise SignInFailed(
             f"account {account_name}: the provider signed in but gave no refresh token"

@@ -42,9 +42,19 @@ def _key(home: Path, account_name: str, kind: str) -> SecretKey:
     return secret_key(home, account_name, kind)
 
 
+def is_token_text(token: str) -> bool:
+    """Whether ``token`` can be a refresh token: one word of printable ASCII.
+
+    RFC 6749 appendix A.17 allows only visible ASCII (and spaces, which no
+    provider uses and a pasted token gains by mistake); anything else is
+    a wrong paste or a broken endpoint, and would only fail later, far away.
+    """
+    return bool(token) and all("!" <= c <= "~" for c in token)
+
+
 def store_refresh_token(home: Path, account_name: str, token: str) -> None:
-    if not token or any(c.isspace() for c in token):
-        raise ValueError("a refresh token is one word of printable characters")
+    if not is_token_text(token):
+        raise ValueError("a refresh token is one word of printable ASCII characters")
     store_secret(_key(home, account_name, REFRESH_TOKEN), token)
 
 

@@ -147,6 +147,15 @@ class TokenSource:
         self._take(token)
 
     def _take(self, token: dict[str, Any]) -> None:
+        from relay.oauth.store import is_token_text
+
+        rotated = token.get("refresh_token")
+        if isinstance(rotated, str) and rotated and not is_token_text(rotated):
+            # Nothing taken; the stored refresh token stays (it may still be good).
+            raise TokenRefused(
+                f"account {self.account_name}: the token endpoint answered with a new"
+                " refresh token that is not one (not printable ASCII)"
+            )
         access = token.get("access_token")
         if not isinstance(access, str) or not access:
             raise TokenRefused(
@@ -160,7 +169,6 @@ class TokenSource:
         except (TypeError, ValueError):
             lifetime_s = DEFAULT_LIFETIME_S
         self._renew_at_s = self._now_s() + lifetime_s - min(REFRESH_MARGIN_S, lifetime_s / 2)
-        rotated = token.get("refresh_token")
         if isinstance(rotated, str) and rotated and rotated != self._refresh_token:
             self.secrets.append(rotated)
             self._refresh_token = rotated

@@ -279,6 +279,23 @@ def test_a_refresh_token_from_another_tool_is_imported_from_stdin_after_one_try(
     assert flushed.returncode == 0, flushed.stderr.decode()
 
 
+@pytest.mark.parametrize("given", [b"\xff\xfe\n", b"1//0g\x1b[31mtoken\n", b"tok\x00en"])
+def test_an_imported_refresh_token_that_is_not_printable_ascii_is_refused_unsent(
+    tmp_path: Path,
+    auth_server: AuthorizationServerRunning,
+    smtp: OAuthSmtpRunning,
+    env: dict[str, str],
+    given: bytes,
+) -> None:
+    home = tmp_path / "home"
+    add_account(home, auth_server, smtp, env)
+    done = run(home, "account", "login", "work", "--refresh-token-stdin", input=given, env=env)
+    assert done.returncode == 64, done.stderr.decode()
+    assert "printable ASCII" in done.stderr.decode()
+    assert auth_server.state.token_requests == []  # nothing went to the endpoint
+    assert account_json(home, env)["refresh_token_stored"] is False
+
+
 def test_account_flags_are_checked_before_anything_is_stored(
     tmp_path: Path, env: dict[str, str]
 ) -> None:

@@ -134,3 +134,19 @@ async def test_a_device_sign_in_waits_no_longer_than_its_code_lives_whatever_the
                 monotonic_s=lambda: clock[0],
             )
     assert sum(slept) <= 30
+
+
+async def test_a_rotated_refresh_token_that_is_not_one_is_refused_and_the_old_one_kept() -> None:
+    async def answer(path: str, body: str, writer: asyncio.StreamWriter) -> None:
+        await reply_json(
+            writer,
+            200,
+            {"access_token": "at", "token_type": "Bearer", "refresh_token": "new \x1b[2Jtoken"},
+        )
+
+    rotated: list[str] = []
+    async with serving_endpoint(answer) as base:
+        source = TokenSource("work", endpoints_at(base), REFRESH_TOKEN, on_rotated=rotated.append)
+        with pytest.raises(TokenRefused, match="not printable ASCII"):
+            await source.access_token()
+    assert rotated == []
