@@ -68,6 +68,7 @@ def run_login(args: argparse.Namespace) -> int:
     )
     from relay.oauth.providers import endpoints
     from relay.oauth.store import get_client_secret, is_token_text, store_refresh_token
+    from relay.visible import visible
 
     home = resolve_home(args.home)
     account = find_account(load_accounts(home), args.name)
@@ -94,12 +95,13 @@ def run_login(args: argparse.Namespace) -> int:
     elif args.device:
 
         def show(code: DeviceCode) -> None:
+            # The server's words, shown as what they are (relay.visible).
             print(
-                f"To sign in account {account.name}, open {code.verification_uri}"
-                f" and enter the code {code.user_code}"
+                f"To sign in account {account.name}, open {visible(code.verification_uri)}"
+                f" and enter the code {visible(code.user_code)}"
             )
             if code.verification_uri_complete:
-                print(f"(or open {code.verification_uri_complete})")
+                print(f"(or open {visible(code.verification_uri_complete)})")
             print(f"Waiting up to {code.expires_in_s:g} s…")
             sys.stdout.flush()
 

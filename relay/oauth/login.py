@@ -41,6 +41,7 @@ from relay.oauth.tokens import (
     mask_secrets,
     request_token,
 )
+from relay.visible import visible
 
 #: How long the browser sign-in may take, consent included.
 BROWSER_TIMEOUT_S = 300.0
@@ -99,10 +100,10 @@ async def sign_in_with_browser(
             params = await listener.wait_for(state, timeout_s)
         except RedirectTimedOut as exc:
             raise SignInFailed(f"account {account_name}: {exc}; nothing was changed") from None
-    if "error" in params:
-        said = params["error"]
+    if "error" in params:  # the provider's words, shown as what they are (relay.visible)
+        said = visible(params["error"][:100])
         if params.get("error_description"):
-            said += ": " + " ".join(params["error_description"].split())[:300]
+            said += ": " + visible(" ".join(params["error_description"].split())[:300])
         raise SignInFailed(f"account {account_name}: the sign-in was refused ({said})")
     code = params.get("code")
     if not code:
@@ -159,7 +160,7 @@ async def request_device_code(
         error = data.get("error", "no device code") if isinstance(data, dict) else "no JSON object"
         description = data.get("error_description", "") if isinstance(data, dict) else ""
         said = f"{error}: {description}" if description else str(error)
-        said = mask_secrets(" ".join(said.split()), [client_secret or ""])[:300]
+        said = visible(mask_secrets(" ".join(said.split()), [client_secret or ""])[:300])
         raise SignInFailed(f"account {account_name}: the device sign-in was refused ({said})")
     # Google says verification_url, the RFC verification_uri.
     uri = str(data.get("verification_uri") or data.get("verification_url") or "")
@@ -203,7 +204,7 @@ async def sign_in_with_device(
                 interval_s += 5.0
             if monotonic_s() >= deadline:
                 raise SignInFailed(
-                    f"account {account_name}: the code {shown.user_code} expired before"
+                    f"account {account_name}: the code {visible(shown.user_code)} expired before"
                     " the sign-in was finished; run the sign-in again"
                 ) from None
             continue

@@ -196,6 +196,8 @@ async def request_token(
     import httpx2
     from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 
+    from relay.visible import visible
+
     url = check_endpoint_url(endpoints.token_url, f"account {account_name}: the OAuth2 token URL")
     grant_type = form["grant_type"]
     rest = {k: v for k, v in form.items() if k != "grant_type"}
@@ -224,8 +226,8 @@ async def request_token(
             else:
                 token = await client.fetch_token(url, grant_type=grant_type, **rest)
     except OAuthError as exc:
-        error = str(exc.error or "error")
-        description = hide(" ".join(str(exc.description or "").split()))[:300]
+        error = visible(str(exc.error or "error"))
+        description = visible(hide(" ".join(str(exc.description or "").split()))[:300])
         said = f"{error}: {description}" if description else error
         if error in ("authorization_pending", "slow_down"):
             raise PendingAuthorization(error) from None
@@ -247,12 +249,12 @@ async def request_token(
     except httpx2.HTTPError as exc:
         raise TokenEndpointUnavailable(
             f"account {account_name}: cannot reach {_host(url)} for a token:"
-            f" {hide(type(exc).__name__ + ': ' + str(exc))[:200]}"
+            f" {visible(hide(type(exc).__name__ + ': ' + str(exc))[:200])}"
         ) from None
     except ValueError as exc:  # not a JSON object
         raise TokenEndpointUnavailable(
             f"account {account_name}: {_host(url)} answered the token request with"
-            f" something that is not a token ({hide(str(exc))[:200]})"
+            f" something that is not a token ({visible(hide(str(exc))[:200])})"
         ) from None
     return dict(token)
 

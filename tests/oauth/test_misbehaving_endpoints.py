@@ -9,13 +9,20 @@ the endpoint echoes.
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import quote, quote_plus
+from pathlib import Path
+from urllib.parse import parse_qs, quote, quote_plus, urlencode, urlsplit
 
 import pytest
 
-from relay.oauth.login import SignInFailed, request_device_code, sign_in_with_device
+from relay.oauth.login import (
+    SignInFailed,
+    request_device_code,
+    sign_in_with_browser,
+    sign_in_with_device,
+)
 from relay.oauth.providers import Endpoints
 from relay.oauth.tokens import TokenEndpointUnavailable, TokenRefused, TokenSource
+from tests.support.keyrings import FILE_ENV
 from tests.support.token_endpoint import (
     Answer,
     echo_as_error,
@@ -150,3 +157,95 @@ async def test_a_rotated_refresh_token_that_is_not_one_is_refused_and_the_old_on
         with pytest.raises(TokenRefused, match="not printable ASCII"):
             await source.access_token()
     assert rotated == []
+
+
+#: An escape sequence that clears a terminal, and a right-to-left override.
+HOSTILE = "\x1b[2J\x1b[31mcall +1-555\u202egnp.exe"
+
+
+def shows_nothing_hostile(text: str) -> bool:
+    return "\x1b" not in text and "\u202e" not in text and "\\x1b[2J" in text
+
+
+async def test_a_token_endpoints_error_text_is_shown_with_its_controls_escaped() -> None:
+    async def answer(path: str, body: str, writer: asyncio.StreamWriter) -> None:
+        await reply_json(writer, 400, {"error": "x\x1b]0;", "error_description": HOSTILE})
+
+    async with serving_endpoint(answer) as base:
+        with pytest.raises(TokenRefused) as refused:
+            await TokenSource("work", endpoints_at(base), REFRESH_TOKEN).access_token()
+    said = str(refused.value)
+    assert shows_nothing_hostile(said) and "\\u202e" in said, said
+
+
+async def test_a_refusal_brought_back_by_the_browser_is_shown_with_its_controls_escaped() -> None:
+    import httpx2
+
+    def open_url(url: str) -> None:
+        async def refuse() -> None:
+            query = parse_qs(urlsplit(url).query)
+            back = (
+                query["redirect_uri"][0]
+                + "?"
+                + urlencode(
+                    {
+                        "state": query["state"][0],
+                        "error": "access_denied",
+                        "error_description": HOSTILE,
+                    }
+                )
+            )
+            async with httpx2.AsyncClient() as browser:
+                await browser.get(back)
+
+        asyncio.get_running_loop().create_task(refuse())
+
+    with pytest.raises(SignInFailed) as failed:
+        await sign_in_with_browser(
+            endpoints_at("https://auth.example.test"),
+            account_name="work",
+            open_url=open_url,
+            timeout_s=30,
+        )
+    said = str(failed.value)
+    assert "access_denied" in said and shows_nothing_hostile(said), said
+
+
+async def test_a_device_code_and_url_are_printed_with_their_controls_escaped(
+    tmp_path: Path,
+) -> None:
+    import os
+    import sys
+
+    env = {
+        **os.environ,
+        "PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
+        FILE_ENV: str(tmp_path / "keyring.json"),
+    }
+
+    async def answer(path: str, body: str, writer: asyncio.StreamWriter) -> None:
+        if path == "/device":
+            code = {"device_code": "d", "user_code": HOSTILE, "interval": 1}
+            await reply_json(writer, 200, {**code, "verification_uri": "https://x/" + HOSTILE})
+        else:
+            await reply_json(writer, 400, {"error": "expired_token"})
+
+    async def outbox(*args: str) -> tuple[int, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "relay.cli", "--home", str(tmp_path / "home"), *args,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, env=env,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(process.communicate(), 60)
+        return await process.wait(), out.decode()
+
+    async with serving_endpoint(answer) as base:
+        added = await outbox(
+            "account", "add", "work", "--host", "127.0.0.1", "--user", "me@example.test",
+            "--oauth2", "custom", "--oauth-client-id", "c", "--oauth-scope", "smtp",
+            "--oauth-authorize-url", f"{base}/authorize", "--oauth-token-url", f"{base}/token",
+            "--oauth-device-url", f"{base}/device",
+        )  # fmt: skip
+        assert added[0] == 0, added[1]
+        code, printed = await outbox("account", "login", "work", "--device")
+    assert code == 1 and "expired_token" in printed
+    assert shows_nothing_hostile(printed) and printed.count("\\x1b[2J") == 2, printed
