@@ -271,6 +271,8 @@ class RelayingManager:
             self._publish_changed(self._outbox.expire_due(self._policy.lifetime_s, now))
             selected = await self._select(message_ids, now, unscheduled=not due_only)
             pauses = self._outbox.account_pauses()
+            if ignore_pauses and message_ids is None:
+                selected += self._waiting_for_pauses(pauses, now, {s.id for s in selected})
         except sqlite3.Error as exc:  # no session has started: nothing else to end
             raise flush_error(exc, self._outbox.path) from exc
         self.result.asked = [snapshot.id for snapshot in selected]
@@ -286,6 +288,7 @@ class RelayingManager:
                 )
                 continue
             groups.setdefault(account.name, (account, []))[1].append(snapshot)
+        asked_through = {name: [m.id for m in msgs] for name, (_, msgs) in groups.items()}
         for name in list(groups):
             pause = pauses.get(name)
             if name in skip_accounts:
@@ -293,6 +296,9 @@ class RelayingManager:
             elif pause is not None and pause.active(now) and not (message_ids or ignore_pauses):
                 del groups[name]
                 self.result.paused[name] = pause
+        if not (due_only or message_ids or ignore_pauses):
+            with contextlib.suppress(sqlite3.Error):  # only words: the flush goes on
+                self._say_pauses_holding_mail(pauses, now, sending=set(groups))
 
         self.bus.publish(
             FlushStarted(
@@ -321,6 +327,7 @@ class RelayingManager:
             self.result.stopped = self._stopping
             if self._failure is None:
                 self._end_pauses(pauses)
+                self._send_after_pauses(asked_through)
             self.bus.publish(
                 FlushFinished(
                     sent=self.result.count(MessageState.SENT),
@@ -625,6 +632,76 @@ class RelayingManager:
                 self._outbox.end_account_pauses(over)
             except sqlite3.Error:
                 log.warning("could not end the pauses of %s", ", ".join(over), exc_info=True)
+
+    def _waiting_for_pauses(
+        self, pauses: dict[str, AccountPause], now: datetime, selected: set[int]
+    ) -> list[MessageSnapshot]:
+        """The mail a running pause left untried (its time is the pause's end).
+
+        A person's Send All sends it anyway, as it did before that mail was
+        given a time (``_send_after_pauses``); a deferred message keeps waiting.
+        """
+        ends = {pause.until for pause in pauses.values() if pause.active(now)}
+        if not ends:
+            return []
+        ids = [
+            item.message_id
+            for item in self._outbox.waiting()
+            if not item.deferred and item.due_at in ends and item.message_id not in selected
+        ]
+        return self._outbox.snapshots(ids)
+
+    def _say_pauses_holding_mail(
+        self, pauses: dict[str, AccountPause], now: datetime, *, sending: set[str]
+    ) -> None:
+        """A running pause that holds back mail is said even when none of it is due.
+
+        Mail a pause left untried waits for the pause's end as its time
+        (``_send_after_pauses``), so a person's flush during the pause does not
+        select it; the flush still says the account is paused, and until when.
+        Only messages due exactly at a pause's end are looked at, and only
+        while a pause runs.
+        """
+        running = {
+            name: pause
+            for name, pause in pauses.items()
+            if pause.active(now) and name not in self.result.paused and name not in sending
+        }
+        if not running:
+            return
+        ends = {pause.until for pause in running.values()}
+        for item in self._outbox.waiting():
+            if item.due_at not in ends:
+                continue
+            try:
+                name = self._choose_account(self._outbox.get(item.message_id)).name
+            except OutboxError:
+                continue
+            pause = running.pop(name, None)
+            if pause is not None:
+                self.result.paused[name] = pause
+                if not running:
+                    return
+
+    def _send_after_pauses(self, asked_through: dict[str, list[int]]) -> None:
+        """New mail a paused account left untried goes by itself when the pause ends.
+
+        A person asked for it to go (this flush). Left queued without a time,
+        it would read as new mail nobody asked to send, which ``flush --due``
+        and the window's automatic sending never touch: it would wait for
+        another click however long ago the pause ended. Its time becomes the
+        pause's end instead (as ``enqueue --at`` would give it). Best effort,
+        like ``_end_pauses``: a store that cannot take the write now leaves it
+        queued, where the next person's flush finds it.
+        """
+        for account, pause in self.result.paused.items():
+            asked = asked_through.get(account)
+            if not asked:
+                continue
+            try:
+                self._publish_changed(self._outbox.schedule_unscheduled(asked, pause.until))
+            except sqlite3.Error:
+                log.warning("could not schedule the mail paused on %s", account, exc_info=True)
 
     def _throttled(self, account: str, pause: AccountPause) -> None:
         """A provider throttled ``account``: its sessions finish what is in flight and stop."""

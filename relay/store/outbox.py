@@ -521,6 +521,37 @@ class Outbox:
 
         return self._change_each(message_ids, schedule_one)
 
+    def schedule_unscheduled(
+        self, message_ids: Sequence[int], moment: datetime
+    ) -> list[MessageSnapshot]:
+        """Give ``moment`` to those of these messages that are new mail without a time.
+
+        Only queued messages without a time, not held and not being sent, change;
+        the others are left as they are. One transaction.
+        """
+        moment_text = _to_text(moment)
+        ids = list(dict.fromkeys(message_ids))
+        with self._write() as conn:
+            chosen: list[int] = []
+            for start in range(0, len(ids), 500):
+                part = ids[start : start + 500]
+                chosen += [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT id FROM messages WHERE state = 'queued' AND held = 0"
+                        " AND sending = 0 AND next_attempt_at IS NULL AND id IN"
+                        f" ({', '.join('?' * len(part))})",
+                        part,
+                    )
+                ]
+            conn.executemany(
+                "UPDATE messages SET next_attempt_at = ? WHERE id = ?",
+                [(moment_text, message_id) for message_id in chosen],
+            )
+            self._note_changed(conn, chosen)
+            snapshots = [self._snapshot(message_id) for message_id in chosen]
+        return snapshots
+
     # -- accounts a provider throttled (``relay.throttle``) ---------------------------
 
     def account_pauses(self) -> dict[str, AccountPause]:

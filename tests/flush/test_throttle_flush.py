@@ -57,6 +57,9 @@ def flush(
     faults: Faults,
     clock: Clock,
     ids: Sequence[int] | None = None,
+    *,
+    due_only: bool = False,
+    ignore_pauses: bool = False,
     **account: Any,
 ) -> tuple[FlushResult, FaultServer]:
     async def run() -> tuple[FlushResult, FaultServer]:
@@ -71,7 +74,8 @@ def flush(
                 policy=RetryPolicy(),
                 clock=clock,
             )
-            return await manager.run(ids), server
+            run = manager.run(ids, due_only=due_only, ignore_pauses=ignore_pauses)
+            return await run, server
 
     return asyncio.run(run())
 
@@ -114,6 +118,38 @@ def test_a_paused_account_sends_nothing_until_its_pause_ends(outbox: Outbox) -> 
     assert [outbox.get(i).state for i in ids] == [MessageState.SENT] * 2
     assert outbox.account_pauses() == {}  # mail went through: the series is over
     assert result.exit_code == 0
+
+
+def test_mail_a_person_asked_to_send_goes_by_itself_once_the_pause_ends(outbox: Outbox) -> None:
+    first, second = add(outbox, 2)
+    clock = Clock()
+    flush(outbox, Faults(end_of_data=GMAIL_DAILY), clock)
+    pause = outbox.account_pauses()["work"]
+    later = add(outbox, 1)  # asked for during the pause: the flush sends nothing now
+    result, server = flush(outbox, Faults(), clock)
+    assert server.connections == 0 and result.paused["work"] == pause
+    never_asked = add(outbox, 1)
+    for waiting in (second, *later):
+        untried = outbox.get(waiting)
+        assert (untried.state, untried.attempts) == (MessageState.QUEUED, 0)
+        assert untried.next_attempt_at == pause.until  # when it goes, shown
+
+    # The pause ends; cron's `flush --due` (or the window's automatic sending) runs.
+    clock.now = pause.until
+    result, server = flush(outbox, Faults(), clock, due_only=True)
+    assert [outbox.get(i).state for i in (first, second, *later)] == [MessageState.SENT] * 3
+    assert outbox.get(never_asked[0]).state is MessageState.QUEUED  # new mail waits for a click
+    assert result.exit_code == 0
+
+
+def test_send_all_still_sends_the_mail_a_pause_left_untried(outbox: Outbox) -> None:
+    first, second = add(outbox, 2)
+    clock = Clock()
+    flush(outbox, Faults(end_of_data=GMAIL_DAILY), clock)
+    _, server = flush(outbox, Faults(), clock, ignore_pauses=True)  # the window's Send All
+    assert outbox.get(second).state is MessageState.SENT
+    assert outbox.get(first).state is MessageState.DEFERRED  # tried: it keeps its back-off
+    assert len(server.messages) == 1
 
 
 def test_a_message_named_by_a_person_goes_through_a_paused_account(outbox: Outbox) -> None:
