@@ -16,7 +16,9 @@ Rules kept here:
 - Token, authorization and device endpoints must be ``https``; plain ``http``
   is accepted only to a loopback address (a test's authorization server),
   because a refresh token sent in the clear can be replayed by anyone on the
-  way (RFC 6749 section 10.3 / RFC 8252 section 8.3).
+  way (RFC 6749 section 10.3 / RFC 8252 section 8.3). A URL with a user
+  name or a backslash is refused too: a browser and Python may read another
+  host in it, and the loopback rule would then hold for one of them only.
 - ``custom`` needs a token URL, an authorization URL and a scope: there is no
   guess to make.
 
@@ -182,6 +184,11 @@ def check_endpoint_url(url: str, what: str) -> str:
         raise ConfigError(f"{what} {url!r} is not an https:// URL")
     if any(c.isspace() for c in url):
         raise ConfigError(f"{what} {url!r} holds spaces")
+    if "\\" in url or "@" in parts.netloc:
+        # Browsers read "http://evil.example\\@127.0.0.1/" as a page on evil.example
+        # (a backslash ends the host there), Python as one on 127.0.0.1: no URL
+        # whose host two readers could disagree on.
+        raise ConfigError(f"{what} {url!r} holds a user name or a backslash")
     if parts.scheme == "http" and not is_loopback_host(host):
         raise ConfigError(
             f"{what} {url!r} is plain http: tokens go only over https"

@@ -7,7 +7,8 @@ from dataclasses import replace
 import pytest
 
 from relay.accounts import Account
-from relay.oauth.providers import OAuth2Settings, Provider
+from relay.errors import ConfigError
+from relay.oauth.providers import OAuth2Settings, Provider, check_endpoint_url
 from relay.oauth.store import sign_in_invalidated
 
 GOOGLE = OAuth2Settings(Provider.GOOGLE, "client-1")
@@ -36,3 +37,23 @@ def test_a_change_invalidates_the_sign_in_only_when_the_grant_cannot_follow(
 def test_a_password_account_has_no_sign_in_to_invalidate() -> None:
     plain = replace(BASE, oauth2=None)
     assert sign_in_invalidated(plain, BASE) is False
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://auth.example.com/authorize",
+        "http://auth.example.com\\@127.0.0.1/authorize",  # a browser goes to auth.example.com
+        "https://127.0.0.1@auth.example.com/authorize",
+    ],
+)
+def test_an_endpoint_url_whose_host_a_browser_could_read_otherwise_is_refused(url: str) -> None:
+    with pytest.raises(ConfigError):
+        check_endpoint_url(url, "the OAuth2 authorization URL")
+
+
+@pytest.mark.parametrize(
+    "url", ["https://auth.example.com/a?x=@", "http://127.0.0.1:8080/a", "http://[::1]/a"]
+)
+def test_an_https_or_loopback_endpoint_url_is_taken(url: str) -> None:
+    assert check_endpoint_url(url, "the OAuth2 authorization URL") == url
