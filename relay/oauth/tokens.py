@@ -26,6 +26,9 @@ Outcomes of a refresh, and the words for each:
 | another OAuth2 error (``invalid_client`` …) | ``TokenRefused`` | stops for the account |
 | nothing, 5xx, not JSON, timeout | ``TokenEndpointUnavailable`` | defers, as a connection failure |
 
+A source asks an unavailable endpoint once: its later sessions (the flush's
+next batches of the account's messages) get the same error at once.
+
 No token ever reaches an exception's text: what the endpoint says is masked
 first (an endpoint may echo what it was sent). A rotated refresh token (the
 endpoint returns a new one) is handed to ``on_rotated`` to be stored.
@@ -103,6 +106,8 @@ class TokenSource:
         self._access_token: str | None = None
         self._renew_at_s = 0.0
         self._lock: asyncio.Lock | None = None
+        #: The token endpoint could not be asked: said again, not asked again.
+        self._unavailable: TokenEndpointUnavailable | None = None
         #: Every token this source has held: a transcript or error hides them all.
         self.secrets: list[str] = [refresh_token]
         if client_secret:
@@ -135,14 +140,22 @@ class TokenSource:
         return self._lock
 
     async def _refresh(self) -> None:
-        token = await request_token(
-            self._endpoints,
-            {"grant_type": "refresh_token", "refresh_token": self._refresh_token},
-            account_name=self.account_name,
-            client_secret=self._client_secret,
-            timeout_s=self._timeout_s,
-            mask=self.mask,
-        )
+        if self._unavailable is not None:
+            # Asked once already: the account's next sessions of this flush would
+            # each wait out the same timeout (30 s a batch of messages) to learn it.
+            raise self._unavailable
+        try:
+            token = await request_token(
+                self._endpoints,
+                {"grant_type": "refresh_token", "refresh_token": self._refresh_token},
+                account_name=self.account_name,
+                client_secret=self._client_secret,
+                timeout_s=self._timeout_s,
+                mask=self.mask,
+            )
+        except TokenEndpointUnavailable as exc:
+            self._unavailable = exc
+            raise
         self.refreshes += 1
         self._take(token)
 

@@ -249,3 +249,19 @@ async def test_a_device_code_and_url_are_printed_with_their_controls_escaped(
         code, printed = await outbox("account", "login", "work", "--device")
     assert code == 1 and "expired_token" in printed
     assert shows_nothing_hostile(printed) and printed.count("\\x1b[2J") == 2, printed
+
+
+async def test_an_unavailable_token_endpoint_is_asked_once_per_flush_not_once_per_session() -> None:
+    asked: list[str] = []
+
+    async def answer(path: str, body: str, writer: asyncio.StreamWriter) -> None:
+        asked.append(path)
+        writer.write(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+
+    async with serving_endpoint(answer) as base:
+        source = TokenSource("work", endpoints_at(base), REFRESH_TOKEN)
+        for _ in range(3):  # three sessions (batches) of one account in one flush
+            with pytest.raises(TokenEndpointUnavailable, match="HTTP 503"):
+                await source.access_token()
+    assert asked == ["/token"]
