@@ -45,9 +45,13 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo | None = None) -> datetim
             clock = None
         if clock is not None and clock.tzinfo is None:
             local_now = now.astimezone(tz)
-            moment = _local(datetime.combine(local_now.date(), clock), tz)
-            if moment <= now:
-                moment = _local(datetime.combine(local_now.date() + timedelta(days=1), clock), tz)
+            today = datetime.combine(local_now.date(), clock)
+            # In the hour the clocks go back, the time's second showing still
+            # counts as today's (02:45 asked at 02:10 after the change is in 35 min).
+            moment = next(
+                (m for m in (_local(today, tz), _local(today.replace(fold=1), tz)) if m > now),
+                None,
+            ) or _local(datetime.combine(local_now.date() + timedelta(days=1), clock), tz)
     else:
         try:
             parsed = datetime.fromisoformat(value)
@@ -80,11 +84,14 @@ def _local(naive: datetime, tz: tzinfo | None) -> datetime:
     so that case takes the later of its two readings.
     """
     if tz is not None:
-        return naive.replace(tzinfo=tz)
-    first = naive.astimezone()
-    if first.astimezone(UTC).astimezone().replace(tzinfo=None) != naive:  # skipped
-        return max(first, naive.replace(fold=1).astimezone())
-    return first
+        moment = naive.replace(tzinfo=tz)
+    else:
+        moment = naive.astimezone()
+        if moment.astimezone(UTC).astimezone().replace(tzinfo=None) != naive:  # skipped
+            moment = max(moment, naive.replace(fold=1).astimezone())
+    # In UTC: an aware time of the repeated hour (fold=1) never equals one in
+    # another zone (PEP 495), which would trip every comparison after this.
+    return moment.astimezone(UTC)
 
 
 def _whole_second_up(moment: datetime) -> datetime:

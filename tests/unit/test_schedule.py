@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -39,6 +40,18 @@ def test_a_bad_when_is_refused_naming_the_forms(text: str) -> None:
     with pytest.raises(UsageError, match="HH:MM") as caught:
         parse_when(text, now=NOW, tz=CET)
     assert caught.value.exit_code == 64
+
+
+def test_a_time_in_the_hour_the_clocks_go_back_is_the_next_showing_still_to_come() -> None:
+    berlin = ZoneInfo("Europe/Berlin")
+    # 02:10 CET, the second 02:10 of 2027-10-31 (the first was 02:10 CEST, 00:10 UTC).
+    after_change = datetime(2027, 10, 31, 1, 10, tzinfo=UTC)
+    assert parse_when("02:45", now=after_change, tz=berlin) == after_change + timedelta(minutes=35)
+    # 01:50 CEST, before the change: the first 02:45 comes first.
+    before_change = datetime(2027, 10, 30, 23, 50, tzinfo=UTC)
+    assert parse_when("02:45", now=before_change, tz=berlin) == datetime(
+        2027, 10, 31, 0, 45, tzinfo=UTC
+    )
 
 
 def waiting(message_id: int, account: str | None, minutes: float) -> Waiting:
