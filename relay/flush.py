@@ -607,10 +607,12 @@ class RelayingManager:
                 fix = "fix what its password command prints"
             else:
                 fix = f"fix the password with `outbox account set {account.name} --password-stdin`"
+            # A token endpoint's refusal names the account itself: once is enough.
+            said = manager.auth_failure.text.removeprefix(f"account {account.name}: ")
             self.result.errors.append(
                 FlushError(
                     FlushErrorKind.AUTH_REFUSED,
-                    f"account {account.name}: {manager.auth_failure.text};"
+                    f"account {account.name}: {said};"
                     f" the flush stopped for this account ({fix})",
                     account=account.name,
                 )

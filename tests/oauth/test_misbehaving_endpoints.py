@@ -265,3 +265,40 @@ async def test_an_unavailable_token_endpoint_is_asked_once_per_flush_not_once_pe
             with pytest.raises(TokenEndpointUnavailable, match="HTTP 503"):
                 await source.access_token()
     assert asked == ["/token"]
+
+
+async def test_a_client_the_token_endpoint_refuses_stops_the_account_in_one_plain_line(
+    tmp_path: Path,
+) -> None:
+    from relay.accounts import Account, Security
+    from relay.flush import RelayingManager
+    from relay.message import ParsedMessage
+    from relay.oauth.providers import OAuth2Settings, Provider
+    from relay.policy import RetryPolicy
+    from relay.store.outbox import Outbox, utc_now
+    from tests.support.oauth_smtp import serving_oauth_smtp
+
+    async def answer(path: str, body: str, writer: asyncio.StreamWriter) -> None:
+        await reply_json(writer, 401, {"error": "invalid_client"})
+
+    message = ParsedMessage("me@example.test", ("bob@example.org",), b"Subject: x\r\n\r\nx\r\n")
+    with Outbox.open(tmp_path / "home") as outbox, serving_oauth_smtp(lambda t: True) as smtp:
+        queued = outbox.add_message(message).id
+        async with serving_endpoint(answer) as base:
+            account = Account(
+                name="work", host=smtp.host, port=smtp.port, security=Security.NONE,
+                user="me@example.test", connect_timeout_s=5.0, command_timeout_s=5.0,
+                oauth2=OAuth2Settings(Provider.CUSTOM, "c", token_url=f"{base}/token"),
+            )  # fmt: skip
+            source = TokenSource("work", endpoints_at(base), REFRESH_TOKEN)
+            result = await RelayingManager(
+                outbox,
+                choose_account=lambda _: account,
+                password_for=lambda _: source,
+                policy=RetryPolicy(),
+                clock=utc_now,
+            ).run()
+        assert outbox.get(queued).attempts == 0  # nothing was tried: the mail waits
+    [error] = result.errors
+    said = str(error)
+    assert "invalid_client" in said and said.count("account work") == 1, said
