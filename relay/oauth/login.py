@@ -189,6 +189,7 @@ async def sign_in_with_device(
     )
     show(shown)
     deadline = monotonic_s() + shown.expires_in_s
+    trouble: TokenEndpointUnavailable | None = None
     while True:
         # The server's interval (or slow_down's growth) never outlasts the code.
         await sleep(max(0.0, min(interval_s, deadline - monotonic_s())))
@@ -199,10 +200,16 @@ async def sign_in_with_device(
                 account_name=account_name,
                 client_secret=client_secret,
             )
-        except PendingAuthorization as pending:
-            if pending.error == "slow_down":
+        except (PendingAuthorization, TokenEndpointUnavailable) as pending:
+            # A poll the endpoint could not answer (a 503, a timeout) is asked
+            # again at the next interval: the person may be typing the code now.
+            if isinstance(pending, TokenEndpointUnavailable):
+                trouble = pending
+            elif pending.error == "slow_down":
                 interval_s += 5.0
             if monotonic_s() >= deadline:
+                if trouble is not None:
+                    raise trouble from None
                 raise SignInFailed(
                     f"account {account_name}: the code {visible(shown.user_code)} expired before"
                     " the sign-in was finished; run the sign-in again"

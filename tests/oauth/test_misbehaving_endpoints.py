@@ -302,3 +302,28 @@ async def test_a_client_the_token_endpoint_refuses_stops_the_account_in_one_plai
     [error] = result.errors
     said = str(error)
     assert "invalid_client" in said and said.count("account work") == 1, said
+
+
+async def test_a_device_poll_the_endpoint_cannot_answer_is_asked_again_not_the_end() -> None:
+    polls: list[str] = []
+
+    async def answer(path: str, body: str, writer: asyncio.StreamWriter) -> None:
+        if path == "/device":
+            await device_then("authorization_pending", 1, 600)(path, body, writer)
+            return
+        polls.append(path)
+        if len(polls) == 1:  # a passing outage at the first poll
+            writer.write(b"HTTP/1.1 503 Busy\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+        else:
+            token = {"access_token": "at", "token_type": "Bearer", "refresh_token": "rt-2"}
+            await reply_json(writer, 200, token)
+
+    async with serving_endpoint(answer) as base:
+        refresh = await sign_in_with_device(
+            endpoints_at(base),
+            account_name="work",
+            show=lambda code: None,
+            sleep=lambda s: asyncio.sleep(0),
+        )
+    assert refresh == "rt-2" and len(polls) == 2
