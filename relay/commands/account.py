@@ -344,8 +344,24 @@ def _discover_into(args: argparse.Namespace, fields: dict[str, Any]) -> None:
             )
 
 
+def _stdin_text(what: str) -> str:
+    """Standard input as UTF-8 text; else one line saying so (exit 64).
+
+    Read as bytes: text that is not UTF-8 (a password file saved as Latin-1)
+    would otherwise reach the keyring as undecodable characters, and every
+    flush after it would end in a traceback encoding them for the server.
+    """
+    try:
+        return sys.stdin.buffer.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(
+            f"the {what} on standard input is not UTF-8 text; convert it"
+            " (e.g. iconv -f latin1 -t utf-8) and give it again"
+        ) from None
+
+
 def _read_client_secret() -> str:
-    text = sys.stdin.read().strip()
+    text = _stdin_text("client secret").strip()
     if not text or any(c.isspace() for c in text):
         raise UsageError("the client secret on standard input is empty or spans words")
     return text
@@ -354,7 +370,7 @@ def _read_client_secret() -> str:
 def _read_password(account: Account, *, from_stdin: bool) -> str:
     """The password for ``account.user``: standard input, or a hidden prompt on a terminal."""
     if from_stdin:
-        text = sys.stdin.read()
+        text = _stdin_text("password")
         # One trailing line ending is the end of the line, not part of the password.
         password = text.removesuffix("\n").removesuffix("\r")
         if "\n" in password or "\r" in password:

@@ -57,6 +57,31 @@ def test_a_password_from_stdin_lands_in_the_keyring_and_nowhere_else(
     assert password not in outbox("account", "list", "--json").stdout
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ("--user", "alice", "--password-stdin"),
+        ("--user", "alice@gmail.com", "--oauth2", "google", "--oauth-client-id", "id.example",
+         "--oauth-client-secret-stdin"),
+    ],
+)  # fmt: skip
+def test_a_secret_on_stdin_that_is_not_utf8_is_refused_in_one_line_and_nothing_is_stored(
+    home: Path, keyring_file: Path, stored_passwords: Passwords, flags: tuple[str, ...]
+) -> None:
+    from tests.support.cli import outbox as run_bytes
+
+    env = {"PYTHON_KEYRING_BACKEND": "tests.support.keyrings.MemoryKeyring",
+           FILE_ENV: str(keyring_file)}  # fmt: skip
+    latin1 = "pässwörd\n".encode("latin-1")  # a password file saved as Latin-1
+    done = run_bytes(home, "account", "add", "work", "--host", "smtp.example.org", *flags,
+                     input=latin1, env=env)  # fmt: skip
+    assert done.returncode == 64, done.stderr
+    assert done.stderr.decode().startswith("outbox: ") and b"not UTF-8" in done.stderr
+    assert b"Traceback" not in done.stderr
+    assert stored_passwords() == {}
+    assert not config_path(home).exists()
+
+
 def test_account_list_json_shows_the_settings_with_defaults_filled_in(outbox: RunOutbox) -> None:
     outbox("account", "add", "work", "--host", "smtp.example.org", "--from", "*@example.org")
     outbox("account", "add", "relay", "--host", "mx.example.net", "--security", "tls",
