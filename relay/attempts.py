@@ -769,7 +769,7 @@ class AttemptManager:
         if failure.kind in (FailureKind.AUTH, FailureKind.SIGN_IN):
             self.auth_failure = failure
             self._bus.publish(
-                AuthenticationRefused(self._account, failure.text, judged=failure.reply is not None)
+                AuthenticationRefused(self._account, failure.text, judged=not failure.no_mechanism)
             )
             self._release_unfinished()
             return

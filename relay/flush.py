@@ -597,7 +597,7 @@ class RelayingManager:
         if manager.auth_failure is not None:
             self.result.auth_refused = True
             self.result.needs_person.add(account.name)
-            if manager.auth_failure.reply is None:
+            if manager.auth_failure.no_mechanism:
                 # No AUTH exchange took place (none offered, or none Outbox speaks):
                 # the server never judged the credentials, so they are not what to fix.
                 fix = f"`outbox account test {account.name}` shows what the server offers"
@@ -612,8 +612,7 @@ class RelayingManager:
             self.result.errors.append(
                 FlushError(
                     FlushErrorKind.AUTH_REFUSED,
-                    f"account {account.name}: {said};"
-                    f" the flush stopped for this account ({fix})",
+                    f"account {account.name}: {said}; the flush stopped for this account ({fix})",
                     account=account.name,
                 )
             )

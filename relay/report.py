@@ -76,6 +76,9 @@ class SessionFailure:
     kind: FailureKind
     text: str
     reply: Reply | None = None
+    #: ``AUTH`` only: the server offers no mechanism Outbox speaks (or no AUTH at
+    #: all), so the credentials were never tried and changing them would not help.
+    no_mechanism: bool = False
 
     def __str__(self) -> str:
         return self.text

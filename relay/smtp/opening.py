@@ -479,6 +479,7 @@ class _Opener:
                 FailureKind.AUTH,
                 f"{host} does not offer authentication (AUTH), but the account has user {user}",
                 polite=True,
+                no_mechanism=True,
             )
         secret = self.password.encode("utf-8")
         name = user.encode("utf-8")
@@ -502,6 +503,7 @@ class _Opener:
                 f"{host} offers only {' '.join(self._auth)} authentication;"
                 " Outbox supports PLAIN and LOGIN",
                 polite=True,
+                no_mechanism=True,
             )
         reply = Reply(Stage.AUTH, response.code, self._shown(_one_line(response.message)))
         if 200 <= response.code < 300:
@@ -541,6 +543,7 @@ class _Opener:
                 FailureKind.AUTH,
                 f"{host} offers {offered}; signing in with OAuth2 needs OAUTHBEARER or XOAUTH2",
                 polite=True,
+                no_mechanism=True,
             )
         token: str | None = None
         for attempt in (1, 2):
@@ -721,10 +724,16 @@ class _Opener:
         return kept_text(self.transcript, text)
 
     def _refused(
-        self, kind: FailureKind, text: str, reply: Reply | None = None, *, polite: bool = False
+        self,
+        kind: FailureKind,
+        text: str,
+        reply: Reply | None = None,
+        *,
+        polite: bool = False,
+        no_mechanism: bool = False,
     ) -> _Refused:
         text = printable(self.transcript.masked(text))
-        return _Refused(SessionFailure(kind, text, reply), polite=polite)
+        return _Refused(SessionFailure(kind, text, reply, no_mechanism), polite=polite)
 
     def _translate(self, exc: BaseException, what: str, *, handshake: bool = False) -> _Refused:
         """Words for an exception from aiosmtplib, ssl or the OS, at step ``what``."""

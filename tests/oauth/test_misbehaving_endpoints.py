@@ -302,6 +302,8 @@ async def test_a_client_the_token_endpoint_refuses_stops_the_account_in_one_plai
     [error] = result.errors
     said = str(error)
     assert "invalid_client" in said and said.count("account work") == 1, said
+    assert "account test" not in said  # the server offers OAuth2: its mechanisms are not why
+    assert "outbox account login work" in said  # where a refused client shows itself
 
 
 async def test_a_device_poll_the_endpoint_cannot_answer_is_asked_again_not_the_end() -> None:
