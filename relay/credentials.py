@@ -48,11 +48,15 @@ PASSWORD = "password"
 
 _HOW_TO_GET_ONE = (
     "start and unlock a Secret Service (gnome-keyring, or KeePassXC with its Secret Service"
-    " integration) in this session, or name a keyring backend in PYTHON_KEYRING_BACKEND;"
-    " or, without a keyring, give the account --password-command CMD (a program that"
+    " integration) in this session, or name a keyring backend in PYTHON_KEYRING_BACKEND"
+)
+#: A password has a way around the keyring; OAuth2's tokens and client secret have none.
+_WITHOUT_A_KEYRING = (
+    "; or, without a keyring, give the account --password-command CMD (a program that"
     " prints the password, e.g. 'pass show mail/work'). Outbox never keeps passwords"
     " in a file"
 )
+_ONLY_IN_A_KEYRING = ". Outbox keeps OAuth2 sign-ins only in a keyring, never in a file"
 
 _T = TypeVar("_T")
 
@@ -107,20 +111,18 @@ def store_secret(key: SecretKey, secret: str) -> None:
     """Keep ``secret`` under ``key``, replacing any stored before."""
     if not secret:
         raise ValueError("an empty secret is not stored")
-    _call("store", key.describe(), lambda kr: _set_labelled(kr, key, secret), secret)
+    _call("store", key, lambda kr: _set_labelled(kr, key, secret), secret)
 
 
 def get_secret(key: SecretKey) -> str | None:
     """The secret stored under ``key``, or None when none is."""
-    result: str | None = _call(
-        "read", key.describe(), lambda kr: kr.get_password(key.service, key.username)
-    )
+    result: str | None = _call("read", key, lambda kr: kr.get_password(key.service, key.username))
     return result
 
 
 def delete_secret(key: SecretKey) -> None:
     """Forget the secret under ``key``; nothing stored is not an error."""
-    _call("delete", key.describe(), lambda kr: _delete(kr, key.service, key.username))
+    _call("delete", key, lambda kr: _delete(kr, key.service, key.username))
 
 
 def store_password(home: Path, account_name: str, password: str) -> None:
@@ -140,15 +142,13 @@ def get_password(home: Path, account_name: str) -> str | None:
     password = get_secret(key)
     if password is not None:
         return password
-    legacy: str | None = _call(
-        "read", key.describe(), lambda kr: kr.get_password(SERVICE, account_name)
-    )
+    legacy: str | None = _call("read", key, lambda kr: kr.get_password(SERVICE, account_name))
     if legacy is None or not _claims_legacy(home, account_name):
         return None
     store_secret(key, legacy)
     # Only once the new entry holds it does the old one go: a keyring failing in
     # between leaves the legacy entry for the next try, never nothing.
-    _call("delete", key.describe(), lambda kr: _delete(kr, SERVICE, account_name))
+    _call("delete", key, lambda kr: _delete(kr, SERVICE, account_name))
     return legacy
 
 
@@ -156,9 +156,9 @@ def delete_password(home: Path, account_name: str) -> None:
     """Forget the password of ``account_name`` in ``home`` (and a legacy entry it claims)."""
     key = secret_key(home, account_name)
     delete_secret(key)
-    legacy = _call("read", key.describe(), lambda kr: kr.get_password(SERVICE, account_name))
+    legacy = _call("read", key, lambda kr: kr.get_password(SERVICE, account_name))
     if legacy is not None and _claims_legacy(home, account_name):
-        _call("delete", key.describe(), lambda kr: _delete(kr, SERVICE, account_name))
+        _call("delete", key, lambda kr: _delete(kr, SERVICE, account_name))
 
 
 def _claims_legacy(home: Path, account_name: str) -> bool:
@@ -229,29 +229,31 @@ def _delete(backend: Any, service: str, username: str) -> None:
             raise
 
 
-def _call(action: str, what: str, operation: Callable[[Any], _T], secret: str | None = None) -> _T:
-    """``operation`` on the keyring; ``what`` names the secret in errors ("the password of …")."""
-    backend = _backend(action, what)
+def _call(
+    action: str, key: SecretKey, operation: Callable[[Any], _T], secret: str | None = None
+) -> _T:
+    """``operation`` on the keyring for the secret under ``key``, named in errors."""
+    backend = _backend(action, key)
     try:
         return operation(backend)
     except Exception as exc:  # a backend's own errors: see the module docstring
-        error = _unavailable(action, what, exc, secret)
+        error = _unavailable(action, key, exc, secret)
     # Raised outside the handler so the backend's exception is not even its context.
     raise error
 
 
-def _backend(action: str, what: str) -> Any:
+def _backend(action: str, key: SecretKey) -> Any:
     import keyring
 
     try:
         backend = keyring.get_keyring()
     except Exception as exc:  # PYTHON_KEYRING_BACKEND naming a backend that cannot start
-        raise _unavailable(action, what, exc) from None
+        raise _unavailable(action, key, exc) from None
     refused = _file_backend(backend)
     if refused is not None:
         raise KeyringUnavailable(
-            f"cannot {action} {what}: the keyring backend"
-            f" {refused} keeps passwords in a file; {_HOW_TO_GET_ONE}"
+            f"cannot {action} {key.describe()}: the keyring backend"
+            f" {refused} keeps passwords in a file; {_how_to_get_one(key)}"
         )
     return backend
 
@@ -270,7 +272,7 @@ def _file_backend(backend: Any) -> str | None:
 
 
 def _unavailable(
-    action: str, what: str, exc: BaseException, secret: str | None = None
+    action: str, key: SecretKey, exc: BaseException, secret: str | None = None
 ) -> KeyringUnavailable:
     import keyring.errors
 
@@ -286,4 +288,11 @@ def _unavailable(
     detail = " ".join(detail.split())
     if len(detail) > 200:
         detail = detail[:199] + "…"
-    return KeyringUnavailable(f"cannot {action} {what} ({detail}): {_HOW_TO_GET_ONE}")
+    return KeyringUnavailable(
+        f"cannot {action} {key.describe()} ({detail}): {_how_to_get_one(key)}"
+    )
+
+
+def _how_to_get_one(key: SecretKey) -> str:
+    """How to make a keyring available, and the way around it where there is one."""
+    return _HOW_TO_GET_ONE + (_WITHOUT_A_KEYRING if key.kind == PASSWORD else _ONLY_IN_A_KEYRING)

@@ -161,6 +161,30 @@ def test_without_a_keyring_every_call_says_what_remains(
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda key: credentials.store_secret(key, "a-refresh-token"),
+        lambda key: credentials.get_secret(key),
+        lambda key: credentials.delete_secret(key),
+    ],
+)
+def test_without_a_keyring_an_oauth2_secret_is_not_offered_a_password_command(
+    use_keyring: UseKeyring, call: Callable[[credentials.SecretKey], object], home: Path
+) -> None:
+    """An OAuth2 sign-in has no way around the keyring: the advice says so."""
+    use_keyring(fail.Keyring())
+
+    with pytest.raises(KeyringUnavailable) as caught:
+        call(credentials.secret_key(home, "work", "OAuth2 refresh token"))
+
+    message = str(caught.value)
+    assert "the OAuth2 refresh token of account 'work'" in message
+    assert "Secret Service" in message and "PYTHON_KEYRING_BACKEND" in message
+    assert "--password-command" not in message
+    assert "OAuth2 sign-ins only in a keyring" in message
+
+
 def test_a_backend_error_never_carries_the_password_into_the_message(
     use_keyring: UseKeyring, home: Path
 ) -> None:
