@@ -70,6 +70,12 @@ def run_login(args: argparse.Namespace) -> int:
     from relay.oauth.store import get_client_secret, is_token_text, store_refresh_token
     from relay.visible import visible
 
+    timeout_s = BROWSER_TIMEOUT_S
+    if args.timeout is not None:
+        try:
+            timeout_s = parse_timeout(args.timeout, "--timeout")
+        except ConfigError as exc:  # a word of this command line, not of the config
+            raise UsageError(str(exc)) from None
     home = resolve_home(args.home)
     account = find_account(load_accounts(home), args.name)
     if account.oauth2 is None or account.user is None:
@@ -80,9 +86,6 @@ def run_login(args: argparse.Namespace) -> int:
         )
     where = endpoints(account.oauth2)
     secret = get_client_secret(home, account.name)
-    timeout_s = (
-        parse_timeout(args.timeout, "timeout") if args.timeout is not None else BROWSER_TIMEOUT_S
-    )
 
     if args.refresh_token_stdin:
         given = sys.stdin.buffer.read().decode("utf-8", "replace").strip()

@@ -296,6 +296,23 @@ def test_an_imported_refresh_token_that_is_not_printable_ascii_is_refused_unsent
     assert account_json(home, env)["refresh_token_stored"] is False
 
 
+@pytest.mark.parametrize("timeout", ["0", "-5", "abc", "inf"])
+def test_a_login_timeout_that_is_no_number_of_seconds_is_a_usage_error(
+    tmp_path: Path,
+    auth_server: AuthorizationServerRunning,
+    smtp: OAuthSmtpRunning,
+    env: dict[str, str],
+    timeout: str,
+) -> None:
+    home = tmp_path / "home"
+    add_account(home, auth_server, smtp, env)
+    done = run(home, "account", "login", "work", "--timeout", timeout, env=env)
+    assert done.returncode == 64, done.stderr.decode()
+    (line,) = done.stderr.decode().splitlines()
+    assert "--timeout" in line and repr(timeout) in line
+    assert auth_server.state.token_requests == []
+
+
 def test_account_flags_are_checked_before_anything_is_stored(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
