@@ -2,12 +2,18 @@
 
 ``check_store`` runs SQLite's ``integrity_check`` (and notices a file that
 is not a database at all). ``repair_store`` moves a damaged file aside --
-renamed, with its ``-wal`` and ``-shm``, never deleted -- creates a fresh
-store and copies into it, message by message, everything still readable:
+renamed, with its ``-wal`` and ``-shm``, never deleted -- and puts in its
+place a fresh store holding, message by message, everything still readable:
 a message is kept only whole (its row, its recipients and its body), with
 the same id, state and history; its attempts come along when they can be
 read. What could not be read is named, so a person can look for it in the
 file set aside.
+
+The fresh store is built beside the damaged one (``outbox.sqlite3.repairing``)
+and renamed over it only once it is whole and closed: a repair killed on
+the way leaves the damaged store in place (and a hard link to it under its
+name aside), never an empty store where the outbox was -- which every
+command would then take for an outbox with nothing in it.
 
 Reading a damaged file must not stop at its first bad page: a full scan is
 tried first and, if it fails, every id up to the highest one the file still
@@ -84,7 +90,7 @@ def check_store(home: Path, *, max_problems: int = 20) -> CheckReport:
 
 
 def repair_store(home: Path, *, now: datetime | None = None) -> RepairReport:
-    """Move the store aside and start a fresh one holding every message still readable."""
+    """Set the damaged store aside and put a fresh one holding every message still readable."""
     path = home / DB_NAME
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     aside = path.with_name(f"{DB_NAME}.damaged-{stamp}")
@@ -92,24 +98,46 @@ def repair_store(home: Path, *, now: datetime | None = None) -> RepairReport:
     while aside.exists():
         aside = path.with_name(f"{DB_NAME}.damaged-{stamp}.{number}")
         number += 1
-    os.rename(path, aside)
+    building = path.with_name(f"{DB_NAME}.repairing")
+    for leftover in _with_side_files(building):  # a repair killed before
+        leftover.unlink(missing_ok=True)
+    # Named aside at once (the same file: nothing is copied, nothing can be lost),
+    # yet still in place until the fresh store is whole.
+    os.link(path, aside)
+    _sync_directory(home)
+    report = RepairReport(aside)
+    fresh = connect(building)
+    try:
+        old = _open_damaged(path)
+        if old is not None:
+            try:
+                _copy(old, fresh, report)
+            finally:
+                old.close()
+    finally:
+        fresh.close()  # its log checkpointed and removed: one file to rename
+    # The damaged store's log and shared memory go with it, then the fresh store
+    # takes its place in one rename: no log of the old file is left to be
+    # replayed into the new one.
     for suffix in ("-wal", "-shm"):
         side = Path(f"{path}{suffix}")
         if side.exists():
             os.rename(side, Path(f"{aside}{suffix}"))
-    report = RepairReport(aside)
-    fresh = connect(path)
-    try:
-        old = _open_damaged(aside)
-        if old is None:
-            return report
-        try:
-            _copy(old, fresh, report)
-        finally:
-            old.close()
-    finally:
-        fresh.close()
+    os.replace(building, path)
+    _sync_directory(home)
     return report
+
+
+def _with_side_files(path: Path) -> list[Path]:
+    return [path, *(Path(f"{path}{suffix}") for suffix in ("-wal", "-shm", "-journal"))]
+
+
+def _sync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _open_damaged(path: Path) -> sqlite3.Connection | None:

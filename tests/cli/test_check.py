@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from relay.flushlock import FlushLock
@@ -88,3 +92,31 @@ def test_repair_refuses_while_a_flush_runs(tmp_path: Path) -> None:
         lock.release()
     assert done.returncode == 75 and b"flush is already running" in done.stderr
     assert not [p for p in home.iterdir() if ".damaged-" in p.name]
+
+
+def test_a_repair_killed_midway_leaves_the_damaged_store_in_place_not_an_empty_one(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    before = fill(home, 2000)
+    damage_pages(home, 41)
+    repair = subprocess.Popen(
+        [sys.executable, "-m", "relay.cli", "--home", str(home), "check", "--repair"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    # Killed as soon as the repair has begun to change the home's files.
+    while not [p for p in home.iterdir() if p.name.startswith(f"{DB_NAME}.")]:
+        assert repair.poll() is None, "the repair ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    repair.send_signal(signal.SIGKILL)
+    assert repair.wait(timeout=10) == -signal.SIGKILL
+
+    # Not an empty outbox that every command would take for the real one.
+    assert outbox(home, "check").returncode == 74
+    done = outbox(home, "check", "--repair")
+    assert done.returncode == 74, done.stderr.decode()
+    kept = {int(m["id"]) for m in listed(home)}
+    assert len(set(before) - kept) < 10
