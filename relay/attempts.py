@@ -92,6 +92,8 @@ GROUP_S = 0.05
 NOT_TRIED = "not tried: the connection closed before this message's turn"
 #: What a message held after it was claimed, before its transaction started, is told.
 HELD_BACK = "held before its transaction started: not sent"
+#: What a message claimed by a flush that died before its turn is told (its place is kept).
+NOT_TRIED_STOPPED = "not tried: Outbox stopped before this message's turn"
 
 T = TypeVar("T")
 
@@ -992,11 +994,21 @@ def recover_interrupted(outbox: Outbox, clock: Clock) -> list[MessageSnapshot]:
     If the final dot had been sent, the recipients the server had accepted are
     *uncertain*: the server may have the message, and only a person decides to
     send it again. Everything else is owed again, due at once (the server was
-    not at fault). The caller announces the snapshots returned, if anyone listens.
+    not at fault). A message merely claimed, whose transaction never started,
+    was not tried: it is handed back as it was (``NOT_TRIED_STOPPED``), a
+    queued one keeping its place and a deferred one its next try, as when a
+    session closes before its turn. The caller announces the snapshots
+    returned, if anyone listens.
     """
     recovered = []
     now = clock()
-    for message_id, attempt_id, data_completed, accepted in outbox.interrupted():
+    interrupted = outbox.interrupted()
+    untried = [item.message_id for item in interrupted if not item.under_way]
+    if untried:
+        recovered += outbox.hand_back(untried, NOT_TRIED_STOPPED)
+    for message_id, attempt_id, data_completed, accepted, under_way in interrupted:
+        if not under_way:
+            continue
         owed = [r.address for r in outbox.get(message_id).recipients if r.state in OWED]
         verdicts: dict[str, Verdict] = {}
         for address in owed:

@@ -1244,20 +1244,27 @@ class Outbox:
         Only call this while holding the flush lock.
         """
         result: list[Interrupted] = []
-        for (message_id,) in self._conn.execute(
-            "SELECT id FROM messages WHERE sending != 0"
+        for message_id, sending in self._conn.execute(
+            "SELECT id, sending FROM messages WHERE sending != 0"
         ).fetchall():
+            under_way = sending == UNDER_WAY
             row = self._conn.execute(
                 "SELECT id, data_completed, accepted FROM attempts WHERE message_id = ?"
                 " AND ended_at IS NULL ORDER BY id DESC LIMIT 1",
                 (message_id,),
             ).fetchone()
             if row is None:
-                result.append(Interrupted(message_id, None, False, []))
+                result.append(Interrupted(message_id, None, False, [], under_way))
             else:
                 attempt_id, data_completed, accepted = row
                 result.append(
-                    Interrupted(message_id, attempt_id, bool(data_completed), json.loads(accepted))
+                    Interrupted(
+                        message_id,
+                        attempt_id,
+                        bool(data_completed),
+                        json.loads(accepted),
+                        under_way=True,
+                    )
                 )
         return result
 
@@ -1312,6 +1319,8 @@ class Interrupted(NamedTuple):
     data_completed: bool
     #: The recipients the server had accepted by then.
     accepted: list[str]
+    #: Whether its transaction had started (``False``: merely claimed, never on the wire).
+    under_way: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import keyring
@@ -70,10 +69,11 @@ def test_opening_settles_what_a_dead_flush_left_sending(home: Path) -> None:
         assert engine.outbox.get(message_id).state is MessageState.SENDING
     with Engine.open(home) as engine:
         recovered = engine.outbox.get(message_id)
-    # Owed again, due at once: no transaction had started, the server was not at fault.
-    assert recovered.state is MessageState.DEFERRED
-    assert recovered.next_attempt_at is not None
-    assert recovered.next_attempt_at <= datetime.now(UTC)
+    # No transaction had started: not tried, it keeps its place, no attempt counted.
+    assert recovered.state is MessageState.QUEUED
+    assert recovered.next_attempt_at is None
+    assert recovered.attempts == 0
+    assert recovered.last_error is not None and "not tried" in recovered.last_error
 
 
 def test_opening_leaves_the_claims_of_a_flush_that_still_runs(home: Path) -> None:

@@ -85,10 +85,11 @@ async def test_a_bug_in_one_session_cancels_the_other_and_waits_for_it(tmp_path:
     assert [m.complete for m in one.messages] == [True]
     assert [m.complete for m in two.messages] == [True]
     # As a kill leaves it, then recovered at once (the store takes writes): the
-    # two messages past their final dot are uncertain, the others owed.
+    # two messages past their final dot are uncertain, the others (their turn never
+    # came) untried, queued in their place.
     states = {i: outbox.get(i).state for i in ids["one"] + ids["two"]}
     assert [states[ids[a][0]] for a in ("one", "two")] == [MessageState.UNCERTAIN] * 2
-    assert [states[ids[a][1]] for a in ("one", "two")] == [MessageState.DEFERRED] * 2
+    assert [states[ids[a][1]] for a in ("one", "two")] == [MessageState.QUEUED] * 2
     outbox.close()
 
 

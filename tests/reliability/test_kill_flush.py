@@ -47,6 +47,7 @@ from tests.reliability.conftest import (
     record_figures,
 )
 from tests.support.cli import listed, outbox
+from tests.support.gated_servers import GatedHandler, gated_server
 from tests.support.smtp_servers import RecordingHandler, threaded_smtp_server
 
 CONNECTIONS = 3
@@ -189,3 +190,44 @@ def test_sigkill_during_flush_loses_nothing_and_duplicates_only_what_a_person_re
         missing_before_retry=len(missing),
         seconds=round(time.monotonic() - started, 1),
     )
+
+
+def test_messages_a_killed_flush_claimed_but_never_tried_keep_their_place(
+    home: Path, tmp_path: Path
+) -> None:
+    """Killed while its first message waits for the verdict, the rest of its batch
+    (claimed in several pages) never went out: they stay queued, not tried,
+    with no deferral, no attempt and no lifetime running."""
+    handler = GatedHandler(gated=True)
+    with gated_server(handler) as server:
+        add_account(
+            home, server.port, "--max-connections", "1", "--max-messages-per-connection", "250"
+        )
+        files = []
+        for n in range(250):
+            path = tmp_path / f"m{n:03d}.eml"
+            path.write_bytes(note(n, tag="claimed"))
+            files.append(str(path))
+        done = outbox(home, "enqueue", *files)
+        assert done.returncode == 0, done.stderr.decode()
+        proc = start_flush(home)
+        assert handler.waiting.wait(30), "the first message never reached its verdict"
+        proc.send_signal(signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+
+        after = listed(home)
+        in_flight = [m for m in after if m["state"] == "uncertain"]
+        assert len(in_flight) == 1  # the one whose final dot had left
+        untried = [m for m in after if m is not in_flight[0]]
+        assert {m["state"] for m in untried} == {"queued"}
+        assert {m["attempts"] for m in untried} == {0}
+        assert {m["next_attempt"] for m in untried} == {None}
+        assert all("not tried" in m["last_error"] for m in untried)
+
+        handler.open_gate()
+        assert outbox(home, "flush").returncode == 0
+        final = {m["id"]: m["state"] for m in listed(home)}
+        assert final.pop(in_flight[0]["id"]) == "uncertain"
+        assert set(final.values()) == {"sent"}
+    received = collections.Counter(message_tag(r.body) for r in handler.received)
+    assert len(received) >= 249 and max(received.values()) == 1  # the uncertain one waits

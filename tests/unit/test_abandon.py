@@ -42,10 +42,12 @@ def test_an_abandoned_manager_writes_nothing_and_no_final_dot_leaves(outbox: Out
 
     async def flush_that_fails() -> None:
         m = claimed_session(outbox, [first, second, third], lambda: NOW, on_settled=settled.append)
+        assert m.transaction_may_start(first) is True
         m.transaction_started(first)
         m.recipient_replied(first, "a@example.net", Reply(Stage.RCPT, 250, "ok"))
         assert m.data_completed(first) is None  # on disk: the dot may leave
         m.transaction_finished(accepted(first, "a@example.net"))  # waits for a commit
+        assert m.transaction_may_start(second) is True
         m.transaction_started(second)
         m.abandon()  # the flush failed elsewhere
         with pytest.raises(asyncio.CancelledError):
@@ -59,11 +61,12 @@ def test_an_abandoned_manager_writes_nothing_and_no_final_dot_leaves(outbox: Out
     assert settled == []  # nobody was told of an outcome that was not written
     assert [outbox.get(i).state for i in (first, second, third)] == [MessageState.SENDING] * 3
 
-    # What the next start makes of it: the dot that left is in doubt, the rest owed.
+    # What the next start makes of it: the dot that left is in doubt, the one under
+    # way owed, and the one whose turn never came untried, in its place.
     recover_interrupted(outbox, lambda: NOW)
     assert outbox.get(first).state is MessageState.UNCERTAIN
     assert outbox.get(second).state is MessageState.DEFERRED
-    assert outbox.get(third).state is MessageState.DEFERRED
+    assert outbox.get(third).state is MessageState.QUEUED
     assert outbox.get(second).next_attempt_at == NOW  # due at once
 
 

@@ -242,6 +242,7 @@ def test_a_message_left_sending_by_a_dead_process_is_settled_on_the_next_start(
 ) -> None:
     mid = enqueue(outbox, "b@example.org", "c@example.org")
     m = manager(outbox, outbox.claim([mid]), clock)
+    assert m.transaction_may_start(mid) is True
     m.transaction_started(mid)
     m.recipient_replied(mid, "b@example.org", Reply(Stage.RCPT, 250, "ok"))
     m.recipient_replied(mid, "c@example.org", Reply(Stage.RCPT, 450, "later"))
