@@ -22,6 +22,7 @@ both before anything is stored.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -61,9 +62,9 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     from relay.dropdelivery import INTAKE_BUSY_S
     from relay.engine import Engine
     from relay.errors import InvalidMessage
-    from relay.home import resolve_home
+    from relay.home import ensure_home, resolve_home
     from relay.message import parse_message
-    from relay.store.database import is_busy
+    from relay.store.database import intake_guard, is_busy
 
     not_before = None
     if args.at is not None:
@@ -85,11 +86,16 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
 
     local = LocalNames(home, account=args.account)  # a local sender or recipient (root)
     failed = 0
+    guard: int | None = None
     try:
+        ensure_home(home)
+        guard = intake_guard(home)  # no write into a store a repair is copying
         # No recovery of interrupted flushes: intake stores and goes.
         engine: Engine | None = Engine.open(home, busy_timeout_s=INTAKE_BUSY_S, recover=False)
     except Exception as exc:
         if not is_busy(exc):
+            if guard is not None:
+                os.close(guard)
             raise
         engine = None  # busy: every message goes to the drop folder
     try:
@@ -119,6 +125,8 @@ def cmd_enqueue(args: argparse.Namespace) -> int:
     finally:
         if engine is not None:
             engine.close()
+        if guard is not None:
+            os.close(guard)  # releases the lock
     return EX_DATAERR if failed else 0
 
 

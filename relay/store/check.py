@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from relay.store.database import DB_NAME, connect
+from relay.store.database import DB_NAME, connect, repair_lock
 
 #: How many ids past the last one found a probe tries before it stops.
 PROBE_GAP = 10_000
@@ -90,7 +90,19 @@ def check_store(home: Path, *, max_problems: int = 20) -> CheckReport:
 
 
 def repair_store(home: Path, *, now: datetime | None = None) -> RepairReport:
-    """Set the damaged store aside and put a fresh one holding every message still readable."""
+    """Set the damaged store aside and put a fresh one holding every message still readable.
+
+    Intake waits for no repair: while one runs, it delivers to the drop folder
+    (``relay.store.database.intake_guard``).
+    """
+    guard = repair_lock(home)
+    try:
+        return _repair(home, now)
+    finally:
+        os.close(guard)
+
+
+def _repair(home: Path, now: datetime | None) -> RepairReport:
     path = home / DB_NAME
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     aside = path.with_name(f"{DB_NAME}.damaged-{stamp}")

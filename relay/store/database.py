@@ -12,6 +12,7 @@ returns, it survives a crash of the process and a power loss.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sqlite3
 import time
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from relay.message import ParsedMessage
 
 DB_NAME = "outbox.sqlite3"
+#: Intake holds it shared while it writes; ``outbox check --repair`` holds it
+#: exclusively while it copies the store and swaps the copy in (``repair_lock``).
+REPAIR_LOCK_NAME = "repair.lock"
 BUSY_TIMEOUT_S = 60.0
 #: The write-ahead log is cut back to this size whenever it restarts from its
 #: beginning (``relay.store.checkpoint`` makes sure it does, at 4 MB, and empties it
@@ -243,20 +247,77 @@ def enqueue(
     from relay.home import ensure_home
 
     ensure_home(home)
-    conn = connect(home / DB_NAME, busy_timeout_s=busy_timeout_s)
+    guard = intake_guard(home)
     try:
-        begin_immediate(conn)
+        conn = connect(home / DB_NAME, busy_timeout_s=busy_timeout_s)
         try:
-            message_id = insert_message(
-                conn, parsed, account=account, now=datetime.now(UTC), dsn=dsn
-            )
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+            begin_immediate(conn)
+            try:
+                message_id = insert_message(
+                    conn, parsed, account=account, now=datetime.now(UTC), dsn=dsn
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
     finally:
-        conn.close()
+        os.close(guard)  # releases the lock
     return message_id
+
+
+class StoreBeingRepaired(sqlite3.OperationalError):
+    """``outbox check --repair`` is copying the store: a write now would stay in the old file."""
+
+    def __init__(self) -> None:
+        super().__init__("database is locked: the outbox store is being repaired")
+
+
+def intake_guard(home: Path) -> int:
+    """Take ``home``'s repair lock shared, for intake; its descriptor (close it to release).
+
+    A repair copies the store and puts the copy in its place: a message
+    committed meanwhile to the file being copied would stay behind in the file
+    set aside, though intake said it was stored. So intake does not write
+    while a repair runs: ``StoreBeingRepaired`` (busy, for ``is_busy``), and
+    the message goes to the drop folder like any message that finds the store busy.
+    """
+    fd = os.open(home / REPAIR_LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise StoreBeingRepaired() from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def repair_lock(home: Path, max_wait_s: float = BUSY_TIMEOUT_S) -> int:
+    """Take ``home``'s repair lock exclusively, once the intakes under way have stored.
+
+    An intake holds its share for a moment; one that keeps it (an ``enqueue``
+    suspended with Ctrl-Z) makes the repair give up after ``max_wait_s``,
+    as a busy store (``is_busy``), rather than wait for ever.
+    """
+    fd = os.open(home / REPAIR_LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    deadline = time.monotonic() + max_wait_s
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise sqlite3.OperationalError(
+                        "database is locked: another program is storing a message"
+                    ) from None
+                time.sleep(0.01)
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def begin_immediate(conn: sqlite3.Connection, max_wait_s: float = BUSY_TIMEOUT_S) -> None:

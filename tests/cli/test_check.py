@@ -120,3 +120,33 @@ def test_a_repair_killed_midway_leaves_the_damaged_store_in_place_not_an_empty_o
     assert done.returncode == 74, done.stderr.decode()
     kept = {int(m["id"]) for m in listed(home)}
     assert len(set(before) - kept) < 10
+
+
+def test_mail_handed_to_sendmail_during_a_repair_is_kept_not_left_in_the_file_set_aside(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "home"
+    fill(home, 3000)
+    damage_pages(home, 41)
+    repair = subprocess.Popen(
+        [sys.executable, "-m", "relay.cli", "--home", str(home), "check", "--repair"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not [p for p in home.iterdir() if p.name.startswith(f"{DB_NAME}.")]:
+        assert repair.poll() is None, "the repair ended before any mail came"
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    handed = 0
+    while repair.poll() is None or not handed:  # mail keeps coming while it repairs
+        assert time.monotonic() < deadline
+        message = b"From: ann@example.org\r\nTo: bob@example.org\r\nSubject: during\r\n\r\nhi\r\n"
+        done = outbox(home, "sendmail", "-t", input=message)
+        assert done.returncode == 0, done.stderr.decode()
+        handed += 1
+    assert repair.wait(timeout=60) == 74
+
+    stored = [m for m in listed(home) if m["subject"] == "during"]
+    waiting = list((home / "drop" / "new").glob("*")) if (home / "drop").exists() else []
+    assert len(stored) + len(waiting) == handed  # each one in the outbox or its drop folder
