@@ -703,9 +703,12 @@ class Outbox:
         back), and both are write transactions, so a hold and a start never
         cross.
 
-        The mark need not survive a power loss (recovery treats a claimed and
-        a started message alike), so its commit is not synced (``_unsynced``;
-        a lock-step flush asks once a message).
+        The mark need not survive a power loss, so its commit is not synced
+        (``_unsynced``; a lock-step flush asks once a message): recovery hands
+        a message without it back as not tried, which is true of any message
+        whose final dot never left, and a message whose final dot may have
+        left has its attempt row, synced before the dot, which recovery reads
+        as under way whatever the mark says (``interrupted``).
         """
         conn = self._conn
         with self._unsynced(), self._write():
