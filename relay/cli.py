@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from relay import __version__
-from relay.errors import OutboxError
+from relay.errors import OutboxError, UsageError
 
 TYPE_CHECKING = False  # not typing's: importing typing costs `outbox sendmail` start-up
 if TYPE_CHECKING:
@@ -166,7 +166,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             return sendmail.run(args_list, home)
         if not args_list:
             args_list = ["gui"]
-        args = parser_for(args_list).parse_args(args_list)
+        try:
+            args = parser_for(args_list).parse_args(args_list)
+        except SystemExit as exc:
+            # argparse ends a usage error (an unknown flag or command, a missing or
+            # bad argument) with status 2, after printing the usage and the error;
+            # the documented status of bad usage is sysexits' EX_USAGE, as sendmail's.
+            if exc.code == 2:
+                return UsageError.exit_code
+            raise
         args.home = home
         code: int = args.func(args)
         return code

@@ -117,3 +117,40 @@ def test_a_command_imports_no_other_command_and_nothing_heavy(
     # The default home is worked out without platformdirs in the everyday Linux cases
     # (relay.home), even for the one help text that names it.
     assert "platformdirs" not in modules
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["list", "--bogus"], "unrecognized arguments: --bogus"),
+        (["bogus"], "invalid choice: 'bogus'"),
+        (["show"], "the following arguments are required: ID"),
+        (["list", "--state", "nope"], "invalid choice: 'nope'"),
+        (["show", "--json", "--raw", "1"], "not allowed with argument --json"),
+        (["purge", "--sent", "--older-than", "nan"], "not a number of days"),
+        (["account"], "the following arguments are required: ACTION"),
+        (["--home"], "expected one argument"),
+    ],
+    ids=[
+        "unknown flag",
+        "unknown command",
+        "missing id",
+        "bad choice",
+        "exclusive",
+        "bad days",
+        "no action",
+        "--home without DIR",
+    ],
+)
+def test_bad_usage_exits_64_as_documented(tmp_path: Path, args: list[str], said: str) -> None:
+    """The documented 64 (EX_USAGE) for every kind of bad usage, not argparse's 2."""
+    done = subprocess.run(
+        [sys.executable, "-m", "relay.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "OUTBOX_HOME": str(tmp_path / "home")},
+    )
+    assert done.returncode == 64, done.stderr
+    assert said in done.stderr and done.stderr.startswith("usage: outbox")
+    assert "Traceback" not in done.stderr and done.stdout == ""
