@@ -50,6 +50,8 @@ STORE_MAX_WAIT_S = 2.0
 class NoDisplay(OutboxError):
     """There is nowhere to show a window (no X11/Wayland display, no Qt platform chosen)."""
 
+    exit_code = 69  # EX_UNAVAILABLE, as for a display that cannot be opened (gui.platform_check)
+
     def __init__(self) -> None:
         super().__init__(
             "no display to open the window on (neither DISPLAY nor WAYLAND_DISPLAY is set);"
