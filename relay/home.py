@@ -26,14 +26,21 @@ import stat
 import sys
 from pathlib import Path
 
-from relay.errors import ConfigError
+from relay.errors import ConfigError, UsageError
 
 HOME_ENV = "OUTBOX_HOME"
 IDENTITY_NAME = "home-id"
 
 
 def resolve_home(explicit: str | os.PathLike[str] | None = None) -> Path:
-    if explicit:
+    if explicit is not None:
+        if not os.fspath(explicit):
+            # `outbox --home "$DIR" flush` with DIR unset: taking the default home
+            # would flush (or purge, or add mail to) an outbox the caller did not name.
+            raise UsageError(
+                "--home names no directory (an empty word); give the outbox's directory,"
+                " or leave --home out for the default"
+            )
         return Path(explicit).expanduser().absolute()
     env = os.environ.get(HOME_ENV)
     if env:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -147,3 +149,24 @@ def test_a_number_out_of_range_in_config_toml_is_a_config_error_naming_it(
     assert done.returncode == 78, done.stderr
     (line,) = done.stderr.decode().splitlines()
     assert key in line and "must be" in line and "Traceback" not in line
+
+
+@pytest.mark.parametrize("home_args", [["--home", ""], ["--home="]], ids=["--home ''", "--home="])
+@pytest.mark.parametrize("command", [["enqueue", "-"], ["sendmail", "bob@example.org"]])
+def test_an_empty_home_is_bad_usage_not_the_default_home(
+    tmp_path: Path, home_args: list[str], command: list[str]
+) -> None:
+    """``outbox --home "$DIR" …`` with DIR unset must not act on the user's own outbox."""
+    user = tmp_path / "user"
+    user.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("OUTBOX_HOME", "XDG_DATA_HOME")}
+    done = subprocess.run(
+        [sys.executable, "-m", "relay.cli", *home_args, *command],
+        input=MESSAGE,
+        capture_output=True,
+        env={**env, "HOME": str(user)},
+        timeout=60,
+    )
+    assert done.returncode == 64, done.stderr
+    assert done.stderr.decode().startswith("outbox: --home names no directory")
+    assert not (user / ".local").exists()
