@@ -102,7 +102,8 @@ address 'outbox alias' names for it.
 
 Silent when the message is stored (exit status 0). Otherwise one line on
 standard error says why, with sendmail's exit codes: 64 bad usage, 65 a
-malformed message, 78 a problem with the configuration.
+malformed message, 78 a problem with the configuration, 75 try again later
+(a full disk: keep the message), 73, 74 or 77 another problem of the machine.
 """
 
 # Flags that stand alone (and may be clustered: -ti), and the ones that take
