@@ -586,7 +586,17 @@ def _read_document(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from None
 
 
+#: What config.toml may hold at its top level; anything else is a misspelling
+#: (``[retension]``, ``default_acount``) that would silently mean the default.
+_TOP_LEVEL_KEYS = ("default_account", "accounts", "aliases", "queue", "retention")
+
+
 def _accounts_from_document(document: Mapping[str, Any], path: Path) -> list[Account]:
+    unknown = sorted(set(document) - set(_TOP_LEVEL_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown setting {unknown[0]!r} (the file holds {', '.join(_TOP_LEVEL_KEYS)})"
+        )
     tables = document.get("accounts", {})
     if not isinstance(tables, dict):
         raise ConfigError(f"{path}: 'accounts' must be a table of accounts")

@@ -122,13 +122,22 @@ class RetryPolicy:
 
     @classmethod
     def from_config(cls, table: Mapping[str, object]) -> RetryPolicy:
-        """From config.toml's ``[queue]`` table (seconds); unknown keys are ignored.
+        """From config.toml's ``[queue]`` table (seconds).
 
         Each value must be finite and in range (``relay.config_values``): a
-        ``nan`` or ``1e300`` here once made every flush crash.
+        ``nan`` or ``1e300`` here once made every flush crash. An unknown key is
+        refused, as in an account's table: a misspelt ``lifetime = 604800`` taken
+        as absent would fail mail after the default 5 days, not the week meant.
         """
         from relay.config_values import MAX_LIFETIME_S, number_in_range
+        from relay.errors import ConfigError
 
+        known = ("first_retry_s", "max_retry_s", "lifetime_s")
+        unknown = sorted(set(table) - set(known))
+        if unknown:
+            raise ConfigError(
+                f"config: [queue] has no setting {unknown[0]!r} (its settings: {', '.join(known)})"
+            )
         defaults = cls()
 
         def seconds(key: str, default: float) -> float:

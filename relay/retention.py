@@ -25,7 +25,16 @@ MAX_DAYS = 36_500.0
 
 
 def sent_body_days(table: Mapping[str, object]) -> float | None:
-    """The ``[retention]`` table's ``sent_body_days``; None when bodies are kept forever."""
+    """The ``[retention]`` table's ``sent_body_days``; None when bodies are kept forever.
+
+    Any other key is refused: a misspelt ``sent_body_day = 0`` taken as absent
+    would prune, after the default 30 days, bodies the person meant to keep.
+    """
+    unknown = sorted(set(table) - {"sent_body_days"})
+    if unknown:
+        raise ConfigError(
+            f"config: [retention] has no setting {unknown[0]!r} (its one setting is sent_body_days)"
+        )
     value = table.get("sent_body_days", DEFAULT_SENT_BODY_DAYS)
     if (
         not isinstance(value, int | float)

@@ -151,6 +151,31 @@ def test_a_number_out_of_range_in_config_toml_is_a_config_error_naming_it(
     assert key in line and "must be" in line and "Traceback" not in line
 
 
+@pytest.mark.parametrize(
+    ("table", "key"),
+    [
+        ("[retention]\nsent_body_day = 0\n", "'sent_body_day'"),
+        ("[queue]\nlifetime = 604800\n", "'lifetime'"),
+        ("[retension]\nsent_body_days = 0\n", "'retension'"),
+    ],
+    ids=["retention", "queue", "top level"],
+)
+def test_a_misspelt_key_of_the_config_file_is_a_config_error_naming_it(
+    tmp_path: Path, table: str, key: str
+) -> None:
+    """A typo must not silently mean the default (bodies pruned after 30 days, mail failed
+    after 5): the key is named, as a misspelt account setting is."""
+    home = tmp_path / "home"
+    assert outbox(home, "enqueue", "-", input=MESSAGE).returncode == 0
+    (home / "config.toml").write_text('[accounts.work]\nhost = "127.0.0.1"\n' + table)
+
+    done = outbox(home, "flush")
+
+    assert done.returncode == 78, done.stderr
+    (line,) = done.stderr.decode().splitlines()
+    assert key in line and "setting" in line and "Traceback" not in line
+
+
 @pytest.mark.parametrize("home_args", [["--home", ""], ["--home="]], ids=["--home ''", "--home="])
 @pytest.mark.parametrize("command", [["enqueue", "-"], ["sendmail", "bob@example.org"]])
 def test_an_empty_home_is_bad_usage_not_the_default_home(
