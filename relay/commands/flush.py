@@ -36,8 +36,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = subparsers.add_parser(
         "flush",
         help="send what is due (or the given messages, whatever their back-off)",
-        description="Exit status: 0 all sent, 75 something deferred (try later) or the"
-        " flush was stopped with mail still unsent, 1 something failed permanently.",
+        description="Exit status: 0 everything tried was sent; 75 try later: something"
+        " deferred, uncertain or left queued, an account paused or to sign in again, the"
+        " flush stopped with mail still unsent, or another flush running; 1 something"
+        " failed permanently or an account needs a person (a refused password).",
     )
     p.add_argument(
         "ids",
