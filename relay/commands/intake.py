@@ -36,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=(
             "Store each FILE (an RFC 5322 message; '-' reads standard input) in the outbox"
             " and print its id. The envelope comes from the headers: From (or Sender),"
-            " To, Cc and Bcc, or the Resent-* fields of a resent message. Bcc is removed"
-            " from what is stored; Date and Message-ID are added when missing."
+            " To, Cc and Bcc, or the Resent-* fields of a resent message. Bcc and"
+            " Return-Path are removed from what is stored; Date and Message-ID are added"
+            " when missing."
         ),
         epilog="Exit status: 0 all stored; 65 some file refused (the others are stored).",
     )
