@@ -138,11 +138,18 @@ def _add_settings(parser: argparse.ArgumentParser, *, adding: bool) -> None:
         metavar="HOST",
         help="the SMTP server" + (" (required unless --oauth2 names a provider)" if adding else ""),
     )
-    parser.add_argument("--port", metavar="PORT", help="default: by security (465/587/25)")
+    parser.add_argument(
+        "--port",
+        metavar="PORT",
+        help="default: by security (465/587/25)"
+        if adding
+        else "a port left at its default follows a new --security (465/587/25)",
+    )
     parser.add_argument(
         "--security",
         metavar="tls|starttls|none",
-        help="implicit TLS, STARTTLS (required), or none (default: starttls)",
+        help="implicit TLS, STARTTLS (required), or none"
+        + (" (default: starttls)" if adding else ""),
     )
     parser.add_argument("--user", metavar="USER", help="log in as USER (a password is needed)")
     parser.add_argument(
