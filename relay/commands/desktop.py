@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -75,12 +76,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def cmd_install(args: argparse.Namespace) -> int:
     data_dir = data_dir_for(args.prefix)
     command = outbox_command()
-    written = install(data_dir, command)
+    home = home_arguments(args.home)
+    written = install(data_dir, command, home)
     if args.autostart:
-        written.append(install_autostart(autostart_dir(), command))
+        written.append(install_autostart(autostart_dir(), command, home))
     icons = sum(1 for path in written if path.suffix in (".png", ".svg"))
+    starts = shlex.join([str(command), *home, "gui"])
     print(
-        f"Added Outbox to the application menu (it starts {command} gui) with"
+        f"Added Outbox to the application menu (it starts {starts}) with"
         f" {icons} icons and its description for software centres; files written:"
     )
     for path in written:
@@ -95,6 +98,20 @@ def cmd_uninstall(args: argparse.Namespace) -> int:
         print(f"removed {path}")
     _refresh_caches(data_dir)
     return 0
+
+
+def home_arguments(home_arg: str | None) -> list[str]:
+    """``["--home", DIR]`` when install was run for a home other than the default one.
+
+    A menu or a login session starts the entry without the shell's ``--home``
+    or ``OUTBOX_HOME``: without them in ``Exec`` it would open another (often
+    empty) outbox than the one the person installed it for.
+    """
+    from relay.home import HOME_ENV, resolve_home
+
+    if not (home_arg or os.environ.get(HOME_ENV)):
+        return []
+    return ["--home", str(resolve_home(home_arg))]
 
 
 # -- where -------------------------------------------------------------------------------------
@@ -166,8 +183,9 @@ def _items(resources: Path) -> Iterator[_Item]:
         yield _Item(png, Path("icons/hicolor") / png.relative_to(hicolor))
 
 
-def install(data_dir: Path, command: Path) -> list[Path]:
-    """Write the entry (``Exec`` → ``command``), icons and metainfo under ``data_dir``.
+def install(data_dir: Path, command: Path, home: list[str] | None = None) -> list[Path]:
+    """Write the entry (``Exec`` → ``command`` and ``home``), icons and metainfo under
+    ``data_dir``.
 
     The entry is written last, so a menu never shows it before its icon is there.
     """
@@ -180,7 +198,8 @@ def install(data_dir: Path, command: Path) -> list[Path]:
             target.parent.mkdir(parents=True, exist_ok=True)
             _write(target, item.source.read_bytes())
             written.append(target)
-        entry = desktop_entry((resources / DESKTOP_FILE).read_text(encoding="utf-8"), command)
+        template = (resources / DESKTOP_FILE).read_text(encoding="utf-8")
+        entry = desktop_entry(template, command, home)
         target = data_dir / "applications" / DESKTOP_FILE
         target.parent.mkdir(parents=True, exist_ok=True)
         _write(target, entry.encode("utf-8"))
@@ -208,13 +227,13 @@ def uninstall(data_dir: Path) -> list[Path]:
     return removed
 
 
-def install_autostart(directory: Path, command: Path) -> Path:
+def install_autostart(directory: Path, command: Path, home: list[str] | None = None) -> Path:
     """Write the autostart entry (``outbox gui --hidden`` at login); its path."""
     target = directory / DESKTOP_FILE
     umask = os.umask(0o022)
     try:
         directory.mkdir(parents=True, exist_ok=True)
-        _write(target, autostart_entry(command).encode("utf-8"))
+        _write(target, autostart_entry(command, home).encode("utf-8"))
     except OSError as exc:
         raise DesktopError(f"cannot install into {directory}: {exc.strerror or exc}") from exc
     finally:
@@ -234,7 +253,7 @@ def uninstall_autostart(directory: Path) -> list[Path]:
     return [target]
 
 
-def autostart_entry(command: Path) -> str:
+def autostart_entry(command: Path, home: list[str] | None = None) -> str:
     """The login entry: the window starts hidden in the tray (shown where there is none)."""
     return (
         "\n".join(
@@ -245,7 +264,8 @@ def autostart_entry(command: Path) -> str:
                 "Name=Outbox",
                 "Comment=Send mail that falls due, from the tray",
                 f"Icon={APP_ID}",
-                "Exec=" + " ".join([exec_argument(str(command)), "gui", "--hidden"]),
+                "Exec="
+                + " ".join(map(exec_argument, [str(command), *(home or []), "gui", "--hidden"])),
                 "TryExec=" + _escape_string(str(command)),
                 "Terminal=false",
                 "NoDisplay=true",
@@ -256,13 +276,15 @@ def autostart_entry(command: Path) -> str:
     )
 
 
-def desktop_entry(template: str, command: Path) -> str:
-    """The entry with ``Exec`` and ``TryExec`` naming ``command`` (quoted as the spec says)."""
+def desktop_entry(template: str, command: Path, home: list[str] | None = None) -> str:
+    """The entry with ``Exec`` and ``TryExec`` naming ``command`` (quoted as the spec says),
+    ``home`` (``home_arguments``) after it."""
     lines = []
     for line in template.splitlines():
         if line.startswith("Exec="):
             rest = line.removeprefix("Exec=").split(" ", 1)[1:]  # the arguments after "outbox"
-            line = " ".join(["Exec=" + exec_argument(str(command)), *rest])
+            named = map(exec_argument, [str(command), *(home or [])])
+            line = "Exec=" + " ".join([*named, *rest])
         elif line.startswith("TryExec="):
             line = "TryExec=" + _escape_string(str(command))
         lines.append(line)

@@ -124,3 +124,25 @@ def test_an_unwritable_data_dir_gets_one_line_naming_it(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.startswith(f"outbox: cannot install into {blocked}")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("how", ["--home", "OUTBOX_HOME"])
+def test_an_entry_installed_for_another_home_opens_that_home(tmp_path: Path, how: str) -> None:
+    """A menu or a login session has neither the shell's --home nor its OUTBOX_HOME: the
+    entries carry the home they were installed for, or they open another outbox."""
+    tool = require_tool("desktop-file-validate")
+    home = tmp_path / "my mail"
+    env = {"XDG_DATA_HOME": str(tmp_path / "data"), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    args = ["desktop", "install", "--autostart"]
+    if how == "--home":
+        done = _run("--home", str(home), *args, env=env)
+    else:
+        done = _run(*args, env={**env, "OUTBOX_HOME": str(home)})
+    assert done.returncode == 0, done.stderr
+    menu = tmp_path / "data" / "applications" / f"{APP_ID}.desktop"
+    login = tmp_path / "config" / "autostart" / f"{APP_ID}.desktop"
+    assert _entry(menu)["Exec"] == f'{OUTBOX} --home "{home}" gui %F'
+    assert _entry(login)["Exec"] == f'{OUTBOX} --home "{home}" gui --hidden'
+    for entry in (menu, login):
+        checked = subprocess.run([tool, str(entry)], capture_output=True, text=True)
+        assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout
