@@ -21,7 +21,8 @@ def parse_ids(words: list[str]) -> list[int]:
     """Message ids as typed by a person; anything else is "no message …"."""
     ids = []
     for word in words:
-        if not word.isascii() or not word.isdigit() or int(word) == 0:
+        # SQLite's integers stop at 2**63 - 1: a longer id is no message, not an OverflowError.
+        if not word.isascii() or not word.isdigit() or not 0 < int(word) < 2**63:
             raise NoSuchMessage(repr(word))
         ids.append(int(word))
     return ids

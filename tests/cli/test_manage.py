@@ -93,7 +93,7 @@ def test_show_prints_recipients_and_raw_prints_the_exact_bytes(home: Path) -> No
 
 
 @pytest.mark.parametrize("command", ["show", "hold", "release", "delete", "retry"])
-@pytest.mark.parametrize("bad_id", ["42", "abc", "-3"])
+@pytest.mark.parametrize("bad_id", ["42", "abc", "-3", str(2**63)])
 def test_an_unknown_id_is_a_clear_error_with_exit_1(home: Path, command: str, bad_id: str) -> None:
     add(home)
     done = (
