@@ -54,6 +54,17 @@ def test_a_when_beyond_the_calendar_is_refused_clearly_and_stores_nothing(
     assert listed(home) == []
 
 
+@pytest.mark.parametrize("when", ["9999-12-31 23:59", "9999-12-30T12:00Z", "0001-01-01T12:00Z"])
+def test_a_when_no_other_zone_could_show_is_refused_too(home: Path, when: str) -> None:
+    """Stored in UTC, such a time made `outbox list` in a zone east (or west) of UTC die
+    with an OverflowError for good."""
+    done = outbox(home, "enqueue", "--at", when, "-", input=message(1), env={"TZ": "UTC"})
+    assert done.returncode == 64, done.stderr.decode()
+    assert "out of the range" in done.stderr.decode()
+    assert listed(home) == []
+    assert outbox(home, "list", env={"TZ": "Pacific/Kiritimati"}).returncode == 0
+
+
 def test_a_local_time_the_clock_skips_is_read_as_after_the_jump_never_before(home: Path) -> None:
     # Berlin skips 02:00-03:00 on 2027-03-28; it repeats 02:00-03:00 on 2027-10-31.
     berlin = {"TZ": "Europe/Berlin"}
