@@ -77,6 +77,7 @@ sends it through your accounts (see 'outbox account') at the next flush.
 
 The message:
   -t, --read-recipients  also send to the To, Cc and Bcc recipients
+  --read-envelope-from   the sender from From (what happens anyway without -f)
   -i, -oi                a line holding only "." does not end the message
   -f ADDR, -r ADDR, --from=ADDR
                          the envelope sender (default: the From address);
@@ -95,6 +96,10 @@ Other modes:
   -q      send what is due now (as 'outbox flush' does)
   -P      show the envelope without storing anything
   -S      connect to the account's server and report what it offers
+  -bV     print the version
+  -bC     check the configuration (accounts and aliases)
+  -bd, -bD, -bl, -bt, -ba, -bS
+          refused (exit 64), saying what to use instead
 
 Options that other sendmail programs take (-oem, -odi, -B8BITMIME, ...) are
 accepted and ignored. A local recipient such as 'root' is sent to the
