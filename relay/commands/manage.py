@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "--state",
         choices=[s.value for s in MessageState],
         metavar="STATE",
-        help="only messages in STATE: " + ", ".join(s.value for s in MessageState),
+        help="only messages in STATE: "
+        + ", ".join(s.value for s in MessageState)
+        + " (sending includes the messages a flush claimed that wait for their turn)",
     )
     p.add_argument("--json", action="store_true", help="one JSON array")
     p.set_defaults(func=cmd_list)
@@ -49,18 +51,34 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     group.add_argument("--raw", action="store_true", help="the message exactly as it will be sent")
     p.set_defaults(func=cmd_show)
 
-    for name, helptext, func in (
-        ("hold", "keep messages out of every flush", cmd_hold),
-        ("release", "let held messages go again", cmd_release),
-        ("delete", "remove messages from the outbox", cmd_delete),
+    for name, helptext, more, func in (
+        (
+            "hold",
+            "keep messages out of every flush",
+            " Refused (exit 1) for a message whose transaction with the server is under way:"
+            " it may be delivered.",
+            cmd_hold,
+        ),
+        ("release", "let held messages go again", "", cmd_release),
+        (
+            "delete",
+            "remove messages from the outbox",
+            " Refused (exit 1) for a message being sent.",
+            cmd_delete,
+        ),
     ):
-        p = subparsers.add_parser(name, help=helptext)
+        p = subparsers.add_parser(
+            name, help=helptext, description=helptext.capitalize() + "." + more
+        )
         p.add_argument("ids", nargs="+", metavar="ID", help="message ids (see outbox list)")
         p.set_defaults(func=func)
 
     p = subparsers.add_parser(
         "retry",
         help="make messages due now (every recipient not yet sent is owed again)",
+        description="Make messages due now: every recipient not yet sent is owed the message"
+        " again, failed ones included. For an uncertain message (the server may already have"
+        " it) it warns first that the recipients may get it twice.",
     )
     p.add_argument("ids", nargs="*", metavar="ID", help="message ids (see outbox list)")
     p.add_argument("--failed", action="store_true", help="every failed message (instead of ids)")
