@@ -109,7 +109,7 @@ def home_arguments(home_arg: str | None) -> list[str]:
     """
     from relay.home import HOME_ENV, resolve_home
 
-    if not (home_arg or os.environ.get(HOME_ENV)):
+    if home_arg is None and not os.environ.get(HOME_ENV):
         return []
     return ["--home", str(resolve_home(home_arg))]
 

@@ -177,7 +177,9 @@ def test_a_misspelt_key_of_the_config_file_is_a_config_error_naming_it(
 
 
 @pytest.mark.parametrize("home_args", [["--home", ""], ["--home="]], ids=["--home ''", "--home="])
-@pytest.mark.parametrize("command", [["enqueue", "-"], ["sendmail", "bob@example.org"]])
+@pytest.mark.parametrize(
+    "command", [["enqueue", "-"], ["sendmail", "bob@example.org"], ["desktop", "install"]]
+)
 def test_an_empty_home_is_bad_usage_not_the_default_home(
     tmp_path: Path, home_args: list[str], command: list[str]
 ) -> None:
