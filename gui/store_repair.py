@@ -20,7 +20,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
 from relay.engine import StoreError
-from relay.machineproblems import explain
+from relay.machineproblems import MachineProblem, explain
 
 TITLE = "Outbox cannot open its outbox"
 OFFER = (
@@ -75,7 +75,7 @@ def _repair(home: Path) -> tuple[str, bool]:
             " repair once it is done.",
             False,
         )
-    except (OSError, StoreError) as exc:
+    except (OSError, StoreError, MachineProblem) as exc:  # a full disk puts the file back
         problem = explain(exc, store=store_path(home), home=home)
         return (str(problem) if problem is not None else f"the repair failed: {exc}", False)
     text = (

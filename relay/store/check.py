@@ -73,13 +73,13 @@ def check_store(home: Path, *, max_problems: int = 20) -> CheckReport:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, isolation_level=None)
     except sqlite3.Error as exc:
-        return CheckReport(path, (str(exc),), None)
+        return CheckReport(path, (_damage(exc, home),), None)
     try:
         try:
             rows = conn.execute(f"PRAGMA integrity_check({max_problems})").fetchall()
             problems = tuple(str(row[0]) for row in rows if row[0] != "ok")
         except sqlite3.Error as exc:
-            return CheckReport(path, (str(exc),), None)
+            return CheckReport(path, (_damage(exc, home),), None)
         try:
             count = int(conn.execute("SELECT COUNT(*) FROM messages").fetchone()[0])
         except sqlite3.Error:
@@ -87,6 +87,26 @@ def check_store(home: Path, *, max_problems: int = 20) -> CheckReport:
         return CheckReport(path, problems, count)
     finally:
         conn.close()
+
+
+def _damage(exc: sqlite3.Error, home: Path) -> str:
+    """What ``exc`` says is wrong with the file; raised instead when it is the machine's fault.
+
+    A full disk, a read-only file system, a lock held by another program or
+    a failing disk keep SQLite from reading a sound file too: that is no
+    damage, and ``--repair`` must not set such a store aside.
+    """
+    _raise_if_not_damage(exc, home / DB_NAME)
+    return str(exc)
+
+
+def _raise_if_not_damage(exc: sqlite3.Error, path: Path) -> None:
+    """Raise the machine's problem ``exc`` reveals, unless it is damage to the file itself."""
+    from relay.machineproblems import StoreDamaged, explain
+
+    problem = explain(exc, store=path, home=path.parent)
+    if problem is not None and not isinstance(problem, StoreDamaged):
+        raise problem from None
 
 
 def repair_store(home: Path, *, now: datetime | None = None) -> RepairReport:
@@ -118,16 +138,25 @@ def _repair(home: Path, now: datetime | None) -> RepairReport:
     os.link(path, aside)
     _sync_directory(home)
     report = RepairReport(aside)
-    fresh = connect(building)
     try:
-        old = _open_damaged(path)
-        if old is not None:
-            try:
-                _copy(old, fresh, report)
-            finally:
-                old.close()
-    finally:
-        fresh.close()  # its log checkpointed and removed: one file to rename
+        fresh = connect(building)
+        try:
+            old = _open_damaged(path)
+            if old is not None:
+                try:
+                    _copy(old, fresh, report)
+                finally:
+                    old.close()
+        finally:
+            fresh.close()  # its log checkpointed and removed: one file to rename
+    except BaseException:
+        # A repair that fails (the disk fills while the fresh store is written) leaves
+        # the outbox as it was: no fresh store begun, no second name for the damaged
+        # one -- not "kept 0 messages" with the messages in a file set aside.
+        for leftover in _with_side_files(building):
+            leftover.unlink(missing_ok=True)
+        aside.unlink(missing_ok=True)
+        raise
     # The damaged store's log and shared memory go with it, then the fresh store
     # takes its place in one rename: no log of the old file is left to be
     # replayed into the new one.
@@ -153,11 +182,14 @@ def _sync_directory(directory: Path) -> None:
 
 
 def _open_damaged(path: Path) -> sqlite3.Connection | None:
+    """The damaged file opened for reading; None if it is no database at all."""
     try:
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA query_only = ON")
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        # A full disk keeps a sound file closed too: "kept 0 messages" would be a lie.
+        _raise_if_not_damage(exc, path)
         return None
     return conn
 
@@ -228,7 +260,8 @@ def _copy(old: sqlite3.Connection, fresh: sqlite3.Connection, report: RepairRepo
         fresh.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('messages', ?)", (highest,))
         fresh.execute("COMMIT")
     except BaseException:
-        fresh.execute("ROLLBACK")
+        if fresh.in_transaction:  # a COMMIT that failed (a full disk) has ended it already
+            fresh.execute("ROLLBACK")
         raise
 
 

@@ -8,11 +8,14 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from relay.flushlock import FlushLock
 from relay.message import parse_message
 from relay.store.database import DB_NAME
 from relay.store.outbox import Outbox
 from tests.support.cli import listed, outbox
+from tests.support.machine import fill_disk, remount, small_tmpfs
 
 PAGE = 4096
 
@@ -150,3 +153,55 @@ def test_mail_handed_to_sendmail_during_a_repair_is_kept_not_left_in_the_file_se
     stored = [m for m in listed(home) if m["subject"] == "during"]
     waiting = list((home / "drop" / "new").glob("*")) if (home / "drop").exists() else []
     assert len(stored) + len(waiting) == handed  # each one in the outbox or its drop folder
+
+
+def set_aside(home: Path) -> list[str]:
+    return sorted(p.name for p in home.iterdir() if ".damaged-" in p.name)
+
+
+def test_a_sound_store_on_a_full_or_read_only_disk_is_not_called_damaged_nor_set_aside(
+    tmp_path: Path,
+) -> None:
+    with small_tmpfs(tmp_path / "mnt", "16m") as mountpoint:
+        home = mountpoint / "home"
+        fill(home, 3)
+        filler = fill_disk(mountpoint)
+        for command in (("check",), ("check", "--repair")):
+            done = outbox(home, *command)
+            err = done.stderr.decode()
+            assert done.returncode == 75, err
+            assert "disk is full" in err and "damaged" not in err and "--repair" not in err
+        assert not set_aside(home)
+        filler.unlink()
+        assert len(listed(home)) == 3
+
+        remount(mountpoint, "ro")
+        try:
+            done = outbox(home, "check", "--repair")
+        finally:
+            remount(mountpoint, "rw")
+        err = done.stderr.decode()
+        assert done.returncode == 74, err
+        assert "read-only" in err and "damaged" not in err, err
+        assert not set_aside(home) and len(listed(home)) == 3
+
+
+@pytest.mark.parametrize("room_kb", [100, 300])  # the disk fills opening the old file / copying
+def test_a_repair_that_fills_the_disk_puts_the_damaged_store_back(
+    tmp_path: Path, room_kb: int
+) -> None:
+    with small_tmpfs(tmp_path / "mnt", "16m") as mountpoint:
+        home = mountpoint / "home"
+        before = fill(home)
+        damage_pages(home, 41, 101)
+        filler = fill_disk(mountpoint, leave_bytes=room_kb * 1024)
+        done = outbox(home, "check", "--repair")
+        err = done.stderr.decode()
+        assert done.returncode == 75, err
+        assert "Traceback" not in err and "disk is full" in err.splitlines()[-1], err
+        # Not "kept 0 messages" in an outbox that now looks empty: the file is back.
+        assert not set_aside(home) and (home / DB_NAME).stat().st_size > 500_000, err
+        filler.unlink()
+        done = outbox(home, "check", "--repair")
+        assert done.returncode == 74, done.stderr.decode()  # the messages on the bad pages
+        assert len(before) - 10 < len(listed(home)) < len(before)

@@ -14,6 +14,9 @@ from gui.app import main
 from gui.main_window import MainWindow
 from relay.flushlock import FlushLock
 from relay.store.database import DB_NAME
+from tests.cli.test_check import fill
+from tests.reliability.test_machine_problems import damaged_truncated
+from tests.support.machine import fill_disk, small_tmpfs
 
 DAMAGED = b"not a database\n" * 100
 
@@ -124,3 +127,25 @@ def test_repair_waits_for_a_flush_running_elsewhere_and_touches_nothing(
     assert "sending from this outbox" in seen[1]
     assert (home / DB_NAME).read_bytes() == DAMAGED
     assert list(home.glob(f"{DB_NAME}.damaged-*")) == []
+
+
+def test_a_repair_the_disk_fills_under_says_so_and_leaves_the_store_in_its_place(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    with small_tmpfs(tmp_path / "mnt", "16m") as mountpoint:
+        home = mountpoint / "home"
+        fill(home)
+        damaged_truncated(home)  # the store cannot be opened: Repair is offered
+        damaged = (home / DB_NAME).read_bytes()
+        fill_disk(mountpoint, leave_bytes=100 * 1024)
+        seen: list[str] = []
+        answer(
+            [
+                click_in("machine_problem", "repair_store", seen),
+                _ok("store_not_repaired", seen),
+            ]
+        )
+        assert main(home) == 74
+        assert "disk is full" in seen[1]
+        assert (home / DB_NAME).read_bytes() == damaged
+        assert list(home.glob(f"{DB_NAME}.damaged-*")) == []
