@@ -41,6 +41,8 @@ from relay.errors import OutboxError
 TIMEOUT_S = 60.0
 _MAX_OUTPUT_BYTES = 64 * 1024
 _MAX_DETAIL_CHARS = 200
+#: Of the command's standard error, enough for its last line.
+_MAX_DETAIL_BYTES = 4096
 
 
 class PasswordCommandFailed(OutboxError):
@@ -74,7 +76,7 @@ async def run_password_command(
     except OSError as exc:
         raise PasswordCommandFailed(f"{where} could not start: {exc.strerror}") from None
     try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), timeout_s)
+        stdout, stderr = await asyncio.wait_for(_output(process), timeout_s)
     except TimeoutError:
         await _end(process)
         raise PasswordCommandFailed(
@@ -83,6 +85,9 @@ async def run_password_command(
     except BaseException:  # cancelled: end it, and all it started, before going
         await _end(process)
         raise
+    if len(stdout) > _MAX_OUTPUT_BYTES:
+        await _end(process)
+        raise PasswordCommandFailed(f"{where} printed more than {_MAX_OUTPUT_BYTES} bytes")
     said = _last_line(stderr)
     if process.returncode != 0:
         how = (
@@ -92,6 +97,40 @@ async def run_password_command(
         )
         raise PasswordCommandFailed(f"{where} {how}{said}")
     return _password_from(stdout, where, said)
+
+
+async def _output(process: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
+    """What the command printed, once it has exited; at most what is worth keeping.
+
+    Standard output is read up to one byte past the most a password may be
+    (``communicate()`` would keep all of it: ``yes`` as the command filled
+    memory by a gigabyte every few seconds until the timeout); the caller
+    then ends the command. Of standard error only the tail is kept.
+    """
+    assert process.stdout is not None and process.stderr is not None
+    tail = asyncio.ensure_future(_tail(process.stderr, _MAX_DETAIL_BYTES))
+    try:
+        stdout = bytearray()
+        while len(stdout) <= _MAX_OUTPUT_BYTES:
+            chunk = await process.stdout.read(_MAX_OUTPUT_BYTES + 1 - len(stdout))
+            if not chunk:
+                break
+            stdout += chunk
+        if len(stdout) > _MAX_OUTPUT_BYTES:
+            return bytes(stdout), b""
+        stderr = await tail
+        await process.wait()
+    finally:
+        tail.cancel()
+    return bytes(stdout), stderr
+
+
+async def _tail(stream: asyncio.StreamReader, keep: int) -> bytes:
+    """The last ``keep`` bytes ``stream`` gives before its end."""
+    kept = b""
+    while chunk := await stream.read(65536):
+        kept = (kept + chunk)[-keep:]
+    return kept
 
 
 async def _end(process: asyncio.subprocess.Process) -> None:
@@ -106,17 +145,22 @@ async def _end(process: asyncio.subprocess.Process) -> None:
     if process.returncode is None:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
-    await asyncio.shield(process.wait())
-    # asyncio's Process has no public close: without this, its pipes would be closed
-    # by the garbage collector, perhaps after the loop is gone (a warning at exit).
+    # asyncio's Process has no public close. Its pipes are closed here, before the
+    # wait: a pipe nobody reads any more (a command stopped while it was printing)
+    # stays paused with unread data, never reaches its end, and wait() would never
+    # return. Nor may the garbage collector close them after the loop is gone.
     transport = getattr(process, "_transport", None)
+    if transport is not None:
+        for fd in (1, 2):
+            pipe = transport.get_pipe_transport(fd)
+            if pipe is not None:
+                pipe.close()
+    await asyncio.shield(process.wait())
     if transport is not None:
         transport.close()
 
 
 def _password_from(stdout: bytes, where: str, said: str) -> str:
-    if len(stdout) > _MAX_OUTPUT_BYTES:
-        raise PasswordCommandFailed(f"{where} printed more than {_MAX_OUTPUT_BYTES} bytes")
     try:
         text = stdout.decode("utf-8")
     except UnicodeDecodeError:

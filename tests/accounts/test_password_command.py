@@ -8,10 +8,14 @@ backend -- a machine without any keyring -- against real AUTH servers on
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import select
 import shlex
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -196,3 +200,42 @@ def test_a_flush_cancelled_while_the_command_runs_leaves_nothing_of_it_running(
 
     assert not running(child)
     assert time.monotonic() - started < 30
+
+
+_BOUNDED_RUN = """
+import asyncio, resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+from relay.password_command import PasswordCommandFailed, run_password_command
+try:
+    asyncio.run(run_password_command("work", sys.argv[1], timeout_s=float(sys.argv[2])))
+except PasswordCommandFailed as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize(
+    ("script", "timeout_s", "said"),
+    [
+        ("yes", 30, "printed more than 65536 bytes"),
+        ("yes >&2", 0.5, "did not finish within 0.5 s"),  # stopped while it prints
+    ],
+)
+def test_a_command_that_prints_without_end_is_stopped_in_bounded_memory(
+    tmp_path: Path, script: str, timeout_s: float, said: str
+) -> None:
+    """Its output is not all kept (it was: a gigabyte every few seconds), and stopping it
+    while it still prints does not hang on the pipe nobody reads any more."""
+    pid_file = tmp_path / "command.pid"
+    command = f"echo $$ > {shlex.quote(str(pid_file))}; exec {script}"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _BOUNDED_RUN, command, str(timeout_s)],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    finally:
+        if pid_file.exists():  # the command's own session: a hung run would leave it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert said in done.stdout, done.stdout
+    assert not running(int(pid_file.read_text()))
