@@ -82,6 +82,11 @@ def _repair(home: Path) -> tuple[str, bool]:
         f"The damaged file is set aside as {report.set_aside}. The fresh store holds"
         f" {_count(len(report.kept), 'message')} and {_count(report.attempts_kept, 'attempt')}."
     )
+    if report.unlisted:
+        text += (
+            " Not one message of the damaged file could be listed (it may be cut short), so"
+            " none was kept; they may still be found in the file set aside."
+        )
     if report.lost:
         shown = ", ".join(map(str, report.lost[:20])) + (" …" if len(report.lost) > 20 else "")
         text += (

@@ -68,6 +68,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"kept {len(repaired.kept)} messages and {repaired.attempts_kept} attempts"
         f" in a fresh {store}"
     )
+    if repaired.unlisted:
+        print(
+            f"outbox: not one message of the damaged store could be listed (the file may be"
+            f" cut short), so none was kept; they may still be found in {repaired.set_aside}",
+            file=sys.stderr,
+        )
+        return EX_IOERR
     if repaired.lost:
         shown = ", ".join(map(str, repaired.lost[:20])) + (" …" if len(repaired.lost) > 20 else "")
         print(

@@ -63,6 +63,9 @@ class RepairReport:
     lost: list[int] = field(default_factory=list)
     attempts_kept: int = 0
     attempts_lost: int = 0
+    #: No message of the file could even be listed (a file cut short): how many
+    #: were lost is unknown, so this is never "nothing lost".
+    unlisted: bool = False
 
 
 def check_store(home: Path, *, max_problems: int = 20) -> CheckReport:
@@ -147,6 +150,8 @@ def _repair(home: Path, now: datetime | None) -> RepairReport:
                     _copy(old, fresh, report)
                 finally:
                     old.close()
+            else:
+                report.unlisted = _is_sqlite(path)  # a store once, not some other file
         finally:
             fresh.close()  # its log checkpointed and removed: one file to rename
     except BaseException:
@@ -194,11 +199,19 @@ def _open_damaged(path: Path) -> sqlite3.Connection | None:
     return conn
 
 
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as stream:
+            return stream.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
+
+
 def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
     return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
 
 
-def _message_ids(old: sqlite3.Connection) -> Iterator[int]:
+def _message_ids(old: sqlite3.Connection, report: RepairReport) -> Iterator[int]:
     """Every message id the damaged file can still give, in order."""
     try:
         ids = [row[0] for row in old.execute("SELECT id FROM messages ORDER BY id")]
@@ -207,6 +220,7 @@ def _message_ids(old: sqlite3.Connection) -> Iterator[int]:
     else:
         yield from ids
         return
+    report.unlisted = True  # until a probe finds one
     highest = 0
     try:
         row = old.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'").fetchone()
@@ -221,6 +235,7 @@ def _message_ids(old: sqlite3.Connection) -> Iterator[int]:
             found = None
         if found:
             last_found = message_id
+            report.unlisted = False
             yield message_id
         message_id += 1
 
@@ -234,7 +249,7 @@ def _copy(old: sqlite3.Connection, fresh: sqlite3.Connection, report: RepairRepo
     }
     fresh.execute("BEGIN IMMEDIATE")
     try:
-        for message_id in _message_ids(old):
+        for message_id in _message_ids(old, report):
             try:
                 rows = _read_message(old, message_id, wanted)
             except sqlite3.Error:

@@ -205,3 +205,16 @@ def test_a_repair_that_fills_the_disk_puts_the_damaged_store_back(
         done = outbox(home, "check", "--repair")
         assert done.returncode == 74, done.stderr.decode()  # the messages on the bad pages
         assert len(before) - 10 < len(listed(home)) < len(before)
+
+
+def test_a_store_cut_short_is_not_repaired_as_if_nothing_were_lost(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    fill(home, 30)
+    store = home / DB_NAME
+    with store.open("r+b") as stream:
+        stream.truncate(store.stat().st_size // 3)  # SQLite then reads none of it
+    done = outbox(home, "check", "--repair")
+    err = done.stderr.decode()
+    assert done.returncode == 74, err  # not 0, "repaired with nothing lost"
+    (aside,) = [name for name in set_aside(home) if not name.endswith(("-wal", "-shm"))]
+    assert "not one message" in err.splitlines()[-1] and aside in err, err

@@ -149,3 +149,22 @@ def test_a_repair_the_disk_fills_under_says_so_and_leaves_the_store_in_its_place
         assert "disk is full" in seen[1]
         assert (home / DB_NAME).read_bytes() == damaged
         assert list(home.glob(f"{DB_NAME}.damaged-*")) == []
+
+
+def test_a_repair_of_a_store_cut_short_does_not_say_nothing_was_lost(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    fill(home, 30)
+    damaged_truncated(home)
+    seen: list[str] = []
+    windows: list[MainWindow] = []
+    answer(
+        [
+            click_in("machine_problem", "repair_store", seen),
+            _ok("store_repaired", seen),
+            lambda: close_the_window(windows),
+        ]
+    )
+    assert main(home) == 0
+    assert "Not one message of the damaged file could be listed" in seen[1]
