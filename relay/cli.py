@@ -150,6 +150,11 @@ def _split_home(argv: list[str]) -> tuple[str | None, list[str]]:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     os.umask(0o077)  # everything Outbox writes holds unsent mail or settings: owner only
+    for stream in (sys.stdout, sys.stderr):
+        # A locale that is not UTF-8: a subject or a server's reply in any script must
+        # still print (escaped), not end the command in a UnicodeEncodeError.
+        if stream is not None and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     home, args_list = _split_home(args_list)
     invoked_as = os.path.basename(sys.argv[0]) if argv is None else "outbox"
     try:

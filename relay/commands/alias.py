@@ -13,6 +13,7 @@ import sys
 from typing import Any
 
 from relay.aliases import DEFAULT_ALIAS, load_aliases, remove_alias, set_alias
+from relay.commands import utf8_output
 from relay.home import resolve_home
 
 
@@ -54,7 +55,7 @@ def run_list(args: argparse.Namespace) -> int:
     aliases = load_aliases(resolve_home(args.home))
     if args.json:
         items = [{"name": name, "addresses": list(targets)} for name, targets in aliases.items()]
-        json.dump(items, sys.stdout, ensure_ascii=False, indent=2)
+        json.dump(items, sys.stdout, ensure_ascii=not utf8_output(), indent=2)
         sys.stdout.write("\n")
         return 0
     if not aliases:

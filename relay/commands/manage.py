@@ -19,6 +19,7 @@ import sys
 from collections.abc import Callable
 from datetime import datetime
 
+from relay.commands import utf8_output
 from relay.commands.store import open_engine, parse_ids
 from relay.engine import Engine
 from relay.errors import UsageError
@@ -104,7 +105,7 @@ def cmd_list(args: argparse.Namespace) -> int:
             {**m.to_json(), "body_pruned": m.id in pruned, "waiting": _is_waiting(m, waiting)}
             for m in messages
         ]
-        json.dump(items, sys.stdout, ensure_ascii=False, indent=1)
+        json.dump(items, sys.stdout, ensure_ascii=not utf8_output(), indent=1)
         sys.stdout.write("\n")
         return 0
     if not messages:
@@ -158,7 +159,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         item = {**message.to_json(), "waiting": _is_waiting(message, waiting)}
         item["body_pruned"] = pruned
         item["attempt_history"] = [{**a.to_json(), "transcript": a.transcript} for a in attempts]
-        json.dump(item, sys.stdout, ensure_ascii=False, indent=1)
+        json.dump(item, sys.stdout, ensure_ascii=not utf8_output(), indent=1)
         sys.stdout.write("\n")
         return 0
     _print_message(message, _state_word(message, waiting))

@@ -45,3 +45,21 @@ def test_bidi_and_zero_width_characters_are_escaped_on_screen_and_real_in_json(
     assert as_json[0]["subject"] == SUBJECT
     # A server's reply is made printable as it is recorded (relay.smtp.transcript), JSON included.
     assert show_json["recipients"][0]["reply"] == REPLY_SHOWN
+
+
+def test_an_output_that_is_not_utf_8_gets_escapes_not_a_traceback(tmp_path: Path) -> None:
+    """A locale that is not UTF-8 (here ``PYTHONIOENCODING=ascii``, like ISO-8859-1 for Chinese)."""
+    home = tmp_path / "home"
+    subject = "café 中文"
+    raw = f"From: ann@example.org\r\nTo: bob@example.org\r\nSubject: {subject}\r\n\r\nhi\r\n"
+    assert outbox(home, "enqueue", "-", input=raw.encode()).returncode == 0
+    assert outbox(home, "alias", "set", "root", "bob@example.org").returncode == 0
+    ascii_only = {"PYTHONIOENCODING": "ascii"}
+    for command in (("list",), ("show", "1"), ("list", "--json"), ("alias", "list", "--json")):
+        done = outbox(home, *command, env=ascii_only)
+        assert done.returncode == 0 and not done.stderr, done.stderr.decode()
+        done.stdout.decode("ascii")
+    listing = outbox(home, "list", env=ascii_only).stdout.decode()
+    assert "caf\\xe9 \\u4e2d\\u6587" in listing
+    (item,) = json.loads(outbox(home, "list", "--json", env=ascii_only).stdout)
+    assert item["subject"] == subject  # JSON's own escapes: the text is whole
