@@ -19,6 +19,7 @@ from relay.errors import OutboxError, UsageError
 TYPE_CHECKING = False  # not typing's: importing typing costs `outbox sendmail` start-up
 if TYPE_CHECKING:
     import argparse
+    from pathlib import Path
 
 #: Names under which ``outbox`` is that program (a symlink on PATH or /usr/sbin/sendmail).
 _SENDMAIL_NAMES = frozenset({"sendmail", "mailq", "newaliases"})
@@ -209,7 +210,46 @@ def _machine_problem(exc: Exception, home_arg: str | None) -> OutboxError | None
         home = resolve_home(home_arg)
     except OutboxError:
         home = None
-    return explain(exc, store=home / DB_NAME if home else None, home=home)
+    return _output_full(exc, home) or explain(
+        exc, store=home / DB_NAME if home else None, home=home
+    )
+
+
+def _output_full(exc: Exception, home: Path | None) -> OutboxError | None:
+    """A full device behind standard output (``> /dev/full``), told as such, not as the home's.
+
+    Writing the output raises an OSError that names no file; so does a write to
+    an open file of the home (the drop folder). It is the output's only when
+    standard output is a device that is not a terminal (``/dev/full``), or a
+    file on another file system than the home's that has no room left.
+    """
+    import errno
+    import stat
+
+    if not (
+        isinstance(exc, OSError)
+        and exc.filename is None
+        and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        and home is not None
+    ):
+        return None
+    try:
+        fd = sys.__stdout__.fileno() if sys.__stdout__ is not None else 1
+        out = os.fstat(fd)
+        if stat.S_ISCHR(out.st_mode):
+            full = not os.isatty(fd)
+        elif stat.S_ISREG(out.st_mode) and out.st_dev != os.stat(home).st_dev:
+            room = os.fstatvfs(fd)
+            full = room.f_bavail * room.f_frsize < 64 * 1024
+        else:
+            full = False
+    except (OSError, ValueError):
+        return None
+    if not full:
+        return None
+    from relay.machineproblems import MachineProblem
+
+    return MachineProblem(f"cannot write to standard output: {exc.strerror}")
 
 
 if __name__ == "__main__":

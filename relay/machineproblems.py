@@ -142,7 +142,7 @@ def _explain_sqlite(
         from relay.store.database import BUSY_TIMEOUT_S
 
         return store_busy(store or Path("outbox.sqlite3"), BUSY_TIMEOUT_S)
-    if primary == _SQLITE_FULL or (store is not None and _disk_is_full(store)):
+    if primary == _SQLITE_FULL or (store is not None and disk_is_full(store)):
         return disk_full(store or home or Path.cwd())
     if primary in (_SQLITE_CORRUPT, _SQLITE_NOTADB) or "malformed" in text:
         return StoreDamaged(
@@ -208,7 +208,7 @@ def disk_full(path: Path) -> DiskFull:
     )
 
 
-def _disk_is_full(path: Path) -> bool:
+def disk_is_full(path: Path) -> bool:
     """Whether the file system holding ``path`` has (almost) no block left for us.
 
     SQLite reports a full disk as SQLITE_FULL when a write fails, but as a

@@ -221,3 +221,17 @@ def test_a_store_locked_past_the_busy_timeout_is_told_as_busy_exit_75(tmp_path: 
     problem = explain(caught.value, store=store, home=home)
     assert isinstance(problem, StoreBusy) and problem.exit_code == 75
     assert str(store) in str(problem) and "busy" in str(problem)
+
+
+def test_a_full_device_behind_standard_output_is_not_called_the_outboxs_full_disk(
+    tmp_path: Path,
+) -> None:
+    home = stored_home(tmp_path, 3)
+    for command in (("list",), ("show", "1"), ("list", "--json")):
+        with open("/dev/full", "wb") as full:
+            done = subprocess.run(
+                [sys.executable, "-m", "relay.cli", "--home", str(home), *command],
+                stdout=full, stderr=subprocess.PIPE, timeout=60,
+            )  # fmt: skip
+        line = assert_one_line(done, 74, "standard output", "No space left")
+        assert str(home) not in line and "disk is full" not in line
