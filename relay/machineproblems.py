@@ -95,6 +95,19 @@ class HomeUnusable(MachineProblem):
     exit_code = EX_CANTCREAT
 
 
+class StoreTooNew(MachineProblem):
+    """The store was written by a newer Outbox (a schema this one does not know)."""
+
+    exit_code = ConfigError.exit_code  # EX_CONFIG: this program does not fit the data
+
+    def __init__(self, store: str, version: int, known: int) -> None:
+        super().__init__(
+            f"{store}: this outbox was written by a newer Outbox (store schema {version};"
+            f" this one knows up to {known}) and is left untouched: upgrade Outbox, or"
+            " choose another home with --home"
+        )
+
+
 class HomeUnknown(ConfigError):
     """No home given and none to be derived (``HOME`` unset, a user without a home)."""
 

@@ -20,7 +20,6 @@ from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
-from relay.errors import OutboxError
 from relay.states import MessageState, RecipientState
 
 TYPE_CHECKING = False  # not typing's: importing typing costs `outbox sendmail` start-up
@@ -387,9 +386,10 @@ def _migrate(conn: sqlite3.Connection) -> None:
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     if current >= len(MIGRATIONS):
         if current > len(MIGRATIONS):
-            raise OutboxError(
-                f"this outbox was written by a newer Outbox (schema {current}); please upgrade"
-            )
+            from relay.machineproblems import StoreTooNew
+
+            store = conn.execute("PRAGMA database_list").fetchone()[2]
+            raise StoreTooNew(store, current, len(MIGRATIONS))
         return
     conn.execute("BEGIN IMMEDIATE")
     try:

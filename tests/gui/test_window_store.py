@@ -107,3 +107,33 @@ def test_a_store_that_cannot_be_opened_is_told_as_typed(qtbot: QtBot, tmp_path: 
     ((text_format, text),) = seen
     assert text_format is Qt.TextFormat.PlainText
     assert str(home) in text
+
+
+def test_a_store_from_a_newer_outbox_at_start_up_is_a_dialog_and_exit_78(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    """Started from the desktop's menu there is no terminal: only a dialog can say it."""
+    import sqlite3
+
+    from relay.store.outbox import Outbox
+
+    home = tmp_path / "home"
+    with Outbox.open(home) as store:
+        enqueue(store, "bob@example.org")
+    conn = sqlite3.connect(home / DB_NAME)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    seen: list[str] = []
+
+    def close_the_dialog() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox) and box.objectName() == "machine_problem":
+            seen.append(box.informativeText())
+            box.done(0)
+        else:
+            QTimer.singleShot(20, close_the_dialog)
+
+    QTimer.singleShot(0, close_the_dialog)
+    assert main(home) == 78
+    (text,) = seen
+    assert str(home / DB_NAME) in text and "newer Outbox" in text

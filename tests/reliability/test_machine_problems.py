@@ -95,6 +95,18 @@ def test_a_directory_where_the_store_should_be_is_one_line_with_exit_74(tmp_path
         assert_one_line(done, 74, str(home / DB_NAME), "directory")
 
 
+def test_a_store_from_a_newer_outbox_is_one_line_naming_it_with_exit_78(tmp_path: Path) -> None:
+    home = stored_home(tmp_path, 1)
+    conn = sqlite3.connect(home / DB_NAME)
+    conn.execute("PRAGMA user_version = 999")
+    conn.close()
+    before = (home / DB_NAME).read_bytes()
+    for command in (("list",), ("enqueue", "-"), ("sendmail", "bob@example.org"), ("flush",)):
+        done = outbox(home, *command, input=MESSAGE, env=NULL_KEYRING)
+        assert_one_line(done, 78, str(home / DB_NAME), "newer Outbox", "upgrade")
+    assert (home / DB_NAME).read_bytes() == before
+
+
 # -- the home ---------------------------------------------------------------------------------
 
 
