@@ -256,7 +256,8 @@ def enqueue(
                     conn, parsed, account=account, now=datetime.now(UTC), dsn=dsn
                 )
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:  # SQLite ends it itself on a full disk or an I/O error
+                    conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
         finally:
@@ -399,7 +400,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
                 conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {len(MIGRATIONS)}")
     except BaseException:
-        conn.execute("ROLLBACK")
+        if conn.in_transaction:  # SQLite ends it itself on a full disk or an I/O error
+            conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
 

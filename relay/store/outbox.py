@@ -257,7 +257,8 @@ class Outbox:
             if self._batch_changed:
                 note_changed(conn, list(self._batch_changed))
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite ends it itself on a full disk or an I/O error
+                conn.execute("ROLLBACK")
             raise
         finally:
             self._in_batch = False
@@ -302,7 +303,8 @@ class Outbox:
         try:
             yield conn
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # SQLite ends it itself on a full disk or an I/O error
+                conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
         self._committed()

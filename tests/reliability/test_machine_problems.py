@@ -163,6 +163,26 @@ def test_sendmail_and_enqueue_on_a_full_disk_exit_75_and_store_nothing(tmpfs: Pa
     assert [m["id"] for m in listed(home)] == ["1"]  # nothing half-stored
 
 
+BIG = MESSAGE + b"a line of the body, many of them: three megabytes in all\r\n" * 55_000
+
+
+def test_a_large_message_that_fills_the_disk_is_one_line_with_exit_75(tmpfs: Path) -> None:
+    """The disk has room, but not for this message: it fills while the message is written."""
+    home = tmpfs / "home"
+    assert outbox(home, "enqueue", "-", input=MESSAGE).returncode == 0
+    filler = fill_disk(tmpfs, leave_bytes=1024 * 1024)
+    for command in (("sendmail", "bob@example.org"), ("enqueue", "-")):
+        done = outbox(home, *command, input=BIG)
+        assert_one_line(done, 75, "disk is full", str(home))
+    with write_lock_held(home / DB_NAME):  # the same into the drop folder
+        for command in (("sendmail", "bob@example.org"), ("enqueue", "-")):
+            done = outbox(home, *command, input=BIG)
+            assert_one_line(done, 75, "disk is full", str(home))
+    filler.unlink()
+    assert [m["id"] for m in listed(home)] == ["1"]  # nothing half-stored
+    assert not [p for p in (home / "drop").rglob("*") if p.is_file()]
+
+
 def test_a_flush_that_fills_the_disk_ends_in_one_line_and_sends_nothing_twice(
     tmpfs: Path,
 ) -> None:
