@@ -164,6 +164,12 @@ def _explain_sqlite(
             f" fresh store with every message still readable ({REPAIR_POINTER})"
         )
     if primary == _SQLITE_READONLY or (store is not None and _read_only(store)):
+        if store is not None and not _read_only(store):
+            return PermissionDenied(
+                f"{where}: cannot write the outbox store ({text}): {_not_yours(store)};"
+                " give it back to this user (chmod u+w, chown), or choose another home"
+                " with --home"
+            )
         return ReadOnlyFileSystem(
             f"{where}: cannot write the outbox store ({text}): its file system is read-only"
             " or the file is not writable; remount it read-write, or choose another home"
@@ -181,6 +187,11 @@ def _explain_sqlite(
             return PermissionDenied(
                 f"{where}: cannot open the outbox store: its folder {home} is not writable"
             )
+        if store is not None and store.exists() and not os.access(store, os.R_OK | os.W_OK):
+            return PermissionDenied(
+                f"{where}: cannot open the outbox store: {_not_yours(store)}; give it back to"
+                " this user (chmod u+rw, chown), or choose another home with --home"
+            )
         return MachineProblem(f"{where}: cannot open the outbox store ({text})")
     if primary == _SQLITE_IOERR:
         return MachineProblem(
@@ -188,6 +199,22 @@ def _explain_sqlite(
             f" store ({text}); check the disk (dmesg) and try again"
         )
     return None
+
+
+def _not_yours(store: Path) -> str:
+    """Why this user may not write ``store``: its owner and mode, or its folder's."""
+    for path in (store, store.parent):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if not os.access(path, os.W_OK):
+            what = "it" if path == store else f"its folder {path}"
+            return (
+                f"{what} may not be written by this user (owner uid {info.st_uid},"
+                f" mode {info.st_mode & 0o7777:04o})"
+            )
+    return "this user may not write it"
 
 
 def _explain_os(exc: OSError, home: Path | None) -> MachineProblem:

@@ -237,6 +237,42 @@ def test_a_read_only_file_system_is_one_line_with_exit_74(tmpfs: Path) -> None:
         remount(tmpfs, "rw")
 
 
+def test_a_store_this_user_may_not_write_is_permission_denied_exit_77(
+    request: pytest.FixtureRequest,
+) -> None:
+    """Not "read-only file system" (74) nor a bare "unable to open": whose it is, and what to do."""
+    import pwd
+
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("needs root and setpriv to run as another user (root may write anything)")
+    nobody = pwd.getpwnam("nobody")
+    as_nobody = ["setpriv", f"--reuid={nobody.pw_uid}", f"--regid={nobody.pw_gid}",
+                 "--clear-groups", sys.executable, "-m", "relay.cli"]  # fmt: skip
+    import tempfile
+
+    reachable = Path(tempfile.mkdtemp(prefix="outbox-nobody-"))  # pytest's tmp_path is not
+    reachable.chmod(0o755)
+    os.chown(reachable, nobody.pw_uid, nobody.pw_gid)
+    request.addfinalizer(lambda: shutil.rmtree(reachable))
+    home = reachable / "home"
+
+    def run(*args: str) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [*as_nobody, "--home", str(home), *args], input=MESSAGE, capture_output=True,
+            env={**os.environ, **NULL_KEYRING}, cwd="/", timeout=60,
+        )  # fmt: skip
+
+    assert run("enqueue", "-").returncode == 0
+    store = home / DB_NAME
+    store.chmod(0o400)
+    for command in (("sendmail", "bob@example.org"), ("hold", "1"), ("flush",)):
+        assert_one_line(run(*command), 77, str(store), "may not be written", "chmod")
+    os.chown(store, 0, 0)
+    store.chmod(0o600)
+    for command in (("list",), ("check",)):
+        assert_one_line(run(*command), 77, str(store), "owner uid 0", "chown")
+
+
 # -- a store locked by another process ----------------------------------------------------------
 
 
