@@ -33,6 +33,7 @@ import contextlib
 import inspect
 import logging
 import sqlite3
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -828,7 +829,6 @@ def prepare_flush(
     account that signs in with OAuth2 gets a ``TokenSource``.
     """
     from relay.accounts import account_for_sender, find_account, load_accounts, queue_settings
-    from relay.credentials import get_password
     from relay.oauth.tokens import token_source_for
 
     accounts = load_accounts(home)
@@ -849,13 +849,7 @@ def prepare_flush(
             from relay.password_command import run_password_command
 
             return run_password_command(account.name, account.password_command)
-        password = get_password(home, account.name)
-        if password is None:
-            raise ConfigError(
-                f"no password stored for account {account.name}: set one with"
-                f" `outbox account set {account.name} --password-stdin`"
-            )
-        return password
+        return keyring_password(home, account.name)
 
     return RelayingManager(
         outbox,
@@ -866,3 +860,62 @@ def prepare_flush(
         on_settled=on_settled,
         bus=bus,
     )
+
+
+#: How long a flush waits for the keyring to give a password (an unlock prompt included).
+KEYRING_TIMEOUT_S = 120.0
+_keyring_turn = threading.Lock()
+
+
+async def keyring_password(
+    home: Path, account_name: str, *, timeout_s: float = KEYRING_TIMEOUT_S
+) -> str:
+    """The account's password from the keyring, read on a thread of its own.
+
+    A keyring may never answer: a locked collection waiting on an unlock prompt
+    nobody sees (a flush from cron), a Secret Service that hangs. Read on the
+    loop, that froze the flush for good -- Ctrl-C and SIGTERM included, their
+    handlers run on the loop -- with the flush lock held. Now the loop waits
+    for a future: a stop still ends the flush, and after ``timeout_s`` the
+    account's mail stays queued with one line saying why. The thread is a
+    daemon, so a read that never returns does not keep the program alive;
+    reads take turns, as keyring backends are not all safe across threads.
+    """
+    from relay.credentials import get_password
+    from relay.errors import KeyringUnavailable
+
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str | None] = loop.create_future()
+
+    def settle(password: str | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(password)
+
+    def read() -> None:
+        with _keyring_turn:
+            try:
+                password, error = get_password(home, account_name), None
+            except BaseException as exc:  # handed to the loop, raised there
+                password, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits
+            loop.call_soon_threadsafe(settle, password, error)
+
+    threading.Thread(target=read, name=f"keyring {account_name}", daemon=True).start()
+    try:
+        password = await asyncio.wait_for(answer, timeout_s)
+    except TimeoutError:
+        raise KeyringUnavailable(
+            f"the keyring did not give the password of account {account_name} within"
+            f" {timeout_s:g} s (is it locked, waiting for a password?): unlock it and"
+            " flush again"
+        ) from None
+    if password is None:
+        raise ConfigError(
+            f"no password stored for account {account_name}: set one with"
+            f" `outbox account set {account_name} --password-stdin`"
+        )
+    return password

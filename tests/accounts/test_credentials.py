@@ -16,7 +16,7 @@ from relay.accounts import make_account, save_accounts
 from relay.errors import KeyringUnavailable
 from relay.home import ensure_home, home_identity
 from tests.accounts.conftest import UseKeyring
-from tests.support.keyrings import LeakyBrokenKeyring, MemoryKeyring
+from tests.support.keyrings import HangingKeyring, LeakyBrokenKeyring, MemoryKeyring
 
 
 @pytest.fixture
@@ -232,3 +232,73 @@ def test_an_empty_password_is_a_mistake_not_a_secret(
     with pytest.raises(ValueError):
         credentials.store_password(home, "work", "")
     assert memory_keyring.passwords() == {}
+
+
+def test_a_keyring_that_never_answers_cannot_hold_a_flush_past_a_stop(
+    tmp_path: Path, home: Path
+) -> None:
+    """SIGTERM (twice: stop, then abort) ends the flush; the mail stays queued, untried."""
+    import os
+    import select
+    import signal
+    import subprocess
+    import sys
+
+    from tests.support.cli import listed, outbox
+
+    message = b"From: ann@example.org\r\nTo: bob@example.org\r\n\r\nhi\r\n"
+    assert outbox(home, "enqueue", "-", input=message).returncode == 0
+    added = outbox(
+        home, "account", "add", "work", "--host", "127.0.0.1", "--port", "9",
+        "--security", "none", "--user", "alice", "--password-command", "true",
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    config = home / "config.toml"  # the account now reads its password from the keyring
+    config.write_text(
+        "\n".join(line for line in config.read_text().splitlines() if "password" not in line)
+    )
+    asked = tmp_path / "asked"
+    os.mkfifo(asked)
+    env = {
+        **os.environ,
+        "PYTHON_KEYRING_BACKEND": "tests.support.keyrings.HangingKeyring",
+        "OUTBOX_TEST_HANGING_KEYRING": str(asked),
+    }
+    flush = subprocess.Popen(
+        [sys.executable, "-m", "relay.cli", "--home", str(home), "flush"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    try:
+        assert asked.read_text() == "asked\n"  # the flush waits on the keyring now
+        flush.send_signal(signal.SIGTERM)
+        assert flush.stderr is not None
+        said, _, _ = select.select([flush.stderr], [], [], 30)
+        assert said, "SIGTERM went unanswered: the keyring holds the flush's loop"
+        first = flush.stderr.readline()  # stopping after the message in flight
+        flush.send_signal(signal.SIGTERM)  # only now: two at once would merge into one
+        _, rest = flush.communicate(timeout=30)
+        err = first + rest
+    finally:
+        flush.kill()
+        flush.wait()
+    assert flush.returncode == 75, err
+    assert b"Traceback" not in err and b"not sent yet" in err.splitlines()[-1], err
+    assert [(m["state"], m["attempts"]) for m in listed(home)] == [("queued", 0)]
+
+
+def test_a_keyring_that_never_answers_is_given_up_on_with_one_line(
+    use_keyring: UseKeyring, home: Path
+) -> None:
+    import asyncio
+    import threading
+
+    from relay.flush import keyring_password
+
+    ensure_home(home)
+    release = threading.Event()
+    use_keyring(HangingKeyring(until=release))
+    try:
+        with pytest.raises(KeyringUnavailable, match="did not give the password of account work"):
+            asyncio.run(keyring_password(home, "work", timeout_s=0.2))
+    finally:
+        release.set()

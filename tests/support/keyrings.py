@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import json
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -121,3 +122,38 @@ class LeakyBrokenKeyring(KeyringBackend):
 
     def delete_password(self, service: str, username: str) -> None:
         raise OSError(f"D-Bus said no while deleting {username}")
+
+
+class HangingKeyring(KeyringBackend):
+    """Never answers (a locked collection whose unlock prompt nobody sees).
+
+    In a subprocess: ``OUTBOX_TEST_HANGING_KEYRING=<a FIFO>``; each call writes
+    a line to the FIFO once it is blocked, so a test knows when to act.
+    """
+
+    @properties.classproperty
+    def priority(cls) -> float:
+        if not os.environ.get("OUTBOX_TEST_HANGING_KEYRING"):
+            raise RuntimeError("test-only keyring: set OUTBOX_TEST_HANGING_KEYRING to use it")
+        return 0.1
+
+    def __init__(self, until: threading.Event | None = None) -> None:
+        super().__init__()
+        self._until = until or threading.Event()  # in a test's own process: set it after
+
+    def _hang(self) -> None:
+        signal_path = os.environ.get("OUTBOX_TEST_HANGING_KEYRING")
+        if signal_path:
+            with open(signal_path, "w") as fifo:
+                fifo.write("asked\n")
+        self._until.wait()
+
+    def get_password(self, service: str, username: str) -> str | None:
+        self._hang()
+        return None
+
+    def set_password(self, service: str, username: str, password: str) -> None:
+        self._hang()
+
+    def delete_password(self, service: str, username: str) -> None:
+        self._hang()
