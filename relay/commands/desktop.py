@@ -75,8 +75,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def cmd_install(args: argparse.Namespace) -> int:
     data_dir = data_dir_for(args.prefix)
+    home = home_arguments(args.home)  # a bad --home is bad usage, whatever else is missing
     command = outbox_command()
-    home = home_arguments(args.home)
     written = install(data_dir, command, home)
     if args.autostart:
         written.append(install_autostart(autostart_dir(), command, home))
