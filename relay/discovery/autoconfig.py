@@ -14,7 +14,9 @@ presets' (Google, Microsoft).
 
 ``parse_autoconfig`` is pure. The file comes from a stranger: it is read up
 to ``MAX_BYTES``, and a document type declaration is refused outright (no
-DTD, no entity expansion), before the standard library's parser sees it.
+DTD, no entity expansion). The refusal is expat's own report of a DOCTYPE,
+not a search of the bytes: a file in UTF-16 (which its XML declaration may
+say) hides ``<!DOCTYPE`` from any byte search but not from the parser.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def parse_autoconfig(data: bytes, address: str, source: str) -> Discovered | Non
     """The SMTP settings of an autoconfig document, or None when it has none usable."""
     import xml.etree.ElementTree as ET
 
-    if len(data) > MAX_BYTES or b"<!DOCTYPE" in data.upper() or b"<!ENTITY" in data.upper():
+    if len(data) > MAX_BYTES or _declares_a_dtd(data):
         return None
     try:
         root = ET.fromstring(data)
@@ -80,6 +82,27 @@ def parse_autoconfig(data: bytes, address: str, source: str) -> Discovered | Non
         methods = {(m.text or "").strip() for m in server.findall("authentication")}
         return Discovered(host, port, security, user, _oauth2(host, methods), source)
     return None
+
+
+class _DoctypeFound(Exception):
+    pass
+
+
+def _declares_a_dtd(data: bytes) -> bool:
+    """True when ``data`` has a document type declaration (or is not XML at all)."""
+    from xml.parsers import expat
+
+    def refuse(*_: object) -> None:
+        raise _DoctypeFound
+
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = refuse
+    parser.EntityDeclHandler = refuse
+    try:
+        parser.Parse(data, True)
+    except (_DoctypeFound, expat.ExpatError):
+        return True
+    return False
 
 
 def _oauth2(host: str, methods: set[str]) -> Provider | None:

@@ -137,6 +137,14 @@ def test_nothing_found_is_none_and_a_bad_address_is_refused(dns_port: int) -> No
     "document",
     [
         b'<!DOCTYPE x [<!ENTITY a "aaaa">]><clientConfig/>',
+        # In UTF-16 no byte search finds "<!DOCTYPE"; the entities would be expanded.
+        (
+            '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x [<!ENTITY a "aaaaaaaa">'
+            '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]><clientConfig><emailProvider>'
+            "<outgoingServer type='smtp'><hostname>smtp.&b;.example</hostname>"
+            "<port>465</port><socketType>SSL</socketType></outgoingServer>"
+            "</emailProvider></clientConfig>"
+        ).encode("utf-16"),
         b"<clientConfig><emailProvider><outgoingServer type='smtp'><hostname>h</hostname>"
         b"<port>25</port><socketType>plain</socketType></outgoingServer></emailProvider>"
         b"</clientConfig>",
