@@ -124,11 +124,16 @@ async def fetch_autoconfig(
     urls: Sequence[str] | None = None,
 ) -> Discovered | None:
     """The first usable autoconfig file's settings, or None (nothing found, or unreachable)."""
+    import asyncio
+
     import httpx2
 
     for url in urls if urls is not None else autoconfig_urls(address, base=base):
+        # httpx's timeout bounds each read, not the whole answer: a server that
+        # trickles a byte now and then would hold discovery for hours. Bound it all.
         try:
             async with (
+                asyncio.timeout(TIMEOUT_S),
                 httpx2.AsyncClient(
                     timeout=TIMEOUT_S, follow_redirects=False, verify=verify or True
                 ) as http,
@@ -141,7 +146,7 @@ async def fetch_autoconfig(
                     data += chunk
                     if len(data) > MAX_BYTES:
                         break
-        except httpx2.HTTPError:
+        except (httpx2.HTTPError, TimeoutError):
             continue
         found = parse_autoconfig(data, address, f"the provider's autoconfig file {url}")
         if found is not None:

@@ -68,3 +68,38 @@ def https_serving(ca: trustme.CA, files: Mapping[str, bytes], asked: list[str]) 
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def https_trickling(ca: trustme.CA, every_s: float) -> Iterator[str]:
+    """An HTTPS server for ``localhost`` that answers 200 to everything, then sends its
+    (long) body one byte every ``every_s`` seconds until it is stopped; yields its base."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    stopping = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "1000000")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                while not stopping.wait(every_s):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    httpd.socket = server_context.wrap_socket(httpd.socket, server_side=True)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://localhost:{httpd.server_address[1]}"
+    finally:
+        stopping.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)

@@ -21,7 +21,7 @@ from relay.discovery.discover import discover
 from relay.discovery.dns import loopback_resolver
 from relay.errors import ConfigError
 from relay.oauth.providers import Provider
-from tests.discovery.loopback_servers import dns_serving, https_serving
+from tests.discovery.loopback_servers import dns_serving, https_serving, https_trickling
 
 ZONE = """
 _submissions._tcp.srv.example.test. 60 IN SRV 10 5 465 smtp-tls.srv.example.test.
@@ -155,6 +155,21 @@ def test_an_autoconfig_file_with_a_dtd_or_only_plain_text_servers_gives_nothing(
     document: bytes,
 ) -> None:
     assert parse_autoconfig(document, "a@b.example", "test") is None
+
+
+def test_an_autoconfig_server_that_trickles_its_answer_is_given_up_on_in_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from relay.discovery import autoconfig
+
+    monkeypatch.setattr(autoconfig, "TIMEOUT_S", 0.5)
+    ca = trustme.CA()
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with https_trickling(ca, every_s=0.1) as base:
+        # Each byte comes well within the read timeout; the whole answer never does.
+        fetching = autoconfig.fetch_autoconfig("a@slow.example.test", base=base, verify=context)
+        assert asyncio.run(asyncio.wait_for(fetching, timeout=5)) is None
 
 
 def test_an_autoconfig_file_asking_for_oauth2_at_google_says_so() -> None:
