@@ -3,8 +3,9 @@
 RFC 6186 section 3.1 names ``_submission._tcp.<domain>`` (STARTTLS, usually
 587); RFC 8314 section 5.1 adds ``_submissions._tcp.<domain>`` (implicit TLS,
 465) and prefers it. A target of ``.`` says the service is not offered
-(RFC 2782). Among records, the lowest priority wins, then the highest
-weight (a person adds one account: no need for RFC 2782's random draw).
+(RFC 2782), and so does port 0 here (no server listens there). Among
+records, the lowest priority wins, then the highest weight (a person adds
+one account: no need for RFC 2782's random draw).
 
 DNS is dnspython's, through a resolver the caller may give (tests point one
 at a DNS server on 127.0.0.1). A name that does not exist, a timeout, or no
@@ -53,7 +54,8 @@ async def srv_submission(address: str, resolver: Any) -> Discovered | None:
     domain = address.rpartition("@")[2].lower().rstrip(".")
     for service, security in (("_submissions", Security.TLS), ("_submission", Security.STARTTLS)):
         name = f"{service}._tcp.{domain}"
-        records = [r for r in await _query(resolver, name, "SRV") if str(r.target) != "."]
+        answer = await _query(resolver, name, "SRV")
+        records = [r for r in answer if str(r.target) != "." and int(r.port) != 0]
         if not records:
             continue
         best = min(records, key=lambda r: (r.priority, -r.weight))

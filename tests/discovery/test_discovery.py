@@ -29,6 +29,8 @@ _submissions._tcp.srv.example.test. 60 IN SRV 20 5 465 backup.srv.example.test.
 _submission._tcp.srv.example.test.  60 IN SRV 10 5 587 smtp.srv.example.test.
 _submission._tcp.starttls.example.test. 60 IN SRV 0 1 2525 mail.starttls.example.test.
 _submissions._tcp.dot.example.test. 60 IN SRV 0 0 0 .
+_submissions._tcp.zero.example.test. 60 IN SRV 0 0 0 smtp.zero.example.test.
+_submission._tcp.zero.example.test. 60 IN SRV 0 0 587 smtp.zero.example.test.
 workspace.example.test. 60 IN MX 1 aspmx.l.google.com.
 m365.example.test. 60 IN MX 0 m365-example-test.mail.protection.outlook.com.
 """
@@ -117,6 +119,15 @@ def test_srv_submission_means_starttls_and_a_dot_target_means_none(dns_port: int
     assert (found.host, found.port, found.security) == ("mail.starttls.example.test", 2525,
                                                         Security.STARTTLS)  # fmt: skip
     assert run_discover("bob@dot.example.test", dns_port) is None
+
+
+def test_an_srv_record_with_port_0_is_passed_over_for_the_next_usable_one(dns_port: int) -> None:
+    found = run_discover("me@zero.example.test", dns_port)
+    assert (found.host, found.port, found.security) == (
+        "smtp.zero.example.test",
+        587,
+        Security.STARTTLS,
+    )
 
 
 def test_a_google_workspace_or_microsoft_365_domain_is_found_by_its_mx(dns_port: int) -> None:
