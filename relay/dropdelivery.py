@@ -38,8 +38,6 @@ import time
 from contextlib import suppress
 from pathlib import Path
 
-from relay.errors import OutboxError
-
 TYPE_CHECKING = False  # not typing's: importing typing costs `outbox sendmail` start-up
 if TYPE_CHECKING:
     from datetime import datetime
@@ -63,7 +61,12 @@ def drop_paths(home: Path) -> tuple[Path, Path, Path, Path]:
             os.mkdir(path, 0o700)
         info = os.lstat(path)
         if not stat.S_ISDIR(info.st_mode):
-            raise OutboxError(f"the drop folder {path} is not a directory")
+            from relay.machineproblems import HomeUnusable  # exit 73, as for the home
+
+            raise HomeUnusable(
+                f"{path}: the drop folder must be a directory, and this is not one; move it"
+                f" away (Outbox makes the folder again) or choose another home with --home"
+            )
     return paths
 
 

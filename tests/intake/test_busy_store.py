@@ -99,6 +99,20 @@ def test_enqueue_on_a_locked_store_prints_where_each_message_waits(home: Path) -
     assert len(listed(home)) == 2 and drop_files(home) == []
 
 
+def test_a_drop_folder_that_is_a_file_is_said_with_its_fix_and_exit_73(home: Path) -> None:
+    (home / "drop").mkdir()
+    (home / "drop" / "new").write_bytes(b"")  # say, a stray `touch` or a copy gone wrong
+    with write_lock_held(home / DB_NAME):
+        done = outbox(home, "sendmail", "-t", "-i", input=MESSAGE)
+    # Not 0: the message is nowhere, so the caller must keep it (and may try again).
+    assert done.returncode == 73, done.stderr.decode()
+    said = done.stderr.decode()
+    assert str(home / "drop" / "new") in said and "move it away" in said
+    assert "Traceback" not in said and len(said.strip().splitlines()) == 1
+    flushed = outbox(home, "flush", env=NULL_KEYRING)  # the import meets it too
+    assert flushed.returncode == 73 and "move it away" in flushed.stderr.decode()
+
+
 def test_enqueue_at_on_a_locked_store_keeps_its_time_through_the_drop_folder(home: Path) -> None:
     message_file = home.parent / "m.eml"
     message_file.write_bytes(MESSAGE)
