@@ -193,6 +193,17 @@ def _dsn(fields: object) -> DsnRequest | None:
         for key in ("notify", "ret", "envid")
     ):
         raise ValueError(f"malformed DSN in the {ENVELOPE_FIELD.decode().strip()} line")
-    from relay.dsn import DsnRequest
+    from relay.dsn import DsnRequest, check_envid, parse_notify, parse_ret
+    from relay.errors import UsageError
 
-    return DsnRequest(fields.get("notify"), fields.get("ret"), fields.get("envid"))
+    # Checked as ``sendmail -N/-R/-V`` checks them: any program may write a drop
+    # file, and NOTIFY and RET go onto the wire as they are.
+    notify, ret, envid = (fields.get(key) for key in ("notify", "ret", "envid"))
+    try:
+        return DsnRequest(
+            None if notify is None else parse_notify(notify),
+            None if ret is None else parse_ret(ret),
+            None if envid is None else check_envid(envid),
+        )
+    except UsageError as exc:
+        raise ValueError(f"{exc} in the {ENVELOPE_FIELD.decode().strip()} line") from None

@@ -7,6 +7,7 @@ with the MAIL and RCPT arguments it was given (``X-Mail-Args``,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,37 @@ def test_notify_ret_and_envid_reach_a_server_that_offers_dsn(
         (["<ann@example.org> RET=HDRS ENVID=id+2B1+20x"],
          ["<bob@example.net> NOTIFY=SUCCESS,FAILURE", "<cy@example.net> NOTIFY=SUCCESS,FAILURE"]),
     ]  # fmt: skip
+
+
+def test_a_drop_file_with_a_hostile_dsn_request_is_rejected_and_the_flush_goes_on(
+    tmp_path: Path,
+) -> None:
+    import json
+
+    home = tmp_path / "home"
+    hostile = {
+        "1.notify": {"notify": "SUCCESS\r\nRCPT TO:<evil@example.net>"},
+        "2.ret": {"ret": "HDRS\r\nRSET"},
+        "3.good": {"notify": "failure,success"},
+    }
+    with postfix_sink() as sink:
+        add_account(home, sink.port)
+        new = home / "drop" / "new"
+        new.mkdir(parents=True)
+        for name, dsn in hostile.items():
+            envelope = {"sender": "ann@example.org", "recipients": ["bob@example.net"],
+                        "account": None, "dsn": dsn}  # fmt: skip
+            (new / name).write_bytes(b"X-Outbox-Envelope: " + json.dumps(envelope).encode()
+                                     + b"\r\n" + MESSAGE)  # fmt: skip
+        flushed = outbox(home, "flush")
+        assert flushed.returncode == 0, flushed.stderr.decode()
+        assert "Traceback" not in flushed.stderr.decode()
+        received = sink_files(sink)
+    assert [f["X-Rcpt-Args"] for f in received] == [["<bob@example.net> NOTIFY=SUCCESS,FAILURE"]]
+    rejected = home / "drop" / "rejected"
+    assert sorted(os.listdir(rejected)) == ["1.notify", "1.notify.error", "2.ret", "2.ret.error"]
+    assert "bad DSN notify" in (rejected / "1.notify.error").read_text()
+    assert "bad DSN return" in (rejected / "2.ret.error").read_text()
 
 
 def test_a_server_without_dsn_gets_the_message_without_and_the_attempt_says_so(
