@@ -74,7 +74,13 @@ def aliases_from_config(document: Mapping[str, Any], path: Path) -> dict[str, tu
         if not isinstance(targets, list) or not all(isinstance(t, str) for t in targets):
             raise ConfigError(f"{path}: aliases.{name} must be a list of addresses")
         try:
-            aliases[check_name(name)] = parse_targets(targets)
+            key = check_name(name)
+            if key in aliases:  # ``Root`` and ``root`` typed by hand: neither may win unseen
+                raise ConfigError(
+                    f"the same name as another alias (case does not matter): merge them"
+                    f" into one line {key} = [...]"
+                )
+            aliases[key] = parse_targets(targets)
         except ConfigError as exc:
             raise ConfigError(f"{path}: alias {name!r}: {exc}") from None
     return aliases

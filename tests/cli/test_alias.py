@@ -69,6 +69,20 @@ def test_bad_aliases_are_refused_with_one_line_and_change_nothing(
     assert aliases(home) == []
 
 
+def test_one_name_written_twice_by_hand_in_two_cases_is_refused_not_half_kept(
+    home: Path,
+) -> None:
+    assert outbox(home, "alias", "set", "ops", "ops@example.org").returncode == 0
+    config = home / "config.toml"
+    config.write_text(config.read_text() + '\nRoot = ["a@example.org"]\nroot = ["b@example.org"]\n')
+    cron = b"From: root (Cron Daemon)\nTo: root\nSubject: cron\n\nout\n"
+    done = outbox(home, "sendmail", "-t", "-i", "-f", "x@example.org", input=cron)
+    assert done.returncode == 78, done.stdout.decode()
+    assert "alias 'root': the same name as another alias" in done.stderr.decode()
+    assert outbox(home, "alias", "list").returncode == 78
+    assert outbox(home, "list").stdout.count(b"\n") <= 1  # nothing stored
+
+
 def test_aliases_and_accounts_share_the_config_without_losing_each_other(home: Path) -> None:
     assert outbox(home, "alias", "set", "root", "a@example.org").returncode == 0
     done = outbox(home, "account", "add", "main", "--host", "smtp.example.org",
