@@ -175,12 +175,19 @@ def _moment(text: object) -> datetime | None:
         return None
     from datetime import datetime
 
+    from relay.schedule import KEEPABLE
+
+    field = ENVELOPE_FIELD.decode().strip()
     try:
         moment = datetime.fromisoformat(text) if isinstance(text, str) else None
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None:
-        raise ValueError(f"malformed not_before in the {ENVELOPE_FIELD.decode().strip()} line")
+        raise ValueError(f"malformed not_before in the {field} line")
+    # As ``enqueue --at`` does: a time the store or a display cannot hold
+    # (year 9999 at -23:59) would stop every import, and so every flush.
+    if not KEEPABLE[0] <= moment <= KEEPABLE[1]:
+        raise ValueError(f"not_before {text!r} in the {field} line is out of the range of dates")
     return moment
 
 

@@ -68,7 +68,7 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo | None = None) -> datetim
         moment = _whole_second_up(moment)
     except OverflowError:
         raise _out_of_range(text) from None
-    if not _KEEPABLE[0] <= moment <= _KEEPABLE[1]:
+    if not KEEPABLE[0] <= moment <= KEEPABLE[1]:
         # Storable in UTC, but every local display of it (``list``, ``show``, the
         # window) in a zone a day away from UTC would overflow datetime's range.
         raise _out_of_range(text)
@@ -76,7 +76,7 @@ def parse_when(text: str, *, now: datetime, tz: tzinfo | None = None) -> datetim
 
 
 #: The instants ``--at`` may name: every zone of the world can show them.
-_KEEPABLE = (datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC))
+KEEPABLE = (datetime(1, 1, 2, tzinfo=UTC), datetime(9999, 12, 30, tzinfo=UTC))
 
 
 def _out_of_range(text: str) -> UsageError:

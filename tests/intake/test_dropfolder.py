@@ -91,6 +91,21 @@ def test_a_bad_file_is_moved_to_rejected_with_its_reason_beside_it(home: Path) -
     assert os.listdir(home / "drop" / "new") == []
 
 
+def test_a_scheduled_time_out_of_range_is_rejected_and_the_next_file_still_imported(
+    home: Path,
+) -> None:
+    envelope = {"sender": "a@example.org", "recipients": ["b@example.org"], "account": None,
+                "not_before": "9999-12-31T23:59:59-23:59"}  # fmt: skip
+    line = b"X-Outbox-Envelope: " + json.dumps(envelope).encode() + b"\r\n"
+    deliver(home, "1.far", line + message(1))
+    deliver(home, "2.good", message(2))
+    result = run_import(home)
+    (rejection,) = result.rejected
+    assert rejection.name == "1.far" and "out of the range of dates" in rejection.reason
+    assert [m.subject for m in stored_messages(home)] == ["drop 2"]
+    assert os.listdir(home / "drop" / "new") == []
+
+
 def test_local_names_are_resolved_and_an_unresolvable_one_is_rejected_with_the_fix(
     home: Path,
 ) -> None:
