@@ -151,7 +151,10 @@ def drop_file_identity(path: Path) -> str:
         info = os.lstat(path)
     except FileNotFoundError:
         return ""
-    return f"{path.name}\0{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
+    # A name that is not UTF-8 (bytes any writer may use) cannot go into SQLite
+    # as it is; its bytes are written out. The inode keeps identities apart.
+    name = os.fsencode(path.name).decode("utf-8", "backslashreplace")
+    return f"{name}\0{info.st_dev}:{info.st_ino}:{info.st_size}:{info.st_mtime_ns}"
 
 
 def _read_regular_file(path: Path) -> bytes:

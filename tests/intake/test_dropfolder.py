@@ -106,6 +106,16 @@ def test_a_scheduled_time_out_of_range_is_rejected_and_the_next_file_still_impor
     assert os.listdir(home / "drop" / "new") == []
 
 
+def test_a_file_whose_name_is_not_utf8_is_imported_once_like_any_other(home: Path) -> None:
+    deliver(home, os.fsdecode(b"1.\xff.latin1-host"), message(1))
+    deliver(home, "2.good", message(2))
+    result = run_import(home)
+    assert result.rejected == () and len(result.imported) == 2
+    assert [m.subject for m in stored_messages(home)] == ["drop 1", "drop 2"]
+    assert os.listdir(home / "drop" / "new") == []
+    assert run_import(home) == DropImport((), ())
+
+
 def test_local_names_are_resolved_and_an_unresolvable_one_is_rejected_with_the_fix(
     home: Path,
 ) -> None:
