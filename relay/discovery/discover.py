@@ -34,6 +34,7 @@ async def discover(
     verify: ssl.SSLContext | None = None,
 ) -> Discovered | None:
     """Settings for ``address``, or None when nothing was found."""
+    from relay.address import address_problem
     from relay.discovery.autoconfig import fetch_autoconfig
     from relay.discovery.dns import mx_hosts, srv_submission, system_resolver
 
@@ -41,6 +42,10 @@ async def discover(
     if not at or not local or not domain or any(c.isspace() for c in address):
         raise ConfigError(f"{address!r} is not an e-mail address (name@domain)")
     address = address.strip()
+    # The domain goes into URLs and DNS names: ``me@evil.example?.gmail.com``
+    # would ask autoconfig.evil.example, then say only that nothing was found.
+    if (problem := address_problem(address)) is not None:
+        raise ConfigError(f"{address!r} is not an e-mail address: {problem}")
     found = by_domain(address)
     if found is not None:
         return found

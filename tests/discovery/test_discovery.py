@@ -121,6 +121,17 @@ def test_srv_submission_means_starttls_and_a_dot_target_means_none(dns_port: int
     assert run_discover("bob@dot.example.test", dns_port) is None
 
 
+@pytest.mark.parametrize(
+    "address", ["me@evil.example?.gmail.com", "me@evil.example:8443", "me@evil.example/x"]
+)
+def test_an_address_whose_domain_is_no_host_name_is_refused_before_asking_anyone(
+    dns_port: int, https: Any, address: str
+) -> None:
+    with pytest.raises(ConfigError, match="the domain is not a valid host name"):
+        run_discover(address, dns_port, https)
+    assert https[2] == []  # no autoconfig location was asked
+
+
 def test_an_srv_record_with_port_0_is_passed_over_for_the_next_usable_one(dns_port: int) -> None:
     found = run_discover("me@zero.example.test", dns_port)
     assert (found.host, found.port, found.security) == (
