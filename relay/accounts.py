@@ -185,6 +185,30 @@ def parse_timeout(value: str | float, what: str) -> float:
     )
 
 
+def host_problem(host: str) -> str | None:
+    """What is wrong with ``host`` as a server's name or address; None if nothing.
+
+    An IP address (an IPv6 one bare or in brackets) or a DNS name: labels of
+    letters (any script: an internationalised name), digits, ``-`` and ``_``,
+    at most 63 characters each and 253 in all, an end dot allowed. A port
+    written into the host (``smtp.example.org:587``), a space or an invisible
+    character would only fail later, at every flush, as a name DNS cannot find.
+    """
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(bare)
+        return None
+    name, colon, port = host.rpartition(":")
+    if colon and port.isdigit() and name:
+        return f"the port goes in its own setting (--port {port}), not in the host"
+    labels = host.removesuffix(".").split(".")
+    if len(host) > 253 or any(not label or len(label) > 63 for label in labels):
+        return "not a host name (an empty label, or one over 63 characters)"
+    if not all(c.isalnum() or c in "-_" for label in labels for c in label):
+        return "a host name holds only letters, digits, '-', '_' and dots"
+    return None
+
+
 def is_loopback_host(host: str) -> bool:
     """Whether ``host`` names this machine without asking DNS.
 
@@ -220,8 +244,9 @@ def validate_account(account: Account, *, check_files: bool = True) -> Account:
         )
     if not account.host.strip():
         raise ConfigError(f"{where}: the host is empty")
-    if any(c.isspace() for c in account.host) or "/" in account.host:
-        raise ConfigError(f"{where}: bad host {account.host!r}")
+    problem = host_problem(account.host)
+    if problem is not None:
+        raise ConfigError(f"{where}: bad host {account.host!r}: {problem}")
     parse_port(account.port)
     if account.user is not None and (not account.user or "\n" in account.user):
         raise ConfigError(f"{where}: the user name is empty or spans lines")

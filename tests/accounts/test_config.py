@@ -192,6 +192,11 @@ def test_an_unknown_account_is_named_with_the_known_ones() -> None:
         ({"host": ""}, "the host is empty"),
         ({"host": "   "}, "the host is empty"),
         ({"host": "smtp example"}, "bad host"),
+        ({"host": "smtp.example.org:587"}, r"the port goes in its own setting \(--port 587\)"),
+        ({"host": "smtp.example\u200b.org"}, "bad host .* only letters, digits"),
+        ({"host": "smtp..example.org"}, "bad host .*an empty label"),
+        ({"host": "a" * 64 + ".example.org"}, "bad host .*over 63 characters"),
+        ({"host": "smtp.example.org/x"}, "bad host"),
         ({"port": 0}, "port must be a whole number, at least 1 and at most 65535, not 0"),
         ({"port": 65536}, "port must be .* not 65536"),
         ({"max_connections": 0}, "max connections must be a whole number, at least 1 .*not 0"),
@@ -221,6 +226,15 @@ def test_an_unusable_account_is_refused_with_a_reason(
 
     with pytest.raises(ConfigError, match=message):
         validate_account(Account(**fields))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["smtp.example.org", "smtp.example.org.", "mail_relay.lan", "smtp.bücher.example",
+     "192.0.2.7", "2001:db8::25", "[2001:db8::25]", "fe80::1%eth0", "relay"],
+)  # fmt: skip
+def test_a_host_name_or_address_of_any_usual_form_is_taken(host: str) -> None:
+    validate_account(make_account("work", host))
 
 
 def test_a_ca_file_that_holds_no_certificate_is_refused(tmp_path: Path) -> None:
