@@ -27,9 +27,13 @@ discards a transaction as well). Recipients refused with 452 only for the
 server's limit on recipients per transaction (RFC 5321 section 4.5.3.1.10),
 when the transaction took others, go in a further transaction of the same
 message right after it: its report lists them as ``continued``, and the next
-transaction reports them again, once each. Each transaction's stored
-transcript is the session's opening and its own lines only (the
-transcript's ``owner``), even where pipelining interleaves two on the wire.
+transaction reports them again, once each. Once such a 452 has come, no
+further RCPT goes into that transaction (those not yet written wait for the
+next one, unreported): a server counts RCPTs over its limit against the
+client, and Postfix ends the session past ``smtpd_recipient_overshoot_limit``.
+Each transaction's stored transcript is the session's opening and its own
+lines only (the transcript's ``owner``), even where pipelining interleaves two
+on the wire.
 
 A 421, a lost connection or a timeout at any point ends the session: the
 transaction in flight is reported with what is known (its
@@ -101,6 +105,8 @@ class _Transaction:
     local_error: str | None = None
     connection_error: SessionFailure | None = None
     sent_bytes: int = 0
+    #: Recipients whose RCPT was never written: the server's limit was reached first.
+    withheld: tuple[str, ...] = ()
     #: The same message for the recipients over the server's limit (``_continuation``).
     continuation: OutgoingMessage | None = None
     continued: tuple[str, ...] = ()
@@ -503,11 +509,24 @@ class ManagedRelayer:
         if not tx.mail.positive:
             dialogue.leave_unclaimed([Stage.RCPT] * len(message.recipients) + [Stage.DATA])
             return
-        for address in message.recipients:
+        recipients = message.recipients
+        offered = len(recipients)  # shrinks once the server's recipient limit is reached
+        accepted = False
+        for index, address in enumerate(recipients):
+            if index == offered:
+                break
             self._current_address = address
             reply = await dialogue.read(Stage.RCPT)
             tx.recipients[address] = reply
             observer.recipient_replied(message.id, address, reply)
+            if reply.positive:
+                accepted = True
+            elif accepted and offered == len(recipients) and _over_limit(reply):
+                # No more RCPTs into a full transaction: a server counts them against
+                # the client (Postfix hangs up past smtpd_recipient_overshoot_limit),
+                # and each further transaction would be offered them all again.
+                offered -= dialogue.withhold_recipients()
+        tx.withheld = recipients[offered:]
         self._current_address = None
         if not any(reply.positive for reply in tx.recipients.values()):
             dialogue.leave_unclaimed([Stage.DATA])
@@ -681,11 +700,18 @@ def _continuation(tx: _Transaction) -> OutgoingMessage | None:
     RFC 5321 section 4.5.3.1.10: a server that takes only so many recipients
     per transaction answers the rest 452 (552 in RFC 821's day); section
     4.5.3.1.8: the client sends the message again, in a further transaction,
-    to those. Only when this transaction took someone: each further one then
-    owes fewer recipients, so a message takes at most one transaction per
-    recipient, and a 452 that means "not now" for everyone is a deferral.
+    to those, and to those it withheld once the limit was reached (``withheld``:
+    their RCPT never went). Only when this transaction took someone: each
+    further one then owes fewer recipients, so a message takes at most one
+    transaction per recipient, and a 452 that means "not now" for everyone is
+    a deferral.
     """
-    over = tuple(a for a, reply in tx.recipients.items() if reply.code in (452, 552))
+    over = tuple(a for a, reply in tx.recipients.items() if _over_limit(reply)) + tx.withheld
     if not over or not any(reply.positive for reply in tx.recipients.values()):
         return None
     return replace(tx.message, recipients=over)
+
+
+def _over_limit(reply: Reply) -> bool:
+    """A RCPT reply that may mean the transaction holds all the recipients it can."""
+    return reply.code in (452, 552)

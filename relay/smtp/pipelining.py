@@ -30,6 +30,9 @@ both:
   is left to the attempt manager as after any lost session;
 - a 354 to a ``DATA`` whose transaction has no accepted recipient would take
   whatever comes next as message data: the session ends instead;
+- once the server's recipient limit is reached (a 452 after an accepted
+  ``RCPT``), the group's ``RCPT`` commands not yet written stay unwritten
+  (``withhold_recipients``) and ``DATA`` follows the ones already out;
 - a stop while the next message's group is already out: the connection is
   dropped (that message was never reported as started, so it is handed back
   untouched, and without its data the server delivers nothing).
@@ -89,6 +92,12 @@ class Dialogue:
         """The rest of the group will not be read (its MAIL or every RCPT was refused)."""
         raise NotImplementedError
 
+    def withhold_recipients(self) -> int:
+        """Write no further ``RCPT`` of this group (the server's recipient limit is
+        reached); ``DATA`` still goes. How many were never written, and now never
+        will be: the group's last ones. Those already written are read as usual."""
+        raise NotImplementedError
+
     @property
     def unsettled(self) -> bool:
         """Whether replies nobody claimed wait to be read (``settle``)."""
@@ -140,6 +149,10 @@ class Lockstep(Dialogue):
         self._queued.clear()  # never sent: nothing to read
         self.reset_pending = True
 
+    def withhold_recipients(self) -> int:
+        self._queued, withheld = _without_recipients(self._queued)
+        return withheld
+
 
 class Pipeline(Dialogue):
     """Several commands on the wire before their replies (RFC 2920)."""
@@ -183,6 +196,10 @@ class Pipeline(Dialogue):
         if not self._unclaimed:
             self.reset_pending = True
 
+    def withhold_recipients(self) -> int:
+        self._unsent, withheld = _without_recipients(self._unsent)
+        return withheld
+
     @property
     def unsettled(self) -> bool:
         return bool(self._unclaimed)
@@ -203,6 +220,12 @@ class Pipeline(Dialogue):
         if commands:
             self.session.send_commands(commands)
             self._outstanding += len(commands)
+
+
+def _without_recipients(commands: deque[Command]) -> tuple[deque[Command], int]:
+    """``commands`` without their ``RCPT`` commands, and how many there were."""
+    kept = deque(command for command in commands if command[0] is not Stage.RCPT)
+    return kept, len(commands) - len(kept)
 
 
 def _out_of_step(stage: Stage, reply: Reply) -> bool:

@@ -232,6 +232,32 @@ def test_a_real_postfix_limited_to_100_recipients_delivers_300_once_each(home: P
     assert len(show(home, mid)["attempt_history"]) == 3  # type: ignore[arg-type]
 
 
+def test_a_real_postfix_limited_to_100_takes_1200_recipients_without_hanging_up(
+    home: Path,
+) -> None:
+    """Postfix counts every RCPT past ``smtpd_recipient_limit`` in a transaction and,
+    past ``smtpd_recipient_overshoot_limit`` (1,000 by default), each one is an error
+    until it says ``421 … too many errors`` and hangs up: offering a transaction all
+    1,200 recipients had none delivered, flush after flush. After the first 452 the
+    rest wait for the next transaction instead."""
+    from tests.support.postfix_server import postfix_server
+
+    raw, addresses = crowd_message(1200)
+    with postfix_server(smtpd_recipient_limit="100") as postfix:
+        add_account(home, postfix.port)
+        mid = enqueue(home, raw)
+        done = outbox(home, "flush")
+        assert done.returncode == 0, done.stderr.decode()
+        postfix.wait_until(lambda: len(postfix.delivered_to()) >= 1200)
+        delivered = postfix.delivered_to()
+        log = postfix.log()
+    assert "too many errors" not in log
+    assert "improper command pipelining" not in log
+    assert sorted(delivered) == sorted(addresses)  # once each
+    assert states(home) == {mid: "sent"}
+    assert len(show(home, mid)["attempt_history"]) == 12  # type: ignore[arg-type]
+
+
 def test_a_real_postfix_taking_one_connection_per_client_gets_everything_over_it(
     home: Path,
 ) -> None:
