@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 from gui.single_instance import server_name
 from relay import __version__
 from tests.packaging.conftest import ROOT
-from tests.support.smtp_servers import threaded_smtp_server
+from tests.support.smtp_servers import USER, threaded_smtp_server
 
 pytestmark = [pytest.mark.bundle, pytest.mark.timeout(300)]
 
@@ -138,6 +139,38 @@ def test_bundle_flushes_to_a_loopback_server(
     assert b"Subject: over the wire" in received[0].body
     listed = json.loads(_run(dist, bare_env, "--home", str(home), "list", "--json").stdout)
     assert [item["state"] for item in listed] == ["sent"]
+
+
+@pytest.mark.parametrize("users_libraries", [None, "/opt/site/lib"])
+def test_a_password_command_gets_the_users_libraries_not_the_bundles(
+    dist: Path, bare_env: dict[str, str], tmp_path: Path, users_libraries: str | None
+) -> None:
+    """``pass`` or ``gpg`` handed the bundle's older libraries would not start elsewhere."""
+    if users_libraries is not None:
+        bare_env["LD_LIBRARY_PATH"] = users_libraries
+    home = tmp_path / "home"
+    seen = tmp_path / "environment"
+    message = tmp_path / "hello.eml"
+    message.write_bytes(_message("password from a command"))
+    command = f"env -0 > {shlex.quote(str(seen))}; echo s3cret"
+    with threaded_smtp_server(password="s3cret") as server:
+        done = _run(
+            dist, bare_env, "--home", str(home), "account", "add", "local",
+            "--host", server.host, "--port", str(server.port), "--security", "none",
+            "--user", USER, "--password-command", command,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert _run(dist, bare_env, "--home", str(home), "enqueue", str(message)).returncode == 0
+        done = _run(dist, bare_env, "--home", str(home), "flush")
+        assert done.returncode == 0, done.stderr
+        assert len(server.received) == 1
+    environment = dict(
+        entry.split("=", 1) for entry in seen.read_text().split("\0") if "=" in entry
+    )
+    assert environment.get("LD_LIBRARY_PATH") == users_libraries
+    for name in ("QT_PLUGIN_PATH", "QML2_IMPORT_PATH", "LD_LIBRARY_PATH_ORIG"):
+        assert name not in environment, f"{name}={environment[name]}"
+    assert environment["PATH"] == bare_env["PATH"]
 
 
 def test_bundle_window_opens_offscreen_takes_a_file_and_closes_cleanly(
