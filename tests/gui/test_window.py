@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -372,3 +373,27 @@ def test_line_icons_follow_a_switch_to_a_dark_theme(window: MainWindow, qtbot: Q
         qtbot.waitUntil(lambda: ink().lightness() > 128)  # light lines on a dark theme
     finally:
         app.setPalette(light)
+
+
+def test_a_dropped_named_pipe_is_refused_unopened_and_the_window_goes_on(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    pipe = tmp_path / "pipe.eml"
+    os.mkfifo(pipe)
+    # A program waiting to write a message into the pipe: reading it would take that
+    # message (or, with no writer, block the window for good).
+    writer = threading.Thread(
+        target=lambda: pipe.write_bytes(message_bytes("lee@example.net", "Through a pipe"))
+    )
+    writer.start()
+    try:
+        drop(window, [pipe])
+        assert window.outbox.messages() == []
+        refused = modal(qtbot, "add_refused")
+        assert "pipe.eml: not a regular file" in refused.informativeText()  # type: ignore[attr-defined]
+        refused.close()
+    finally:
+        reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # lets the writer finish
+        writer.join(timeout=10)
+        os.close(reader)
+    assert not writer.is_alive()
