@@ -32,8 +32,10 @@ def ask(
     accept_text: str,
     on_accept: Callable[[], None],
     warning: bool = False,
+    on_decline: Callable[[], None] | None = None,
 ) -> QMessageBox:
-    """Show the question; call ``on_accept`` if the person clicks ``accept_text``."""
+    """Show the question; call ``on_accept`` if the person clicks ``accept_text``, else
+    ``on_decline`` (if given)."""
     box = QMessageBox(parent)
     box.setObjectName(name)
     box.setTextFormat(Qt.TextFormat.PlainText)
@@ -53,6 +55,8 @@ def ask(
     def answered(_result: int) -> None:
         if box.clickedButton() is accept:
             on_accept()
+        elif on_decline is not None:
+            on_decline()
 
     box.finished.connect(answered)
     box.open()

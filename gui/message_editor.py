@@ -16,7 +16,8 @@ were stripped when the message was stored): the copy carries them in a Bcc
 field, so they can be seen and edited, and storing the copy strips it again.
 
 ``xdg-open`` hands the file over and returns at once: then the window asks
-whether to use the edited copy once the person has saved it.
+whether to use the edited copy once the person has saved it; Cancel ends the
+edit and keeps the copy where it is.
 """
 
 from __future__ import annotations
@@ -187,6 +188,7 @@ class MessageEditor(QObject):
                 detail=f"Save it there ({edit.path}), then click Use Edited Copy.",
                 accept_text="Use Edited Copy",
                 on_accept=lambda: self._apply(edit),
+                on_decline=lambda: self._decline(edit),
             )
             return
         self._apply(edit)
@@ -231,6 +233,13 @@ class MessageEditor(QObject):
             return
         self._end(edit, keep=False)
         self.notice.emit(f"Message {message_id} was replaced by your edited copy.")
+
+    def _decline(self, edit: _Edit) -> None:
+        """Not used: the edit is over (the message can be opened again), its copy kept."""
+        self._end(edit, keep=True)
+        self.notice.emit(
+            f"Message {edit.message_id} was not changed. Your edited copy is kept in {edit.path}."
+        )
 
     def _end(self, edit: _Edit, *, keep: bool) -> None:
         self._edits.pop(edit.message_id, None)

@@ -187,3 +187,30 @@ def test_without_visual_or_editor_the_desktop_opens_it_and_the_window_asks_when_
     assert shown(window, message_id, Column.SUBJECT) == "Draft"  # nothing until asked
     qtbot.mouseClick(box.findChild(QPushButton, "accept"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: shown(window, message_id, Column.SUBJECT) == "Saved in the app")
+
+
+def test_declining_the_desktop_copy_keeps_it_and_the_message_can_be_opened_again(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    editor(tmp_path, monkeypatch, "")
+    monkeypatch.delenv("VISUAL")
+    opener = tmp_path / "bin" / "xdg-open"
+    opener.parent.mkdir()
+    opener.write_text('#!/bin/sh\nsed -i "s/^Subject: Draft/Subject: Not wanted/" "$1"\n')
+    opener.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{opener.parent}{os.pathsep}{os.environ['PATH']}")
+    message_id = window.outbox.add_message(parse_message(WITH_BCC)).id
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.STATE) == "queued")
+
+    open_from_context_menu(qtbot, window, message_id)
+    box = modal(qtbot, "use_edited_copy")
+    qtbot.mouseClick(box.findChild(QPushButton, "cancel"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not window.editor.editing(message_id))
+    (kept,) = (tmp_path / "copies").glob("*/*.eml")  # the person's edit is not thrown away
+    assert b"Subject: Not wanted" in kept.read_bytes()
+    assert shown(window, message_id, Column.SUBJECT) == "Draft"
+
+    open_from_context_menu(qtbot, window, message_id)  # not "already open in your editor"
+    box = modal(qtbot, "use_edited_copy")
+    qtbot.mouseClick(box.findChild(QPushButton, "accept"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.SUBJECT) == "Not wanted")
