@@ -176,8 +176,17 @@ class MessageEditor(QObject):
         if edit.message_id not in self._edits:
             return
         if status is not QProcess.ExitStatus.NormalExit or code != 0:
-            self._end(edit, keep=False)
-            self._refuse(edit.message_id, f"the editor ({command[0]}) ended with status {code}")
+            # Not used, but what the person saved before the editor failed is kept.
+            try:
+                changed = edit.path.read_bytes() != edit.original
+            except OSError:
+                changed = False
+            self._end(edit, keep=changed)
+            self._refuse(
+                edit.message_id,
+                f"the editor ({command[0]}) ended with status {code}",
+                f"Your edited copy is kept in {edit.path}." if changed else "",
+            )
             return
         if command == [DESKTOP_OPENER]:
             ask(

@@ -214,3 +214,26 @@ def test_declining_the_desktop_copy_keeps_it_and_the_message_can_be_opened_again
     box = modal(qtbot, "use_edited_copy")
     qtbot.mouseClick(box.findChild(QPushButton, "accept"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: shown(window, message_id, Column.SUBJECT) == "Not wanted")
+
+
+def test_an_editor_that_fails_after_saving_changes_nothing_and_keeps_the_copy(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As an editor whose session ends badly after the person saved (or vim's :cq).
+    editor(
+        tmp_path,
+        monkeypatch,
+        'sed -i "s/^Subject: Draft/Subject: Half a day of work/" "$1"\nexit 3\n',
+    )
+    message_id = window.outbox.add_message(parse_message(WITH_BCC)).id
+    before = window.outbox.raw(message_id)
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.STATE) == "queued")
+
+    open_from_context_menu(qtbot, window, message_id)
+    box = modal(qtbot, "edit_not_used")
+    assert isinstance(box, QMessageBox)
+    assert "ended with status 3" in box.text()
+    kept = Path(box.informativeText().removeprefix("Your edited copy is kept in ").rstrip("."))
+    assert b"Subject: Half a day of work" in kept.read_bytes()
+    click_ok(qtbot, box)
+    assert window.outbox.raw(message_id) == before
