@@ -1269,6 +1269,7 @@ class MainWindow(QMainWindow):
             self._closing = True
             self.auto_send.stop()
             self.comeback.stop()
+            self.editor.close()
             self.notifier.close()
             self.save_settings()
             self.runner.shutdown()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ from relay.states import MessageState
 EDITABLE = frozenset({MessageState.HELD, MessageState.QUEUED})
 #: What opens the copy when neither ``$VISUAL`` nor ``$EDITOR`` is set.
 DESKTOP_OPENER = "xdg-open"
+#: How long quitting waits for an editor asked to end (then it is killed).
+QUIT_GRACE_MS = 2000
 
 
 def editor_command(environ: Mapping[str, str]) -> list[str]:
@@ -83,6 +86,13 @@ class _Edit:
     #: ``-t``, ``-f``) keeps them, whatever the edited header names. None: the edited
     #: header's own addresses (plus the Bcc field the copy shows) are the envelope.
     envelope: tuple[str, tuple[str, ...]] | None = None
+
+    def copy_changed(self) -> bool:
+        """Whether the copy now differs from what was written (an unreadable one: no)."""
+        try:
+            return self.path.read_bytes() != self.original
+        except OSError:
+            return False
 
 
 class MessageEditor(QObject):
@@ -177,10 +187,7 @@ class MessageEditor(QObject):
             return
         if status is not QProcess.ExitStatus.NormalExit or code != 0:
             # Not used, but what the person saved before the editor failed is kept.
-            try:
-                changed = edit.path.read_bytes() != edit.original
-            except OSError:
-                changed = False
+            changed = edit.copy_changed()
             self._end(edit, keep=changed)
             self._refuse(
                 edit.message_id,
@@ -242,6 +249,32 @@ class MessageEditor(QObject):
             return
         self._end(edit, keep=False)
         self.notice.emit(f"Message {message_id} was replaced by your edited copy.")
+
+    def close(self) -> None:
+        """The window is quitting: end each editor still open and keep its copy.
+
+        A ``QProcess`` still running when it is destroyed is killed (SIGKILL), which
+        loses what the editor had not saved. Asked to end instead (SIGTERM), an
+        editor can save or preserve it; the copy is not used and, when it was
+        changed, standard error says where it is (the window is gone).
+        """
+        for edit in list(self._edits.values()):
+            process = edit.process
+            process.finished.disconnect()
+            process.errorOccurred.disconnect()
+            self._edits.pop(edit.message_id, None)
+            process.terminate()
+            if not process.waitForFinished(QUIT_GRACE_MS):
+                process.kill()
+                process.waitForFinished(QUIT_GRACE_MS)
+            if not edit.copy_changed():
+                shutil.rmtree(edit.folder, ignore_errors=True)
+                continue
+            print(
+                f"outbox: message {edit.message_id} was open in your editor and is not"
+                f" changed; your edited copy is kept in {edit.path}",
+                file=sys.stderr,
+            )
 
     def _decline(self, edit: _Edit) -> None:
         """Not used: the edit is over (the message can be opened again), its copy kept."""

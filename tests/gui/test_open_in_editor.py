@@ -237,3 +237,32 @@ def test_an_editor_that_fails_after_saving_changes_nothing_and_keeps_the_copy(
     assert b"Subject: Half a day of work" in kept.read_bytes()
     click_ok(qtbot, box)
     assert window.outbox.raw(message_id) == before
+
+
+def test_quitting_while_a_message_is_open_ends_the_editor_gently_and_keeps_the_copy(
+    window: MainWindow,
+    qtbot: QtBot,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    # An editor that saves what it has when asked to end (as vim and emacs do on SIGTERM).
+    asked = tmp_path / "asked-to-end"
+    editor(
+        tmp_path,
+        monkeypatch,
+        f"trap 'echo yes > {asked}; exit 143' TERM\n"
+        'sed -i "s/^Subject: Draft/Subject: Mid-edit/" "$1"\n'
+        "sleep 60 &\nwait\n",
+    )
+    message_id = window.outbox.add_message(parse_message(WITH_BCC)).id
+    qtbot.waitUntil(lambda: shown(window, message_id, Column.STATE) == "queued")
+    open_from_context_menu(qtbot, window, message_id)
+    qtbot.waitUntil(lambda: b"Mid-edit" in next((tmp_path / "copies").glob("*/*.eml")).read_bytes())
+
+    window.quit_app()  # the editor would be killed when the program ends
+    assert not window.isVisible()
+    assert asked.read_text() == "yes\n"  # ended, not killed
+    (kept,) = (tmp_path / "copies").glob("*/*.eml")
+    assert b"Subject: Mid-edit" in kept.read_bytes()
+    assert str(kept) in capfd.readouterr().err
