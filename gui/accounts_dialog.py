@@ -694,8 +694,14 @@ class AccountsDialog(QDialog):
         return self._test is not None
 
     def test_connection(self) -> None:
-        """Open a session with what the form holds now, on the running loop; report it."""
+        """Open a session with what the form holds now, on the running loop; report it.
+
+        While it runs the button reads Stop Test: a server that accepts the
+        connection and never answers would otherwise keep the test (and the
+        button) busy until the account's timeouts run out.
+        """
         if self._test is not None:
+            self._stop_test()
             return
         self._show_error("")
         try:
@@ -722,8 +728,7 @@ class AccountsDialog(QDialog):
         except RuntimeError:
             self._show_error("cannot test: the window's event loop is not running")
             return
-        self.test_button.setEnabled(False)
-        self.test_button.setText("Testing…")
+        self.test_button.setText("Stop Test")
         self.test_output.setPlainText(f"Connecting to {account.host}:{account.port}…")
         self._test = loop.create_task(self._probe(account, password, command))
 
@@ -752,10 +757,19 @@ class AccountsDialog(QDialog):
         except Exception as exc:  # a bug in the engine: say so, keep the dialog alive
             text = f"The test stopped on an unexpected error: {exc!r}"
         finally:
+            if self._test is asyncio.current_task():
+                self._test = None
+        self._test_ended(text)
+
+    def _stop_test(self) -> None:
+        if self._test is not None:
+            self._test.cancel()  # its connection is closed as the task unwinds
             self._test = None
+        self._test_ended("The test was stopped. Nothing was sent.")
+
+    def _test_ended(self, text: str) -> None:
         self.test_output.setPlainText(text)
         self.test_button.setText("Test Connection")
-        self.test_button.setEnabled(True)
         self.test_finished.emit(text)
 
     # -- closing ---------------------------------------------------------------------------------

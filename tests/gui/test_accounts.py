@@ -152,13 +152,13 @@ def test_test_connection_shows_what_the_server_offers_without_sending(
     dialog.port.setValue(auth_server.port)
     with qtbot.waitSignal(dialog.test_finished, timeout=10_000) as finished:
         qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
-        assert not dialog.test_button.isEnabled()  # running, and the dialog still answers
+        assert dialog.test_button.text() == "Stop Test"  # running, and the dialog still answers
     text = finished.args[0]
     assert text.startswith("The server is ready")
     assert f"server: {auth_server.host}:{auth_server.port}" in text
     assert f"authentication: {USER}" in text
     assert dialog.test_output.toPlainText() == text
-    assert dialog.test_button.isEnabled()
+    assert dialog.test_button.text() == "Test Connection"
     assert auth_server.received == []
 
 
@@ -178,6 +178,30 @@ def test_test_connection_says_exactly_why_it_failed(
         qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
     assert finished.args[0].startswith("The test failed:")
     assert "refused" in finished.args[0]
+
+
+def test_a_test_against_a_server_that_never_answers_can_be_stopped_and_run_again(
+    dialog: AccountsDialog, qtbot: QtBot, auth_server: RunningServer
+) -> None:
+    silent = socket.socket()  # the kernel accepts the connection; no greeting ever comes
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    with silent:
+        fill(qtbot, dialog, name="test", host="127.0.0.1")
+        dialog.security.setCurrentIndex(dialog.security.findData(Security.NONE.value))
+        dialog.port.setValue(silent.getsockname()[1])
+        qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+        assert dialog.testing and dialog.test_button.text() == "Stop Test"
+        with qtbot.waitSignal(dialog.test_finished, timeout=1000) as stopped:
+            qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+        assert stopped.args[0] == "The test was stopped. Nothing was sent."
+        assert not dialog.testing
+
+    dialog.port.setValue(auth_server.port)  # the right port, tested at once
+    with qtbot.waitSignal(dialog.test_finished, timeout=10_000) as finished:
+        qtbot.mouseClick(dialog.test_button, Qt.MouseButton.LeftButton)
+    assert finished.args[0].startswith("The server is ready")
+    assert dialog.test_button.text() == "Test Connection" and not dialog.testing
 
 
 def test_removing_an_account_asks_first_and_forgets_its_password(
