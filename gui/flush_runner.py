@@ -123,6 +123,7 @@ class FlushRunner(QObject):
         self._flush = flush
         self._stopping = False
         self._task = loop.create_task(self._run(flush, message_ids, options))
+        self._task.add_done_callback(lambda task: self._cancelled_unstarted(task, flush))
         self.running_changed.emit(True)
         return True
 
@@ -172,12 +173,22 @@ class FlushRunner(QObject):
             log.exception("the flush stopped on an unexpected error")
             self.problem.emit(f"the flush stopped on an unexpected error: {exc!r}")
         finally:
-            flush.close()
-            self._task = None
-            self._flush = None
-            self._stopping = False
-            self.running_changed.emit(False)
-            self.finished.emit(flush.result)
+            self._ended(flush)
+
+    def _cancelled_unstarted(self, task: asyncio.Task[None], flush: Flush) -> None:
+        """A task cancelled before its first step (Stop Now right after Send) never
+        runs ``_run``, so its ``finally`` never closes the flush (which holds the flush
+        lock) nor says the runner is free: do it here. After ``_run`` ended, nothing."""
+        if self._task is task:
+            self._ended(flush)
+
+    def _ended(self, flush: Flush) -> None:
+        flush.close()
+        self._task = None
+        self._flush = None
+        self._stopping = False
+        self.running_changed.emit(False)
+        self.finished.emit(flush.result)
 
     def _tell(self, exc: Exception) -> bool:
         """Emit ``exc`` as ``problem`` (a machine's in its own words); false if it is a bug."""

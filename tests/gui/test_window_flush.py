@@ -209,6 +209,25 @@ def test_stop_again_drops_a_server_that_never_answers_and_the_message_is_uncerta
         assert window.action_stop.text() == "Stop" and not window.action_stop.isEnabled()
 
 
+def test_stop_now_clicked_before_the_flush_began_ends_it_and_frees_the_lock(
+    window: MainWindow, qtbot: QtBot, loop: asyncio.AbstractEventLoop
+) -> None:
+    message_id = enqueue(window.outbox, "ann@example.net", "Not yet")
+    qtbot.waitUntil(lambda: shown_state(window, message_id) == "queued")
+    # Three quick clicks, handled before the loop ran the flush's first step.
+    click_action(qtbot, window, window.action_flush)
+    click_action(qtbot, window, window.action_stop)
+    click_action(qtbot, window, window.action_stop)  # Stop Now
+
+    qtbot.waitUntil(lambda: not window.runner.running, timeout=5000)
+    assert engine_tasks(loop) == []
+    assert not window.engine.flush_running_elsewhere()  # the flush lock is free again
+    assert window.outbox.get(message_id).state is MessageState.QUEUED
+    with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
+        click_action(qtbot, window, window.action_flush)  # and the next click sends
+    assert window.outbox.get(message_id).state is MessageState.SENT
+
+
 def test_send_selected_sends_only_the_selection(
     window: MainWindow, qtbot: QtBot, server: RunningServer
 ) -> None:
