@@ -417,7 +417,13 @@ class AccountsDialog(QDialog):
         preset = PRESETS.get(provider) if provider is not None else None
         if preset is not None and _index >= 0 and not self.host.text().strip():
             self.host.setText(preset.smtp_host)
-        if provider is not None:
+        self._sign_in_button_text()
+
+    def _sign_in_button_text(self) -> None:
+        provider = self._provider()
+        if self.sign_in.running:
+            self.sign_in_button.setText("Cancel Sign-in")
+        elif provider is not None:
             self.sign_in_button.setText(f"Sign in with {self._provider_label(provider)}…")
 
     def _provider_label(self, provider: Provider) -> str:
@@ -486,7 +492,17 @@ class AccountsDialog(QDialog):
         self.discovered.setText(f"Found: {found.describe()}. Check it, then Save.")
 
     def start_sign_in(self) -> None:
-        """Save the form if it changed, then run the browser sign-in for the account."""
+        """Save the form if it changed, then run the browser sign-in for the account.
+
+        While it waits for the browser the button cancels it: a browser tab
+        closed without signing in would otherwise keep the account waiting
+        (and the button dead) until the sign-in times out.
+        """
+        if self.sign_in.running:
+            self.sign_in.cancel()
+            self._sign_in_button_text()
+            self.sign_in_state.setText("Not signed in (the sign-in was cancelled)")
+            return
         if not self.save():
             return
         try:
@@ -495,11 +511,11 @@ class AccountsDialog(QDialog):
             self._show_error(str(exc))
             return
         if self.sign_in.start(self.home, account):
-            self.sign_in_button.setEnabled(False)
+            self.sign_in_button.setText("Cancel Sign-in")
             self.sign_in_state.setText("Waiting for the browser… (finish signing in there)")
 
     def _on_signed_in(self, name: str, problem: str) -> None:
-        self.sign_in_button.setEnabled(True)
+        self._sign_in_button_text()
         if problem:
             self._show_error(problem)
             self.sign_in_state.setText("Not signed in")

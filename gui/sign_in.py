@@ -86,5 +86,6 @@ class BrowserSignIn(QObject):
             log.exception("the sign-in stopped on an unexpected error")
             problem = f"the sign-in stopped on an unexpected error: {type(exc).__name__}"
         finally:
-            self._task = None
+            if self._task is asyncio.current_task():  # not a sign-in started after a cancel
+                self._task = None
         self.finished.emit(account.name, problem)

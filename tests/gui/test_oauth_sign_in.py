@@ -127,6 +127,39 @@ def test_the_dialog_offers_sign_in_runs_the_browser_flow_and_shows_the_account_s
     assert all(token not in config for token in auth_server.issued_tokens())
 
 
+def test_a_sign_in_the_browser_never_finishes_can_be_cancelled_and_started_again(
+    qtbot: QtBot,
+    loop: asyncio.AbstractEventLoop,
+    home: Path,
+    memory_keyring: MemoryKeyring,
+    auth_server: AuthorizationServerRunning,
+    smtp: OAuthSmtpRunning,
+    browser: Callable[[str], None],
+) -> None:
+    save_accounts(home, [oauth_account(auth_server, smtp)])
+    dialog = AccountsDialog(home)
+    qtbot.addWidget(dialog)
+    dialog.show()
+    opened: list[str] = []
+    dialog.sign_in.open_url = opened.append  # the person closes that tab and forgets it
+
+    qtbot.mouseClick(dialog.sign_in_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(opened) == 1)
+    assert dialog.sign_in.running
+    assert dialog.sign_in_button.isEnabled() and dialog.sign_in_button.text() == "Cancel Sign-in"
+    qtbot.mouseClick(dialog.sign_in_button, Qt.MouseButton.LeftButton)
+    assert not dialog.sign_in.running
+    assert dialog.sign_in_state.text() == "Not signed in (the sign-in was cancelled)"
+
+    dialog.sign_in.open_url = browser  # this time the person signs in
+    with qtbot.waitSignal(dialog.sign_in.finished, timeout=30_000) as ended:
+        qtbot.mouseClick(dialog.sign_in_button, Qt.MouseButton.LeftButton)
+    assert ended.args == ["work", ""]
+    assert dialog.sign_in_state.text() == f"Signed in as {USER}"
+    assert dialog.sign_in_button.text() == "Sign in with your provider…"
+    assert list(memory_keyring.passwords()) == [keyring_entry(home, "work", REFRESH_TOKEN)]
+
+
 def test_a_flush_that_needs_sign_in_keeps_the_mail_and_sign_in_again_sends_it(
     qtbot: QtBot,
     loop: asyncio.AbstractEventLoop,
