@@ -658,6 +658,21 @@ class Outbox:
             )
         return recipients
 
+    def _recipient_positions(self, message_ids: Sequence[int]) -> dict[tuple[int, str], list[int]]:
+        """Where each address stands among its message's recipients; one query.
+
+        A verdict is written by (message, position), the table's key: by address
+        each update would scan every recipient of the message, and a message to
+        thousands of recipients would take seconds to settle (their square).
+        """
+        positions: dict[tuple[int, str], list[int]] = {}
+        where, param = _id_filter("message_id", message_ids)
+        for message_id, position, address in self._conn.execute(
+            f"SELECT message_id, position, address FROM recipients WHERE {where}", param
+        ):
+            positions.setdefault((message_id, address), []).append(position)
+        return positions
+
     def _recipient_states(self, message_id: int) -> list[RecipientState]:
         return [
             RecipientState(row[0])
@@ -1129,7 +1144,8 @@ class Outbox:
             ids = list(dict.fromkeys(end.message_id for end in ends))
             rows = self._message_rows(ids)
             recipients = self._recipient_rows(ids)
-            recipient_updates: list[tuple[str, str | None, int, str]] = []
+            positions = self._recipient_positions(ids)
+            recipient_updates: list[tuple[str, str | None, int, int]] = []
             message_updates: list[tuple[object, ...]] = []
             attempt_updates: list[tuple[object, ...]] = []
             for end in ends:
@@ -1139,8 +1155,9 @@ class Outbox:
                     raise NoSuchMessage(message_id)
                 now_text = _to_text(end.now)
                 for address, verdict in verdicts.items():
-                    recipient_updates.append(
-                        (verdict.state.value, verdict.reply, message_id, address)
+                    recipient_updates.extend(
+                        (verdict.state.value, verdict.reply, message_id, position)
+                        for position in positions.get((message_id, address), ())
                     )
                 owned = [
                     RecipientSnapshot(r.address, settled.state, settled.reply)
@@ -1182,7 +1199,7 @@ class Outbox:
                     )
                 snapshots.append(_message_from_row(row, owned))
             conn.executemany(
-                "UPDATE recipients SET state = ?, reply = ? WHERE message_id = ? AND address = ?"
+                "UPDATE recipients SET state = ?, reply = ? WHERE message_id = ? AND position = ?"
                 " AND state != 'sent'",
                 recipient_updates,
             )

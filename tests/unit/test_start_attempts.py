@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from relay.policy import Verdict
 from relay.report import Reply, Stage
 from relay.states import RecipientState
-from relay.store.outbox import AttemptReply, AttemptStart, Outbox
+from relay.store.outbox import AttemptEnd, AttemptReply, AttemptStart, Outbox
 from tests.unit.conftest import enqueue
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -126,3 +126,44 @@ def test_replies_an_earlier_release_stored_read_back_as_records(outbox: Outbox) 
 def test_any_reply_record_survives_its_json(replies: list[AttemptReply]) -> None:
     stored = json.dumps([reply.to_json() for reply in replies])
     assert [AttemptReply.from_json(item) for item in json.loads(stored)] == replies
+
+
+def _settling_steps(outbox: Outbox, recipients: int) -> int:
+    """SQLite's steps (in thousands) to settle one message to ``recipients``, each sent."""
+    addresses = [f"r{n}@example.org" for n in range(recipients)]
+    message_id = enqueue(outbox, *addresses)
+    (attempt,) = outbox.start_attempts([AttemptStart(message_id, "work", "mx", NOW)])
+    verdicts = {address: Verdict(RecipientState.SENT, "250 ok") for address in addresses}
+    steps = [0]
+
+    def step() -> int:
+        steps[0] += 1
+        return 0  # go on
+
+    outbox._conn.set_progress_handler(step, 1000)
+    try:
+        outbox.finish_attempts(
+            [
+                AttemptEnd(
+                    message_id,
+                    attempt,
+                    verdicts,
+                    outcome="sent",
+                    error=None,
+                    next_attempt_at=None,
+                    now=NOW,
+                )
+            ]
+        )
+    finally:
+        outbox._conn.set_progress_handler(None, 0)
+    assert {r.state for r in outbox.get(message_id).recipients} == {RecipientState.SENT}
+    return steps[0]
+
+
+def test_settling_a_message_costs_in_proportion_to_its_recipients(outbox: Outbox) -> None:
+    # Each verdict found its row by address, scanning all the message's recipients:
+    # 5,000 recipients took seconds, with a window blocked waiting for the commit.
+    small = _settling_steps(outbox, 400)
+    large = _settling_steps(outbox, 1600)
+    assert large < 6 * small  # four times the recipients: not sixteen times the work
