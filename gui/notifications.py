@@ -118,8 +118,19 @@ class DesktopNotifier(QObject):
                 self._actions = "actions" in reply.body[0]
                 self._router = router
                 self._set_available(True)
-                while True:
-                    self._on_signal(await queue.get())
+                # When the bus goes away (the session ends, the daemon dies) jeepney's
+                # receiver ends but a filter's queue just stays empty: wait for both, or
+                # the notifier would stay "available" and every later notification
+                # would vanish instead of falling back to the tray.
+                receiving: asyncio.Future[Any] = router._rcv_task
+                while not receiving.done():
+                    signal = asyncio.ensure_future(queue.get())
+                    await asyncio.wait({signal, receiving}, return_when=asyncio.FIRST_COMPLETED)
+                    if not signal.done():
+                        signal.cancel()
+                        break
+                    self._on_signal(signal.result())
+                log.debug("the session bus went away: notifications through the tray")
         except asyncio.CancelledError:
             raise
         except Exception:  # no bus, refused, gone: the tray it is

@@ -123,3 +123,17 @@ def test_without_a_session_bus_the_tray_says_it(
         click_action(qtbot, window, window.action_flush)
     assert not window.notifier.available
     assert "1 message failed" in balloon.args[1]
+
+
+def test_when_the_session_bus_goes_away_the_tray_says_it_instead(
+    notify_bus: NotificationServer, window: MainWindow, qtbot: QtBot, handler: GatedHandler
+) -> None:
+    qtbot.waitUntil(lambda: window.notifier.available, timeout=10_000)
+    notify_bus.stop_bus()  # the desktop session's bus ends (logout, a crash)
+    qtbot.waitUntil(lambda: not window.notifier.available, timeout=10_000)
+    handler.refuse[NOBODY] = "550 5.1.1 no such user"
+    message = enqueue(window.outbox, NOBODY, SUBJECT)
+    qtbot.waitUntil(lambda: shown_state(window, message) == "queued")
+    with qtbot.waitSignal(window.tray.notified, timeout=FLUSH_TIMEOUT_MS) as balloon:
+        click_action(qtbot, window, window.action_flush)
+    assert "1 message failed" in balloon.args[1]

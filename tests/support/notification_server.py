@@ -36,6 +36,11 @@ PATH = "/org/freedesktop/Notifications"
 class NotificationServer:
     bus_address: str
     log: Path
+    #: The private bus daemon (a test may end it: the session bus going away).
+    bus: subprocess.Popen[bytes]
+
+    def stop_bus(self) -> None:
+        _stop(self.bus)
 
     def notifications(self) -> list[dict[str, Any]]:
         """Every ``Notify`` the server took, in order."""
@@ -82,7 +87,7 @@ def running_notification_server(
             raise RuntimeError(
                 f"the notification server did not start: {_log(base / 'server.log')}"
             ) from None
-        yield NotificationServer(address, calls)
+        yield NotificationServer(address, calls, bus)
     finally:
         for process in reversed(started):
             _stop(process)
