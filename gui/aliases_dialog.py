@@ -194,6 +194,7 @@ class AliasesDialog(QDialog):
         self.reject()
 
     def _reload(self, select: str | None = None) -> None:
+        self._show_error("")  # before reading: a config that cannot be read says so below
         try:
             self._stored = load_aliases(self._home)
         except OutboxError as exc:
@@ -210,7 +211,6 @@ class AliasesDialog(QDialog):
                 self.table.selectRow(row)
         self.table.blockSignals(False)
         self.table.resizeColumnToContents(0)
-        self._show_error("")
         self._update_buttons()
 
     def _selected_name(self) -> str | None:

@@ -155,3 +155,15 @@ def test_no_advice_of_the_engine_reaches_the_window_as_a_command(home: Path) -> 
     assert f"in {ACCOUNTS}" in shown[3]
     assert shown[4].endswith(f"sign in again in {ACCOUNTS}")
     assert "store check" in shown[5] and "Backup and repair" in shown[5]
+
+
+def test_aliases_that_cannot_be_read_are_said_so_not_shown_as_none(
+    window: MainWindow, qtbot: QtBot, account_home: Path
+) -> None:
+    config = account_home / "config.toml"
+    config.write_text(config.read_text() + "\n[aliases]\nops = 42\n")  # hand-edited wrongly
+    dialog = open_aliases(qtbot, window)
+    error = dialog.findChild(QLabel, "aliases_error")
+    assert error is not None and error.isVisible()
+    assert "ops" in error.text()
+    assert shown_rows(dialog) == []
