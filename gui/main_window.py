@@ -680,7 +680,8 @@ class MainWindow(QMainWindow):
         if self.runner.running:
             # The flush under way chose its messages when it began: these go after it,
             # or they would wait, queued, for a click nobody knows is needed.
-            self._retry_after_flush += [i for i in ids if i not in self._retry_after_flush]
+            waiting = set(self._retry_after_flush)  # Retry Failed may name thousands
+            self._retry_after_flush += [i for i in dict.fromkeys(ids) if i not in waiting]
             self.status.notice(f"Sending {_messages(len(ids))} again after this flush…")
             return
         if self.runner.start(ids):
