@@ -20,8 +20,9 @@ The rules it keeps:
 - HELO or EHLO comes first; MAIL, RCPT, DATA in that order; RSET and a new
   HELO/EHLO drop the transaction. Anything else is answered with the reply
   code RFC 5321 gives it (500/501/502/503/550/552/553/554/555, with
-  RFC 3463 enhanced status codes), never a traceback: an unexpected failure
-  while storing is ``451``, the client may try again.
+  RFC 3463 enhanced status codes), never a traceback: a failure while
+  storing is ``451`` with the machine's problem in words (``452 4.3.1``, mail
+  system full, for a full disk), and the client may try again.
 - The envelope follows the command-line rules: ``MAIL FROM:<>`` is the null
   sender, a local name (``<root>``) becomes an account's address, a local
   recipient is resolved through the aliases at RCPT (and refused there if it
@@ -44,6 +45,7 @@ from pathlib import Path
 from typing import BinaryIO, ClassVar, Protocol
 
 from relay.errors import ConfigError, InvalidMessage, OutboxError
+from relay.machineproblems import DiskFull, explain
 from relay.message import MAX_MESSAGE_OCTETS
 
 MAX_COMMAND_OCTETS = 2048  # RFC 5321 §4.5.3.1.4 says 512; SMTPUTF8 addresses need room
@@ -290,6 +292,8 @@ class SmtpDialogue:
             return _reply(554, "5.6.0", f"message refused: {exc}")
         except ConfigError as exc:
             return _reply(451, "4.3.5", str(exc))
+        except DiskFull as exc:  # RFC 3463: 4.3.1, mail system full
+            return _reply(452, "4.3.1", f"could not store the message: {exc}")
         except (OutboxError, OSError) as exc:
             return _reply(451, "4.3.0", f"could not store the message: {exc}")
         except Exception as exc:  # a reply, never a traceback on the wire
@@ -332,7 +336,13 @@ def serve_stdio(home: Path, *, account: str | None = None) -> int:
             local=local,
             text_ends_header=True,
         )
-        stored = store_or_drop(home, parsed, account=account)  # durable either way
+        try:
+            stored = store_or_drop(home, parsed, account=account)  # durable either way
+        except Exception as exc:  # the machine's problem in words (a full disk: 452)
+            problem = explain(exc, home=home)
+            if problem is None:
+                raise
+            raise problem from None
         return stored if isinstance(stored, int) else f"drop/new/{stored.name}"
 
     from relay.commands.sendmail import standard_stream_problem

@@ -183,6 +183,25 @@ def test_a_large_message_that_fills_the_disk_is_one_line_with_exit_75(tmpfs: Pat
     assert not [p for p in (home / "drop").rglob("*") if p.is_file()]
 
 
+def test_sendmail_bs_on_a_full_disk_answers_mail_system_full(tmpfs: Path) -> None:
+    """RFC 3463's 4.3.1 with the reason, not an exception's class name: the client keeps it."""
+    home = tmpfs / "home"
+    assert outbox(home, "enqueue", "-", input=MESSAGE).returncode == 0
+    filler = fill_disk(tmpfs, leave_bytes=1024 * 1024)
+    data = BIG.replace(b"\r\n.", b"\r\n..")
+    dialogue = (
+        b"EHLO client.example\r\nMAIL FROM:<ann@example.org>\r\n"
+        b"RCPT TO:<bob@example.org>\r\nDATA\r\n" + data + b".\r\nQUIT\r\n"
+    )
+    done = outbox(home, "sendmail", "-bs", input=dialogue)
+    filler.unlink()
+    replies = [line for line in done.stdout.decode().splitlines() if line[:1] in "2345"]
+    after_data = replies[replies.index(next(r for r in replies if r.startswith("354"))) + 1]
+    assert after_data.startswith("452 4.3.1 "), replies
+    assert "disk is full" in after_data and "Error" not in after_data
+    assert [m["id"] for m in listed(home)] == ["1"]  # nothing half-stored
+
+
 def test_a_flush_that_fills_the_disk_ends_in_one_line_and_sends_nothing_twice(
     tmpfs: Path,
 ) -> None:
