@@ -420,24 +420,25 @@ def account_for_sender(accounts: Sequence[Account], sender: str) -> Account:
     """The account a message from ``sender`` (an envelope address) goes out through.
 
     Patterns are shell-style (``*@example.org``, ``alice@*``), matched
-    case-insensitively against the whole address. When several accounts match,
+    case-insensitively against the whole address, an internationalised domain in
+    either spelling (``bücher.example`` or ``xn--bcher-kva.example``). When several accounts match,
     the most specific pattern wins (the one with the most characters that are
     not wildcards), then the account listed first; an exact address thus beats
     ``*@domain``. No match: the default account. The null sender (``<>``,
     bounces) always goes through the default.
     """
-    address = sender.strip().removeprefix("<").removesuffix(">").strip().lower()
+    address = _comparable(sender.strip().removeprefix("<").removesuffix(">").strip())
     best: tuple[int, int] | None = None
     chosen: Account | None = None
     if address:
         for index, account in enumerate(accounts):
             for pattern in account.from_patterns:
-                if fnmatch.fnmatchcase(address, pattern.lower()):
-                    rank = (_specificity(pattern), -index)
+                if fnmatch.fnmatchcase(address, _comparable(pattern)):
+                    rank = (_specificity(_comparable(pattern)), -index)
                     if best is None or rank > best:
                         best, chosen = rank, account
             # The account's own address: an exact pattern (its '*' or '?' are not wildcards).
-            if account.address and account.address.lower() == address:
+            if account.address and _comparable(account.address) == address:
                 rank = (len(address), -index)
                 if best is None or rank > best:
                     best, chosen = rank, account
@@ -454,6 +455,24 @@ def account_for_sender(accounts: Sequence[Account], sender: str) -> Account:
         f"no account matches sender {sender!r} and none is the default"
         " (make one the default with 'outbox account set NAME --default')"
     )
+
+
+def _comparable(address: str) -> str:
+    """``address`` (or a from pattern) lowercased, with every IDNA label of its domain
+    (``xn--bcher-kva``) in its Unicode form (``bücher``).
+
+    One domain has two spellings, and a sender may use either whatever a
+    pattern uses: ``x@xn--bcher-kva.example`` is mail from ``*@bücher.example``.
+    A label that does not decode (a wildcard in it, a bad one) is left as written.
+    """
+    local, at, domain = address.lower().rpartition("@")
+    labels = []
+    for label in domain.split("."):
+        if label.startswith("xn--"):
+            with contextlib.suppress(UnicodeError):
+                label = label.encode("ascii").decode("idna").lower()
+        labels.append(label)
+    return f"{local}{at}{'.'.join(labels)}"
 
 
 def _specificity(pattern: str) -> int:

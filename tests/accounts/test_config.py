@@ -374,6 +374,27 @@ def test_an_accounts_own_address_is_an_exact_pattern_of_its_own() -> None:
     assert account_for_sender(accounts, "bat@example.org").name == "main"  # '*' is literal
 
 
+@pytest.mark.parametrize(
+    ("sender", "chosen"),
+    [
+        ("me@xn--bcher-kva.example", "books"),  # the ASCII spelling of the pattern's domain
+        ("me@XN--BCHER-KVA.example", "books"),
+        ("me@BÜCHER.example", "books"),
+        ("me@xn--mnchen-3ya.example", "munich"),  # a pattern written in ASCII
+        ("me@münchen.example", "munich"),
+        ("me@xn--bcher-kva.example.evil", "home"),
+    ],
+)
+def test_a_domain_matches_its_pattern_in_either_spelling(sender: str, chosen: str) -> None:
+    accounts = [
+        a("home", "*@example.org", default=True),
+        a("books", "*@bücher.example"),
+        a("munich", "*@xn--mnchen-3ya.example"),
+    ]
+
+    assert account_for_sender(accounts, sender).name == chosen
+
+
 def test_the_first_of_equally_specific_patterns_wins() -> None:
     accounts = [a("one", "*@x.example"), a("two", "*@x.example", default=True)]
 

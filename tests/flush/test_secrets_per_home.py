@@ -93,3 +93,28 @@ def test_a_password_stored_by_an_older_outbox_migrates_into_its_home_without_typ
     assert send(home_a, 2, env) == 0
     assert len(server_a.received) == 1
     assert keyring.passwords() == {stored_key(home_a, "work"): "password of A"}
+
+
+def test_a_sender_in_the_ascii_spelling_of_an_idn_pattern_goes_through_that_account(
+    tmp_path: Path, env: dict[str, str], servers: tuple[RunningServer, RunningServer]
+) -> None:
+    server_a, server_b = servers
+    home = tmp_path / "home"
+    for name, server, password, patterns in (
+        ("main", server_a, "password of A", ()),
+        ("books", server_b, "password of B", ("--from", "*@bücher.example")),
+    ):
+        done = outbox(
+            home, "account", "add", name, "--host", "127.0.0.1", "--port", str(server.port),
+            "--security", "none", "--user", USER, "--password-stdin", *patterns,
+            input=password.encode(), env=env,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr.decode()
+    mail = b"From: me@xn--bcher-kva.example\nTo: bob@example.org\nSubject: s\n\nHi.\n"
+    assert outbox(home, "enqueue", "-", input=mail, env=env).returncode == 0
+
+    flushed = outbox(home, "flush", env=env)
+
+    assert flushed.returncode == 0, flushed.stderr.decode()
+    assert [m.mail_from for m in server_b.received] == ["me@xn--bcher-kva.example"]
+    assert server_a.received == []  # used to go out through the default account
