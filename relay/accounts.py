@@ -44,6 +44,7 @@ import ipaddress
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -459,20 +460,26 @@ def account_for_sender(accounts: Sequence[Account], sender: str) -> Account:
 
 def _comparable(address: str) -> str:
     """``address`` (or a from pattern) lowercased, with every IDNA label of its domain
-    (``xn--bcher-kva``) in its Unicode form (``bücher``).
+    (``xn--bcher-kva``) in its Unicode form (``bücher``), in NFC.
 
-    One domain has two spellings, and a sender may use either whatever a
-    pattern uses: ``x@xn--bcher-kva.example`` is mail from ``*@bücher.example``.
-    A label that does not decode (a wildcard in it, a bad one) is left as written.
+    One domain has several spellings, and a sender may use any whatever a
+    pattern uses: ``x@xn--bcher-kva.example`` (or ``bu`` and a combining
+    diaeresis, or ``。`` for the dot, which IDNA reads as a dot) is mail from
+    ``*@bücher.example``. A label that does not decode (a wildcard in it, a
+    bad one) is left as written.
     """
-    local, at, domain = address.lower().rpartition("@")
+    local, at, domain = unicodedata.normalize("NFC", address.lower()).rpartition("@")
     labels = []
-    for label in domain.split("."):
+    for label in _IDNA_DOTS.split(domain):
         if label.startswith("xn--"):
             with contextlib.suppress(UnicodeError):
                 label = label.encode("ascii").decode("idna").lower()
         labels.append(label)
     return f"{local}{at}{'.'.join(labels)}"
+
+
+#: What IDNA takes for the dot between labels (RFC 3490 §3.1).
+_IDNA_DOTS = re.compile("[.\u3002\uff0e\uff61]")
 
 
 def _specificity(pattern: str) -> int:

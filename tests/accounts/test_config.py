@@ -382,6 +382,8 @@ def test_an_accounts_own_address_is_an_exact_pattern_of_its_own() -> None:
         ("me@BÜCHER.example", "books"),
         ("me@xn--mnchen-3ya.example", "munich"),  # a pattern written in ASCII
         ("me@münchen.example", "munich"),
+        ("me@bu\u0308cher.example", "books"),  # decomposed: u and a combining diaeresis
+        ("me@bücher\u3002example", "books"),  # an ideographic full stop for the dot
         ("me@xn--bcher-kva.example.evil", "home"),
     ],
 )
