@@ -86,7 +86,9 @@ class AutoSender(QObject):
         self._running_auto = False
         self._quiet_until: datetime | None = None
         self._pause_texts: list[str] = []
-        self._comeback_waiting = False
+        #: A comeback that came during a flush: when, to send after it what that flush
+        #: did not try since (None: none waiting).
+        self._comeback_at: datetime | None = None
         self.wake_at: datetime | None = None
         #: The flush running (or last run) was started by this, not by a person.
         self.last_flush_was_auto = False
@@ -141,21 +143,25 @@ class AutoSender(QObject):
         if not self.enabled:
             return
         if self._runner.running:
-            self._comeback_waiting = True  # after this flush
+            if self._comeback_at is None:
+                # The store's clock, to the second as it keeps attempts' times.
+                self._comeback_at = utc_now().replace(microsecond=0)  # after this flush
             return
         now = self._clock()
+        since, self._comeback_at = self._comeback_at, None
         try:
             pauses = self._outbox.account_pauses()
             account_of = self._account_resolver()
             ids = [
                 item.message_id
                 for item in self._outbox.waiting()
-                if item.deferred and self._free(account_of(item), pauses, now)
+                if item.deferred
+                and self._free(account_of(item), pauses, now)
+                and not self._tried_since(item.message_id, since)
             ]
         except Exception:
             log.warning("cannot tell what is deferred", exc_info=True)
             return
-        self._comeback_waiting = False
         if not ids:
             return
         self._runner.probe_lock()
@@ -167,6 +173,20 @@ class AutoSender(QObject):
             self.started.emit()
         else:
             self._running_auto = False
+
+    def _tried_since(self, message_id: int, since: datetime | None) -> bool:
+        """Whether the flush that ran when the comeback came tried the message after it.
+
+        A wake and the network's return often arrive together: the first starts
+        a flush, the second waits for its end, and must not send again at once
+        what that flush has just tried (and seen deferred). A message tried
+        before the comeback, by a flush started on a wake while the network was
+        still away, does go again.
+        """
+        if since is None:
+            return False
+        attempts = self._outbox.attempts(message_id)
+        return bool(attempts) and attempts[-1].started_at >= since
 
     def _free(self, account: str | None, pauses: dict[str, AccountPause], now: datetime) -> bool:
         if account is None or account in self._needs_person:
@@ -262,7 +282,7 @@ class AutoSender(QObject):
         elif result.settled:
             self._quiet_until = None
         self._running_auto = False
-        if self._comeback_waiting:
+        if self._comeback_at is not None:
             self.came_back("after the flush")
             if self._runner.running:
                 return

@@ -90,3 +90,22 @@ def test_back_online_the_window_sends_deferred_mail_at_once_and_nothing_else(
     assert window.outbox.get(new).state is MessageState.QUEUED
     assert window.outbox.get(later).state is MessageState.QUEUED
     assert [r.rcpt_tos for r in server.received] == [("bob@example.net",)]
+
+
+def test_a_wake_and_the_network_coming_back_together_send_deferred_mail_once(
+    window: MainWindow, qtbot: QtBot, server: RunningServer, handler: GatedHandler
+) -> None:
+    handler.refuse["bob@example.net"] = "451 4.4.1 No route to host"
+    message = enqueue(window.outbox, "bob@example.net", "Stuck on a train")
+    qtbot.waitUntil(lambda: shown_state(window, message) == "queued")
+    with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
+        click_action(qtbot, window, window.action_flush)
+    assert window.outbox.get(message).attempts == 1
+
+    # The lid opens: the clocks tell of the sleep and the network is back at once.
+    with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
+        window.comeback.came_back.emit(WAKE)
+        window.comeback.came_back.emit(NETWORK)
+    assert not window.runner.running  # no second flush for the same comeback
+    assert window.outbox.get(message).attempts == 2
+    assert window.outbox.get(message).state is MessageState.DEFERRED
