@@ -15,6 +15,13 @@ While this window is not flushing, the runner probes the lock once a second:
 when another process (``outbox flush``) holds it, ``lock_busy`` is true and the
 window keeps Send all disabled and says why, until it is free again.
 
+The bodies ``[retention]`` no longer keeps are pruned a batch at a time
+(``PRUNE_BATCH``) while no flush runs: once the window has shown and after
+every flush, a batch, then the next one a moment later until none is left. A
+window started over a hundred thousand long-sent messages stays responsive
+(freeing that many large bodies in one go would freeze it for seconds); a
+flush itself prunes at most one batch before it starts.
+
 Nothing here decides or records an outcome: the engine's events tell the
 window what happened, and ``finished`` hands over the ``FlushResult``.
 """
@@ -38,6 +45,10 @@ from relay.machineproblems import explain
 
 LOCK_PROBE_MS = 1000
 WARM_UP_MS = 300
+#: Expired bodies pruned at once, and the pause between two batches: a few
+#: tens of milliseconds each for bodies of some 50 kB.
+PRUNE_BATCH = 200
+PRUNE_PAUSE_MS = 50
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +87,11 @@ class FlushRunner(QObject):
         )
         self._shut_down = False
         QTimer.singleShot(WARM_UP_MS, self, self._start_warm_up)
+        self._prune = QTimer(self)
+        self._prune.setSingleShot(True)
+        self._prune.setInterval(PRUNE_PAUSE_MS)
+        self._prune.timeout.connect(self.prune_some)
+        self._prune.start(WARM_UP_MS)
 
     # -- what the window asks -------------------------------------------------------------
 
@@ -106,7 +122,7 @@ class FlushRunner(QObject):
             self.problem.emit("cannot send: the window's event loop is not running")
             return False
         try:
-            flush = self._engine.begin_flush()
+            flush = self._engine.begin_flush(prune_limit=PRUNE_BATCH)
         except FlushRunning:
             self._set_lock_busy(True)
             self.problem.emit(
@@ -146,6 +162,7 @@ class FlushRunner(QObject):
     def shutdown(self) -> None:
         """The window is closing: no more probing; stop a flush that runs."""
         self._probe.stop()
+        self._prune.stop()
         self._shut_down = True
         if self._warm_up.is_alive():
             self._warm_up.join()  # an import cut off at exit can take the interpreter down
@@ -175,6 +192,23 @@ class FlushRunner(QObject):
         finally:
             self._ended(flush)
 
+    def prune_some(self) -> None:
+        """Prune one batch of expired bodies, and come back for the next if there may be one.
+
+        Not while a flush runs, here (its end comes back) or in another
+        process (whose commits would keep this waiting on the window's loop).
+        A store that cannot be written now is tried again after the next flush.
+        """
+        if self._task is not None or self._shut_down or self._lock_busy:
+            return
+        try:
+            pruned = self._engine.prune_expired_bodies(PRUNE_BATCH)
+        except Exception:
+            log.warning("old bodies were not pruned this time", exc_info=True)
+            return
+        if len(pruned) == PRUNE_BATCH:
+            self._prune.start(PRUNE_PAUSE_MS)
+
     def _cancelled_unstarted(self, task: asyncio.Task[None], flush: Flush) -> None:
         """A task cancelled before its first step (Stop Now right after Send) never
         runs ``_run``, so its ``finally`` never closes the flush (which holds the flush
@@ -187,6 +221,7 @@ class FlushRunner(QObject):
         self._task = None
         self._flush = None
         self._stopping = False
+        self._prune.start(PRUNE_PAUSE_MS)
         self.running_changed.emit(False)
         self.finished.emit(flush.result)
 

@@ -285,6 +285,7 @@ class Engine:
         *,
         on_settled: SettledCallback | None = None,
         on_imported: Callable[[DropImport], None] | None = None,
+        prune_limit: int | None = None,
     ) -> Flush:
         """Take the flush lock and prepare a flush; ``run`` it, then ``close`` it.
 
@@ -292,6 +293,8 @@ class Engine:
         preparing (no account, a store that cannot be written) as raised,
         with the lock released. ``on_imported`` hears what the drop folder
         gave before anything else can fail; ``on_settled`` each settled message.
+        ``prune_limit``: prune at most that many expired bodies first (the
+        window, which prunes the rest a few at a time: ``prune_expired_bodies``).
         """
         from relay.flush import prepare_flush
         from relay.retention import prune_expired_bodies
@@ -306,13 +309,22 @@ class Engine:
             imported = self.import_drop_folder()
             if on_imported is not None:
                 on_imported(imported)
-            prune_expired_bodies(self.outbox, self.home, utc_now())  # [retention]
+            prune_expired_bodies(self.outbox, self.home, utc_now(), prune_limit)  # [retention]
             manager = prepare_flush(self.home, self.outbox, on_settled=on_settled, bus=self.bus)
         except BaseException:
             lock.release()
             raise
         self._flush = Flush(self, lock, manager, imported)
         return self._flush
+
+    def prune_expired_bodies(self, limit: int | None = None) -> list[int]:
+        """Prune at most ``limit`` bodies ``[retention]`` no longer keeps; the ids pruned.
+
+        Between flushes: a body a flush holds is never ``sent`` yet, so never pruned.
+        """
+        from relay.retention import prune_expired_bodies
+
+        return prune_expired_bodies(self.outbox, self.home, utc_now(), limit)
 
     def _flush_closed(self, flush: Flush) -> None:
         if self._flush is flush:

@@ -4,7 +4,8 @@ A sent message's body is what the outbox grows by; its row, recipients,
 replies and attempts are small and are the history a person looks things up
 in. So the bodies of messages sent more than ``sent_body_days`` ago (30 by
 default; 0 keeps them forever) are pruned at the start of every flush, the
-command line's and the window's; the rest stays until a person removes it
+command line's and the window's (the window also prunes them a batch at a
+time between its flushes: ``gui.flush_runner``); the rest stays until a person removes it
 (``outbox purge --sent``, the window's Clear Sent). Nothing that is not
 ``sent`` is ever pruned: a body still owed to someone is the message itself.
 """
@@ -53,11 +54,14 @@ def days_ago(now: datetime, days: float) -> datetime:
     return now - timedelta(days=days)
 
 
-def prune_expired_bodies(outbox: Outbox, home: Path, now: datetime) -> list[int]:
-    """Prune the bodies ``home``'s retention setting no longer keeps; the ids pruned."""
+def prune_expired_bodies(
+    outbox: Outbox, home: Path, now: datetime, limit: int | None = None
+) -> list[int]:
+    """Prune the bodies ``home``'s retention setting no longer keeps (at most ``limit``);
+    the ids pruned."""
     from relay.accounts import retention_settings
 
     days = sent_body_days(retention_settings(home))
     if days is None:
         return []
-    return outbox.prune_sent_bodies(days_ago(now, days))
+    return outbox.prune_sent_bodies(days_ago(now, days), limit)

@@ -898,20 +898,23 @@ class Outbox:
 
     # -- retention --------------------------------------------------------------
 
-    def prune_sent_bodies(self, sent_before: datetime) -> list[int]:
+    def prune_sent_bodies(self, sent_before: datetime, limit: int | None = None) -> list[int]:
         """Drop the bodies of messages sent before ``sent_before``; one transaction.
 
         Only ``sent`` messages (every recipient sent, none being sent) lose
         their body; their rows, recipients and attempts stay as history. A
-        message is as old as its last finished attempt. The ids pruned.
+        message is as old as its last finished attempt. At most ``limit``
+        bodies, when given (the window prunes a few at a time: freeing
+        thousands of large bodies takes seconds). The ids pruned.
         """
         with self._write() as conn:
             pruned = [
                 row[0]
                 for row in conn.execute(
-                    "DELETE FROM bodies WHERE message_id IN (SELECT id FROM messages m"
-                    f" WHERE {_SENT_BEFORE}) RETURNING message_id",
-                    (_to_text(sent_before),),
+                    "DELETE FROM bodies WHERE message_id IN (SELECT b.message_id FROM bodies b"
+                    f" JOIN messages m ON m.id = b.message_id WHERE {_SENT_BEFORE} LIMIT ?)"
+                    " RETURNING message_id",
+                    (_to_text(sent_before), -1 if limit is None else limit),
                 )
             ]
             self._note_changed(conn, pruned)

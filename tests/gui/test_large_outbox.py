@@ -17,6 +17,7 @@ from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from gui.app import create_main_window
+from gui.flush_runner import PRUNE_BATCH
 from gui.garbage import GuiThreadCollector
 from gui.main_window import MainWindow
 from gui.outbox_model import ID_ROLE, Column, OutboxFilter, OutboxModel
@@ -249,3 +250,37 @@ def test_the_full_generation_looks_at_frozen_objects_only_while_quiet(qtbot: QtB
     finally:
         collector.stop()
         gc.unfreeze()
+
+
+def test_bodies_long_sent_are_pruned_a_batch_at_a_time_after_the_window_starts(
+    qtbot: QtBot, home: Path
+) -> None:
+    total = 2 * PRUNE_BATCH + 5
+    fill(home, total + 1)
+    partly = total + 1  # sent to one recipient, deferred for the other: not sent
+    long_ago = to_text(datetime.now(UTC) - timedelta(days=60))
+    with closing(sqlite3.connect(home / DB_NAME)) as conn, conn:
+        conn.execute("UPDATE messages SET state = 'sent', created_at = ?", (long_ago,))
+        conn.execute("UPDATE recipients SET state = 'sent'")
+        conn.execute(
+            "INSERT INTO recipients (message_id, position, address, state)"
+            " VALUES (?, 1, 'later@example.net', 'deferred')",
+            (partly,),
+        )
+        conn.execute("UPDATE messages SET state = 'deferred' WHERE id = ?", (partly,))
+    window = create_main_window(home)
+    qtbot.addWidget(window)
+    batches: list[int] = []
+    prune = window.engine.prune_expired_bodies
+
+    def counted(limit: int | None = None) -> list[int]:
+        pruned = prune(limit)
+        batches.append(len(pruned))
+        return pruned
+
+    window.engine.prune_expired_bodies = counted  # type: ignore[method-assign]
+    window.show()
+    qtbot.waitUntil(lambda: len(window.outbox.pruned()) == total, timeout=10_000)
+    assert batches == [PRUNE_BATCH, PRUNE_BATCH, 5]  # never all at once on the window's loop
+    assert partly not in window.outbox.pruned()
+    assert window.outbox.raw(partly)
