@@ -662,7 +662,9 @@ class MainWindow(QMainWindow):
                 f" to:\n{who}"
             ),
             accept_text="Send Again",
-            on_accept=lambda: self._retry(ids),
+            # The question may stay open a while: a message deleted, held or sent
+            # meanwhile (from the command line) must not make the others fail.
+            on_accept=lambda: self._retry(self._still_retryable(ids)),
             warning=True,
         )
 
@@ -671,7 +673,12 @@ class MainWindow(QMainWindow):
         if ids:
             self._retry(ids)
 
+    def _still_retryable(self, ids: list[int]) -> list[int]:
+        return [m.id for m in self.outbox.snapshots(ids) if m.state in RETRYABLE]
+
     def _retry(self, ids: list[int]) -> None:
+        if not ids:
+            return
         try:
             self.engine.retry(ids)
         except OutboxError as exc:

@@ -316,6 +316,34 @@ def test_send_again_confirmed_while_a_flush_runs_sends_it_after_that_flush(
     ]
 
 
+def test_send_again_confirmed_after_one_of_the_messages_was_deleted_sends_the_others(
+    window: MainWindow, qtbot: QtBot, server: RunningServer, home: Path
+) -> None:
+    from relay.attempts import recover_interrupted
+    from relay.store.outbox import Outbox, utc_now
+
+    outbox = window.outbox  # both left uncertain by a process that died after the final dot
+    kept = enqueue(outbox, "dora@example.net", "Did it arrive?")
+    gone = enqueue(outbox, "emil@example.net", "Did this one?")
+    outbox.claim([kept, gone])
+    for message, to in ((kept, "dora@example.net"), (gone, "emil@example.net")):
+        attempt = outbox.start_attempt(message, account="test", server="elsewhere:25")
+        outbox.mark_data_completed(attempt, [to])
+    window.runner.probe_lock()
+    recover_interrupted(outbox, utc_now)
+    qtbot.waitUntil(lambda: shown_state(window, gone) == "uncertain")
+    click_rows(qtbot, window, kept, gone)
+    click_action(qtbot, window, window.action_retry)
+    box = modal(qtbot, "confirm_send_again")
+    with Outbox.open(home) as elsewhere:  # `outbox delete` while the question is open
+        elsewhere.delete([gone])
+
+    with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
+        click_button(qtbot, box, "accept")
+    assert window.outbox.get(kept).state is MessageState.SENT
+    assert [r.rcpt_tos for r in server.received] == [("dora@example.net",)]
+
+
 def test_hold_keeps_a_message_out_of_send_all_until_released(
     window: MainWindow, qtbot: QtBot, server: RunningServer
 ) -> None:
