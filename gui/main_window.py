@@ -186,7 +186,11 @@ class MainWindow(QMainWindow):
         self.comeback = ComebackWatch(self)
         self.notifier = DesktopNotifier(self)
         self.editor = MessageEditor(engine, self)
-        QTimer.singleShot(0, self.notifier.start)  # once the loop runs
+        # Once the loop runs, and only with notifications on: even asking the service
+        # its capabilities may start a notification daemon (D-Bus activation).
+        QTimer.singleShot(
+            0, lambda: self._notifications_toggled(self.action_notifications.isChecked())
+        )
 
         self._connect()
         self._restore_settings()
@@ -551,6 +555,7 @@ class MainWindow(QMainWindow):
         self.action_notifications.toggled.connect(
             lambda on: self.settings.setValue(NOTIFY_SETTING, on)
         )
+        self.action_notifications.toggled.connect(self._notifications_toggled)
         model.counts_changed.connect(self.auto_send.reschedule_soon)
         model.messages_refreshed.connect(self.auto_send.reschedule_soon)
 
@@ -953,6 +958,14 @@ class MainWindow(QMainWindow):
         self.status.on_flush_finished(event)
         if self.action_notifications.isChecked() and not self.notifier.available:
             self.tray.on_flush_finished(event)  # else the result's ids go to the notifier
+
+    def _notifications_toggled(self, on: bool) -> None:
+        if self._closing:
+            return
+        if on:
+            self.notifier.start()  # nothing before the loop runs (the first turn starts it)
+        else:
+            self.notifier.close()
 
     def _notify(self, result: FlushResult) -> None:
         """A desktop notification for what failed or may not have arrived (never a text)."""

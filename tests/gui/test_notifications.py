@@ -10,11 +10,15 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QTimer
 from pytestqt.qtbot import QtBot
 
-from gui.main_window import MainWindow
+from gui.app import create_main_window
+from gui.main_window import NOTIFY_SETTING, MainWindow
+from gui.settings import open_settings
 from relay.states import MessageState
 from tests.gui.conftest import OFFSCREEN_NOISE
 from tests.gui.driving import click_action, shown_state
@@ -43,13 +47,16 @@ def notify_bus(
         yield server
 
 
-def fail_one(window: MainWindow, qtbot: QtBot, handler: GatedHandler) -> tuple[int, int]:
+def fail_one(
+    window: MainWindow, qtbot: QtBot, handler: GatedHandler, *, notifying: bool = True
+) -> tuple[int, int]:
     """A flush where one message fails and one is sent; their ids."""
     handler.refuse[NOBODY] = "550 5.1.1 <nobody@example.net>: no such user"
     failing = enqueue(window.outbox, NOBODY, SUBJECT)
     fine = enqueue(window.outbox, "ann@example.net", "Fine")
     qtbot.waitUntil(lambda: shown_state(window, fine) == "queued")
-    qtbot.waitUntil(lambda: window.notifier.available, timeout=10_000)
+    if notifying:
+        qtbot.waitUntil(lambda: window.notifier.available, timeout=10_000)
     with qtbot.waitSignal(window.runner.finished, timeout=FLUSH_TIMEOUT_MS):
         click_action(qtbot, window, window.action_flush)
     return failing, fine
@@ -107,9 +114,33 @@ def test_notifications_off_means_none(
     assert str(window.settings.value("notifications/enabled")).lower() == "false"
     balloons: list[str] = []
     window.tray.notified.connect(lambda title, text: balloons.append(text))
-    failing, _fine = fail_one(window, qtbot, handler)
+    failing, _fine = fail_one(window, qtbot, handler, notifying=False)
     assert window.outbox.get(failing).state is MessageState.FAILED
     assert notify_bus.notifications() == [] and balloons == []
+    assert not window.notifier.available
+
+
+def test_notifications_off_from_the_start_never_reach_for_the_notification_service(
+    notify_bus: NotificationServer, account_home: Path, loop: object, qtbot: QtBot
+) -> None:
+    # Asking the service anything (even its capabilities) may start a notification
+    # daemon by D-Bus activation: with notifications off, the window asks nothing.
+    settings = open_settings()
+    settings.setValue(NOTIFY_SETTING, False)
+    settings.sync()
+    window = create_main_window(account_home)
+    qtbot.addWidget(window)
+    window.show()
+    turned: list[bool] = []
+    QTimer.singleShot(0, lambda: turned.append(True))  # after the window's first turn
+    qtbot.waitUntil(lambda: turned == [True])
+    assert not window.action_notifications.isChecked()
+    assert window.notifier._task is None  # no connection to the session bus at all
+
+    window.action_notifications.trigger()  # turned on: now it connects
+    qtbot.waitUntil(lambda: window.notifier.available, timeout=10_000)
+    window.action_notifications.trigger()
+    assert not window.notifier.available and window.notifier._task is None
 
 
 def test_without_a_session_bus_the_tray_says_it(
