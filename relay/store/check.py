@@ -188,11 +188,14 @@ def _sync_directory(directory: Path) -> None:
 
 def _open_damaged(path: Path) -> sqlite3.Connection | None:
     """The damaged file opened for reading; None if it is no database at all."""
+    conn = None
     try:
         conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("PRAGMA query_only = ON")
         conn.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
     except sqlite3.Error as exc:
+        if conn is not None:
+            conn.close()
         # A full disk keeps a sound file closed too: "kept 0 messages" would be a lie.
         _raise_if_not_damage(exc, path)
         return None
